@@ -1,0 +1,210 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one ``runcible.oci.container`` task does: wanted config vs the live container -> actions.
+
+    params -> given options (validated, normalised)     nothing changed yet; bad input raises here
+    record -> actual config + live status                 no subprocess: exit file and /proc
+    compare -> nothing | record update | recreate | start / stop / pause
+    apply   -> engine calls (skipped in check mode)
+    result  -> changed, actions, diff, container
+
+``run(params, check_mode)`` is the Python API the module wraps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from . import _options
+from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.errors import ValidationError
+from ._runtime.units import validate_name
+
+STATES = ('created', 'started', 'stopped', 'paused', 'absent')
+WANTED_STATUS = {'started': 'running', 'paused': 'paused', 'stopped': 'stopped', 'created': 'created'}
+
+
+def argument_spec():
+    spec = _options.argument_spec()
+    spec.update(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='started', choices=list(STATES)),
+        recreate=dict(type='bool', default=False),
+        comparisons=dict(type='dict'),
+        root=dict(type='path', default=DEFAULT_ROOT),
+        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
+    )
+    return spec
+
+
+class Task(object):
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.name = validate_name(params['name'])
+        self.state = params.get('state') or 'started'
+        if self.state not in STATES:
+            raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
+        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT,
+                             params.get('runtime'))
+        self.actions = []
+        self.before = {}
+        self.after = {}
+
+    def run(self):
+        lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
+        with lock:
+            record, live = self.engine.inspect(self.name)
+            context = {'name': self.name,
+                       'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
+            modes = _options.comparison_modes(self.params.get('comparisons'))
+            given = _options.normalise_given(self.params, context) if self.state != 'absent' else {}
+            if self.state == 'absent':
+                record, live = self._absent(record, live)
+            elif record is None:
+                record, live = self._create(given, context)
+            else:
+                record, live = self._converge(record, live, given, modes)
+        return self.result(record, live)
+
+    # -- the cases -------------------------------------------------------------------------------
+    def _absent(self, record, live):
+        if record is None:
+            return None, None
+        self.actions.append('removed')
+        self.before = {'status': live['status']}
+        self.after = {'status': 'absent'}
+        if not self.check_mode:
+            self.engine.remove(record)
+        return None, None
+
+    def _create(self, given, context):
+        missing = [option for option in ('rootfs', 'command') if option not in given]
+        if missing:
+            raise ValidationError('container %s does not exist; creating it needs %s' % (self.name, ' and '.join(missing)))
+        config = _options.complete_config(given, context)
+        # Fail now, in check mode too, when the runtime or conmon is missing.
+        config['runtime'] = self.engine.select_runtime()[1]
+        self.engine.conmon_path()
+        start = self.state in ('started', 'paused')
+        self.actions.append('created')
+        if start:
+            self.actions.append('started')
+        if self.state == 'paused':
+            self.actions.append('paused')
+        self.before = {'status': 'absent'}
+        self.after = dict(config, status=WANTED_STATUS[self.state])
+        if self.check_mode:
+            return {'id': None, 'name': self.name, 'config': config}, _planned_live(WANTED_STATUS[self.state])
+        record = self.engine.create(self.name, config, start=start, launch=self.state != 'stopped')
+        if self.state == 'paused':
+            self.engine.pause(record)
+        return self.engine.inspect(self.name)
+
+    def _converge(self, record, live, given, modes):
+        changes = _options.differences(given, record['config'], modes)
+        recreate = self.params.get('recreate') or any(change.update == 'recreate' for change in changes)
+        for change in changes:
+            self.before[change.name] = change.before
+            self.after[change.name] = change.after
+        self.before['status'] = live['status']
+        if recreate:
+            return self._recreate(record, live, given, changes)
+        if changes:
+            self.actions.append('updated')
+            if not self.check_mode:
+                config = dict(record['config'])
+                config.update((change.name, change.after) for change in changes)
+                self.engine.update_record(record, config)
+        return self._reach_status(record, live)
+
+    def _recreate(self, record, live, given, changes):
+        config = dict(record['config'])
+        config.update(given)
+        self.actions.append('recreated')
+        wanted = WANTED_STATUS[self.state]
+        if wanted == 'created':
+            # "created" never stops a container: the new one runs when the old one ran.
+            wanted = 'running' if live['status'] in ('running', 'paused') else 'created'
+        if wanted in ('running', 'paused'):
+            self.actions.append('started')
+        if wanted == 'paused':
+            self.actions.append('paused')
+        self.after['status'] = wanted
+        if self.check_mode:
+            return dict(record, config=config), _planned_live(wanted)
+        self.engine.remove(record)
+        new = self.engine.create(self.name, config, start=wanted in ('running', 'paused'), launch=wanted != 'stopped')
+        if wanted == 'paused':
+            self.engine.pause(new)
+        return self.engine.inspect(self.name)
+
+    def _reach_status(self, record, live):
+        status = live['status']
+        wanted = WANTED_STATUS[self.state]
+        steps = []
+        if wanted == 'running':
+            if status == 'paused':
+                steps = ['unpaused']
+            elif status in ('created', 'stopped'):
+                steps = ['started']
+        elif wanted == 'paused':
+            if status in ('created', 'stopped'):
+                steps = ['started', 'paused']
+            elif status == 'running':
+                steps = ['paused']
+        elif wanted == 'stopped' and status != 'stopped':
+            steps = ['stopped']
+        self.actions.extend(steps)
+        self.after['status'] = _final_status(status, steps)
+        if self.check_mode:
+            return record, dict(live, status=self.after['status']) if steps else live
+        for step in steps:
+            if step == 'started':
+                self.engine.start(record, live)
+            elif step == 'unpaused':
+                self.engine.resume(record)
+            elif step == 'paused':
+                self.engine.pause(record)
+            elif step == 'stopped':
+                self.engine.stop(record, live)
+        if not steps and status == 'stopped' and record.get('state') != 'stopped':
+            # It exited (or was killed) on its own: release its mount and runtime state. Not a change.
+            self.engine.stop(record, live)
+        return (record, self.engine.inspect(self.name)[1]) if steps else (record, live)
+
+    # -- result ----------------------------------------------------------------------------------
+    def result(self, record, live):
+        result = {'changed': bool(self.actions), 'actions': self.actions}
+        if record is not None and record.get('id'):
+            result['container'] = self.engine.view(record, live)
+        elif record is not None:
+            result['container'] = {'id': None, 'name': self.name, 'status': live['status'], 'pid': 0,
+                                   'conmon_pid': 0, 'exit_code': None, 'config': record['config']}
+        else:
+            result['container'] = {}
+        if self.before.get('status') == self.after.get('status') and len(self.before) == 1:
+            self.before, self.after = {}, {}
+        result['diff'] = {'before': self.before, 'after': self.after}
+        if self.engine.warnings:
+            result['warnings'] = list(self.engine.warnings)
+        return result
+
+
+def _planned_live(status):
+    return {'status': status, 'pid': 0, 'conmon_pid': 0, 'exit_code': None, 'finished_at': None, 'reason': None}
+
+
+def _final_status(status, steps):
+    if not steps:
+        return status
+    return {'started': 'running', 'unpaused': 'running', 'paused': 'paused', 'stopped': 'stopped'}[steps[-1]]
+
+
+def run(params, check_mode=False):
+    """Run one container task; -> the module result (raises RuncibleError subclasses on failure)."""
+    full = dict((key, None) for key in argument_spec())
+    full.update(state='started', recreate=False, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
+    full.update(params)
+    return Task(full, check_mode=check_mode).run()

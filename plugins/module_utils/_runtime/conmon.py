@@ -1,0 +1,206 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Start conmon, the container monitor, and read the container's pid back from it.
+
+The handshake is libpod's: conmon gets the sync pipe on fd 3 (``_OCI_SYNCPIPE``) and the start pipe
+on fd 4 (``_OCI_STARTPIPE``). conmon blocks on the start pipe until we release it (the moment to
+place it in a cgroup), forks, the intermediate process exits and we reap it, then conmon runs
+``runtime create`` and writes ``{"data": PID}`` to the sync pipe, or a negative ``data`` with a
+``message`` when the runtime failed. conmon's stdio is /dev/null, never ours: an Ansible module whose
+stdout stays open in a daemon never returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import time
+
+from .errors import RuntimeCommandError
+
+CONMON_PACKAGE_HINT = 'conmon not found: install the Debian package "conmon"'
+DEFAULT_TIMEOUT = 120.0
+
+_help_cache = {}
+
+
+def conmon_supports(conmon_path, flag):
+    """True when the installed conmon knows ``flag`` (asked once per process; old conmons lack some)."""
+    if conmon_path not in _help_cache:
+        try:
+            out = subprocess.run([conmon_path, '--help'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, timeout=10).stdout.decode('utf-8', 'replace')
+        except (OSError, subprocess.SubprocessError):
+            out = ''
+        _help_cache[conmon_path] = out
+    return flag in _help_cache[conmon_path]
+
+
+class ConmonLaunch(object):
+    """Everything conmon needs for one container (or a restore of one)."""
+
+    def __init__(self, conmon_path, runtime, container_id, name, bundle, pidfile, conmon_pidfile,
+                 exit_dir, persist_dir, socket_dir, log_path, log_driver='k8s-file', log_size_max=None,
+                 runtime_log=None, restore_path=None, restore_args=None, extra_fds=(), systemd_cgroup=False):
+        self.conmon_path = conmon_path
+        self.runtime = runtime
+        self.container_id = container_id
+        self.name = name
+        self.bundle = bundle
+        self.pidfile = pidfile
+        self.conmon_pidfile = conmon_pidfile
+        self.exit_dir = exit_dir
+        self.persist_dir = persist_dir
+        self.socket_dir = socket_dir
+        self.log_path = log_path
+        self.log_driver = log_driver
+        self.log_size_max = log_size_max
+        self.runtime_log = runtime_log
+        self.restore_path = restore_path
+        self.restore_args = list(restore_args or [])
+        self.extra_fds = list(extra_fds)
+        self.systemd_cgroup = systemd_cgroup
+
+    def argv(self):
+        args = [self.conmon_path, '--api-version', '1',
+                '-c', self.container_id, '-u', self.container_id, '-n', self.name,
+                '-r', self.runtime.path, '-b', self.bundle, '-p', self.pidfile,
+                '--exit-dir', self.exit_dir, '--socket-dir-path', self.socket_dir,
+                '--conmon-pidfile', self.conmon_pidfile, '--log-level', 'error']
+        if self.log_driver == 'none':
+            args += ['-l', 'none:']
+        elif self.log_driver == 'journald':
+            args += ['-l', 'journald:', '--log-tag', self.name]
+        else:
+            args += ['-l', 'k8s-file:' + self.log_path]
+        if self.log_size_max:
+            args += ['--log-size-max', str(self.log_size_max)]
+        if self.persist_dir and conmon_supports(self.conmon_path, '--persist-dir'):
+            args += ['--persist-dir', self.persist_dir]
+        if self.systemd_cgroup:
+            args += ['--systemd-cgroup']
+        for arg in self.runtime.global_args(self.runtime_log):
+            args += ['--runtime-arg', arg]
+        if self.restore_path:
+            args += ['--restore', self.restore_path]
+            for arg in self.restore_args:
+                args += ['--runtime-opt', arg]
+        return args
+
+
+def _read_sync_message(fd, deadline):
+    """Read one JSON message from the sync pipe before ``deadline``; None on EOF."""
+    buffer = b''
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError()
+        ready, _w, _x = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return json.loads(buffer) if buffer.strip() else None
+        buffer += chunk
+        text = buffer.strip()
+        if text.endswith(b'}'):
+            try:
+                return json.loads(text.splitlines()[-1] if b'\n' in text else text)
+            except ValueError:
+                continue
+
+
+def _read_pidfile(path):
+    try:
+        with open(path, 'r') as handle:
+            return int(handle.read().strip() or 0)
+    except (IOError, OSError, ValueError):
+        return 0
+
+
+def launch(spec, timeout=DEFAULT_TIMEOUT, before_start=None):
+    """Start conmon for ``spec``; -> (container pid, conmon pid). Raises RuntimeCommandError on failure.
+
+    ``before_start(conmon_pid)`` runs while conmon waits on the start pipe (e.g. cgroup placement).
+    On any failure conmon is killed, so nothing is left running.
+    """
+    sync_r, sync_w = os.pipe()
+    start_r, start_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDWR)
+    # fd 3 = sync pipe, fd 4 = start pipe, then the extra fds (reserved ports) from 5 on.
+    child_fds = [sync_w, start_r] + list(spec.extra_fds)
+    env = {'PATH': os.environ.get('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
+           '_OCI_SYNCPIPE': '3', '_OCI_STARTPIPE': '4'}
+    if spec.extra_fds:
+        env['_OCI_EXTRA_FDS'] = str(len(spec.extra_fds))
+
+    def place_fds():
+        # Runs in the child between fork and exec: put the pipes at 3, 4, ... (dup2 makes them inheritable);
+        # every other fd of ours is close-on-exec (PEP 446), so conmon gets exactly these.
+        temp = [os.dup(fd) for fd in child_fds]
+        for index, fd in enumerate(temp):
+            os.dup2(fd, 3 + index)
+            os.close(fd)
+        os.setsid()
+
+    argv = spec.argv()
+    try:
+        proc = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=devnull, env=env,
+                                cwd=spec.bundle, preexec_fn=place_fds, close_fds=False)
+    except OSError as exc:
+        for fd in (sync_r, sync_w, start_r, start_w, devnull):
+            os.close(fd)
+        raise RuntimeCommandError('cannot start conmon (%s): %s' % (spec.conmon_path, exc), argv=argv)
+    os.close(sync_w)
+    os.close(start_r)
+    os.close(devnull)
+    deadline = time.monotonic() + timeout
+    conmon_pid = 0
+    try:
+        try:
+            if before_start is not None:
+                before_start(proc.pid)
+            os.write(start_w, b'0')
+        finally:
+            os.close(start_w)
+        try:
+            rc = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise RuntimeCommandError('conmon did not daemonize within %ss' % timeout, argv=argv)
+        if rc != 0:
+            raise RuntimeCommandError('conmon exited with code %d before starting the container; check that %s '
+                                      'and its arguments work' % (rc, spec.conmon_path), argv=argv)
+        try:
+            message = _read_sync_message(sync_r, deadline)
+        except TimeoutError:
+            conmon_pid = _read_pidfile(spec.conmon_pidfile)
+            raise RuntimeCommandError('%s create did not report a pid within %ss: the runtime hangs; conmon was '
+                                      'stopped' % (spec.runtime.name, timeout), argv=argv)
+        conmon_pid = _read_pidfile(spec.conmon_pidfile)
+        if message is None:
+            raise RuntimeCommandError('conmon closed its sync pipe without a pid: the runtime failed (see %s)'
+                                      % spec.runtime_log, argv=argv)
+        pid = message.get('data', message.get('pid'))
+        if not isinstance(pid, int) or pid <= 0:
+            text = message.get('message') or 'no message'
+            raise RuntimeCommandError('%s failed to %s the container: %s' % (
+                spec.runtime.name, 'restore' if spec.restore_path else 'create', text.strip()),
+                argv=argv, conmon_message=message)
+        return pid, conmon_pid
+    except BaseException:
+        conmon_pid = conmon_pid or _read_pidfile(spec.conmon_pidfile)
+        if conmon_pid:
+            try:
+                os.kill(conmon_pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        os.close(sync_r)

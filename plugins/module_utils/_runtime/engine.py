@@ -1,0 +1,290 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Container lifecycle on top of the store, the spec, conmon and the OCI runtime.
+
+This is also the Python API: ``Engine(root, run_root).inspect('web')`` and friends work without
+Ansible. Callers hold ``engine.store.lock(name)`` around every change of a container.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import secrets
+import signal
+import time
+
+from .. import _options
+from . import conmon
+from .errors import RuncibleError, RuntimeCommandError, ValidationError
+from .oci_cli import OCIRuntime, find_program, select_runtime
+from .rootfs import mount_overlay, unmount
+from .store import ContainerPaths, Store, atomic_write, current_boot_id, derive_status, process_alive, read_proc_stat
+
+DEFAULT_ROOT = '/var/lib/runcible'
+DEFAULT_RUN_ROOT = '/run/runcible'
+CGROUP_PARENT = '/runcible'
+KILL_WAIT = 10.0
+
+
+def utc_iso(epoch=None):
+    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=datetime.timezone.utc)
+    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+class Engine(object):
+    """The container runtime of one host, for one ``root`` / ``run_root`` pair."""
+
+    def __init__(self, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT, runtime=None):
+        self.store = Store(root, run_root)
+        self.requested_runtime = runtime
+        self.warnings = []
+
+    # -- reading ------------------------------------------------------------------------------
+    def paths(self, record):
+        return self.store.paths(record['name'], record['id'])
+
+    def inspect(self, name):
+        """-> (record, live) or (None, None); ``live`` is derive_status()'s dict."""
+        record = self.store.load(name)
+        if record is None:
+            return None, None
+        return record, derive_status(record, self.paths(record))
+
+    def view(self, record, live):
+        """The ``container`` dict modules return."""
+        paths = self.paths(record)
+        finished = live.get('finished_at')
+        return {
+            'id': record['id'],
+            'name': record['name'],
+            'status': live['status'],
+            'pid': live['pid'],
+            'conmon_pid': live['conmon_pid'],
+            'exit_code': live['exit_code'] if live['status'] == 'stopped' else None,
+            'created_at': record.get('created_at'),
+            'started_at': record.get('started_at'),
+            'finished_at': utc_iso(finished) if isinstance(finished, (int, float)) else finished,
+            'bundle': paths.bundle,
+            'rootfs': paths.rootfs_mount if record['config'].get('rootfs_mode') == 'overlay' else record['config'].get('rootfs'),
+            'log_path': paths.log,
+            'runtime': record.get('runtime', {}).get('name'),
+            'config': record['config'],
+        }
+
+    def runtime_for(self, record):
+        runtime = record['runtime']
+        return OCIRuntime(runtime['name'], runtime['path'], self.store.runtime_root(runtime['name']),
+                          log_path=self.paths(record).runtime_log)
+
+    # -- creating -----------------------------------------------------------------------------
+    def select_runtime(self):
+        name, path, warnings = select_runtime(self.requested_runtime)
+        self.warnings.extend(w for w in warnings if w not in self.warnings)
+        return name, path
+
+    def conmon_path(self):
+        path = find_program('conmon')
+        if not path:
+            raise ValidationError(conmon.CONMON_PACKAGE_HINT)
+        return path
+
+    def create(self, name, config, start=True, launch=True):
+        """Create a new container from a complete ``config``; -> record.
+
+        ``launch``: start its process under conmon (``runtime create``), else it is recorded as
+        stopped with its bundle ready; ``start``: also ``runtime start`` it.
+        On any failure everything made so far is undone: no record, mount, process or directory.
+        """
+        if self.store.load(name) is not None:
+            raise RuncibleError('container %s already exists' % name)
+        runtime_path = config.get('runtime') or self.select_runtime()[1]
+        runtime_name = os.path.basename(runtime_path)
+        conmon_path = self.conmon_path()
+        config = dict(config, runtime=runtime_path)
+        record = {
+            'id': secrets.token_hex(32),
+            'name': name,
+            'created_at': utc_iso(),
+            'config': config,
+            'runtime': {'name': runtime_name, 'path': runtime_path},
+            'conmon': conmon_path,
+            'state': 'stopped',
+            'exit_code': None,
+        }
+        try:
+            self.store.save(record)
+            self._write_bundle(record)
+            if launch:
+                self._launch(record, start=start)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.remove(record, stop_timeout=0)
+            raise
+        return record
+
+    def _write_bundle(self, record):
+        paths = self.paths(record)
+        config = record['config']
+        os.makedirs(paths.bundle, mode=0o700, exist_ok=True)
+        root_path = 'rootfs' if config['rootfs_mode'] == 'overlay' else config['rootfs']
+        cgroups_path = '%s/runcible-%s' % (CGROUP_PARENT, record['id'])
+        spec = _options.build_spec(config, record['id'], root_path, cgroups_path)
+        atomic_write(paths.config_json, json.dumps(spec, indent=1), mode=0o600)
+
+    def _prepare_rootfs(self, record):
+        paths = self.paths(record)
+        config = record['config']
+        if config['rootfs_mode'] == 'overlay':
+            mount_overlay([config['rootfs']], paths.upper, paths.work, paths.rootfs_mount)
+
+    def _launch(self, record, start=True):
+        """Start conmon (runtime create) for a container that has no process; then ``runtime start``."""
+        paths = self.paths(record)
+        runtime = self.runtime_for(record)
+        for directory in (paths.run_dir, paths.persist_dir, paths.exit_dir, paths.socket_dir, runtime.state_root):
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        # Leftovers of an earlier run of this container: runtime state, exit file, conmon's fifos.
+        if runtime.knows(record['id']):
+            runtime.delete(record['id'], force=True)
+        for stale in (paths.exit_file, paths.pidfile, paths.conmon_pidfile,
+                      os.path.join(paths.bundle, 'ctl'), os.path.join(paths.bundle, 'winsz'),
+                      os.path.join(paths.bundle, 'attach'), os.path.join(paths.persist_dir, 'exit')):
+            with contextlib.suppress(OSError):
+                os.unlink(stale)
+        self._prepare_rootfs(record)
+        launch = conmon.ConmonLaunch(
+            conmon_path=record.get('conmon') or self.conmon_path(), runtime=runtime,
+            container_id=record['id'], name=record['name'], bundle=paths.bundle, pidfile=paths.pidfile,
+            conmon_pidfile=paths.conmon_pidfile, exit_dir=paths.exit_dir, persist_dir=paths.persist_dir,
+            socket_dir=paths.socket_dir, log_path=paths.log, runtime_log=paths.runtime_log)
+        if not os.path.exists(launch.conmon_path):
+            launch.conmon_path = self.conmon_path()
+        pid, conmon_pid = conmon.launch(launch)
+        record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,
+                      conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
+                      exit_code=None, finished_at=None, started_at=None)
+        self.store.save(record)
+        if start:
+            runtime.start(record['id'])
+            record.update(state='running', started_at=utc_iso())
+            self.store.save(record)
+
+    # -- transitions --------------------------------------------------------------------------
+    def start(self, record, live):
+        """Bring a created or stopped container to running (a stopped one gets a new process)."""
+        if live['status'] == 'created':
+            self.runtime_for(record).start(record['id'])
+            record.update(state='running', started_at=utc_iso())
+            self.store.save(record)
+        elif live['status'] == 'paused':
+            self.resume(record)
+        elif live['status'] == 'stopped':
+            self._finish(record, live)
+            self._launch(record, start=True)
+
+    def pause(self, record):
+        self.runtime_for(record).pause(record['id'])
+        record['state'] = 'paused'
+        self.store.save(record)
+
+    def resume(self, record):
+        self.runtime_for(record).resume(record['id'])
+        record['state'] = 'running'
+        self.store.save(record)
+
+    def stop(self, record, live=None, stop_timeout=None):
+        """Stop signal, wait ``stop_timeout``, SIGKILL; then release the runtime state and the mount."""
+        live = live or derive_status(record, self.paths(record))
+        if live['status'] != 'stopped':
+            config = record['config']
+            timeout = config.get('stop_timeout', 10) if stop_timeout is None else stop_timeout
+            runtime = self.runtime_for(record)
+            if live['status'] == 'paused':
+                runtime.resume(record['id'])
+            if timeout > 0 and live['status'] != 'created':
+                self._signal(record, runtime, config.get('stop_signal', signal.SIGTERM))
+                live = self._wait_stopped(record, timeout)
+            if live['status'] != 'stopped':
+                self._signal(record, runtime, signal.SIGKILL)
+                live = self._wait_stopped(record, KILL_WAIT)
+            if live['status'] != 'stopped':
+                raise RuncibleError('container %s did not stop within %ss of SIGKILL (pid %s)'
+                                    % (record['name'], KILL_WAIT, live['pid']))
+        self._finish(record, live)
+        return live
+
+    def _signal(self, record, runtime, signal_number):
+        if runtime.kill(record['id'], signal_number, all_processes=signal_number == signal.SIGKILL):
+            return
+        # The runtime lost its state (run_root wiped?) but the process is still ours: signal it directly.
+        stat = read_proc_stat(record.get('pid'))
+        if stat is not None and stat[1] == record.get('pid_start'):
+            with contextlib.suppress(OSError):
+                os.kill(record['pid'], signal_number)
+
+    def _wait_stopped(self, record, timeout):
+        """Poll until the container's processes are gone and conmon wrote the exit code (or died)."""
+        paths = self.paths(record)
+        deadline = time.monotonic() + timeout
+        exit_file_deadline = deadline + 2.0
+        delay = 0.002
+        while True:
+            live = derive_status(record, paths)
+            now = time.monotonic()
+            if live['status'] == 'stopped':
+                if (live['exit_code'] is not None or now >= exit_file_deadline
+                        or not process_alive(record.get('conmon_pid'), record.get('conmon_start'))):
+                    return live
+            elif now >= deadline:
+                return live
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _finish(self, record, live):
+        """Record a stopped container and release what only a live one needs (runtime state, mount)."""
+        runtime = self.runtime_for(record)
+        paths = self.paths(record)
+        try:
+            runtime.delete(record['id'], force=True)
+        except RuntimeCommandError:
+            if runtime.knows(record['id']):
+                raise
+        if record['config'].get('rootfs_mode') == 'overlay':
+            unmount(paths.rootfs_mount)
+        if record.get('state') != 'stopped' or record.get('exit_code') != live.get('exit_code'):
+            finished = live.get('finished_at')
+            record.update(state='stopped', exit_code=live.get('exit_code'),
+                          finished_at=utc_iso(finished) if isinstance(finished, (int, float)) else
+                          (finished or utc_iso()))
+            self.store.save(record)
+
+    def remove(self, record, stop_timeout=None):
+        """Stop if needed, then remove every trace: runtime state, mount, directories, record."""
+        paths = self.paths(record)
+        if os.path.exists(paths.record):
+            self.stop(record, stop_timeout=stop_timeout)
+        else:
+            runtime = self.runtime_for(record)
+            if runtime.knows(record['id']):
+                self._signal(record, runtime, signal.SIGKILL)
+                self._wait_stopped(record, KILL_WAIT)
+                with contextlib.suppress(RuntimeCommandError):
+                    runtime.delete(record['id'], force=True)
+            unmount(paths.rootfs_mount)
+        self.store.forget(record)
+
+    def update_record(self, record, config):
+        record['config'] = config
+        self.store.save(record)
+
+
+def _start_time(pid):
+    stat = read_proc_stat(pid)
+    return stat[1] if stat else None
+
+
+__all__ = ['Engine', 'ContainerPaths', 'DEFAULT_ROOT', 'DEFAULT_RUN_ROOT', 'utc_iso']

@@ -1,0 +1,171 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The OCI runtime spec (config.json): a base like podman's defaults, then one mapper per option."""
+
+from __future__ import annotations
+
+import resource
+
+OCI_VERSION = '1.0.2'
+DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+
+# podman's default capability set.
+DEFAULT_CAPABILITIES = [
+    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE',
+    'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
+]
+
+MASKED_PATHS = [
+    '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
+    '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block',
+]
+READONLY_PATHS = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
+
+# Wanted rlimits; never above the host's hard limit (runc fails with EPERM otherwise).
+WANTED_RLIMITS = {'RLIMIT_NOFILE': 1048576, 'RLIMIT_NPROC': 4194304}
+CPU_PERIOD = 100000
+
+
+def host_rlimits():
+    limits = []
+    for name, wanted in sorted(WANTED_RLIMITS.items()):
+        _soft, hard = resource.getrlimit(getattr(resource, name))
+        value = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        limits.append({'type': name, 'soft': value, 'hard': value})
+    return limits
+
+
+def base_mounts(network):
+    mounts = [
+        {'destination': '/proc', 'type': 'proc', 'source': 'proc', 'options': ['nosuid', 'noexec', 'nodev']},
+        {'destination': '/dev', 'type': 'tmpfs', 'source': 'tmpfs',
+         'options': ['nosuid', 'strictatime', 'mode=755', 'size=65536k']},
+        {'destination': '/dev/pts', 'type': 'devpts', 'source': 'devpts',
+         'options': ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5']},
+        {'destination': '/dev/shm', 'type': 'tmpfs', 'source': 'shm',
+         'options': ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k']},
+        {'destination': '/dev/mqueue', 'type': 'mqueue', 'source': 'mqueue', 'options': ['nosuid', 'noexec', 'nodev']},
+    ]
+    if network == 'host':
+        # A new sysfs needs a network namespace of its own: with the host's, bind the host's read-only.
+        mounts.append({'destination': '/sys', 'type': 'bind', 'source': '/sys',
+                       'options': ['rbind', 'nosuid', 'noexec', 'nodev', 'ro']})
+    else:
+        mounts.append({'destination': '/sys', 'type': 'sysfs', 'source': 'sysfs',
+                       'options': ['nosuid', 'noexec', 'nodev', 'ro']})
+    mounts.append({'destination': '/sys/fs/cgroup', 'type': 'cgroup', 'source': 'cgroup',
+                   'options': ['nosuid', 'noexec', 'nodev', 'relatime', 'ro']})
+    return mounts
+
+
+def base_spec(container_id, root_path, cgroups_path, network='none'):
+    return {
+        'ociVersion': OCI_VERSION,
+        'process': {
+            'terminal': False,
+            'user': {'uid': 0, 'gid': 0},
+            'args': ['/bin/sh'],
+            'env': [],
+            'cwd': '/',
+            'capabilities': {key: list(DEFAULT_CAPABILITIES) for key in ('bounding', 'effective', 'permitted')},
+            'rlimits': host_rlimits(),
+            'noNewPrivileges': True,
+        },
+        'root': {'path': root_path, 'readonly': False},
+        'hostname': container_id[:12],
+        'mounts': base_mounts(network),
+        'annotations': {'io.runcible.container.id': container_id},
+        'linux': {
+            'cgroupsPath': cgroups_path,
+            'resources': {'devices': [{'allow': False, 'access': 'rwm'}]},
+            'namespaces': [{'type': 'pid'}, {'type': 'ipc'}, {'type': 'uts'}, {'type': 'mount'}],
+            'maskedPaths': list(MASKED_PATHS),
+            'readonlyPaths': list(READONLY_PATHS),
+        },
+    }
+
+
+# -- one mapper per option: (spec, value, config) -> None ------------------------------------------
+
+def map_command(spec, value, config):
+    spec['process']['args'] = list(value)
+
+
+def map_env(spec, value, config):
+    env = {'PATH': DEFAULT_PATH, 'HOSTNAME': spec['hostname'], 'container': 'runcible'}
+    env.update(value or {})
+    spec['process']['env'] = ['%s=%s' % item for item in sorted(env.items())]
+
+
+def map_workdir(spec, value, config):
+    spec['process']['cwd'] = value
+
+
+def map_user(spec, value, config):
+    uid, gid = (int(part) for part in value.split(':'))
+    spec['process']['user'] = {'uid': uid, 'gid': gid}
+    if uid != 0:
+        # As podman: a non-root process keeps the bounding set but no effective or permitted capabilities.
+        spec['process']['capabilities']['effective'] = []
+        spec['process']['capabilities']['permitted'] = []
+
+
+def map_hostname(spec, value, config):
+    spec['hostname'] = value
+
+
+def map_read_only(spec, value, config):
+    spec['root']['readonly'] = bool(value)
+
+
+def map_network(spec, value, config):
+    if value != 'host':
+        spec['linux']['namespaces'].append({'type': 'network'})
+
+
+def map_mounts(spec, value, config):
+    for mount in value or []:
+        spec['mounts'].append({'destination': mount['target'], 'type': 'bind', 'source': mount['source'],
+                               'options': list(mount['options'])})
+
+
+def _resources(spec):
+    return spec['linux']['resources']
+
+
+def map_memory(spec, value, config):
+    if value:
+        _resources(spec).setdefault('memory', {})['limit'] = value
+
+
+def map_cpus(spec, value, config):
+    if value:
+        _resources(spec)['cpu'] = {'quota': int(round(value * CPU_PERIOD)), 'period': CPU_PERIOD}
+
+
+def map_pids_limit(spec, value, config):
+    if value:
+        _resources(spec)['pids'] = {'limit': value}
+
+
+def map_labels(spec, value, config):
+    for key, item in (value or {}).items():
+        spec['annotations']['io.runcible.label.' + key] = item
+
+
+def resources_for_update(config):
+    """The ``runtime update --resources`` document of the live-updatable resources in ``config``."""
+    spec = {'linux': {'resources': {}}}
+    map_memory(spec, config.get('memory'), config)
+    map_cpus(spec, config.get('cpus'), config)
+    map_pids_limit(spec, config.get('pids_limit'), config)
+    resources = spec['linux']['resources']
+    # 0 means "no limit": tell the runtime explicitly, or it keeps the old value.
+    if not config.get('memory'):
+        resources['memory'] = {'limit': -1}
+    if not config.get('cpus'):
+        resources['cpu'] = {'quota': -1, 'period': CPU_PERIOD}
+    if not config.get('pids_limit'):
+        resources['pids'] = {'limit': -1}
+    return resources

@@ -1,0 +1,262 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The state store: one record per container under ``root``, volatile state under ``run_root``.
+
+Layout::
+
+    root/containers/NAME/record.json     the record (config as given and normalised, ids, last state)
+    root/containers/NAME/bundle/         OCI bundle: config.json, rootfs/ (overlay mount point)
+    root/containers/NAME/upper, work/    overlay upper and work dirs (the container's own writes)
+    root/containers/NAME/ctr.log         conmon's k8s-file log
+    root/locks/NAME.lock                 fcntl lock serialising every change of NAME
+    run_root/exits/ID                    conmon's exit file (exit code)
+    run_root/containers/ID/              conmon.pid, pidfile, runtime.log, persist/
+    run_root/runtime/RUNTIME/            the OCI runtime's --root (one for every call)
+    run_root/socket/                     conmon's attach socket dir
+
+Every record write is atomic (temp file, fsync, rename, fsync of the directory) and happens under
+the container's lock, so parallel Ansible forks or async tasks never lose or corrupt a record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import time
+
+from .errors import RuncibleError
+
+RECORD_VERSION = 1
+BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
+
+_boot_id_cache = {}
+
+
+def current_boot_id(path=BOOT_ID_PATH):
+    if path not in _boot_id_cache:
+        try:
+            with open(path, 'r') as handle:
+                _boot_id_cache[path] = handle.read().strip()
+        except (IOError, OSError):
+            _boot_id_cache[path] = ''
+    return _boot_id_cache[path]
+
+
+def atomic_write(path, data, mode=0o600):
+    """Write bytes or text to ``path`` atomically: temp file in the same dir, fsync, rename, fsync dir."""
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    directory = os.path.dirname(path)
+    fd, tmp_path = tempfile.mkstemp(prefix='.tmp-', dir=directory)
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_path, mode)
+        os.rename(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def read_proc_stat(pid):
+    """-> (state letter, start time in clock ticks) of ``pid``, or None when it does not exist."""
+    if not pid:
+        return None
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    # comm may hold spaces and parentheses: the fields start after the last ')'.
+    fields = data[data.rindex(b')') + 2:].split()
+    return fields[0].decode(), int(fields[19])
+
+
+def process_alive(pid, start_time=None):
+    """True when ``pid`` runs (not a zombie) and, if given, started at ``start_time`` (no pid reuse)."""
+    stat = read_proc_stat(pid)
+    if stat is None or stat[0] in ('Z', 'X'):
+        return False
+    return start_time is None or stat[1] == start_time
+
+
+class ContainerPaths(object):
+    """Every path of one container, derived from the store roots, its name and its id."""
+
+    def __init__(self, root, run_root, name, container_id=None):
+        self.name = name
+        self.id = container_id
+        self.dir = os.path.join(root, 'containers', name)
+        self.record = os.path.join(self.dir, 'record.json')
+        self.bundle = os.path.join(self.dir, 'bundle')
+        self.config_json = os.path.join(self.bundle, 'config.json')
+        self.rootfs_mount = os.path.join(self.bundle, 'rootfs')
+        self.upper = os.path.join(self.dir, 'upper')
+        self.work = os.path.join(self.dir, 'work')
+        self.log = os.path.join(self.dir, 'ctr.log')
+        self.lock = os.path.join(root, 'locks', name + '.lock')
+        if container_id:
+            self.run_dir = os.path.join(run_root, 'containers', container_id)
+            self.exit_dir = os.path.join(run_root, 'exits')
+            self.exit_file = os.path.join(self.exit_dir, container_id)
+            self.conmon_pidfile = os.path.join(self.run_dir, 'conmon.pid')
+            self.pidfile = os.path.join(self.run_dir, 'pidfile')
+            self.runtime_log = os.path.join(self.run_dir, 'runtime.log')
+            self.persist_dir = os.path.join(self.run_dir, 'persist')
+            self.socket_dir = os.path.join(run_root, 'socket')
+
+
+class Store(object):
+    """Records and locks of all containers under one ``root`` / ``run_root`` pair."""
+
+    def __init__(self, root, run_root):
+        if not os.path.isabs(root) or not os.path.isabs(run_root):
+            raise RuncibleError('root and run_root must be absolute paths (got %r and %r)' % (root, run_root))
+        self.root = os.path.normpath(root)
+        self.run_root = os.path.normpath(run_root)
+
+    def paths(self, name, container_id=None):
+        return ContainerPaths(self.root, self.run_root, name, container_id)
+
+    def runtime_root(self, runtime_name):
+        return os.path.join(self.run_root, 'runtime', runtime_name)
+
+    # -- locking -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self, name, timeout=300.0):
+        """Exclusive fcntl lock of one container name (creates the lock dir: not for check mode)."""
+        lock_dir = os.path.join(self.root, 'locks')
+        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+        fd = os.open(os.path.join(lock_dir, name + '.lock'), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise RuncibleError('timed out after %ds waiting for the lock of container %s (another task '
+                                            'holds it)' % (timeout, name))
+                    time.sleep(0.01)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- records -----------------------------------------------------------------------------
+    def load(self, name):
+        """The record of ``name`` as a dict, or None when there is no such container."""
+        try:
+            with open(self.paths(name).record, 'r') as handle:
+                record = json.load(handle)
+        except (IOError, OSError) as exc:
+            if exc.errno == errno.ENOENT:
+                return None
+            raise RuncibleError('cannot read the record of container %s: %s' % (name, exc))
+        except ValueError as exc:
+            raise RuncibleError('the record of container %s is corrupt (%s): remove %s to forget it'
+                                % (name, exc, self.paths(name).dir))
+        return record
+
+    def save(self, record):
+        record['version'] = RECORD_VERSION
+        paths = self.paths(record['name'])
+        os.makedirs(paths.dir, mode=0o700, exist_ok=True)
+        atomic_write(paths.record, json.dumps(record, indent=1, sort_keys=True))
+
+    def names(self):
+        try:
+            entries = os.listdir(os.path.join(self.root, 'containers'))
+        except (IOError, OSError):
+            return []
+        return sorted(name for name in entries if os.path.exists(os.path.join(self.root, 'containers', name, 'record.json')))
+
+    def forget(self, record):
+        """Remove every file of a container (its record last, so a crash leaves it findable)."""
+        paths = self.paths(record['name'], record['id'])
+        for path in (paths.exit_file,):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        shutil.rmtree(paths.run_dir, ignore_errors=True)
+        for sub in (paths.bundle, paths.upper, paths.work):
+            shutil.rmtree(sub, ignore_errors=True)
+        for leftover in os.listdir(paths.dir) if os.path.isdir(paths.dir) else []:
+            if leftover != 'record.json':
+                target = os.path.join(paths.dir, leftover)
+                if os.path.isdir(target) and not os.path.islink(target):
+                    shutil.rmtree(target, ignore_errors=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(target)
+        with contextlib.suppress(OSError):
+            os.unlink(paths.record)
+        with contextlib.suppress(OSError):
+            os.rmdir(paths.dir)
+        with contextlib.suppress(OSError):
+            os.unlink(paths.lock)
+
+
+def read_exit_file(path):
+    """-> (exit code or None, mtime) when conmon wrote the exit file, else None."""
+    try:
+        with open(path, 'r') as handle:
+            text = handle.read().strip()
+        mtime = os.stat(path).st_mtime
+    except (IOError, OSError):
+        return None
+    try:
+        return int(text), mtime
+    except ValueError:
+        return None, mtime
+
+
+def derive_status(record, paths, boot_id=None):
+    """Live status of a container from its record, conmon's exit file and a check of the processes.
+
+    Returns a dict: status (created|running|paused|stopped), pid, conmon_pid, exit_code,
+    finished_at (epoch or None), reason (why it is stopped when the record said otherwise).
+    The runtime is never asked: the exit file and /proc say it all, and cost no subprocess.
+    """
+    state = record.get('state', 'stopped')
+    result = {'status': 'stopped', 'pid': 0, 'conmon_pid': 0, 'exit_code': record.get('exit_code'),
+              'finished_at': record.get('finished_at'), 'reason': None}
+    if state == 'stopped':
+        return result
+    if record.get('boot_id') != (boot_id if boot_id is not None else current_boot_id()):
+        result['reason'] = 'the host rebooted since it was started'
+        return result
+    exit_info = read_exit_file(paths.exit_file)
+    if exit_info is not None:
+        result['exit_code'], result['finished_at'] = exit_info
+        result['reason'] = 'exited'
+        return result
+    conmon_alive = process_alive(record.get('conmon_pid'), record.get('conmon_start'))
+    pid_alive = process_alive(record.get('pid'), record.get('pid_start'))
+    if conmon_alive or pid_alive:
+        result.update(status=state, pid=record.get('pid') if pid_alive else 0,
+                      conmon_pid=record.get('conmon_pid') if conmon_alive else 0)
+        if not pid_alive:
+            # conmon lives but the process is gone and no exit file yet: conmon is writing it.
+            result.update(status='stopped', reason='exited')
+        elif not conmon_alive:
+            result['reason'] = 'conmon is gone: the container runs unsupervised'
+        return result
+    result['exit_code'] = None
+    result['reason'] = 'killed behind our back (conmon and the container are gone, no exit code)'
+    return result

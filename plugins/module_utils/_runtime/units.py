@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure parsers and normalisers for user input: sizes, signals, names, users, mounts."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+
+from .errors import ValidationError
+
+NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$')
+
+_SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$', re.IGNORECASE)
+_SIZE_FACTORS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50}
+
+
+def validate_name(name):
+    """Container names: ``[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}``; no ``/``, ``..``, spaces."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or '..' in name:
+        raise ValidationError(
+            'invalid container name %r: use 1 to 128 characters from [a-zA-Z0-9_.-], starting with a letter '
+            'or digit, without "/", ".." or spaces' % (name,))
+    return name
+
+
+def parse_size(value, option='size'):
+    """``"64m"``, ``"1g"``, ``"512k"``, ``"1.5g"``, ``"64MiB"`` or an integer of bytes -> bytes (int)."""
+    if isinstance(value, bool):
+        raise ValidationError('%s: %r is not a size; use bytes or a number with k, m, g or t (e.g. "64m")' % (option, value))
+    if isinstance(value, int):
+        number, unit = value, ''
+    elif isinstance(value, float) and value.is_integer():
+        number, unit = int(value), ''
+    else:
+        match = _SIZE_RE.match(str(value))
+        if not match:
+            raise ValidationError('%s: %r is not a size; use bytes or a number with k, m, g or t (e.g. "64m")' % (option, value))
+        number, unit = float(match.group(1)), match.group(2).lower()
+    result = int(number * _SIZE_FACTORS[unit])
+    if result < 0:
+        raise ValidationError('%s: %r is negative; sizes must be 0 or more bytes' % (option, value))
+    return result
+
+
+def parse_signal(value, option='stop_signal'):
+    """``"SIGTERM"``, ``"term"``, ``"15"`` or ``15`` -> signal number."""
+    if isinstance(value, bool):
+        raise ValidationError('%s: unknown signal %r' % (option, value))
+    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        number = int(value)
+        if 1 <= number < signal.NSIG:
+            return number
+        raise ValidationError('%s: unknown signal %r; use a name such as SIGTERM or a number from 1 to %d'
+                              % (option, value, signal.NSIG - 1))
+    name = str(value).strip().upper()
+    if not name.startswith('SIG'):
+        name = 'SIG' + name
+    rt_match = re.match(r'^SIGRTMIN(?:\+(\d+))?$', name) or re.match(r'^SIGRTMAX(?:-(\d+))?$', name)
+    if rt_match:
+        offset = int(rt_match.group(1) or 0)
+        number = signal.SIGRTMIN + offset if name.startswith('SIGRTMIN') else signal.SIGRTMAX - offset
+        if signal.SIGRTMIN <= number <= signal.SIGRTMAX:
+            return int(number)
+    sig = getattr(signal.Signals, name, None) if name in signal.Signals.__members__ else None
+    if sig is None:
+        raise ValidationError('%s: unknown signal %r; use a name such as SIGTERM, SIGINT, SIGQUIT or a number' % (option, value))
+    return int(sig)
+
+
+def signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+def split_command(value, option='command'):
+    """A list is kept (items as strings); a string is split like a POSIX shell would, without running one."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        argv = [str(item) for item in value]
+    else:
+        try:
+            argv = shlex.split(str(value))
+        except ValueError as exc:
+            raise ValidationError('%s: cannot split %r into arguments: %s' % (option, value, exc))
+    if not argv:
+        raise ValidationError('%s: must not be empty' % option)
+    return argv
+
+
+def string_dict(value, option):
+    """A dict with string keys and values (Ansible hands ints and bools as such)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError('%s: expected a dictionary, got %r' % (option, value))
+    result = {}
+    for key, item in value.items():
+        key = str(key)
+        if not key or '=' in key and option == 'env':
+            raise ValidationError('%s: invalid variable name %r' % (option, key))
+        if isinstance(item, bool):
+            item = 'true' if item else 'false'
+        result[key] = '' if item is None else str(item)
+    return result
+
+
+def absolute_path(value, option):
+    value = str(value)
+    if not value.startswith('/'):
+        raise ValidationError('%s: %r is not an absolute path' % (option, value))
+    return os.path.normpath(value) if value != '/' else value
+
+
+_MOUNT_OPTIONS = frozenset(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'bind', 'rbind',
+                            'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave',
+                            'relatime', 'norelatime', 'strictatime', 'noatime'])
+
+
+def parse_mount(value):
+    """``"src:dst[:ro|rw]"`` or ``{source, target, options}`` -> ``{source, target, type, options}``."""
+    if isinstance(value, str):
+        parts = value.split(':')
+        if len(parts) not in (2, 3):
+            raise ValidationError('mounts: %r must be "source:target" or "source:target:ro|rw"' % value)
+        source, target = parts[0], parts[1]
+        options = parts[2].split(',') if len(parts) == 3 else []
+    elif isinstance(value, dict):
+        unknown = set(value) - set(['source', 'target', 'options', 'type'])
+        if unknown:
+            raise ValidationError('mounts: unknown keys %s in %r; use source, target, options' % (sorted(unknown), value))
+        source, target = value.get('source'), value.get('target')
+        options = value.get('options') or []
+        if isinstance(options, str):
+            options = options.split(',')
+        if value.get('type', 'bind') != 'bind':
+            raise ValidationError('mounts: only bind mounts are supported, got type %r' % value.get('type'))
+    else:
+        raise ValidationError('mounts: %r must be a string "source:target[:ro|rw]" or a dictionary' % (value,))
+    if not source or not target:
+        raise ValidationError('mounts: %r needs both a source and a target' % (value,))
+    source = absolute_path(source, 'mounts source')
+    target = absolute_path(target, 'mounts target')
+    options = [str(opt).strip() for opt in options if str(opt).strip()]
+    for opt in options:
+        if opt not in _MOUNT_OPTIONS:
+            raise ValidationError('mounts: unknown option %r for %s; known: %s' % (opt, target, ', '.join(sorted(_MOUNT_OPTIONS))))
+    if 'ro' in options and 'rw' in options:
+        raise ValidationError('mounts: %s cannot be both ro and rw' % target)
+    if 'ro' not in options and 'rw' not in options:
+        options.append('rw')
+    if 'bind' not in options and 'rbind' not in options:
+        options.append('rbind')
+    return {'source': source, 'target': target, 'type': 'bind', 'options': sorted(set(options))}
+
+
+def normalise_mounts(values):
+    """Parse and sort by target: order then only matters for nesting, which sorting keeps right."""
+    if values is None:
+        return None
+    mounts = [parse_mount(item) for item in values]
+    targets = [m['target'] for m in mounts]
+    duplicates = sorted(set(t for t in targets if targets.count(t) > 1))
+    if duplicates:
+        raise ValidationError('mounts: target %s is given more than once' % ', '.join(duplicates))
+    return sorted(mounts, key=lambda m: m['target'])
+
+
+def _read_db(path):
+    entries = []
+    try:
+        with open(path, 'r', encoding='utf-8', errors='replace') as handle:
+            for line in handle:
+                fields = line.rstrip('\n').split(':')
+                if len(fields) >= 4 and not line.startswith('#'):
+                    entries.append(fields)
+    except (IOError, OSError):
+        pass
+    return entries
+
+
+def resolve_user(value, rootfs):
+    """``uid[:gid]``, ``name[:group]`` -> ``"uid:gid"``; names resolved in the rootfs' /etc/passwd and /etc/group."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        raise ValidationError('user: must not be empty')
+    user_part, _sep, group_part = text.partition(':')
+    if user_part.isdigit():
+        # A numeric uid takes its primary group from /etc/passwd when listed there, else gid 0 (as docker does).
+        uid = int(user_part)
+        gid = 0
+        passwd = _read_db(os.path.join(rootfs, 'etc/passwd')) if rootfs and not group_part else []
+        for fields in passwd:
+            if fields[2] == user_part and fields[3].isdigit():
+                gid = int(fields[3])
+                break
+    else:
+        passwd = _read_db(os.path.join(rootfs, 'etc/passwd')) if rootfs else []
+        match = [fields for fields in passwd if fields[0] == user_part]
+        if not match or not match[0][2].isdigit():
+            raise ValidationError('user: %r is not in the root filesystem\'s /etc/passwd; use a numeric uid[:gid] '
+                                  'or add the user to the image' % user_part)
+        uid = int(match[0][2])
+        gid = int(match[0][3]) if match[0][3].isdigit() else 0
+    if group_part:
+        if group_part.isdigit():
+            gid = int(group_part)
+        else:
+            groups = _read_db(os.path.join(rootfs, 'etc/group')) if rootfs else []
+            match = [fields for fields in groups if fields[0] == group_part]
+            if not match or not match[0][2].isdigit():
+                raise ValidationError('user: group %r is not in the root filesystem\'s /etc/group; use a numeric gid'
+                                      % group_part)
+            gid = int(match[0][2])
+    return '%d:%d' % (uid, gid)

@@ -1,0 +1,276 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: container
+short_description: Create, start, stop and remove OCI containers with conmon and runc, no daemon
+version_added: 0.1.0
+description:
+  - Manages one OCI container on the managed host by driving C(conmon) and an OCI runtime
+    (C(runc) or C(crun)) directly, the way podman's libpod does, with no container daemon.
+  - Idempotent. The wanted configuration is compared, as normalised typed values, with the
+    configuration the container was created with (V(64m) equals V(67108864)); only the options
+    given in the task are compared. A change of any option recreates the container, except
+    O(stop_timeout), which only changes how the container is stopped.
+  - The container's live status comes from conmon's exit file and a check of the conmon and
+    container processes, never from a stale record; after a reboot no container is reported running.
+author:
+  - runcible.oci contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - runcible.oci.common
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would change and writes nothing (no directory, record, mount or process).
+  diff_mode:
+    support: full
+    details: Before and after of the options that differ, and of the status.
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - Name of the container, unique under O(root).
+      - 1 to 128 characters from C([a-zA-Z0-9_.-]), starting with a letter or digit; no C(..).
+    type: str
+    required: true
+  state:
+    description:
+      - V(started) creates the container if needed and makes it run (a stopped one is started
+        again, with a new process and the same root filesystem changes).
+      - V(stopped) stops it (stop signal, O(stop_timeout), then SIGKILL); a missing container
+        is created and left stopped.
+      - V(created) makes sure it exists; a new one is created with its process ready but not
+        started; an existing one is neither started nor stopped.
+      - V(paused) freezes it (started first if needed).
+      - V(absent) stops and removes it, with its root filesystem changes, logs and state.
+    type: str
+    default: started
+    choices: [created, started, stopped, paused, absent]
+  recreate:
+    description:
+      - Remove and create the container again even when nothing changed.
+    type: bool
+    default: false
+  comparisons:
+    description:
+      - How given options are compared with the container, by option name, or V(*) for all.
+      - V(strict) (the default) recreates on any difference; V(ignore) never compares the option;
+        V(allow_more_present) accepts a container whose dictionary or list holds more items than
+        asked (for O(env), O(labels), O(mounts)).
+    type: dict
+  rootfs:
+    description:
+      - Directory holding the container's root filesystem. Required to create a container.
+      - With O(rootfs_mode=overlay) this directory is never modified.
+    type: path
+  rootfs_mode:
+    description:
+      - V(overlay) mounts an overlay with O(rootfs) as its lower layer and an upper directory of
+        the container's own under O(root); it is mounted while the container runs.
+      - V(direct) uses O(rootfs) itself; the container's writes change it.
+      - Defaults to V(overlay) for a new container.
+    type: str
+    choices: [overlay, direct]
+  command:
+    description:
+      - The process to run, as a list of arguments or a string that is split like a POSIX
+        shell would split it (no shell runs). Required to create a container.
+    type: raw
+  hostname:
+    description:
+      - Host name inside the container. Defaults to the container name.
+    type: str
+  env:
+    description:
+      - Environment variables of the process. C(PATH), C(HOSTNAME) and C(container) are set
+        unless given here.
+    type: dict
+  workdir:
+    description:
+      - Absolute working directory of the process. Defaults to C(/).
+    type: str
+  user:
+    description:
+      - User of the process, V(uid[:gid]) or V(name[:group]); names are looked up in the root
+        filesystem's C(/etc/passwd) and C(/etc/group). Defaults to V(0:0).
+      - Compared as numeric V(uid:gid), so V(root) equals V(0:0).
+    type: str
+  read_only:
+    description:
+      - Mount the root filesystem read-only. Defaults to V(false).
+    type: bool
+  network:
+    description:
+      - V(none) gives the container a network namespace of its own with no interfaces but
+        loopback; V(host) shares the host's. Defaults to V(none).
+    type: str
+    choices: [none, host]
+  mounts:
+    description:
+      - Bind mounts, each V(source:target[:ro|rw]) or a dictionary with C(source), C(target)
+        and C(options) (a list or comma-separated string of V(ro), V(rw), V(nosuid), V(nodev),
+        V(noexec), ...). Sources must exist; targets must be absolute.
+      - Compared after sorting by target, so their order in the task does not matter.
+    type: list
+    elements: raw
+  memory:
+    description:
+      - Memory limit, in bytes or with a unit (V(64m), V(1g), V(512k)); V(0) for no limit.
+        Defaults to no limit.
+    type: raw
+  cpus:
+    description:
+      - CPU limit as a number of CPUs (V(0.5) is half a CPU); V(0) for no limit.
+    type: float
+  pids_limit:
+    description:
+      - Maximum number of processes; V(0) for no limit.
+    type: int
+  stop_signal:
+    description:
+      - Signal that asks the process to stop, by name (V(SIGTERM), V(TERM)) or number.
+        Defaults to V(SIGTERM).
+    type: raw
+  stop_timeout:
+    description:
+      - Seconds to wait after O(stop_signal) before SIGKILL. Defaults to V(10).
+      - A change does not recreate the container.
+    type: int
+  labels:
+    description:
+      - Labels (key/value metadata) of the container.
+    type: dict
+notes:
+  - The module must run as root on the managed host.
+  - Containers keep running after the task; conmon supervises them, writes their logs and
+    their exit code.
+seealso:
+  - name: conmon
+    description: The OCI container runtime monitor.
+    link: https://github.com/containers/conmon
+'''
+
+EXAMPLES = r'''
+- name: Run a busybox web server from a prepared root filesystem
+  runcible.oci.container:
+    name: web
+    rootfs: /srv/rootfs/busybox
+    command: httpd -f -p 8080 -h /srv
+    network: host
+    memory: 64m
+    env:
+      MODE: production
+    mounts:
+      - /srv/www:/srv:ro
+
+- name: Stop it (SIGTERM, then SIGKILL after 5 seconds)
+  runcible.oci.container:
+    name: web
+    state: stopped
+    stop_timeout: 5
+
+- name: Tolerate extra environment variables in the running container
+  runcible.oci.container:
+    name: web
+    env:
+      MODE: production
+    comparisons:
+      env: allow_more_present
+
+- name: Remove it with its logs and root filesystem changes
+  runcible.oci.container:
+    name: web
+    state: absent
+'''
+
+RETURN = r'''
+actions:
+  description: What was done, in order (V(created), V(started), V(stopped), V(paused), V(unpaused),
+    V(updated), V(recreated), V(removed)); empty when nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [created, started]
+container:
+  description: The container after the task; empty when it is absent.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Container id (64 hex digits), also the runtime's id. V(null) in check mode for a new container.
+      type: str
+    name:
+      description: Container name.
+      type: str
+    status:
+      description: V(created), V(running), V(paused) or V(stopped), read live.
+      type: str
+    pid:
+      description: Host pid of the container's process; 0 when it does not run.
+      type: int
+    conmon_pid:
+      description: Host pid of its conmon; 0 when none runs.
+      type: int
+    exit_code:
+      description: Exit code of the last process when stopped (null when unknown, e.g. killed with its conmon).
+      type: int
+    created_at:
+      description: When the container was created (UTC, ISO 8601).
+      type: str
+    started_at:
+      description: When its process was last started.
+      type: str
+    finished_at:
+      description: When its process last ended.
+      type: str
+    bundle:
+      description: Path of its OCI bundle (C(config.json)).
+      type: str
+    rootfs:
+      description: Path of the root filesystem the container sees.
+      type: str
+    log_path:
+      description: conmon's log file (k8s-file format).
+      type: str
+    runtime:
+      description: Name of its OCI runtime.
+      type: str
+    config:
+      description: The normalised configuration it was created with (sizes in bytes, signals as numbers, user as uid:gid).
+      type: dict
+  sample:
+    id: 2f1c0e6f0c4f4b6fa0f5f2d8c6a1b7e93c1d2e4f5a6b7c8d9e0f1a2b3c4d5e6f
+    name: web
+    status: running
+    pid: 4242
+    conmon_pid: 4230
+    exit_code: null
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.runcible.oci.plugins.module_utils import _container
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+
+
+def main():
+    module = AnsibleModule(argument_spec=_container.argument_spec(), supports_check_mode=True)
+    try:
+        result = _container.Task(module.params, check_mode=module.check_mode).run()
+    except RuncibleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
