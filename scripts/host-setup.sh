@@ -51,6 +51,7 @@ HOST_PACKAGES=(
     runc conmon crun criu
     busybox-static iptables iproute2
     zstd mmdebstrap strace
+    shellcheck
     ca-certificates git make
 )
 # Build dependencies of CRIU 4.x (only installed when CRIU has to be built).
@@ -192,6 +193,7 @@ fetch_criu_source() {
 
 build_criu() {
     local host_codename mirror uri signed_by option src_dir
+    # shellcheck source=/dev/null
     host_codename="$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")"
     [[ -n ${host_codename} ]] || die "cannot tell the Debian codename from /etc/os-release"
 

@@ -1,0 +1,106 @@
+# Developer and CI entry points for the runcible.oci collection (run as root).
+#
+#   make setup        host packages, CRIU, build/venv, test rootfs (cached)
+#   make test         setup, then unit, integration, sanity, docs-check
+#   make unit | integration | sanity | docs-check | demo | bench
+#   make clean        remove build/ (installed Debian packages and CRIU stay)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+BUILD := $(REPO)/build
+VENV := $(BUILD)/venv
+PY := $(VENV)/bin/python
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/runcible/oci
+SANITY_DIR := $(BUILD)/sanity/ansible_collections/runcible/oci
+# ansible-test keeps its per-test virtualenvs and caches under $HOME/.ansible/test
+ANSIBLE_TEST_HOME := $(BUILD)/ansible-test-home
+
+# `make setup` reruns scripts/host-setup.sh only when one of these files changed
+# (or its results are gone); otherwise it returns at once.
+SETUP_INPUTS := scripts/host-setup.sh scripts/build-busybox-rootfs.sh \
+	scripts/ansible-test-get-pip.py tests/requirements.txt
+SETUP_HASH := $(shell cd $(REPO) && cat $(SETUP_INPUTS) 2>/dev/null | sha256sum | cut -c1-16)
+SETUP_STAMP := $(BUILD)/stamps/setup-$(SETUP_HASH)
+
+RUNCIBLE_TEST_ROOTFS ?= $(BUILD)/rootfs/busybox
+export RUNCIBLE_TEST_ROOTFS
+export RUNCIBLE_REPO := $(REPO)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+# CRIU chosen by host-setup.sh (also in build/criu-path); read when a recipe runs
+export RUNCIBLE_CRIU = $(shell cat $(BUILD)/criu-path 2>/dev/null)
+# the venv first, then a locally built /usr/local/sbin/criu before the distro's
+export PATH := $(VENV)/bin:/usr/local/sbin:$(PATH):/usr/sbin:/sbin
+export PYTHONDONTWRITEBYTECODE := 1
+export ANSIBLE_NOCOLOR := 1
+
+# pytest on DIR; no DIR yet or no tests in it (pytest exit 5) is not a failure
+define run_pytest
+	@if [ ! -d "$(REPO)/$(1)" ]; then \
+		echo "make: $(1) does not exist yet: nothing to run"; \
+	else \
+		cd "$(REPO)"; rc=0; "$(PY)" -m pytest -q "$(1)" || rc=$$?; \
+		if [ $$rc -eq 5 ]; then echo "make: no tests collected in $(1)"; \
+		elif [ $$rc -ne 0 ]; then echo "make: FAILED: pytest $(1) (exit $$rc)" >&2; exit $$rc; fi; \
+	fi
+endef
+
+.PHONY: help setup collections test unit integration sanity docs-check demo bench clean
+
+help:
+	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
+
+setup: collections
+	@if [ -f "$(SETUP_STAMP)" ] && [ -x "$(PY)" ] && [ -f "$(BUILD)/criu-path" ] \
+		&& [ -d "$(RUNCIBLE_TEST_ROOTFS)" ]; then \
+		echo "make: setup is up to date"; \
+	else \
+		bash "$(REPO)/scripts/host-setup.sh"; \
+		rm -f "$(BUILD)"/stamps/setup-*; mkdir -p "$(BUILD)/stamps"; touch "$(SETUP_STAMP)"; \
+	fi
+
+# build/collections/ansible_collections/runcible/oci -> the repository root
+collections:
+	@mkdir -p "$(dir $(COLLECTION_LINK))"
+	@[ "$$(readlink "$(COLLECTION_LINK)" 2>/dev/null)" = "../../../.." ] \
+		|| ln -sfn ../../../.. "$(COLLECTION_LINK)"
+
+test: setup
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory sanity
+	@$(MAKE) --no-print-directory docs-check
+	@echo "make: all tests passed (unit, integration, sanity, docs-check)"
+
+unit: setup
+	@echo "==> unit tests"
+	$(call run_pytest,tests/unit)
+
+integration: setup
+	@echo "==> integration tests"
+	$(call run_pytest,tests/integration)
+
+sanity: setup
+	@echo "==> ansible-test sanity"
+	@bash "$(REPO)/scripts/copy-collection.sh" "$(SANITY_DIR)"
+	@cd "$(SANITY_DIR)" && HOME="$(ANSIBLE_TEST_HOME)" "$(VENV)/bin/ansible-test" sanity \
+		--python "$$("$(PY)" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" \
+		--color no
+
+docs-check: setup
+	@echo "==> ansible-doc rendering"
+	@bash "$(REPO)/scripts/docs-check.sh" "$(VENV)/bin/ansible-doc"
+
+demo: setup
+	@test -f "$(REPO)/playbooks/demo.yml" || { echo "make: playbooks/demo.yml does not exist yet" >&2; exit 1; }
+	cd "$(REPO)" && "$(VENV)/bin/ansible-playbook" -i localhost, -c local playbooks/demo.yml
+
+bench: setup
+	@test -f "$(REPO)/tests/bench/bench.py" || { echo "make: tests/bench/bench.py does not exist yet" >&2; exit 1; }
+	cd "$(REPO)" && "$(PY)" tests/bench/bench.py
+
+clean:
+	rm -rf --one-file-system "$(BUILD)"
