@@ -34,8 +34,6 @@ export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 export RUNCIBLE_CRIU = $(shell cat $(BUILD)/criu-path 2>/dev/null)
 # the venv first, then a locally built /usr/local/sbin/criu before the distro's
 export PATH := $(VENV)/bin:/usr/local/sbin:$(PATH):/usr/sbin:/sbin
-export PYTHONDONTWRITEBYTECODE := 1
-export ANSIBLE_NOCOLOR := 1
 
 # pytest on DIR; no DIR yet or no tests in it (pytest exit 5) is not a failure
 define run_pytest
