@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""make bench: what runcible.oci costs per container, next to the floor of the bare runtime.
+
+Two views, both on the busybox root filesystem of the tests:
+
+* module work: the container task run in-process through the Python API (what the module does
+  once Ansible has started it), median over N containers;
+* through ansible-playbook: a loop over N containers, minus the same loop of ansible.builtin.ping
+  (Ansible's own per-item floor), per container.
+
+The floor is ``runc run`` of ``echo`` on the same root filesystem and the same kind of bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.environ.get('RUNCIBLE_REPO') or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS = (os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 'build', 'collections')).split(':')[0]
+sys.path.insert(0, COLLECTIONS)
+
+from ansible_collections.runcible.oci.plugins.module_utils import _container  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import find_program  # noqa: E402
+
+N = int(os.environ.get('BENCH_N', '10'))
+REPEATS = int(os.environ.get('BENCH_REPEATS', '3'))
+ROOTFS = os.environ.get('RUNCIBLE_TEST_ROOTFS') or os.path.join(REPO, 'build', 'rootfs', 'busybox')
+LOOP = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+
+
+def ms(seconds):
+    return seconds * 1000.0
+
+
+def timed(func, *args, **kwargs):
+    start = time.perf_counter()
+    result = func(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def runc_floor(base):
+    """Median wall time of ``runc run`` (create, start, wait, delete) of echo, with our own spec."""
+    runc = find_program('runc')
+    params = dict(name='bench-floor', rootfs=ROOTFS, command=['echo', 'hi'], root=base + '/root',
+                  run_root=base + '/run', state='stopped', rootfs_mode='direct')
+    result = _container.run(params)
+    bundle = result['container']['bundle']
+    times = []
+    for index in range(N):
+        argv = [runc, '--root', base + '/floor', 'run', '--bundle', bundle, 'floor-%d' % index]
+        elapsed, proc = timed(subprocess.run, argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+        if proc.returncode != 0:
+            raise SystemExit('runc run failed: %s' % proc.stderr.decode())
+        times.append(elapsed)
+    _container.run(dict(params, state='absent'))
+    return statistics.median(times)
+
+
+def api_costs(base):
+    root, run_root = base + '/root', base + '/run'
+    names = ['bench-%d' % index for index in range(N)]
+    phases = {}
+
+    def phase(label, **params):
+        times = []
+        for name in names:
+            args = dict(name=name, root=root, run_root=run_root, **params)
+            elapsed, result = timed(_container.run, args)
+            times.append(elapsed)
+            last[label] = result
+        phases[label] = statistics.median(times)
+
+    last = {}
+    create = dict(rootfs=ROOTFS, command=['sh', '-c', LOOP], memory='64m', stop_timeout=5)
+    phase('create+start', **create)
+    assert last['create+start']['changed']
+    phase('idempotent re-run', **create)
+    assert not last['idempotent re-run']['changed']
+    many = dict(create, env={'A': '1', 'B': '2', 'C': '3'}, workdir='/tmp', user='app', hostname='bench',
+                read_only=False, mounts=['/tmp:/hosttmp:ro'], network='none', cpus=0.5, pids_limit=64,
+                stop_signal='SIGTERM', labels={'role': 'bench', 'tier': 'x'}, rootfs_mode='overlay')
+    phase('recreate (20 options)', **many)
+    phase('idempotent, 20 options', **many)
+    assert not last['idempotent, 20 options']['changed']
+    phase('stop', state='stopped')
+    phase('start again', state='started')
+    phase('remove', state='absent')
+    return phases
+
+
+def playbook_costs(base):
+    root, run_root = base + '/root', base + '/run'
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0')
+
+    def play(tasks):
+        book = os.path.join(base, 'bench.yml')
+        with open(book, 'w') as handle:
+            json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], handle)
+        argv = [os.path.join(bin_dir, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                '-e', 'ansible_python_interpreter=' + sys.executable, book]
+        elapsed, proc = timed(subprocess.run, argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stdout.decode())
+        return elapsed
+
+    items = list(range(N))
+    container = {'name': 'bench-pb-{{ item }}', 'rootfs': ROOTFS, 'command': ['sh', '-c', LOOP],
+                 'root': root, 'run_root': run_root, 'memory': '64m'}
+    remove = {'name': 'bench-pb-{{ item }}', 'state': 'absent', 'root': root, 'run_root': run_root}
+    # ansible-playbook's own time varies by hundreds of ms run to run here: best of REPEATS.
+    floor, create, again = [], [], []
+    for _repeat in range(REPEATS):
+        floor.append(play([{'ansible.builtin.ping': {}, 'loop': items}]))
+        create.append(play([{'runcible.oci.container': container, 'loop': items}]))
+        again.append(play([{'runcible.oci.container': container, 'loop': items}]))
+        play([{'runcible.oci.container': remove, 'loop': items}])
+    return {'floor': min(floor) / N, 'create+start': (min(create) - min(floor)) / N,
+            'idempotent re-run': (min(again) - min(floor)) / N}
+
+
+def main():
+    if not os.path.isdir(ROOTFS):
+        raise SystemExit('no root filesystem at %s: run make setup' % ROOTFS)
+    base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
+    try:
+        floor = runc_floor(base)
+        api = api_costs(base)
+        pb = playbook_costs(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    rows = [
+        ('runc run (echo), the floor', ms(floor), ''),
+        ('module work: create+start', ms(api['create+start']), 'target <= 3x floor = %.0f ms (%.1fx)'
+         % (3 * ms(floor), api['create+start'] / floor)),
+        ('module work: idempotent re-run', ms(api['idempotent re-run']), 'target <= 15 ms'),
+        ('module work: idempotent, 20 options', ms(api['idempotent, 20 options']), 'target <= 15 ms'),
+        ('module work: recreate (20 options)', ms(api['recreate (20 options)']), ''),
+        ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
+        ('module work: start again', ms(api['start again']), ''),
+        ('module work: remove', ms(api['remove']), ''),
+        ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
+        ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),
+        ('playbook, per container: idempotent', ms(pb['idempotent re-run']), 'above the ansible.builtin.ping loop'),
+    ]
+    print('runcible.oci bench: %d containers, median (playbooks: best of %d), busybox rootfs, runtime runc'
+          % (N, REPEATS))
+    print('%-42s %10s  %s' % ('measure', 'ms', 'note'))
+    print('-' * 100)
+    for label, value, note in rows:
+        print('%-42s %10.1f  %s' % (label, value, note))
+
+
+if __name__ == '__main__':
+    main()
