@@ -139,6 +139,10 @@ def _stop_signal(value, context):
     return parse_signal(value, 'stop_signal')
 
 
+def _log_size_max(value, context):
+    return parse_size(value, 'log_size_max')
+
+
 def _runtime(value, context):
     name, path, _warnings = select_runtime(value)
     return path
@@ -165,6 +169,8 @@ OPTIONS = [
     Option('stop_signal', 'raw', default=15, normalise=_stop_signal),
     Option('stop_timeout', 'int', default=10, normalise=_non_negative_int('stop_timeout'), update='record'),
     Option('labels', 'dict', default={}, normalise=_labels, spec=oci_spec.map_labels),
+    Option('log_driver', 'str', default='k8s-file', choices=('k8s-file', 'journald', 'none')),
+    Option('log_size_max', 'raw', default=0, normalise=_log_size_max),
     Option('runtime', 'str', normalise=_runtime),
 ]
 OPTIONS_BY_NAME = dict((option.name, option) for option in OPTIONS)

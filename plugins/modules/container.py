@@ -146,6 +146,25 @@ options:
     description:
       - Labels (key/value metadata) of the container.
     type: dict
+  log_driver:
+    description:
+      - Where conmon writes the container's stdout and stderr.
+      - V(k8s-file) (the default for a new container) writes conmon's k8s-file format to the
+        file returned as RV(container.log_path); M(runcible.oci.container_info) reads it back
+        with its C(logs_tail) and C(logs_since) options.
+      - V(journald) sends each line to the systemd journal, tagged with the container name
+        (C(CONTAINER_NAME), C(CONTAINER_ID_FULL)); reading it back needs python-systemd.
+      - V(none) discards the output.
+      - A change recreates the container.
+    type: str
+    choices: [k8s-file, journald, none]
+  log_size_max:
+    description:
+      - Maximum size of the V(k8s-file) log, in bytes or with a unit (V(10m)); when a write
+        would make the file larger, conmon empties it and goes on writing (older lines are lost).
+        V(0) for no limit, the default for a new container.
+      - A change recreates the container.
+    type: raw
 notes:
   - The module must run as root on the managed host.
   - Containers keep running after the task; conmon supervises them, writes their logs and

@@ -160,7 +160,9 @@ class Engine(object):
             conmon_path=record.get('conmon') or self.conmon_path(), runtime=runtime,
             container_id=record['id'], name=record['name'], bundle=paths.bundle, pidfile=paths.pidfile,
             conmon_pidfile=paths.conmon_pidfile, exit_dir=paths.exit_dir, persist_dir=paths.persist_dir,
-            socket_dir=paths.socket_dir, log_path=paths.log, runtime_log=paths.runtime_log)
+            socket_dir=paths.socket_dir, log_path=paths.log, runtime_log=paths.runtime_log,
+            log_driver=record['config'].get('log_driver') or 'k8s-file',
+            log_size_max=record['config'].get('log_size_max') or None)
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
         pid, conmon_pid = conmon.launch(launch)
