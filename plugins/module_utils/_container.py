@@ -53,20 +53,36 @@ class Task(object):
         self.after = {}
 
     def run(self):
+        # Validate before taking the lock (which creates files): bad input changes nothing at all.
+        # An unlocked read is safe, records are replaced atomically; the lock then guards the change.
+        record, _live = self.engine.inspect(self.name)
+        self._validated(record)
         lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
         with lock:
             record, live = self.engine.inspect(self.name)
-            context = {'name': self.name,
-                       'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
-            modes = _options.comparison_modes(self.params.get('comparisons'))
-            given = _options.normalise_given(self.params, context) if self.state != 'absent' else {}
+            given, modes = self._validated(record)
             if self.state == 'absent':
                 record, live = self._absent(record, live)
             elif record is None:
-                record, live = self._create(given, context)
+                record, live = self._create(given, {'name': self.name, 'rootfs': given.get('rootfs')})
             else:
                 record, live = self._converge(record, live, given, modes)
         return self.result(record, live)
+
+    def _validated(self, record):
+        """-> (given options normalised, comparison modes); raises ValidationError on bad input."""
+        modes = _options.comparison_modes(self.params.get('comparisons'))
+        if self.state == 'absent':
+            return {}, modes
+        context = {'name': self.name,
+                   'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
+        given = _options.normalise_given(self.params, context)
+        if record is None:
+            missing = [option for option in ('rootfs', 'command') if option not in given]
+            if missing:
+                raise ValidationError('container %s does not exist; creating it needs %s'
+                                      % (self.name, ' and '.join(missing)))
+        return given, modes
 
     # -- the cases -------------------------------------------------------------------------------
     def _absent(self, record, live):
@@ -80,9 +96,6 @@ class Task(object):
         return None, None
 
     def _create(self, given, context):
-        missing = [option for option in ('rootfs', 'command') if option not in given]
-        if missing:
-            raise ValidationError('container %s does not exist; creating it needs %s' % (self.name, ' and '.join(missing)))
         config = _options.complete_config(given, context)
         # Fail now, in check mode too, when the runtime or conmon is missing.
         config['runtime'] = self.engine.select_runtime()[1]

@@ -16,6 +16,7 @@ it was created with. Options given are compared as normalised, typed values.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -28,7 +29,9 @@ from ._runtime.units import (absolute_path, normalise_mounts, parse_signal, pars
 
 COMPARISONS = ('strict', 'ignore', 'allow_more_present')
 UPDATES = ('recreate', 'live', 'record')
-HOSTNAME_RE = re.compile(r'^[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$')
+HOSTNAME_RE = re.compile(r'[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*')
+HOSTNAME_MAX = 64  # the kernel's limit (HOST_NAME_MAX)
+MIN_CPUS = 0.01
 
 
 class Option(object):
@@ -100,8 +103,9 @@ def _user(value, context):
 
 def _hostname(value, context):
     value = str(value)
-    if len(value) > 253 or not HOSTNAME_RE.match(value):
-        raise ValidationError('hostname: %r is not a valid host name (letters, digits, "-" and "." only)' % value)
+    if len(value) > HOSTNAME_MAX or not HOSTNAME_RE.fullmatch(value):
+        raise ValidationError('hostname: %r is not a valid host name (up to %d letters, digits, "-" and ".")'
+                              % (value, HOSTNAME_MAX))
     return value
 
 
@@ -122,8 +126,11 @@ def _cpus(value, context):
         cpus = float(value)
     except (TypeError, ValueError):
         raise ValidationError('cpus: %r is not a number of CPUs (e.g. 0.5 or 2)' % (value,))
-    if cpus < 0:
-        raise ValidationError('cpus: %r is negative; use 0 for no limit or a positive number' % (value,))
+    if not math.isfinite(cpus) or cpus < 0:
+        raise ValidationError('cpus: %r must be 0 (no limit) or a positive number of CPUs' % (value,))
+    if 0 < cpus < MIN_CPUS:
+        raise ValidationError('cpus: %r is below the smallest limit the kernel takes (%s CPUs: a 1 ms quota per '
+                              '100 ms period)' % (value, MIN_CPUS))
     return cpus
 
 
@@ -149,7 +156,9 @@ def _runtime(value, context):
 
 
 def _default_hostname(context):
-    return context['name'][:63].replace('_', '-').strip('.-') or 'container'
+    """The container name made a valid host name: '_' -> '-', empty or dashed labels cleaned."""
+    labels = [label.strip('-') for label in context['name'].replace('_', '-').split('.')]
+    return '.'.join(label for label in labels if label)[:HOSTNAME_MAX - 1].strip('.-') or 'container'
 
 
 OPTIONS = [

@@ -283,8 +283,6 @@ def test_launch_gives_conmon_dev_null_and_exactly_its_pipes(env, monkeypatch):
     assert report['argv'] == env.launch_spec('ok').argv()[1:]
 
 
-@pytest.mark.xfail(reason='BUG: launch uses close_fds=False, so conmon (a daemon) inherits every inheritable fd '
-                          'of the caller, e.g. a pipe an Ansible runner waits on for EOF', strict=True)
 def test_launch_leaks_no_inheritable_fd_to_conmon(env):
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, True)  # as fds a process inherited from its own parent are
@@ -376,8 +374,6 @@ def _wait_until_exited(pid):
     assert read_proc_stat(pid)[0] == 'Z'
 
 
-@pytest.mark.xfail(reason='BUG: launch writes to the start pipe unguarded; when conmon already died the write '
-                          'raises BrokenPipeError instead of reporting conmon\'s exit code', strict=True)
 def test_launch_conmon_dead_before_the_start_pipe(env, tmp_path):
     quick = tmp_path / 'quick-conmon'
     quick.write_text('#!/bin/sh\nexit 3\n')
@@ -416,8 +412,6 @@ class _Events(object):
         monkeypatch.setattr(subprocess.Popen, 'kill', kill)
 
 
-@pytest.mark.xfail(reason='BUG: when before_start fails, launch closes the start pipe (releasing conmon to run '
-                          '"runtime create") before it kills conmon', strict=True)
 def test_failed_before_start_kills_conmon_before_releasing_it(env, monkeypatch):
     events = _Events(monkeypatch)
 
@@ -437,5 +431,4 @@ def test_failed_before_start_kills_conmon(env):
 
     with pytest.raises(OSError, match='cgroup'):
         conmon.launch(env.launch_spec('hang'), timeout=10, before_start=before_start)
-    if (env.run_dir / 'conmon.pid').exists():  # it got released before the kill (see the xfail above)
-        assert wait_gone(env.daemon_pid())
+    assert not (env.run_dir / 'conmon.pid').exists(), 'conmon must be killed before the start pipe releases it'

@@ -85,8 +85,6 @@ UNDER_LOCK = [
      "unknown option 'memroy'"),
     ('empty command', {'rootfs': '@rootfs', 'command': ''}, 'command: must not be empty'),
 ]
-LOCK_BUG = pytest.mark.xfail(reason='BUG: Task.run takes the lock (creating root/locks/NAME.lock) before it validates '
-                                    'the input, so a rejected task leaves files under root', strict=True)
 
 
 def _invalid_cases():
@@ -95,7 +93,7 @@ def _invalid_cases():
             yield pytest.param(params, fragment, check_mode, id='%s-check=%s' % (label, check_mode))
     for label, params, fragment in UNDER_LOCK:
         yield pytest.param(params, fragment, True, id='%s-check=True' % label)
-        yield pytest.param(params, fragment, False, id='%s-check=False' % label, marks=LOCK_BUG)
+        yield pytest.param(params, fragment, False, id='%s-check=False' % label)
 
 
 @pytest.mark.parametrize('params, fragment, check_mode', list(_invalid_cases()))

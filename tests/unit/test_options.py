@@ -108,10 +108,8 @@ def test_default_values_are_copies():
     ('0', '0'),
     ('a' * 128, 'a' * 63),
     ('a.b_c', 'a.b-c'),
-    pytest.param('a._b', None, marks=pytest.mark.xfail(
-        reason='BUG: _default_hostname("a._b") gives "a.-b", which _hostname rejects', strict=True)),
-    pytest.param('a_.b', None, marks=pytest.mark.xfail(
-        reason='BUG: _default_hostname("a_.b") gives "a-.b", which _hostname rejects', strict=True)),
+    pytest.param('a._b', None),
+    pytest.param('a_.b', None),
 ])
 def test_default_hostname_is_a_valid_hostname(name, expected):
     context = {'name': name, 'rootfs': None}
@@ -222,29 +220,22 @@ def test_normalise_given_rejects(params, fragment):
     assert fragment in info.value.msg
 
 
-@pytest.mark.xfail(reason='BUG: _hostname allows 253 characters, but the kernel (sethostname, runc) allows 64',
-                   strict=True)
 def test_hostname_longer_than_the_kernel_allows_is_rejected():
     with pytest.raises(ValidationError):
         _options.normalise_given({'hostname': 'a' * 63 + '.' + 'b' * 10}, CONTEXT)
 
 
-@pytest.mark.xfail(reason='BUG: HOSTNAME_RE ends in "$", which also matches before a trailing newline', strict=True)
 def test_hostname_with_trailing_newline_is_rejected():
     with pytest.raises(ValidationError):
         _options.normalise_given({'hostname': 'web\n'}, CONTEXT)
 
 
-@pytest.mark.xfail(reason='BUG: _cpus accepts nan and inf; build_spec then raises ValueError/OverflowError',
-                   strict=True)
 @pytest.mark.parametrize('value', ['nan', 'inf', float('inf')])
 def test_cpus_not_finite_is_rejected(value):
     with pytest.raises(ValidationError):
         _options.normalise_given({'cpus': value}, CONTEXT)
 
 
-@pytest.mark.xfail(reason='BUG: cpus below 0.01 give a CFS quota below the kernel minimum of 1000us '
-                          '(runc fails at create time)', strict=True)
 def test_cpus_below_the_kernel_minimum_quota_is_rejected():
     value = 0.001
     assert int(round(value * oci_spec.CPU_PERIOD)) < 1000

@@ -307,9 +307,6 @@ def _fds_open_on(path):
     return count
 
 
-@pytest.mark.xfail(reason='BUG: Store.forget unlinks the lock file while a waiter holds it open: the waiter then '
-                          'locks the unlinked inode and a new locker the new file, so both hold "the" lock',
-                   strict=True)
 def test_forget_keeps_the_lock_exclusive(store):
     record = {'name': 'web', 'id': CID, 'state': 'stopped'}
     store.save(record)

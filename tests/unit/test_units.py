@@ -122,8 +122,6 @@ def test_parse_signal_rejects(value):
     assert info.value.msg.startswith('stop_signal: ')
 
 
-@pytest.mark.xfail(reason='BUG: parse_signal uses str.isdigit(), true for "²", then int() raises ValueError '
-                          '(not ValidationError)', strict=True)
 def test_parse_signal_superscript_digit_is_a_validation_error():
     with pytest.raises(ValidationError):
         units.parse_signal('\u00b2')
@@ -424,8 +422,6 @@ def test_resolve_user_rootfs_without_etc(tmp_path):
         units.resolve_user('root', str(tmp_path))
 
 
-@pytest.mark.xfail(reason='BUG: resolve_user uses str.isdigit(), true for "²", then int() raises ValueError '
-                          '(not ValidationError)', strict=True)
 def test_resolve_user_superscript_digit_is_a_validation_error(user_rootfs):
     with pytest.raises(ValidationError):
         units.resolve_user('\u00b2', user_rootfs)
@@ -448,7 +444,6 @@ def test_validate_name_rejects(name):
         units.validate_name(name)
 
 
-@pytest.mark.xfail(reason='BUG: NAME_RE ends in "$", which also matches before a trailing newline', strict=True)
 @pytest.mark.parametrize('name', ['web\n', 'a' * 128 + '\n'])
 def test_validate_name_rejects_trailing_newline(name):
     with pytest.raises(ValidationError):

@@ -139,8 +139,8 @@ def launch(spec, timeout=DEFAULT_TIMEOUT, before_start=None):
         env['_OCI_EXTRA_FDS'] = str(len(spec.extra_fds))
 
     def place_fds():
-        # Runs in the child between fork and exec: put the pipes at 3, 4, ... (dup2 makes them inheritable);
-        # every other fd of ours is close-on-exec (PEP 446), so conmon gets exactly these.
+        # Runs in the child between fork and exec, before close_fds: put the pipes at 3, 4, ... which
+        # pass_fds keeps; every other fd is closed, so conmon gets exactly these.
         temp = [os.dup(fd) for fd in child_fds]
         for index, fd in enumerate(temp):
             os.dup2(fd, 3 + index)
@@ -150,7 +150,8 @@ def launch(spec, timeout=DEFAULT_TIMEOUT, before_start=None):
     argv = spec.argv()
     try:
         proc = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=devnull, env=env,
-                                cwd=spec.bundle, preexec_fn=place_fds, close_fds=False)
+                                cwd=spec.bundle, preexec_fn=place_fds, close_fds=True,
+                                pass_fds=tuple(range(3, 3 + len(child_fds))))
     except OSError as exc:
         for fd in (sync_r, sync_w, start_r, start_w, devnull):
             os.close(fd)
@@ -164,7 +165,16 @@ def launch(spec, timeout=DEFAULT_TIMEOUT, before_start=None):
         try:
             if before_start is not None:
                 before_start(proc.pid)
+        except BaseException:
+            # conmon must not go on to create the container: kill it while it still waits on the start pipe.
+            proc.kill()
+            proc.wait()
+            os.close(start_w)
+            raise
+        try:
             os.write(start_w, b'0')
+        except BrokenPipeError:
+            pass  # conmon is gone already; its exit code says why, below
         finally:
             os.close(start_w)
         try:

@@ -141,20 +141,33 @@ class Store(object):
         """Exclusive fcntl lock of one container name (creates the lock dir: not for check mode)."""
         lock_dir = os.path.join(self.root, 'locks')
         os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-        fd = os.open(os.path.join(lock_dir, name + '.lock'), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        path = os.path.join(lock_dir, name + '.lock')
+        deadline = time.monotonic() + timeout
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except (IOError, OSError) as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() > deadline:
+                    raise RuncibleError('timed out after %ds waiting for the lock of container %s (another task '
+                                        'holds it)' % (timeout, name))
+                time.sleep(0.01)
+                continue
+            # The holder before us may have removed the container and its lock file: then our lock is
+            # on a deleted file that a newcomer would not see. Lock the file that is there now instead.
+            try:
+                current = os.stat(path)
+            except OSError:
+                current = None
+            held = os.fstat(fd)
+            if current is None or (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
+                os.close(fd)
+                continue
+            break
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except (IOError, OSError) as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise RuncibleError('timed out after %ds waiting for the lock of container %s (another task '
-                                            'holds it)' % (timeout, name))
-                    time.sleep(0.01)
             yield
         finally:
             os.close(fd)

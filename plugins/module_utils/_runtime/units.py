@@ -12,7 +12,13 @@ import signal
 
 from .errors import ValidationError
 
-NAME_RE = re.compile(r'^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$')
+NAME_RE = re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}')
+_DIGITS_RE = re.compile(r'[0-9]+')
+
+
+def is_number(text):
+    """ASCII digits only (str.isdigit() also accepts '²', which int() refuses)."""
+    return isinstance(text, str) and _DIGITS_RE.fullmatch(text) is not None
 
 _SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$', re.IGNORECASE)
 _SIZE_FACTORS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50}
@@ -20,7 +26,7 @@ _SIZE_FACTORS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 
 
 def validate_name(name):
     """Container names: ``[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}``; no ``/``, ``..``, spaces."""
-    if not isinstance(name, str) or not NAME_RE.match(name) or '..' in name:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or '..' in name:
         raise ValidationError(
             'invalid container name %r: use 1 to 128 characters from [a-zA-Z0-9_.-], starting with a letter '
             'or digit, without "/", ".." or spaces' % (name,))
@@ -50,7 +56,7 @@ def parse_signal(value, option='stop_signal'):
     """``"SIGTERM"``, ``"term"``, ``"15"`` or ``15`` -> signal number."""
     if isinstance(value, bool):
         raise ValidationError('%s: unknown signal %r' % (option, value))
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+    if isinstance(value, int) or (isinstance(value, str) and is_number(value.strip())):
         number = int(value)
         if 1 <= number < signal.NSIG:
             return number
@@ -193,30 +199,30 @@ def resolve_user(value, rootfs):
     if not text:
         raise ValidationError('user: must not be empty')
     user_part, _sep, group_part = text.partition(':')
-    if user_part.isdigit():
+    if is_number(user_part):
         # A numeric uid takes its primary group from /etc/passwd when listed there, else gid 0 (as docker does).
         uid = int(user_part)
         gid = 0
         passwd = _read_db(os.path.join(rootfs, 'etc/passwd')) if rootfs and not group_part else []
         for fields in passwd:
-            if fields[2] == user_part and fields[3].isdigit():
+            if fields[2] == user_part and is_number(fields[3]):
                 gid = int(fields[3])
                 break
     else:
         passwd = _read_db(os.path.join(rootfs, 'etc/passwd')) if rootfs else []
         match = [fields for fields in passwd if fields[0] == user_part]
-        if not match or not match[0][2].isdigit():
+        if not match or not is_number(match[0][2]):
             raise ValidationError('user: %r is not in the root filesystem\'s /etc/passwd; use a numeric uid[:gid] '
                                   'or add the user to the image' % user_part)
         uid = int(match[0][2])
-        gid = int(match[0][3]) if match[0][3].isdigit() else 0
+        gid = int(match[0][3]) if is_number(match[0][3]) else 0
     if group_part:
-        if group_part.isdigit():
+        if is_number(group_part):
             gid = int(group_part)
         else:
             groups = _read_db(os.path.join(rootfs, 'etc/group')) if rootfs else []
             match = [fields for fields in groups if fields[0] == group_part]
-            if not match or not match[0][2].isdigit():
+            if not match or not is_number(match[0][2]):
                 raise ValidationError('user: group %r is not in the root filesystem\'s /etc/group; use a numeric gid'
                                       % group_part)
             gid = int(match[0][2])
