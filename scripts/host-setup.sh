@@ -179,7 +179,7 @@ fetch_criu_source() {
     want="$(apt-cache showsrc criu | awk -v f="$(basename "${orig}")" '
         /^Checksums-Sha256:/ { in_sums = 1; next }
         /^[^ ]/ { in_sums = 0 }
-        in_sums && $3 == f { print $1; exit }')"
+        in_sums && $3 == f && !found { print $1; found = 1 }')"
     have="$(sha256sum "${orig}" | cut -d' ' -f1)"
     [[ -n ${want} && ${want} == "${have}" ]] ||
         die "$(basename "${orig}"): SHA-256 ${have} does not match the Sources index (${want:-not listed})"
