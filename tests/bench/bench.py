@@ -28,7 +28,9 @@ REPO = os.environ.get('RUNCIBLE_REPO') or os.path.dirname(os.path.dirname(os.pat
 COLLECTIONS = (os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 'build', 'collections')).split(':')[0]
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _container  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.checkpoint import find_criu  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import find_program  # noqa: E402
 
 N = int(os.environ.get('BENCH_N', '10'))
@@ -98,6 +100,50 @@ def api_costs(base):
     return phases
 
 
+def checkpoint_costs(base):
+    """Checkpoint + restore of an idle busybox container: module work vs bare runc checkpoint/restore."""
+    root, run_root = base + '/ck-root', base + '/ck-run'
+    idle = dict(rootfs=ROOTFS, command=['sh', '-c', LOOP], root=root, run_root=run_root, stop_timeout=1)
+    rounds = max(3, N // 2)
+    # The floor: runc alone on the same kind of container (made by the module, untimed), each round a
+    # fresh one: a process restored by bare runc keeps runc's /dev/null stdio, which CRIU will not dump again.
+    engine = Engine(root, run_root)
+    criu = find_criu(run_root)
+    raw = []
+    for index in range(rounds):
+        _container.run(dict(idle, name='bench-ck-raw'))
+        record, _live = engine.inspect('bench-ck-raw')
+        runtime = engine.runtime_for(record)
+        runtime.criu_path = criu
+        images = '%s/raw-%d' % (base, index)
+        os.makedirs(images)
+        try:
+            start = time.perf_counter()
+            runtime.run(['checkpoint', '--image-path', images, '--work-path', images, record['id']])
+            restore = [runtime.path] + runtime.global_args() + [
+                'restore', '--detach', '--image-path', images, '--work-path', images,
+                '--bundle', engine.paths(record).bundle, record['id']]
+            # The restored process keeps runc's stdio: /dev/null, or we would wait for its EOF forever.
+            proc = subprocess.run(restore, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=120)
+            raw.append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                raise SystemExit('runc restore failed (see %s)' % runtime.log_path)
+        finally:
+            with engine.store.lock('bench-ck-raw'):
+                engine.remove(engine.store.load('bench-ck-raw'), stop_timeout=0)
+    _container.run(dict(idle, name='bench-ck'))
+    module = []
+    for _index in range(rounds):
+        start = time.perf_counter()
+        dumped = _checkpoint.run(dict(name='bench-ck', root=root, run_root=run_root))
+        restored = _checkpoint.run(dict(name='bench-ck', root=root, run_root=run_root, state='restored'))
+        module.append(time.perf_counter() - start)
+        assert dumped['changed'] and restored['container']['status'] == 'running'
+    _container.run(dict(idle, name='bench-ck', state='absent'))
+    return {'raw': statistics.median(raw), 'module': statistics.median(module)}
+
+
 def playbook_costs(base):
     root, run_root = base + '/root', base + '/run'
     bin_dir = os.path.dirname(sys.executable)
@@ -137,6 +183,7 @@ def main():
     try:
         floor = runc_floor(base)
         api = api_costs(base)
+        ck = checkpoint_costs(base)
         pb = playbook_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -150,6 +197,9 @@ def main():
         ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
         ('module work: start again', ms(api['start again']), ''),
         ('module work: remove', ms(api['remove']), ''),
+        ('runc checkpoint + runc restore, the floor', ms(ck['raw']), ''),
+        ('module work: checkpoint + restore', ms(ck['module']), 'target <= 1.5x floor (%.2fx)'
+         % (ck['module'] / ck['raw'])),
         ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
         ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),
         ('playbook, per container: idempotent', ms(pb['idempotent re-run']), 'above the ansible.builtin.ping loop'),

@@ -141,10 +141,14 @@ class Engine(object):
         if config['rootfs_mode'] == 'overlay':
             mount_overlay([config['rootfs']], paths.upper, paths.work, paths.rootfs_mount)
 
-    def _launch(self, record, start=True):
-        """Start conmon (runtime create) for a container that has no process; then ``runtime start``."""
+    def _launch(self, record, start=True, restore=None, runtime=None):
+        """Start conmon (runtime create) for a container that has no process; then ``runtime start``.
+
+        ``restore``: (image dir, extra ``runtime restore`` args) to restore a checkpoint instead; the
+        restored process runs at once, supervised by conmon like a started one.
+        """
         paths = self.paths(record)
-        runtime = self.runtime_for(record)
+        runtime = runtime or self.runtime_for(record)
         for directory in (paths.run_dir, paths.persist_dir, paths.exit_dir, paths.socket_dir, runtime.state_root):
             os.makedirs(directory, mode=0o700, exist_ok=True)
         # Leftovers of an earlier run of this container: runtime state, exit file, conmon's fifos.
@@ -162,7 +166,8 @@ class Engine(object):
             conmon_pidfile=paths.conmon_pidfile, exit_dir=paths.exit_dir, persist_dir=paths.persist_dir,
             socket_dir=paths.socket_dir, log_path=paths.log, runtime_log=paths.runtime_log,
             log_driver=record['config'].get('log_driver') or 'k8s-file',
-            log_size_max=record['config'].get('log_size_max') or None)
+            log_size_max=record['config'].get('log_size_max') or None,
+            restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None)
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
         pid, conmon_pid = conmon.launch(launch)
@@ -170,7 +175,10 @@ class Engine(object):
                       conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
                       exit_code=None, finished_at=None, started_at=None)
         self.store.save(record)
-        if start:
+        if restore:
+            record.update(state='running', started_at=utc_iso())
+            self.store.save(record)
+        elif start:
             runtime.start(record['id'])
             record.update(state='running', started_at=utc_iso())
             self.store.save(record)

@@ -105,14 +105,17 @@ def _file_size(path):
 class OCIRuntime(object):
     """One OCI runtime binary with one state ``--root``; ``log_path`` collects its JSON log."""
 
-    def __init__(self, name, path, state_root, log_path=None):
+    def __init__(self, name, path, state_root, log_path=None, criu_path=None):
         self.name = name
         self.path = path
         self.state_root = state_root
         self.log_path = log_path
+        self.criu_path = criu_path
 
     def global_args(self, log_path=None):
         args = ['--root', self.state_root]
+        if self.criu_path and self.name == 'runc':
+            args += ['--criu', self.criu_path]
         log_path = log_path or self.log_path
         if log_path:
             args += ['--log', log_path, '--log-format', 'json']
@@ -176,6 +179,13 @@ class OCIRuntime(object):
 
     def resume(self, container_id):
         self.run(['resume', container_id])
+
+    def version(self):
+        """-> e.g. ``runc version 1.1.5+ds1`` (first line of --version)."""
+        proc = subprocess.run([self.path, '--version'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, timeout=30)
+        lines = proc.stdout.decode('utf-8', 'replace').strip().splitlines()
+        return lines[0] if lines else 'unknown'
 
     def update(self, container_id, resources):
         self.run(['update', '--resources', '-', container_id], input_data=json.dumps(resources).encode())

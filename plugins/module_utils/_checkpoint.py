@@ -1,0 +1,159 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one ``runcible.oci.container_checkpoint`` task does; ``run(params, check_mode)`` is its Python API."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, read_manifest
+from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.errors import ValidationError
+from ._runtime.units import validate_name
+
+STATES = ('checkpointed', 'restored')
+
+
+def argument_spec():
+    return dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='checkpointed', choices=list(STATES)),
+        leave_running=dict(type='bool', default=False),
+        force=dict(type='bool', default=False),
+        export=dict(type='path'),
+        compress=dict(type='str', default='zstd', choices=list(COMPRESSIONS)),
+        import_archive=dict(type='path', aliases=['import']),
+        tcp_established=dict(type='bool', default=False),
+        file_locks=dict(type='bool', default=False),
+        keep=dict(type='bool', default=False),
+        root=dict(type='path', default=DEFAULT_ROOT),
+        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
+        runtime=dict(type='str'),
+    )
+
+
+class Task(object):
+    def __init__(self, params, check_mode=False):
+        self.params = params
+        self.check_mode = check_mode
+        self.name = validate_name(params['name'])
+        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT,
+                             params.get('runtime'))
+        self.checkpoints = Checkpoints(self.engine, use_cache=not check_mode)
+        self.actions = []
+
+    def run(self):
+        if self.params.get('import_archive') and self.params['state'] != 'restored':
+            raise ValidationError('import needs state: restored')
+        if self.params.get('export') and self.params['state'] != 'checkpointed':
+            raise ValidationError('export needs state: checkpointed')
+        lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
+        with lock:
+            record, live = self.engine.inspect(self.name)
+            self.before = {'status': live['status'] if record else 'absent',
+                           'checkpoint': ((record or {}).get('checkpoint') or {}).get('id')}
+            if self.params['state'] == 'checkpointed':
+                record, live = self._checkpointed(record, live)
+            else:
+                record, live = self._restored(record, live)
+        return self.result(record, live)
+
+    # -- checkpointed -------------------------------------------------------------------------
+    def _checkpointed(self, record, live):
+        if record is None:
+            raise ValidationError('container %s does not exist: nothing to checkpoint' % self.name)
+        meta = record.get('checkpoint')
+        status = live['status']
+        if status in ('running', 'paused'):
+            same_process = meta and meta.get('leave_running') and meta.get('pid_start') == record.get('pid_start')
+            if not same_process or self.params['force'] or not self.params['leave_running']:
+                self.checkpoints.criu()
+                self.actions.append('checkpointed')
+                if not self.params['leave_running']:
+                    self.actions.append('stopped')
+                if not self.check_mode:
+                    self.checkpoints.dump(record, live, leave_running=self.params['leave_running'],
+                                          tcp_established=self.params['tcp_established'],
+                                          file_locks=self.params['file_locks'], keep_logs=self.params['keep'])
+                    record, live = self.engine.inspect(self.name)
+                elif not self.params['leave_running']:
+                    live = dict(live, status='stopped', pid=0, conmon_pid=0)
+        elif status == 'created':
+            raise ValidationError('container %s was created but never started: there is no process to checkpoint; '
+                                  'start it first' % self.name)
+        elif not meta:
+            raise ValidationError('container %s is stopped and has no checkpoint: start it (state: started with '
+                                  'runcible.oci.container) before checkpointing it' % self.name)
+        export = self.params.get('export')
+        if export and (self.actions or not self.checkpoints.export_is_current(record, export)):
+            self.actions.append('exported')
+            if not self.check_mode:
+                self.checkpoints.export(record, export, self.params['compress'])
+        return record, live
+
+    # -- restored -----------------------------------------------------------------------------
+    def _restored(self, record, live):
+        archive = self.params.get('import_archive')
+        manifest = read_manifest(archive) if archive else None
+        if manifest is not None:
+            if record is None:
+                self.checkpoints.criu()
+                self.actions.extend(['imported', 'restored'])
+                if self.check_mode:
+                    return ({'id': None, 'name': self.name, 'config': manifest['config'],
+                             'checkpoint': {'id': manifest['checkpoint_id']}},
+                            {'status': 'running', 'pid': 0, 'conmon_pid': 0, 'exit_code': None, 'finished_at': None})
+                self.checkpoints.import_(self.name, archive, manifest, keep_logs=self.params['keep'])
+                return self.engine.inspect(self.name)
+            if (record.get('checkpoint') or {}).get('id') != manifest['checkpoint_id']:
+                raise ValidationError('a container named %s already exists and does not come from %s: remove it or '
+                                      'import under another name' % (self.name, archive))
+        if record is None:
+            raise ValidationError('container %s does not exist: nothing to restore (use import to restore from an '
+                                  'archive)' % self.name)
+        status = live['status']
+        if status in ('running', 'paused'):
+            return record, live
+        if status == 'created':
+            raise ValidationError('container %s was created but never started: nothing to restore' % self.name)
+        if not record.get('checkpoint') or not os.path.isdir(record['checkpoint'].get('images', '')):
+            raise ValidationError('container %s is stopped and has no checkpoint to restore from; checkpoint it '
+                                  'first (state: checkpointed) or start it with runcible.oci.container' % self.name)
+        self.checkpoints.criu()
+        self.actions.append('restored')
+        if self.check_mode:
+            return record, dict(live, status='running')
+        self.checkpoints.restore(record, keep_logs=self.params['keep'])
+        return self.engine.inspect(self.name)
+
+    # -- result -------------------------------------------------------------------------------
+    def result(self, record, live):
+        result = {'changed': bool(self.actions), 'actions': self.actions}
+        if record is not None and record.get('id'):
+            result['container'] = self.engine.view(record, live)
+        else:
+            result['container'] = {'id': None, 'name': self.name, 'status': live['status'], 'pid': 0,
+                                   'conmon_pid': 0, 'exit_code': None, 'config': record['config']}
+        meta = dict(record.get('checkpoint') or {})
+        meta.pop('exports', None)
+        if meta:
+            meta['export'] = self.params.get('export')
+        result['checkpoint'] = meta
+        after = {'status': live['status'], 'checkpoint': meta.get('id')}
+        if self.check_mode and 'checkpointed' in self.actions:
+            after['checkpoint'] = '(new)'
+        result['diff'] = {'before': self.before, 'after': after} if self.actions else {'before': {}, 'after': {}}
+        if self.engine.warnings:
+            result['warnings'] = list(self.engine.warnings)
+        return result
+
+
+def run(params, check_mode=False):
+    full = dict((key, spec.get('default')) for key, spec in argument_spec().items())
+    if 'import' in params:
+        params = dict(params)
+        params['import_archive'] = params.pop('import')
+    full.update(params)
+    return Task(full, check_mode=check_mode).run()

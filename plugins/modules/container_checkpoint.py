@@ -1,0 +1,203 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: container_checkpoint
+short_description: Checkpoint and restore running containers with CRIU, export and import them
+version_added: 0.1.0
+description:
+  - Freezes a running container to disk with CRIU (C(runc checkpoint)) and brings it back with its
+    memory intact, on the same host or, from an exported archive, on another one.
+  - A restored container is started through conmon (C(conmon --restore)), so it is supervised
+    exactly like a started one; stop, exit codes and logs work as before.
+  - Only the latest checkpoint of a container is kept, under O(root).
+author:
+  - runcible.oci contributors
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - runcible.oci.common
+attributes:
+  check_mode:
+    support: full
+    details: Says what would happen (and runs C(criu check)); writes nothing.
+  diff_mode:
+    support: full
+    details: Status and checkpoint id before and after.
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - Name of the container.
+    type: str
+    required: true
+  state:
+    description:
+      - V(checkpointed) dumps the running container. It stops, unless O(leave_running=true).
+        A container that is already checkpointed and not running is left alone; with
+        O(leave_running=true), a running container whose current process was already
+        checkpointed is left alone unless O(force=true).
+      - V(restored) brings a stopped container back from its latest checkpoint; a running
+        container is left alone. With O(import_archive), the container is created from the
+        archive and restored.
+    type: str
+    default: checkpointed
+    choices: [checkpointed, restored]
+  leave_running:
+    description:
+      - Keep the container running after the checkpoint.
+    type: bool
+    default: false
+  force:
+    description:
+      - Take a new checkpoint of a running container even if its current process has one.
+    type: bool
+    default: false
+  export:
+    description:
+      - Path of an archive to write with everything needed to restore elsewhere; the container's
+        configuration, its OCI spec, the CRIU images, its root filesystem changes (the overlay upper
+        directory) and its log. Needs O(state=checkpointed).
+      - Written again only when the checkpoint changed or the file is not the one written last.
+      - The target host needs the same root filesystem (O(runcible.oci.container#module:rootfs)) at
+        the same path, and the bind mount sources.
+    type: path
+  compress:
+    description:
+      - Compression of O(export). V(zstd) needs the C(zstd) program.
+    type: str
+    default: zstd
+    choices: [zstd, gzip, none]
+  import_archive:
+    description:
+      - Archive written by O(export) to create the container O(name) from and restore.
+        Needs O(state=restored).
+      - The archive is validated whole before anything is written; members with absolute or C(..)
+        paths, members below a symlink, hard links to outside the archive and device nodes other than
+        overlay whiteouts are refused.
+      - When a container O(name) exists and comes from this archive's checkpoint, it is only restored
+        if stopped; any other container of that name is an error.
+    type: path
+    aliases: [import]
+  tcp_established:
+    description:
+      - Checkpoint and restore established TCP connections (CRIU C(--tcp-established)).
+    type: bool
+    default: false
+  file_locks:
+    description:
+      - Checkpoint and restore file locks (CRIU C(--file-locks)).
+    type: bool
+    default: false
+  keep:
+    description:
+      - Keep CRIU's dump and restore logs next to the checkpoint (they are always kept when CRIU fails,
+        and the failure message names the log).
+    type: bool
+    default: false
+notes:
+  - Needs a CRIU that passes C(criu check) on the host. Debian 12's criu 3.17 fails on newer kernels;
+    C(make setup) of this collection builds CRIU 4.x from the newer Debian source package.
+  - Incremental checkpoints (pre-dump) are not offered; every checkpoint is a full dump.
+seealso:
+  - module: runcible.oci.container
+'''
+
+EXAMPLES = r'''
+- name: Checkpoint a running container (it stops) and export it
+  runcible.oci.container_checkpoint:
+    name: counter
+    state: checkpointed
+    export: /var/tmp/counter.tar.zst
+
+- name: Bring it back, memory intact
+  runcible.oci.container_checkpoint:
+    name: counter
+    state: restored
+
+- name: Take a checkpoint and keep the container running
+  runcible.oci.container_checkpoint:
+    name: counter
+    leave_running: true
+
+- name: On another host, create the container from the archive and restore it
+  runcible.oci.container_checkpoint:
+    name: counter
+    state: restored
+    import: /var/tmp/counter.tar.zst
+'''
+
+RETURN = r'''
+actions:
+  description: What was done (V(checkpointed), V(stopped), V(exported), V(imported), V(restored)).
+  returned: always
+  type: list
+  elements: str
+container:
+  description: The container after the task, as M(runcible.oci.container) returns it.
+  returned: always
+  type: dict
+checkpoint:
+  description: The container's latest checkpoint; empty when it has none.
+  returned: always
+  type: dict
+  contains:
+    id:
+      description: Checkpoint id.
+      type: str
+    path:
+      description: Directory of the checkpoint (C(images/) holds CRIU's images).
+      type: str
+    size:
+      description: Size of the CRIU images in bytes.
+      type: int
+    created:
+      description: When it was taken (UTC).
+      type: str
+    runtime_version:
+      description: Version of the OCI runtime that took it.
+      type: str
+    criu_version:
+      description: Version of CRIU that took it.
+      type: str
+    dump_seconds:
+      description: How long the dump took.
+      type: float
+    restore_seconds:
+      description: How long the last restore took; null when never restored.
+      type: float
+    export:
+      description: The O(export) path of this task, if any.
+      type: str
+  sample:
+    id: 5a0c1f2e3d4b5a6978877665544332211
+    size: 157407
+    dump_seconds: 0.298
+    restore_seconds: 0.27
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+
+
+def main():
+    module = AnsibleModule(argument_spec=_checkpoint.argument_spec(), supports_check_mode=True)
+    try:
+        result = _checkpoint.Task(module.params, check_mode=module.check_mode).run()
+    except RuncibleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,269 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""runcible.oci.container_checkpoint on the real runc, conmon and CRIU."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+
+import pytest
+
+from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+from conftest import read_log, wait_for
+
+COUNTER = "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done"
+MODULE = 'runcible.oci.container_checkpoint'
+
+
+def counts(log_path):
+    return [int(line) for line in read_log(log_path) if line.strip().isdigit()]
+
+
+def start_counter(env, name='test-ckpt'):
+    result = env.run(name=name, rootfs=env.rootfs, command=['sh', '-c', COUNTER])
+    log = result['container']['log_path']
+    assert wait_for(lambda: len(counts(log)) >= 10), read_log(log)
+    return result['container']
+
+
+def ckpt(env, check_mode=False, **params):
+    params.setdefault('root', env.root)
+    params.setdefault('run_root', env.run_root)
+    return _checkpoint.run(params, check_mode=check_mode)
+
+
+def assert_continues(log_path, from_count, lines_before):
+    """The restored process counts on from ``from_count``: a restart would print 1 again."""
+    assert wait_for(lambda: len(counts(log_path)) >= lines_before + 5), read_log(log_path)
+    after = counts(log_path)[lines_before:]
+    assert after[0] == from_count + 1, (from_count, after[:10])
+    assert after == list(range(from_count + 1, from_count + 1 + len(after)))
+
+
+def test_checkpoint_and_restore_four_ways(env):
+    container = start_counter(env)
+    log = container['log_path']
+    results = env.four_ways({'name': 'test-ckpt', 'state': 'checkpointed'}, module=MODULE)
+    check, apply = results[0], results[1]
+    assert check['actions'] == ['checkpointed', 'stopped'] and check['container']['status'] == 'stopped'
+    assert apply['actions'] == ['checkpointed', 'stopped']
+    assert apply['container']['status'] == 'stopped' and apply['container']['pid'] == 0
+    meta = apply['checkpoint']
+    assert meta['size'] > 0 and meta['dump_seconds'] > 0 and meta['criu_version'][0].isdigit()
+    assert 'runc' in meta['runtime_version']
+    assert os.path.isdir(meta['images'])
+    assert results[2]['checkpoint']['id'] == meta['id']
+    assert not env.mounts(), 'a checkpointed container holds no mount'
+    dumped = counts(log)
+    time.sleep(0.3)
+    assert counts(log) == dumped, 'the process must not run after the checkpoint'
+
+    restored = env.four_ways({'name': 'test-ckpt', 'state': 'restored'}, module=MODULE)
+    assert restored[1]['actions'] == ['restored'] and restored[1]['container']['status'] == 'running'
+    assert restored[1]['checkpoint']['restore_seconds'] > 0
+    assert_continues(log, dumped[-1], len(dumped))
+    assert restored[2]['container']['pid'] == restored[1]['container']['pid']
+
+    # Supervised by conmon like a started process: stop works and its exit code is read.
+    stopped = env.run(name='test-ckpt', state='stopped')
+    assert stopped['container']['status'] == 'stopped' and stopped['container']['exit_code'] == 0
+
+
+def test_leave_running_keeps_it_running_and_the_checkpoint_restorable(env):
+    container = start_counter(env, 'test-live')
+    results = env.four_ways({'name': 'test-live', 'leave_running': True}, module=MODULE)
+    assert results[1]['actions'] == ['checkpointed']
+    assert results[1]['container']['pid'] == container['pid'] and results[1]['container']['status'] == 'running'
+    forced = ckpt(env, name='test-live', leave_running=True, force=True)
+    assert forced['changed'] and forced['checkpoint']['id'] != results[1]['checkpoint']['id']
+    # The process was frozen for the dump at about the last count written when the task returned.
+    at_checkpoint = counts(container['log_path'])[-1]
+    time.sleep(0.5)
+    env.run(name='test-live', state='stopped')
+    at_stop = counts(container['log_path'])[-1]
+    assert at_stop >= at_checkpoint + 5, 'it kept running after the checkpoint'
+    lines = len(counts(container['log_path']))
+    restored = ckpt(env, name='test-live', state='restored')
+    assert restored['actions'] == ['restored']
+    after = wait_for(lambda: counts(container['log_path'])[lines:lines + 3])
+    assert after, read_log(container['log_path'])[-5:]
+    assert at_checkpoint - 2 <= after[0] <= at_checkpoint + 2 and after[0] < at_stop, (at_checkpoint, at_stop, after)
+
+
+def test_export_remove_import_under_a_new_name(env, tmp_path):
+    container = start_counter(env, 'test-exp')
+    archive = str(tmp_path / 'exp.tar.zst')
+    results = env.four_ways({'name': 'test-exp', 'export': archive}, module=MODULE)
+    assert results[1]['actions'] == ['checkpointed', 'stopped', 'exported']
+    assert os.path.getsize(archive) > 1000
+    assert results[2]['actions'] == [] and results[3]['actions'] == []
+    dumped = counts(container['log_path'])
+    mtime = os.stat(archive).st_mtime_ns
+    env.run(name='test-exp', state='absent')
+    assert os.stat(archive).st_mtime_ns == mtime
+
+    imported = env.four_ways({'name': 'test-imp', 'state': 'restored', 'import': archive}, module=MODULE)
+    assert imported[0]['actions'] == ['imported', 'restored'] and imported[0]['container']['id'] is None
+    assert imported[1]['actions'] == ['imported', 'restored']
+    new = imported[1]['container']
+    assert new['status'] == 'running' and new['name'] == 'test-imp' and new['id'] != container['id']
+    assert imported[2]['container']['pid'] == new['pid']
+    assert_continues(new['log_path'], dumped[-1], len(dumped))
+    stopped = env.run(name='test-imp', state='stopped')
+    assert stopped['container']['exit_code'] == 0
+
+
+@pytest.mark.parametrize('compress', ['gzip', 'none'])
+def test_other_compressions(env, tmp_path, compress):
+    container = start_counter(env, 'test-cmp')
+    archive = str(tmp_path / ('a.tar' + ('.gz' if compress == 'gzip' else '')))
+    ckpt(env, name='test-cmp', export=archive, compress=compress)
+    dumped = counts(container['log_path'])
+    env.run(name='test-cmp', state='absent')
+    result = ckpt(env, name='test-cmp2', state='restored', **{'import': archive})
+    assert_continues(result['container']['log_path'], dumped[-1], len(dumped))
+
+
+def test_rootfs_changes_travel_in_the_archive(env, tmp_path):
+    script = "echo data > /etc/written; rm /bin/true; mkdir -p /d; touch /d/x; " + COUNTER
+    result = env.run(name='test-upper', rootfs=env.rootfs, command=['sh', '-c', script])
+    assert wait_for(lambda: len(counts(result['container']['log_path'])) >= 3)
+    archive = str(tmp_path / 'u.tar.zst')
+    ckpt(env, name='test-upper', export=archive)
+    env.run(name='test-upper', state='absent')
+    imported = ckpt(env, name='test-upper2', state='restored', **{'import': archive})
+    upper = os.path.join(env.root, 'containers', 'test-upper2', 'upper')
+    assert open(os.path.join(upper, 'etc', 'written')).read() == 'data\n'
+    whiteout = os.lstat(os.path.join(upper, 'bin', 'true'))
+    assert os.major(whiteout.st_rdev) == 0 and os.minor(whiteout.st_rdev) == 0, 'whiteout kept'
+    assert imported['container']['status'] == 'running'
+    assert not os.path.exists(os.path.join(imported['container']['rootfs'], 'bin', 'true'))
+
+
+def test_check_mode_leaves_no_trace(env, tmp_path):
+    container = start_counter(env, 'test-ckchk')
+    archive = str(tmp_path / 'c.tar.zst')
+    result = ckpt(env, check_mode=True, name='test-ckchk', export=archive)
+    assert result['changed'] and result['actions'] == ['checkpointed', 'stopped', 'exported']
+    assert not os.path.exists(archive)
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-ckchk', 'checkpoints'))
+    assert env.inspect('test-ckchk')['pid'] == container['pid']
+    assert not os.path.exists(os.path.join(env.run_root, 'criu-check.json'))
+
+
+# -- failures: clear messages, nothing touched ---------------------------------------------------------
+
+def test_checkpoint_of_a_stopped_container_fails(env):
+    env.run(name='test-cks', rootfs=env.rootfs, command=['true'], state='stopped')
+    with pytest.raises(RuncibleError, match='stopped and has no checkpoint'):
+        ckpt(env, name='test-cks')
+    with pytest.raises(RuncibleError, match='no checkpoint to restore'):
+        ckpt(env, name='test-cks', state='restored')
+    with pytest.raises(RuncibleError, match='does not exist'):
+        ckpt(env, name='test-nothere')
+    with pytest.raises(RuncibleError, match='does not exist'):
+        ckpt(env, name='test-nothere', state='restored')
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-nothere'))
+
+
+def test_failures_through_the_playbook(env):
+    results = env.playbook([
+        {MODULE: {'name': 'test-absent'}, 'ignore_errors': True},
+        {MODULE: {'name': 'test-absent', 'state': 'restored', 'import': '/nonexistent.tar'}, 'ignore_errors': True},
+    ])
+    assert [r['_status'] for r in results] == ['failed', 'failed']
+    assert 'does not exist' in results[0]['msg'] and 'does not exist' in results[1]['msg']
+
+
+def _archive(path, members, first_manifest=True):
+    with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as archive:
+        if first_manifest:
+            data = json.dumps({'format': 'runcible.oci/checkpoint', 'version': 1, 'checkpoint_id': 'x',
+                               'name': 'evil', 'config': {}}).encode()
+            info = tarfile.TarInfo('manifest.json')
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        for info, data in members:
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _file(name, data=b'x'):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def _device(name, major, minor):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.CHRTYPE
+    info.devmajor, info.devminor = major, minor
+    return info, None
+
+
+HOSTILE = {
+    'dotdot': ([_file('config.json'), _file('images/../../escaped')], 'absolute or ".." path'),
+    'absolute': ([_file('config.json'), _file('/tmp/escaped-abs')], 'absolute or ".." path'),
+    'symlink then write through it': ([_file('config.json'), _file('images/x'), _link('upper/etc', '/tmp'),
+                                       _file('upper/etc/escaped')], 'below the symlink'),
+    'hard link to a host file': ([_file('config.json'), _file('images/x'), _link('upper/passwd', '/etc/passwd',
+                                                                                  tarfile.LNKTYPE)],
+                                 'hard link'),
+    'device node': ([_file('config.json'), _file('images/x'), _device('upper/dev-null', 1, 3)], 'device node'),
+    'foreign member': ([_file('config.json'), _file('images/x'), _file('etc/shadow')], 'not part of'),
+}
+
+
+@pytest.mark.parametrize('case', sorted(HOSTILE))
+def test_hostile_archives_are_refused_before_anything_is_written(env, tmp_path, case):
+    members, message = HOSTILE[case]
+    archive = str(tmp_path / 'evil.tar')
+    _archive(archive, members)
+    with pytest.raises(RuncibleError, match=message):
+        ckpt(env, name='test-evil', state='restored', **{'import': archive})
+    assert not os.path.exists('/tmp/escaped-abs')
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-evil'))
+    assert env.leftovers() == []
+
+
+def test_corrupt_foreign_and_truncated_archives(env, tmp_path):
+    garbage = tmp_path / 'garbage.tar.zst'
+    garbage.write_bytes(b'\x28\xb5\x2f\xfd' + os.urandom(4096))
+    with pytest.raises(RuncibleError, match='not a readable checkpoint archive'):
+        ckpt(env, name='test-bad', state='restored', **{'import': str(garbage)})
+    foreign = str(tmp_path / 'foreign.tar')
+    _archive(foreign, [_file('hello.txt')], first_manifest=False)
+    with pytest.raises(RuncibleError, match='not (part of )?a runcible.oci checkpoint archive'):
+        ckpt(env, name='test-bad', state='restored', **{'import': foreign})
+    container = start_counter(env, 'test-trunc')
+    good = str(tmp_path / 'good.tar.gz')
+    ckpt(env, name='test-trunc', export=good, compress='gzip')
+    truncated = tmp_path / 'truncated.tar.gz'
+    truncated.write_bytes(open(good, 'rb').read()[:os.path.getsize(good) // 2])
+    with pytest.raises(RuncibleError, match='corrupt or truncated'):
+        ckpt(env, name='test-bad', state='restored', **{'import': str(truncated)})
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-bad'))
+    assert container['id']
+
+
+def test_import_name_clash_leaves_the_existing_container_alone(env, tmp_path):
+    source = start_counter(env, 'test-src')
+    archive = str(tmp_path / 's.tar.zst')
+    ckpt(env, name='test-src', export=archive, leave_running=True)
+    other = start_counter(env, 'test-other')
+    with pytest.raises(RuncibleError, match='already exists'):
+        ckpt(env, name='test-other', state='restored', **{'import': archive})
+    assert env.inspect('test-other')['pid'] == other['pid']
+    assert env.inspect('test-src')['pid'] == source['pid']

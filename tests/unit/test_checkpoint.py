@@ -1,0 +1,105 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""CRIU discovery and checkpoint archives, without a container."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import checkpoint
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
+
+
+def _fake_criu(tmp_path, name, rc, output):
+    path = tmp_path / name
+    path.write_text('#!/bin/sh\nif [ "$1" = --version ]; then echo "Version: 9.9"; exit 0; fi\n'
+                    'echo "%s"\nexit %d\n' % (output, rc))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_find_criu_reports_the_check_output_and_what_to_install(tmp_path):
+    bad = _fake_criu(tmp_path, 'criu-old', 1, 'Error (criu/vdso.c:627): vdso: Unexpected rt vDSO area bounds')
+    with pytest.raises(RuncibleError) as caught:
+        checkpoint.find_criu(search=[bad])
+    message = caught.value.msg
+    assert 'Unexpected rt vDSO area bounds' in message and bad in message
+    assert 'criu check' in message and 'source package' in message
+    assert caught.value.details['criu_check']
+
+
+def test_find_criu_missing_names_the_package():
+    with pytest.raises(RuncibleError, match='install the Debian package "criu"'):
+        checkpoint.find_criu(search=['/nonexistent/criu'])
+
+
+def test_find_criu_takes_the_first_that_passes_and_caches_it(tmp_path):
+    bad = _fake_criu(tmp_path, 'criu-bad', 1, 'nope')
+    good = _fake_criu(tmp_path, 'criu-good', 0, 'Looks good.')
+    cache = tmp_path / 'cache'
+    assert checkpoint.find_criu(str(cache), search=[bad, good]) == good
+    assert good in json.loads((cache / 'criu-check.json').read_text())
+    # Cached: the same binary (size, mtime) on the same boot is not checked again. Make its check fail
+    # without changing size or mtime: the cached answer still stands.
+    before = os.stat(good)
+    text = open(good).read()
+    with open(good, 'w') as handle:
+        handle.write(text.replace('exit 0\n', 'exit 3\n', 1).replace('exit 0\n', 'exit 1\n'))
+    os.utime(good, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(good).st_size == before.st_size
+    assert checkpoint.find_criu(str(cache), search=[good]) == good
+    with pytest.raises(RuncibleError):
+        checkpoint.find_criu(None, search=[good])
+
+
+def _upper(tmp_path):
+    upper = tmp_path / 'upper'
+    (upper / 'etc').mkdir(parents=True)
+    (upper / 'etc' / 'motd').write_text('hello\n')
+    (upper / 'opaque').mkdir()
+    os.setxattr(str(upper / 'opaque'), 'trusted.overlay.opaque', b'y')
+    os.mknod(str(upper / 'etc' / 'gone'), stat.S_IFCHR | 0o600, os.makedev(0, 0))
+    os.symlink('/etc/motd', str(upper / 'link'))
+    os.link(str(upper / 'etc' / 'motd'), str(upper / 'hard'))
+    os.chown(str(upper / 'etc' / 'motd'), 1000, 1000)
+    return upper
+
+
+@pytest.mark.parametrize('compress', ['zstd', 'gzip', 'none'])
+def test_archive_round_trip_keeps_whiteouts_xattrs_links_owners(tmp_path, compress):
+    if compress == 'zstd' and not checkpoint.find_program('zstd'):
+        pytest.skip('the zstd program is not installed here')
+    images = tmp_path / 'images'
+    images.mkdir()
+    (images / 'pages-1.img').write_bytes(os.urandom(5000))
+    config = tmp_path / 'config.json'
+    config.write_text('{}')
+    manifest = {'format': checkpoint.ARCHIVE_FORMAT, 'version': checkpoint.ARCHIVE_VERSION, 'checkpoint_id': 'c1',
+                'name': 'x', 'config': {'rootfs': '/r'}}
+    archive = str(tmp_path / 'a.tar')
+    size = checkpoint.write_archive(archive, compress, manifest, str(config), str(images), str(_upper(tmp_path)), None)
+    assert size == os.path.getsize(archive)
+    assert checkpoint.detect_compression(archive) == compress
+    assert checkpoint.read_manifest(archive)['checkpoint_id'] == 'c1'
+    out = tmp_path / 'out'
+    out.mkdir()
+    checkpoint.extract_archive(archive, str(out))
+    assert (out / 'images' / 'pages-1.img').read_bytes() == (images / 'pages-1.img').read_bytes()
+    assert (out / 'upper' / 'etc' / 'motd').read_text() == 'hello\n'
+    assert os.stat(str(out / 'upper' / 'etc' / 'motd')).st_uid == 1000
+    gone = os.lstat(str(out / 'upper' / 'etc' / 'gone'))
+    assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == os.makedev(0, 0)
+    assert os.getxattr(str(out / 'upper' / 'opaque'), 'trusted.overlay.opaque') == b'y'
+    assert os.readlink(str(out / 'upper' / 'link')) == '/etc/motd'
+    assert os.stat(str(out / 'upper' / 'hard')).st_ino == os.stat(str(out / 'upper' / 'etc' / 'motd')).st_ino
+    assert not [name for name in os.listdir(str(tmp_path)) if name.startswith('.a.tar.tmp')]
+
+
+def test_write_archive_into_a_missing_directory_fails_clearly(tmp_path):
+    with pytest.raises(ValidationError, match='does not exist'):
+        checkpoint.write_archive(str(tmp_path / 'no' / 'a.tar'), 'none', {}, '/dev/null', str(tmp_path), None, None)
