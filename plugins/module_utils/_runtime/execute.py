@@ -1,0 +1,722 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run a process inside a running container with the OCI runtime's ``exec``.
+
+Design: ``runtime exec --process FILE --pid-file FILE [--cgroup SUB] ID``, not conmon exec sessions.
+
+* The process is a JSON OCI process spec made from the container's own config.json: its
+  capabilities, noNewPrivileges, rlimits, AppArmor/SELinux labels and environment, with the task's
+  argv, env, user and working directory on top. Everything is exact, and the environment (which may
+  hold secrets) is in a 0600 file in the container's run dir, removed afterwards; never on a
+  command line.
+* The process gets our pipes directly (the runtime passes its stdio through when there is no
+  terminal): no copy loop in between, and one process (the runtime) per exec. A conmon exec
+  session would add a conmon per exec, an attach socket and a copy of every byte.
+* No leaks: the process runs in a sub-cgroup of the container made for this exec (v1 ``freezer``
+  or the v2 unified hierarchy). When the command ends, or its timeout expires, whatever is still in
+  that cgroup (background children, daemons that double-forked or called setsid) is frozen,
+  SIGKILLed and thawed, then the cgroup is removed. Without such a cgroup the process's session
+  (the runtime makes the exec'd process a session leader) and its descendants are killed instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fnmatch
+import json
+import os
+import secrets
+import selectors
+import signal
+import stat
+import subprocess
+import time
+
+from .errors import RuntimeCommandError, ValidationError
+from .oci_cli import _log_errors
+
+KILL_WAIT = 10.0
+DRAIN_WAIT = 2.0
+READ_SIZE = 1 << 16
+WRITE_SIZE = 1 << 16
+MAX_SYMLINKS = 40
+GLOB_CHARS = frozenset('*?[')
+
+
+# -- the process spec ----------------------------------------------------------------------------
+
+def merge_env(base, extra):
+    """The container's ``KEY=value`` list with ``extra`` (a dict) set on top, in the container's order."""
+    merged = {}
+    for item in base or []:
+        key, _sep, value = item.partition('=')
+        merged[key] = value
+    for key, value in (extra or {}).items():
+        merged[key] = value
+    return ['%s=%s' % item for item in merged.items()]
+
+
+def build_process(base, argv, env=None, user=None, cwd=None):
+    """The OCI process spec of one exec: the container's ``process`` with the task's values on top.
+
+    ``user`` is ``"uid:gid"`` (already resolved) or None to keep the container's user. As for the
+    container itself, a non-root user gets no effective, permitted or ambient capabilities (the
+    bounding set stays); root gets the bounding set as effective and permitted.
+    """
+    process = json.loads(json.dumps(base or {}))
+    process['terminal'] = False
+    process.pop('consoleSize', None)
+    process['args'] = list(argv)
+    process['env'] = merge_env(process.get('env'), env)
+    if cwd:
+        process['cwd'] = cwd
+    process.setdefault('cwd', '/')
+    if user is not None:
+        uid, gid = (int(part) for part in user.split(':'))
+        process['user'] = {'uid': uid, 'gid': gid}
+        caps = process.get('capabilities')
+        if isinstance(caps, dict):
+            if uid == 0:
+                caps['effective'] = list(caps.get('bounding', []))
+                caps['permitted'] = list(caps.get('bounding', []))
+            else:
+                caps['effective'] = []
+                caps['permitted'] = []
+                caps.pop('ambient', None)
+    return process
+
+
+def load_container_process(config_json):
+    """The ``process`` of a container's config.json."""
+    try:
+        with open(config_json, 'r') as handle:
+            return json.load(handle)['process']
+    except (IOError, OSError, ValueError, KeyError) as exc:
+        raise RuntimeCommandError('cannot read the process spec of the container from %s: %s' % (config_json, exc))
+
+
+# -- paths inside the container --------------------------------------------------------------------
+
+def _components(path):
+    return [part for part in path.split('/') if part not in ('', '.')]
+
+
+def resolve_in_root(root, path):
+    """Host path of ``path`` as a process whose root is ``root`` sees it (e.g. ``/proc/PID/root``).
+
+    Symlinks are resolved inside ``root``: an absolute target starts again at ``root`` and ``..``
+    stops there, as in the container. A missing component ends the walk: the result then does
+    not exist.
+    """
+    parts = _components(path)
+    resolved = []
+    links = 0
+    while parts:
+        part = parts.pop(0)
+        if part == '..':
+            if resolved:
+                resolved.pop()
+            continue
+        candidate = os.path.join(root, *(resolved + [part]))
+        try:
+            mode = os.lstat(candidate).st_mode
+        except OSError:
+            return os.path.join(root, *(resolved + [part] + parts))
+        if stat.S_ISLNK(mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise ValidationError('%s: more than %d symbolic links inside the container' % (path, MAX_SYMLINKS))
+            target = os.readlink(candidate)
+            if target.startswith('/'):
+                resolved = []
+            parts = _components(target) + parts
+            continue
+        resolved.append(part)
+    return os.path.join(root, *resolved) if resolved else root
+
+
+def path_exists_in_root(root, path):
+    """True when ``path`` (absolute, inside the container) exists; a glob in its last component matches any entry."""
+    directory, _sep, last = path.rstrip('/').rpartition('/')
+    if GLOB_CHARS & set(directory):
+        raise ValidationError('%s: a glob pattern is only supported in the last path component' % path)
+    if not GLOB_CHARS & set(last):
+        return os.path.exists(resolve_in_root(root, path))
+    host_dir = resolve_in_root(root, directory or '/')
+    try:
+        names = os.listdir(host_dir)
+    except OSError:
+        return False
+    for name in names:
+        if name.startswith('.') and not last.startswith('.'):
+            continue
+        if fnmatch.fnmatchcase(name, last) and os.path.exists(resolve_in_root(root, directory + '/' + name)):
+            return True
+    return False
+
+
+# -- keeping track of every process of an exec -------------------------------------------------------
+
+def _read(path):
+    with open(path, 'r') as handle:
+        return handle.read()
+
+
+def _write(path, text):
+    with open(path, 'w') as handle:
+        handle.write(text)
+
+
+def _pids(procs_file):
+    try:
+        return [int(line) for line in _read(procs_file).split()]
+    except (IOError, OSError, ValueError):
+        return []
+
+
+def _kill(pid, signal_number=signal.SIGKILL):
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal_number)
+
+
+class ExecCgroup(object):
+    """A sub-cgroup of the container for one exec: every process the command starts stays in it."""
+
+    def __init__(self, parent_dir, name, runtime_arg, freezer_v1):
+        self.parent_dir = parent_dir
+        self.name = name
+        self.dir = os.path.join(parent_dir, name)
+        self.runtime_arg = runtime_arg
+        self.freezer_v1 = freezer_v1
+        self.created = False
+
+    @classmethod
+    def for_container(cls, container_pid, name, cgroup_root='/sys/fs/cgroup'):
+        """The exec cgroup to use for the container whose init is ``container_pid``; None when there is none."""
+        try:
+            proc_cgroup = _read('/proc/%d/cgroup' % container_pid)
+        except (IOError, OSError):
+            return None
+        return cls.from_proc_cgroup(proc_cgroup, name, cgroup_root)
+
+    @classmethod
+    def from_proc_cgroup(cls, proc_cgroup, name, cgroup_root='/sys/fs/cgroup'):
+        """As for_container(), from the text of the container's /proc/PID/cgroup."""
+        v1 = {}
+        unified = None
+        for line in proc_cgroup.splitlines():
+            fields = line.split(':', 2)
+            if len(fields) != 3:
+                continue
+            if fields[0] == '0' and fields[1] == '':
+                unified = fields[2]
+            for controller in fields[1].split(','):
+                if controller:
+                    v1[controller] = fields[2]
+        if 'freezer' in v1:
+            parent = os.path.join(cgroup_root, 'freezer') + v1['freezer']
+            if os.path.exists(os.path.join(parent, 'freezer.state')):
+                return cls(parent, name, 'freezer:' + name, freezer_v1=True)
+        if unified is not None and not v1 and os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')):
+            parent = cgroup_root.rstrip('/') + unified
+            if os.path.exists(os.path.join(parent, 'cgroup.procs')):
+                return cls(parent, name, name, freezer_v1=False)
+        return None
+
+    def create(self):
+        os.mkdir(self.dir, 0o755)
+        self.created = True
+
+    def pids(self):
+        return _pids(os.path.join(self.dir, 'cgroup.procs'))
+
+    def kill_all(self, timeout=KILL_WAIT):
+        """SIGKILL every process in the cgroup, frozen first so that none can fork meanwhile."""
+        if not self.created or not self.pids():
+            return
+        deadline = time.monotonic() + timeout
+        if not self.freezer_v1 and os.path.exists(os.path.join(self.dir, 'cgroup.kill')):
+            with contextlib.suppress(IOError, OSError):
+                _write(os.path.join(self.dir, 'cgroup.kill'), '1')
+        else:
+            self._freeze_and_kill(deadline)
+        delay = 0.001
+        while self.pids() and time.monotonic() < deadline:
+            for pid in self.pids():
+                _kill(pid)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _freeze_and_kill(self, deadline):
+        if self.freezer_v1:
+            state_file, frozen, thawed = os.path.join(self.dir, 'freezer.state'), 'FROZEN', 'THAWED'
+        else:
+            state_file, frozen, thawed = os.path.join(self.dir, 'cgroup.freeze'), '1', '0'
+        try:
+            _write(state_file, frozen)
+            if self.freezer_v1:
+                # FREEZING until every task stopped; a task in uninterruptible sleep may hold it there.
+                freeze_deadline = min(deadline, time.monotonic() + 1.0)
+                while _read(state_file).strip() != 'FROZEN' and time.monotonic() < freeze_deadline:
+                    time.sleep(0.001)
+            for pid in self.pids():
+                _kill(pid)
+        except (IOError, OSError):
+            for pid in self.pids():
+                _kill(pid)
+        finally:
+            with contextlib.suppress(IOError, OSError):
+                _write(state_file, thawed)
+
+    def remove(self, timeout=KILL_WAIT):
+        if not self.created:
+            return
+        deadline = time.monotonic() + timeout
+        delay = 0.001
+        while True:
+            try:
+                os.rmdir(self.dir)
+                self.created = False
+                return
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    self.created = False
+                    return
+                if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    raise RuntimeCommandError('cannot remove the exec cgroup %s: %s' % (self.dir, exc))
+            for pid in self.pids():
+                _kill(pid)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+def _stat_fields(pid):
+    """-> (ppid, session id) of ``pid`` from /proc/PID/stat, or None."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    fields = data[data.rindex(b')') + 2:].split()
+    return int(fields[1]), int(fields[3])
+
+
+def pid_namespace(pid):
+    try:
+        return os.readlink('/proc/%d/ns/pid' % pid)
+    except OSError:
+        return None
+
+
+def session_processes(leader, pidns):
+    """Pids in the session led by ``leader`` plus the descendants of ``leader`` (the no-cgroup fallback).
+
+    Only processes in the pid namespace ``pidns`` (the container's) count: a reused pid outside the
+    container is never taken for one of the exec.
+    """
+    found = set()
+    children = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        fields = _stat_fields(pid)
+        if fields is None:
+            continue
+        ppid, session = fields
+        children.setdefault(ppid, []).append(pid)
+        if session == leader:
+            found.add(pid)
+    stack = [leader]
+    while stack:
+        pid = stack.pop()
+        for child in children.get(pid, []):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    if _stat_fields(leader) is not None:
+        found.add(leader)
+    return set(pid for pid in found if pid_namespace(pid) == pidns)
+
+
+def kill_session(leader, pidns, timeout=KILL_WAIT):
+    """Stop, then SIGKILL every process of the session led by ``leader`` and its descendants."""
+    if not leader or not pidns:
+        return
+    deadline = time.monotonic() + timeout
+    seen = set()
+    while time.monotonic() < deadline:
+        pids = session_processes(leader, pidns) - seen
+        if not pids:
+            break
+        for pid in pids:
+            _kill(pid, signal.SIGSTOP)
+        seen |= pids
+    for pid in seen:
+        _kill(pid, signal.SIGKILL)
+        _kill(pid, signal.SIGCONT)
+    delay = 0.001
+    while time.monotonic() < deadline:
+        left = [pid for pid in session_processes(leader, pidns) if not _zombie(pid)]
+        if not left:
+            return
+        for pid in left:
+            _kill(pid)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _zombie(pid):
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            data = handle.read()
+        return data[data.rindex(b')') + 2:data.rindex(b')') + 3] in (b'Z', b'X')
+    except (IOError, OSError):
+        return True
+
+
+# -- running it ----------------------------------------------------------------------------------------
+
+class ExecResult(object):
+    __slots__ = ('rc', 'stdout', 'stderr', 'timed_out', 'pid', 'runtime_error', 'argv')
+
+    def __init__(self, rc=None, stdout=b'', stderr=b'', timed_out=False, pid=0, runtime_error=None, argv=None):
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.timed_out = timed_out
+        self.pid = pid
+        self.runtime_error = runtime_error
+        self.argv = argv
+
+
+class ExecFiles(object):
+    """The process spec, pid file and runtime log of one exec, in the container's run dir."""
+
+    def __init__(self, run_dir):
+        token = secrets.token_hex(8)
+        self.token = token
+        self.process = os.path.join(run_dir, 'exec-%s.json' % token)
+        self.pidfile = os.path.join(run_dir, 'exec-%s.pid' % token)
+        self.log = os.path.join(run_dir, 'exec-%s.log' % token)
+
+    def write_process(self, process):
+        fd = os.open(self.process, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            json.dump(process, handle)
+
+    def read_pid(self):
+        try:
+            return int(_read(self.pidfile).strip() or 0)
+        except (IOError, OSError, ValueError):
+            return 0
+
+    def errors(self):
+        return _log_errors(self.log, 0)
+
+    def remove(self):
+        for path in (self.process, self.pidfile, self.log):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def exec_argv(runtime, container_id, files, cgroup_arg=None, detach=False):
+    argv = [runtime.path] + runtime.global_args(files.log) + ['exec', '--process', files.process,
+                                                               '--pid-file', files.pidfile]
+    if cgroup_arg:
+        argv += ['--cgroup', cgroup_arg]
+    if detach:
+        argv.append('--detach')
+    argv.append(container_id)
+    return argv
+
+
+def run_detached(runtime, container_id, run_dir, process, timeout=60.0):
+    """Start ``process`` in the background; -> ExecResult with its host ``pid`` (stdio is /dev/null)."""
+    files = ExecFiles(run_dir)
+    argv = exec_argv(runtime, container_id, files, detach=True)
+    try:
+        files.write_process(process)
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, timeout=timeout, close_fds=True)
+        except subprocess.TimeoutExpired:
+            raise RuntimeCommandError('%s exec --detach did not return within %ss' % (runtime.name, timeout), argv=argv)
+        except OSError as exc:
+            raise RuntimeCommandError('cannot run %s: %s' % (runtime.path, exc), argv=argv)
+        errors = files.errors()
+        if proc.returncode != 0 or errors:
+            return ExecResult(rc=proc.returncode, runtime_error='; '.join(errors) or 'exit code %d' % proc.returncode,
+                              argv=argv)
+        return ExecResult(rc=0, pid=files.read_pid(), argv=argv)
+    finally:
+        files.remove()
+
+
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+
+class ChildSubreaper(object):
+    """Make this process a child subreaper while an exec runs, then restore what it was.
+
+    ``runtime exec --detach`` exits once the process started; the process, its child, is then
+    re-parented to the nearest subreaper among its ancestors: us. So we wait for it ourselves
+    (exact exit status, no zombie) while it writes straight into our pipes.
+    """
+
+    def __init__(self):
+        import ctypes
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._ctypes = ctypes
+        self.previous = None
+
+    def __enter__(self):
+        value = self._ctypes.c_int(0)
+        if self._libc.prctl(PR_GET_CHILD_SUBREAPER, self._ctypes.byref(value), 0, 0, 0) != 0:
+            raise RuntimeCommandError('prctl(PR_GET_CHILD_SUBREAPER) failed: %s'
+                                      % os.strerror(self._ctypes.get_errno()))
+        self.previous = value.value
+        if not self.previous and self._libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            raise RuntimeCommandError('prctl(PR_SET_CHILD_SUBREAPER) failed: %s'
+                                      % os.strerror(self._ctypes.get_errno()))
+        return self
+
+    def __exit__(self, *exc_info):
+        if not self.previous:
+            self._libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+        return False
+
+
+def exit_code(status):
+    """A wait status -> the exit code, or 128 + the signal number for a process killed by a signal."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=None, timeout=None, use_cgroup=True):
+    """Run ``process`` to its end with its stdio on our pipes; -> ExecResult (``rc`` is the process's).
+
+    ``stdin`` (bytes) is fed then closed (EOF); without it stdin is /dev/null. ``timeout``: seconds,
+    then every process of the exec is killed and ``timed_out`` is set. When the command ends,
+    processes it left behind are killed too, so none outlives the call.
+    """
+    files = ExecFiles(run_dir)
+    cgroup = ExecCgroup.for_container(container_pid, 'runcible-exec-' + files.token) if use_cgroup else None
+    pidns = pid_namespace(container_pid)
+    exec_run = None
+    try:
+        files.write_process(process)
+        if cgroup is not None:
+            try:
+                cgroup.create()
+            except OSError:
+                cgroup = None
+        argv = exec_argv(runtime, container_id, files, cgroup_arg=cgroup.runtime_arg if cgroup else None, detach=True)
+        with ChildSubreaper():
+            exec_run = _ExecRun(argv, files, cgroup, pidns, stdin, timeout)
+            exec_run.start()
+            try:
+                exec_run.communicate()
+            except BaseException:
+                exec_run.abort()
+                raise
+        errors = files.errors()
+        result = ExecResult(rc=exec_run.rc, stdout=b''.join(exec_run.chunks[1]), stderr=b''.join(exec_run.chunks[2]),
+                            timed_out=exec_run.timed_out, pid=exec_run.pid, argv=argv)
+        if errors or exec_run.runtime_rc:
+            result.runtime_error = '; '.join(errors) or '%s exec exited with %d' % (runtime.name, exec_run.runtime_rc)
+            result.rc = exec_run.runtime_rc
+        return result
+    finally:
+        try:
+            if cgroup is not None:
+                cgroup.kill_all()
+                cgroup.remove()
+        finally:
+            files.remove()
+
+
+class _ExecRun(object):
+    """One attached exec in flight: the runtime (until it started the process), the process, the pipes."""
+
+    def __init__(self, argv, files, cgroup, pidns, stdin, timeout):
+        self.argv = argv
+        self.files = files
+        self.cgroup = cgroup
+        self.pidns = pidns
+        self.stdin = memoryview(stdin) if stdin is not None else None
+        self.deadline = time.monotonic() + timeout if timeout else None
+        self.chunks = {1: [], 2: []}
+        self.selector = selectors.DefaultSelector()
+        self.runtime = None
+        self.runtime_rc = None
+        self.pid = 0
+        self.rc = None
+        self.timed_out = False
+        self._fds = {}
+        self._pidfds = {}
+
+    def start(self):
+        try:
+            self.runtime = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.stdin is not None else subprocess.DEVNULL,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+        except OSError as exc:
+            raise RuntimeCommandError('cannot run %s: %s' % (self.argv[0], exc), argv=self.argv)
+        self._fds = {self.runtime.stdout.fileno(): 1, self.runtime.stderr.fileno(): 2}
+        for fd in self._fds:
+            self.selector.register(fd, selectors.EVENT_READ)
+        if self.stdin is not None:
+            if self.stdin:
+                os.set_blocking(self.runtime.stdin.fileno(), False)
+                self.selector.register(self.runtime.stdin.fileno(), selectors.EVENT_WRITE)
+            else:
+                self._close_stdin()
+        self._watch('runtime', self.runtime.pid)
+
+    def _watch(self, what, pid):
+        if hasattr(os, 'pidfd_open'):
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                return
+            self._pidfds[fd] = what
+            self.selector.register(fd, selectors.EVENT_READ)
+
+    def _close_stdin(self):
+        stream = self.runtime.stdin
+        if stream is None or stream.closed:
+            return
+        if stream.fileno() in (self.selector.get_map() or {}):
+            self.selector.unregister(stream.fileno())
+        with contextlib.suppress(OSError):
+            stream.close()
+
+    def _kill_everything(self):
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
+        elif self.pid:
+            kill_session(self.pid, self.pidns)
+        if self.pid and self.rc is None:
+            _kill(self.pid)
+
+    def _reap_runtime(self):
+        """The runtime exited: the process started (its pid is in the pid file) or it failed."""
+        self.runtime_rc = self.runtime.poll()
+        # The runtime has read the process spec (it may hold secrets in env): remove it now.
+        with contextlib.suppress(OSError):
+            os.unlink(self.files.process)
+        if self.runtime_rc == 0:
+            self.pid = self.files.read_pid()
+            if self.pid:
+                self._watch('process', self.pid)
+                self._reap_process()
+                return
+            self.runtime_rc = 255
+        # Nothing runs: the runtime failed before or while starting the process.
+        self.rc = self.runtime_rc
+        self._finished()
+
+    def _reap_process(self):
+        """-> True when the process ended (it is our child once the runtime exited: we are a subreaper)."""
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, None
+        if pid == 0:
+            return False
+        self.rc = exit_code(status) if status is not None else 255
+        self._finished()
+        return True
+
+    def _finished(self):
+        # Whatever the command left behind could hold our pipes open forever: kill it, then drain.
+        self._close_stdin()
+        self._kill_everything()
+        self.drain_deadline = time.monotonic() + DRAIN_WAIT
+
+    def _write_stdin(self, fd):
+        try:
+            written = os.write(fd, self.stdin[:WRITE_SIZE])
+        except BlockingIOError:
+            return
+        except OSError:
+            self._close_stdin()
+            return
+        self.stdin = self.stdin[written:]
+        if not self.stdin:
+            self._close_stdin()
+
+    def communicate(self):
+        self.drain_deadline = None
+        try:
+            while self.rc is None or any(fd in self.selector.get_map() for fd in self._fds):
+                now = time.monotonic()
+                waits = [0.05] if not self._pidfds and self.rc is None else []
+                if self.deadline is not None and self.rc is None:
+                    waits.append(self.deadline - now)
+                if self.drain_deadline is not None:
+                    waits.append(self.drain_deadline - now)
+                for key, _mask in self.selector.select(max(0.0, min(waits)) if waits else None):
+                    fd = key.fd
+                    if fd in self._pidfds:
+                        self.selector.unregister(fd)
+                        os.close(fd)
+                        what = self._pidfds.pop(fd)
+                        if what == 'runtime':
+                            self.runtime.wait()
+                            self._reap_runtime()
+                        elif self.rc is None:
+                            self._reap_process()
+                    elif fd in self._fds:
+                        data = os.read(fd, READ_SIZE)
+                        if data:
+                            self.chunks[self._fds[fd]].append(data)
+                        else:
+                            self.selector.unregister(fd)
+                    else:
+                        self._write_stdin(fd)
+                if not self._pidfds and self.rc is None:
+                    # No pidfd (kernel < 5.3): poll.
+                    if self.runtime_rc is None and self.runtime.poll() is not None:
+                        self._reap_runtime()
+                    elif self.pid:
+                        self._reap_process()
+                now = time.monotonic()
+                if self.deadline is not None and not self.timed_out and self.rc is None and now >= self.deadline:
+                    self.timed_out = True
+                    self._close_stdin()
+                    self._kill_everything()
+                    if self.runtime_rc is None:
+                        self.runtime.kill()
+                    self.deadline = now + KILL_WAIT
+                elif self.timed_out and self.rc is None and now >= self.deadline:
+                    raise RuntimeCommandError('the process of the exec did not end within %ss of SIGKILL' % KILL_WAIT,
+                                              argv=self.argv)
+                if self.drain_deadline is not None and now >= self.drain_deadline:
+                    break
+        finally:
+            self._close()
+
+    def abort(self):
+        self._kill_everything()
+        if self.runtime is not None and self.runtime.poll() is None:
+            self.runtime.kill()
+            self.runtime.wait()
+        if self.pid and self.rc is None:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(self.pid, 0)
+
+    def _close(self):
+        self._close_stdin()
+        for fd in list(self._pidfds):
+            os.close(fd)
+        self._pidfds = {}
+        self.selector.close()
+        if self.runtime is not None:
+            if self.runtime.poll() is None:
+                self.runtime.wait()
+            for stream in (self.runtime.stdout, self.runtime.stderr):
+                stream.close()
