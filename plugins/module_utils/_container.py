@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 
 from . import _options
+from ._runtime import cgroups
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import ValidationError
 from ._runtime.units import validate_name
@@ -74,7 +75,7 @@ class Task(object):
         modes = _options.comparison_modes(self.params.get('comparisons'))
         if self.state == 'absent':
             return {}, modes
-        context = {'name': self.name,
+        context = {'name': self.name, 'record_config': record['config'] if record else {},
                    'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
         given = _options.normalise_given(self.params, context)
         if record is None:
@@ -117,6 +118,8 @@ class Task(object):
 
     def _converge(self, record, live, given, modes):
         changes = _options.differences(given, record['config'], modes)
+        if live['status'] in ('running', 'paused', 'created') and live.get('pid'):
+            changes = self._with_drift(changes, given, modes, live['pid'])
         recreate = self.params.get('recreate') or any(change.update == 'recreate' for change in changes)
         for change in changes:
             self.before[change.name] = change.before
@@ -126,11 +129,31 @@ class Task(object):
             return self._recreate(record, live, given, changes)
         if changes:
             self.actions.append('updated')
-            if not self.check_mode:
-                config = dict(record['config'])
-                config.update((change.name, change.after) for change in changes)
+            config = dict(record['config'])
+            config.update((change.name, change.after) for change in changes)
+            if self.check_mode:
+                record = dict(record, config=config)
+            elif any(change.update == 'live' for change in changes):
+                self.engine.update_resources(record, config, live)
+            else:
                 self.engine.update_record(record, config)
         return self._reach_status(record, live)
+
+    @staticmethod
+    def _with_drift(changes, given, modes, pid):
+        """Compare live-updatable limits with what the container's cgroup really says (hand edits show)."""
+        wanted_live = [name for name in given if _options.OPTIONS_BY_NAME[name].update == 'live'
+                       and modes[name] != 'ignore']
+        if not wanted_live:
+            return changes
+        live_values = cgroups.read_live(pid)
+        by_name = dict((change.name, change) for change in changes)
+        for name in wanted_live:
+            matches = _options.live_value_matches(name, given[name], live_values)
+            if matches is False:
+                before = live_values.get(name, by_name[name].before if name in by_name else None)
+                by_name[name] = _options.Difference(name, before, given[name], 'live')
+        return [by_name[option.name] for option in _options.OPTIONS if option.name in by_name]
 
     def _recreate(self, record, live, given, changes):
         config = dict(record['config'])
@@ -200,6 +223,8 @@ class Task(object):
         if self.before.get('status') == self.after.get('status') and len(self.before) == 1:
             self.before, self.after = {}, {}
         result['diff'] = {'before': self.before, 'after': self.after}
+        self.actions.extend(self.engine.notes)
+        result['changed'] = bool([action for action in self.actions if action not in self.engine.notes])
         if self.engine.warnings:
             result['warnings'] = list(self.engine.warnings)
         return result

@@ -20,6 +20,7 @@ import math
 import os
 import re
 
+from ._runtime import cgroups
 from ._runtime import spec as oci_spec
 from ._runtime.errors import ValidationError
 from ._runtime.oci_cli import select_runtime
@@ -121,6 +122,12 @@ def _memory(value, context):
     return parse_size(value, 'memory')
 
 
+def _size(option):
+    def normalise(value, context):
+        return parse_size(value, option)
+    return normalise
+
+
 def _cpus(value, context):
     try:
         cpus = float(value)
@@ -150,6 +157,59 @@ def _log_size_max(value, context):
     return parse_size(value, 'log_size_max')
 
 
+def _memory_swap(value, context):
+    if str(value).strip() == '-1':
+        return -1
+    swap = parse_size(value, 'memory_swap')
+    memory = context.get('memory', (context.get('record_config') or {}).get('memory'))
+    if swap and memory and swap < memory:
+        raise ValidationError('memory_swap: %s is less than memory (%s): memory_swap is memory plus swap, so it must '
+                              'be at least memory, or -1 for unlimited swap' % (value, memory))
+    return swap
+
+
+def _cpu_shares(value, context):
+    if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 2 <= value <= 262144:
+        raise ValidationError('cpu_shares: %r must be 0 (default) or from 2 to 262144' % (value,))
+    return value
+
+
+def _cpuset(option):
+    def normalise(value, context):
+        try:
+            return cgroups.normalise_cpuset(value)
+        except ValidationError as exc:
+            raise ValidationError('%s: %s' % (option, exc.msg))
+    return normalise
+
+
+def _blkio_weight(value, context):
+    if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 10 <= value <= 1000:
+        raise ValidationError('blkio_weight: %r must be 0 (default) or from 10 to 1000' % (value,))
+    if value and not cgroups.blkio_weight_supported():
+        raise ValidationError('blkio_weight: this host has no block I/O weight controller (blkio.weight, or '
+                              'io.weight with the BFQ scheduler); leave blkio_weight out here')
+    return value
+
+
+def _cgroup_manager(value, context):
+    return cgroups.resolve_manager(value)
+
+
+def _default_cgroup_manager(context):
+    return cgroups.resolve_manager('auto')
+
+
+def _cgroup_parent(value, context):
+    manager = context.get('cgroup_manager') or (context.get('record_config') or {}).get('cgroup_manager') \
+        or cgroups.resolve_manager('auto')
+    return cgroups.validate_parent(manager, value)
+
+
+def _default_cgroup_parent(context):
+    return cgroups.validate_parent(context.get('cgroup_manager') or cgroups.resolve_manager('auto'), None)
+
+
 def _runtime(value, context):
     name, path, _warnings = select_runtime(value)
     return path
@@ -172,9 +232,23 @@ OPTIONS = [
     Option('read_only', 'bool', default=False, spec=oci_spec.map_read_only),
     Option('network', 'str', default='none', choices=('none', 'host'), spec=oci_spec.map_network),
     Option('mounts', 'list', elements='raw', default=[], normalise=_mounts, spec=oci_spec.map_mounts),
-    Option('memory', 'raw', default=0, normalise=_memory, spec=oci_spec.map_memory),
-    Option('cpus', 'float', default=0.0, normalise=_cpus, spec=oci_spec.map_cpus),
-    Option('pids_limit', 'int', default=0, normalise=_non_negative_int('pids_limit'), spec=oci_spec.map_pids_limit),
+    Option('cgroup_manager', 'str', default=_default_cgroup_manager, normalise=_cgroup_manager,
+           choices=('auto', 'cgroupfs', 'systemd')),
+    Option('cgroup_parent', 'str', default=_default_cgroup_parent, normalise=_cgroup_parent),
+    Option('memory', 'raw', default=0, normalise=_memory, spec=oci_spec.map_memory, update='live'),
+    Option('memory_reservation', 'raw', default=0, normalise=_size('memory_reservation'),
+           spec=oci_spec.map_memory_reservation, update='live'),
+    Option('memory_swap', 'raw', default=0, normalise=_memory_swap, spec=oci_spec.map_memory_swap, update='live'),
+    Option('cpus', 'float', default=0.0, normalise=_cpus, spec=oci_spec.map_cpus, update='live'),
+    Option('cpu_shares', 'int', default=0, normalise=_cpu_shares, spec=oci_spec.map_cpu_shares, update='live'),
+    Option('cpuset_cpus', 'str', default='', normalise=_cpuset('cpuset_cpus'), spec=oci_spec.map_cpuset_cpus,
+           update='live'),
+    Option('cpuset_mems', 'str', default='', normalise=_cpuset('cpuset_mems'), spec=oci_spec.map_cpuset_mems,
+           update='live'),
+    Option('pids_limit', 'int', default=0, normalise=_non_negative_int('pids_limit'), spec=oci_spec.map_pids_limit,
+           update='live'),
+    Option('blkio_weight', 'int', default=0, normalise=_blkio_weight, spec=oci_spec.map_blkio_weight,
+           update='live'),
     Option('stop_signal', 'raw', default=15, normalise=_stop_signal),
     Option('stop_timeout', 'int', default=10, normalise=_non_negative_int('stop_timeout'), update='record'),
     Option('labels', 'dict', default={}, normalise=_labels, spec=oci_spec.map_labels),
@@ -198,18 +272,57 @@ def normalise_given(params, context):
         if value is None:
             continue
         given[option.name] = option.normalise(value, context) if option.normalise else value
+        # Later normalisers may depend on earlier values (cgroup_parent on cgroup_manager, ...).
+        context[option.name] = given[option.name]
     return given
 
 
 def complete_config(given, context):
     """The full config of a new container: the given options plus the defaults of the others."""
     config = {}
+    context = dict(context)
     for option in OPTIONS:
         if option.name in given:
             config[option.name] = given[option.name]
         else:
             config[option.name] = option.default_value(context)
+        context[option.name] = config[option.name]
     return config
+
+
+LIVE_MAPPERS = dict((option.name, option.spec) for option in OPTIONS if option.update == 'live')
+
+
+def resources_for_update(config):
+    """The runtime ``update`` document of every live-updatable option of ``config``."""
+    return oci_spec.resources_for_update(config, LIVE_MAPPERS)
+
+
+def live_value_matches(name, wanted, live):
+    """Does the value read back from the container's cgroup (``live``, a dict) say ``wanted``?
+
+    -> True / False, or None when it could not be read here (then the record is compared instead).
+    """
+    if name == 'cpu_shares' and name not in live and 'cpu_weight' in live:
+        return not wanted or live['cpu_weight'] == cgroups.shares_to_weight(wanted)
+    if name not in live:
+        return None
+    value = live[name]
+    if name in ('memory', 'memory_reservation', 'memory_swap') and wanted and wanted > 0:
+        # The kernel rounds byte limits down to whole pages.
+        page = os.sysconf('SC_PAGE_SIZE')
+        return value == wanted // page * page
+    if name == 'cpus':
+        return int(round(value * oci_spec.CPU_PERIOD)) == int(round(wanted * oci_spec.CPU_PERIOD))
+    if name in ('cpuset_cpus', 'cpuset_mems') and not wanted:
+        return True  # no pinning asked: whatever the parent gives is right
+    if name == 'cpu_shares' and not wanted:
+        return True
+    if name == 'blkio_weight' and not wanted:
+        return True
+    if name == 'memory_swap' and not wanted:
+        return True
+    return value == wanted
 
 
 def build_spec(config, container_id, root_path, cgroups_path):

@@ -14,8 +14,13 @@ description:
     (C(runc) or C(crun)) directly, the way podman's libpod does, with no container daemon.
   - Idempotent. The wanted configuration is compared, as normalised typed values, with the
     configuration the container was created with (V(64m) equals V(67108864)); only the options
-    given in the task are compared. A change of any option recreates the container, except
-    O(stop_timeout), which only changes how the container is stopped.
+    given in the task are compared.
+  - Resource limits (O(memory), O(memory_reservation), O(memory_swap), O(cpus), O(cpu_shares),
+    O(cpuset_cpus), O(cpuset_mems), O(pids_limit), O(blkio_weight)) are compared with the values
+    the container's cgroup really has, so a limit changed by hand is seen and corrected, and a change
+    is applied live with the runtime's C(update); the process keeps running with the same pid.
+  - A change of O(stop_timeout) only changes how the container is stopped. A change of any other
+    option recreates the container.
   - The container's live status comes from conmon's exit file and a check of the conmon and
     container processes, never from a stale record; after a reboot no container is reported running.
 author:
@@ -119,18 +124,62 @@ options:
       - Compared after sorting by target, so their order in the task does not matter.
     type: list
     elements: raw
+  cgroup_manager:
+    description:
+      - Who makes the container's cgroups. V(cgroupfs) writes them under O(cgroup_parent) (the
+        container in C(<parent>/runcible-<id>), conmon in C(<parent>/conmon)); V(systemd) makes
+        C(runcible-<id>.scope) through the runtime's systemd driver and a transient
+        C(runcible-conmon-<id>.scope) for conmon over D-Bus, both in the O(cgroup_parent) slice.
+      - V(auto) (the default for a new container) is V(systemd) when systemd is PID 1 and reachable
+        over D-Bus, else V(cgroupfs). When the task itself runs inside a systemd unit
+        (C(INVOCATION_ID) is set), conmon stays in that unit's cgroup and RV(actions) says so.
+    type: str
+    choices: [auto, cgroupfs, systemd]
+  cgroup_parent:
+    description:
+      - With V(cgroupfs) an absolute cgroup path (default C(/runcible)); with V(systemd) a slice name
+        (default C(machine.slice)). A slice given to cgroupfs, or a path given to systemd, fails.
+    type: str
   memory:
     description:
       - Memory limit, in bytes or with a unit (V(64m), V(1g), V(512k)); V(0) for no limit.
-        Defaults to no limit.
+        Defaults to no limit. Updated live.
+    type: raw
+  memory_reservation:
+    description:
+      - Soft memory limit (v1 C(memory.soft_limit_in_bytes), v2 C(memory.low)); V(0) for none. Updated live.
+    type: raw
+  memory_swap:
+    description:
+      - Memory plus swap limit (at least O(memory)); V(-1) for unlimited swap. Needs swap accounting
+        on cgroup v1. Updated live.
     type: raw
   cpus:
     description:
-      - CPU limit as a number of CPUs (V(0.5) is half a CPU); V(0) for no limit.
+      - CPU limit as a number of CPUs (V(0.5) is half a CPU); V(0) for no limit; at least V(0.01).
+        Updated live.
     type: float
+  cpu_shares:
+    description:
+      - Relative CPU weight, 2 to 262144 (cgroup v1 C(cpu.shares); converted to C(cpu.weight) on v2);
+        V(0) for the default. Updated live.
+    type: int
+  cpuset_cpus:
+    description:
+      - CPUs the container may run on, such as V(0-1) or V(0,2); compared as a normalised list. Updated live.
+    type: str
+  cpuset_mems:
+    description:
+      - Memory nodes the container may use, such as V(0). Updated live.
+    type: str
   pids_limit:
     description:
-      - Maximum number of processes; V(0) for no limit.
+      - Maximum number of processes; V(0) for no limit. Updated live.
+    type: int
+  blkio_weight:
+    description:
+      - Relative block I/O weight, 10 to 1000; needs a block I/O weight controller (C(blkio.weight),
+        or C(io.weight) with BFQ); fails clearly on hosts without one. Updated live.
     type: int
   stop_signal:
     description:
@@ -211,7 +260,9 @@ EXAMPLES = r'''
 RETURN = r'''
 actions:
   description: What was done, in order (V(created), V(started), V(stopped), V(paused), V(unpaused),
-    V(updated), V(recreated), V(removed)); empty when nothing changed.
+    V(updated), V(recreated), V(removed)); empty when nothing changed. V(updated) with resource
+    limits means they were applied live. A note follows when conmon was left in the cgroup of the
+    systemd unit running the task.
   returned: always
   type: list
   elements: str

@@ -238,10 +238,12 @@ def test_unchanged_container(existing, rootfs, dirs, params, state, check_mode):
 
 
 @pytest.mark.parametrize('params, state, actions, status', [
-    ({'memory': '128m'}, 'stopped', ['recreated'], 'stopped'),
-    ({'memory': '128m'}, 'started', ['recreated', 'started'], 'running'),
-    ({'memory': '128m'}, 'paused', ['recreated', 'started', 'paused'], 'paused'),
-    ({'memory': '128m'}, 'created', ['recreated'], 'created'),
+    ({'hostname': 'other'}, 'stopped', ['recreated'], 'stopped'),
+    ({'hostname': 'other'}, 'started', ['recreated', 'started'], 'running'),
+    ({'hostname': 'other'}, 'paused', ['recreated', 'started', 'paused'], 'paused'),
+    ({'hostname': 'other'}, 'created', ['recreated'], 'created'),
+    ({'memory': '128m'}, 'stopped', ['updated'], 'stopped'),
+    ({'memory': '128m', 'pids_limit': 9}, 'started', ['updated', 'started'], 'running'),
     ({'recreate': True}, 'stopped', ['recreated'], 'stopped'),
     ({'env': {'A': '1'}}, 'stopped', ['recreated'], 'stopped'),
     ({}, 'started', ['started'], 'running'),

@@ -77,7 +77,7 @@ def test_option_declaration(option):
     assert option.comparison in _options.COMPARISONS
     assert option.update in _options.UPDATES
     if option.choices is not None and option.default is not None:
-        assert option.default in option.choices
+        assert option.default_value(CONTEXT) in option.choices
     if option.spec is not None:
         assert callable(option.spec)
 
@@ -368,7 +368,7 @@ def test_equal_normalised_values_give_no_difference(params):
 
 def test_changed_value_gives_a_difference():
     actual = actual_config(memory='64m')
-    assert diff({'memory': '128m'}, actual) == [('memory', 64 << 20, 128 << 20, 'recreate')]
+    assert diff({'memory': '128m'}, actual) == [('memory', 64 << 20, 128 << 20, 'live')]
 
 
 def test_stop_timeout_change_is_a_record_update():
@@ -382,7 +382,7 @@ def test_stop_signal_change():
 def test_only_given_options_are_compared():
     actual = actual_config(memory='1g', env={'A': '1'}, labels={'x': 'y'}, pids_limit=5)
     assert diff({'memory': '1g'}, actual) == []
-    assert diff({'pids_limit': 6}, actual) == [('pids_limit', 5, 6, 'recreate')]
+    assert diff({'pids_limit': 6}, actual) == [('pids_limit', 5, 6, 'live')]
 
 
 def test_differences_in_table_order():
@@ -412,7 +412,7 @@ def test_allow_more_present_still_sees_a_changed_value():
 
 def test_ignore_one_option_but_not_another():
     actual = actual_config(memory='64m', pids_limit=5)
-    assert diff({'memory': '1g', 'pids_limit': 9}, actual, {'memory': 'ignore'}) == [('pids_limit', 5, 9, 'recreate')]
+    assert diff({'memory': '1g', 'pids_limit': 9}, actual, {'memory': 'ignore'}) == [('pids_limit', 5, 9, 'live')]
 
 
 def test_mounts_compare_order_independent(tmp_path):
@@ -431,4 +431,4 @@ def test_missing_key_in_an_old_record_compares_with_the_default():
     actual = actual_config()
     del actual['pids_limit']
     assert diff({'pids_limit': 0}, actual) == []
-    assert diff({'pids_limit': 3}, actual) == [('pids_limit', 0, 3, 'recreate')]
+    assert diff({'pids_limit': 3}, actual) == [('pids_limit', 0, 3, 'live')]

@@ -215,17 +215,23 @@ def test_resources(params, expected):
     assert resources == expected
 
 
+UNSET = {'memory': {'limit': -1, 'reservation': -1}, 'cpu': {'quota': -1, 'period': 100000}, 'pids': {'limit': -1}}
+
+
 @pytest.mark.parametrize('config, expected', [
-    ({'memory': 0, 'cpus': 0.0, 'pids_limit': 0},
-     {'memory': {'limit': -1}, 'cpu': {'quota': -1, 'period': 100000}, 'pids': {'limit': -1}}),
-    ({}, {'memory': {'limit': -1}, 'cpu': {'quota': -1, 'period': 100000}, 'pids': {'limit': -1}}),
+    ({'memory': 0, 'cpus': 0.0, 'pids_limit': 0}, UNSET),
+    ({}, UNSET),
     ({'memory': 64 << 20, 'cpus': 0.5, 'pids_limit': 10},
-     {'memory': {'limit': 64 << 20}, 'cpu': {'quota': 50000, 'period': 100000}, 'pids': {'limit': 10}}),
-    ({'memory': 64 << 20, 'cpus': 0.0, 'pids_limit': 0},
-     {'memory': {'limit': 64 << 20}, 'cpu': {'quota': -1, 'period': 100000}, 'pids': {'limit': -1}}),
+     {'memory': {'limit': 64 << 20, 'reservation': -1}, 'cpu': {'quota': 50000, 'period': 100000},
+      'pids': {'limit': 10}}),
+    ({'memory': 64 << 20, 'cpus': 0.0, 'pids_limit': 0, 'cpu_shares': 512, 'cpuset_cpus': '0', 'memory_swap': -1},
+     {'memory': {'limit': 64 << 20, 'reservation': -1, 'swap': -1},
+      'cpu': {'quota': -1, 'period': 100000, 'shares': 512, 'cpus': '0'}, 'pids': {'limit': -1}}),
+    ({'blkio_weight': 300, 'memory_reservation': 1 << 20},
+     dict(UNSET, memory={'limit': -1, 'reservation': 1 << 20}, blockIO={'weight': 300})),
 ])
 def test_resources_for_update(config, expected):
-    assert oci_spec.resources_for_update(config) == expected
+    assert _options.resources_for_update(config) == expected
 
 
 # -- env, labels, read_only, workdir, hostname ------------------------------------------------------

@@ -18,7 +18,7 @@ import signal
 import time
 
 from .. import _options
-from . import conmon
+from . import cgroups, conmon
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .oci_cli import OCIRuntime, find_program, select_runtime
 from .rootfs import mount_overlay, unmount
@@ -26,7 +26,6 @@ from .store import ContainerPaths, Store, atomic_write, current_boot_id, derive_
 
 DEFAULT_ROOT = '/var/lib/runcible'
 DEFAULT_RUN_ROOT = '/run/runcible'
-CGROUP_PARENT = '/runcible'
 KILL_WAIT = 10.0
 
 
@@ -42,6 +41,7 @@ class Engine(object):
         self.store = Store(root, run_root)
         self.requested_runtime = runtime
         self.warnings = []
+        self.notes = []
 
     # -- reading ------------------------------------------------------------------------------
     def paths(self, record):
@@ -77,8 +77,16 @@ class Engine(object):
 
     def runtime_for(self, record):
         runtime = record['runtime']
-        return OCIRuntime(runtime['name'], runtime['path'], self.store.runtime_root(runtime['name']),
-                          log_path=self.paths(record).runtime_log)
+        oci = OCIRuntime(runtime['name'], runtime['path'], self.store.runtime_root(runtime['name']),
+                         log_path=self.paths(record).runtime_log)
+        oci.systemd_cgroup = self.placement(record).manager == 'systemd'
+        return oci
+
+    @staticmethod
+    def placement(record):
+        config = record['config']
+        return cgroups.Placement(config.get('cgroup_manager') or 'cgroupfs',
+                                 config.get('cgroup_parent') or cgroups.DEFAULT_CGROUPFS_PARENT, record['id'])
 
     # -- creating -----------------------------------------------------------------------------
     def select_runtime(self):
@@ -131,8 +139,7 @@ class Engine(object):
         config = record['config']
         os.makedirs(paths.bundle, mode=0o700, exist_ok=True)
         root_path = 'rootfs' if config['rootfs_mode'] == 'overlay' else config['rootfs']
-        cgroups_path = '%s/runcible-%s' % (CGROUP_PARENT, record['id'])
-        spec = _options.build_spec(config, record['id'], root_path, cgroups_path)
+        spec = _options.build_spec(config, record['id'], root_path, self.placement(record).cgroups_path)
         atomic_write(paths.config_json, json.dumps(spec, indent=1), mode=0o600)
 
     def _prepare_rootfs(self, record):
@@ -167,10 +174,17 @@ class Engine(object):
             socket_dir=paths.socket_dir, log_path=paths.log, runtime_log=paths.runtime_log,
             log_driver=record['config'].get('log_driver') or 'k8s-file',
             log_size_max=record['config'].get('log_size_max') or None,
-            restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None)
+            restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None,
+            systemd_cgroup=runtime.systemd_cgroup)
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
-        pid, conmon_pid = conmon.launch(launch)
+        placement = self.placement(record)
+
+        def place_conmon(conmon_pid):
+            note = placement.place_conmon(conmon_pid)
+            if note and note not in self.notes:
+                self.notes.append(note)
+        pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
         record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,
                       conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
                       exit_code=None, finished_at=None, started_at=None)
@@ -286,9 +300,18 @@ class Engine(object):
                     runtime.delete(record['id'], force=True)
             unmount(paths.rootfs_mount)
         self.store.forget(record)
+        self.placement(record).cleanup()
 
     def update_record(self, record, config):
         record['config'] = config
+        self.store.save(record)
+
+    def update_resources(self, record, config, live):
+        """Apply changed resource limits: ``runtime update`` when it runs, and the bundle for its next start."""
+        if live['status'] in ('running', 'paused', 'created'):
+            self.runtime_for(record).update(record['id'], _options.resources_for_update(config))
+        record['config'] = config
+        self._write_bundle(record)
         self.store.save(record)
 
 

@@ -111,9 +111,12 @@ class OCIRuntime(object):
         self.state_root = state_root
         self.log_path = log_path
         self.criu_path = criu_path
+        self.systemd_cgroup = False
 
     def global_args(self, log_path=None):
         args = ['--root', self.state_root]
+        if self.systemd_cgroup:
+            args.append('--systemd-cgroup')
         if self.criu_path and self.name == 'runc':
             args += ['--criu', self.criu_path]
         log_path = log_path or self.log_path

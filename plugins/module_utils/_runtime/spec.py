@@ -139,9 +139,35 @@ def map_memory(spec, value, config):
         _resources(spec).setdefault('memory', {})['limit'] = value
 
 
+def map_memory_reservation(spec, value, config):
+    if value:
+        _resources(spec).setdefault('memory', {})['reservation'] = value
+
+
+def map_memory_swap(spec, value, config):
+    # OCI's memory.swap is memory + swap; -1 is unlimited swap.
+    if value:
+        _resources(spec).setdefault('memory', {})['swap'] = value
+
+
 def map_cpus(spec, value, config):
     if value:
-        _resources(spec)['cpu'] = {'quota': int(round(value * CPU_PERIOD)), 'period': CPU_PERIOD}
+        _resources(spec).setdefault('cpu', {}).update(quota=int(round(value * CPU_PERIOD)), period=CPU_PERIOD)
+
+
+def map_cpu_shares(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {})['shares'] = value
+
+
+def map_cpuset_cpus(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {})['cpus'] = value
+
+
+def map_cpuset_mems(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {})['mems'] = value
 
 
 def map_pids_limit(spec, value, config):
@@ -149,23 +175,34 @@ def map_pids_limit(spec, value, config):
         _resources(spec)['pids'] = {'limit': value}
 
 
+def map_blkio_weight(spec, value, config):
+    if value:
+        _resources(spec)['blockIO'] = {'weight': value}
+
+
+# What "no limit" is when a live update takes a limit away (omitting it would keep the old one).
+UNSET_FOR_UPDATE = {
+    'memory': ('memory', 'limit', -1),
+    'memory_reservation': ('memory', 'reservation', -1),
+    'cpus': ('cpu', 'quota', -1),
+    'pids_limit': ('pids', 'limit', -1),
+}
+
+
+def resources_for_update(config, mappers):
+    """The ``runtime update --resources`` document for ``config``; ``mappers``: {option: mapper}."""
+    spec = {'linux': {'resources': {}}}
+    for name, mapper in mappers.items():
+        mapper(spec, config.get(name), config)
+    resources = spec['linux']['resources']
+    for name, (section, key, unset) in UNSET_FOR_UPDATE.items():
+        if name in mappers and not config.get(name):
+            resources.setdefault(section, {})[key] = unset
+    if 'quota' in resources.get('cpu', {}):
+        resources['cpu'].setdefault('period', CPU_PERIOD)
+    return resources
+
+
 def map_labels(spec, value, config):
     for key, item in (value or {}).items():
         spec['annotations']['io.runcible.label.' + key] = item
-
-
-def resources_for_update(config):
-    """The ``runtime update --resources`` document of the live-updatable resources in ``config``."""
-    spec = {'linux': {'resources': {}}}
-    map_memory(spec, config.get('memory'), config)
-    map_cpus(spec, config.get('cpus'), config)
-    map_pids_limit(spec, config.get('pids_limit'), config)
-    resources = spec['linux']['resources']
-    # 0 means "no limit": tell the runtime explicitly, or it keeps the old value.
-    if not config.get('memory'):
-        resources['memory'] = {'limit': -1}
-    if not config.get('cpus'):
-        resources['cpu'] = {'quota': -1, 'period': CPU_PERIOD}
-    if not config.get('pids_limit'):
-        resources['pids'] = {'limit': -1}
-    return resources

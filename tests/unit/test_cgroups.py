@@ -1,0 +1,165 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""cgroup placement rules, the D-Bus call for conmon's scope, live values read back (fake trees)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ansible_collections.runcible.oci.plugins.module_utils import _options
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
+
+
+def test_transient_scope_message():
+    argv = cgroups.transient_scope_call('runcible-conmon-abc.scope', 'machine.slice', 4242)
+    assert argv[:8] == ['busctl', 'call', '--system', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1',
+                        'org.freedesktop.systemd1.Manager', 'StartTransientUnit', 'ssa(sv)a(sa(sv))']
+    assert argv[8:11] == ['runcible-conmon-abc.scope', 'fail', '4']
+    properties = argv[11:-1]
+    assert properties[:4] == ['PIDs', 'au', '1', '4242']
+    assert properties[4:7] == ['Delegate', 'b', 'true']
+    assert properties[7:10] == ['Slice', 's', 'machine.slice']
+    assert properties[10:12] == ['Description', 's']
+    assert argv[-1] == '0', 'no auxiliary units'
+    # the declared count (4) matches the properties given: PIDs has 4 words (name, type, length, pid), the others 3
+    assert len(properties) == 4 + 3 * 3 and argv[10] == '4'
+
+
+@pytest.mark.parametrize('manager, parent, expected', [
+    ('cgroupfs', None, '/runcible'),
+    ('cgroupfs', '/a/b/', '/a/b'),
+    ('systemd', None, 'machine.slice'),
+    ('systemd', 'runcible.slice', 'runcible.slice'),
+])
+def test_validate_parent(manager, parent, expected):
+    assert cgroups.validate_parent(manager, parent) == expected
+
+
+@pytest.mark.parametrize('manager, parent, message', [
+    ('cgroupfs', 'machine.slice', 'is a systemd slice'),
+    ('cgroupfs', 'relative', 'absolute cgroup path'),
+    ('cgroupfs', '/a/../b', 'absolute cgroup path'),
+    ('systemd', '/runcible', 'not a systemd slice'),
+    ('systemd', 'machine', 'not a systemd slice'),
+])
+def test_validate_parent_refuses(manager, parent, message):
+    with pytest.raises(ValidationError, match=message):
+        cgroups.validate_parent(manager, parent)
+
+
+def test_container_cgroups_path():
+    assert cgroups.container_cgroups_path('cgroupfs', '/runcible', 'abc') == '/runcible/runcible-abc'
+    assert cgroups.container_cgroups_path('systemd', 'machine.slice', 'abc') == 'machine.slice:runcible:abc'
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('0-2', '0-2'), ('2,0,1', '0-2'), ('0,2-3,5', '0,2-3,5'), ('', ''), ('3', '3'), (' 1 , 0 ', '0-1'),
+])
+def test_normalise_cpuset(value, expected):
+    assert cgroups.normalise_cpuset(value) == expected
+
+
+@pytest.mark.parametrize('value', ['a', '1-', '3-1', '1,,2'])
+def test_normalise_cpuset_refuses(value):
+    with pytest.raises(ValidationError):
+        cgroups.normalise_cpuset(value)
+
+
+def test_resolve_manager_without_systemd(monkeypatch):
+    monkeypatch.setattr(cgroups, 'systemd_available', lambda: False)
+    assert cgroups.resolve_manager('auto') == 'cgroupfs'
+    assert cgroups.resolve_manager(None) == 'cgroupfs'
+    with pytest.raises(ValidationError, match='PID 1'):
+        cgroups.resolve_manager('systemd')
+    monkeypatch.setattr(cgroups, 'systemd_available', lambda: True)
+    assert cgroups.resolve_manager('auto') == 'systemd'
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as handle:
+        handle.write(text)
+
+
+def test_read_live_v1(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, 'unified'))
+    _write(os.path.join(root, 'unified', 'cgroup.controllers'), '')
+    group = '/runcible/runcible-x'
+    files = {
+        'memory/memory.limit_in_bytes': str(64 << 20), 'memory/memory.soft_limit_in_bytes': str(0x7FFFFFFFFFFFF000),
+        'memory/memory.memsw.limit_in_bytes': str(0x7FFFFFFFFFFFF000), 'cpu/cpu.cfs_quota_us': '50000',
+        'cpu/cpu.cfs_period_us': '100000', 'cpu/cpu.shares': '1024', 'cpuset/cpuset.cpus': '0,1',
+        'cpuset/cpuset.mems': '0', 'pids/pids.max': 'max',
+    }
+    for name, text in files.items():
+        controller, filename = name.split('/')
+        _write(os.path.join(root, controller, group.lstrip('/'), filename), text)
+    monkeypatch.setattr(cgroups, 'process_cgroups', lambda pid: dict(
+        (c, group) for c in ('memory', 'cpu', 'cpuset', 'pids', 'blkio')))
+    live = cgroups.read_live(1, root=root)
+    assert live == {'memory': 64 << 20, 'memory_reservation': 0, 'memory_swap': -1, 'cpus': 0.5, 'cpu_shares': 1024,
+                    'cpuset_cpus': '0-1', 'cpuset_mems': '0', 'pids_limit': 0}
+
+
+def test_read_live_v2(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    _write(os.path.join(root, 'cgroup.controllers'), 'cpu memory pids io')
+    group = 'machine.slice/runcible-x.scope'
+    for filename, text in {'memory.max': 'max', 'memory.low': str(1 << 20), 'cpu.max': '25000 100000',
+                           'cpu.weight': '39', 'cpuset.cpus': '', 'pids.max': '12', 'io.weight': 'default 300'}.items():
+        _write(os.path.join(root, group, filename), text)
+    monkeypatch.setattr(cgroups, 'process_cgroups', lambda pid: {'': '/' + group})
+    live = cgroups.read_live(1, root=root)
+    assert live == {'memory': 0, 'memory_reservation': 1 << 20, 'cpus': 0.25, 'cpu_weight': 39, 'cpuset_cpus': '',
+                    'pids_limit': 12, 'blkio_weight': 300}
+    assert _options.live_value_matches('cpu_shares', 512, live) is (cgroups.shares_to_weight(512) == 39)
+
+
+@pytest.mark.parametrize('name, wanted, live, expected', [
+    ('memory', 64 << 20, {'memory': 64 << 20}, True),
+    ('memory', (64 << 20) + 100, {'memory': 64 << 20}, True),  # page rounding
+    ('memory', 64 << 20, {'memory': 65 << 20}, False),
+    ('memory', 0, {'memory': 0}, True),
+    ('cpus', 0.5, {'cpus': 0.5}, True),
+    ('cpus', 1.0 / 3, {'cpus': 0.33333}, True),
+    ('cpus', 0.5, {'cpus': 0.25}, False),
+    ('pids_limit', 10, {}, None),
+    ('cpuset_cpus', '', {'cpuset_cpus': '0-1'}, True),
+    ('cpuset_cpus', '0', {'cpuset_cpus': '0-1'}, False),
+])
+def test_live_value_matches(name, wanted, live, expected):
+    assert _options.live_value_matches(name, wanted, live) is expected
+
+
+def test_shares_to_weight():
+    assert cgroups.shares_to_weight(2) == 1
+    assert cgroups.shares_to_weight(262144) == 10000
+    assert cgroups.shares_to_weight(1024) == 39
+
+
+def test_place_in_cgroupfs_copies_cpuset(tmp_path):
+    root = str(tmp_path)
+    for controller in ('cpuset', 'memory'):
+        _write(os.path.join(root, controller, 'cgroup.procs'), '')
+    _write(os.path.join(root, 'cpuset', 'cpuset.cpus'), '0-1')
+    _write(os.path.join(root, 'cpuset', 'cpuset.mems'), '0')
+    for parent in ('cpuset/runcible', 'cpuset/runcible/conmon'):
+        _write(os.path.join(root, parent, 'cpuset.cpus'), '')
+        _write(os.path.join(root, parent, 'cpuset.mems'), '')
+    placed = cgroups.place_in_cgroupfs(4242, '/runcible/conmon', root=root)
+    assert sorted(placed) == [os.path.join(root, 'cpuset/runcible/conmon'), os.path.join(root, 'memory/runcible/conmon')]
+    for directory in placed:
+        assert open(os.path.join(directory, 'cgroup.procs')).read() == '4242'
+    assert open(os.path.join(root, 'cpuset/runcible/conmon/cpuset.cpus')).read() == '0-1'
+    assert open(os.path.join(root, 'cpuset/runcible/cpuset.mems')).read() == '0'
+
+
+def test_conmon_stays_in_a_systemd_unit(monkeypatch):
+    monkeypatch.setenv('INVOCATION_ID', 'abc')
+    placement = cgroups.Placement('cgroupfs', '/runcible', 'x')
+    assert 'INVOCATION_ID' in placement.place_conmon(1)
