@@ -94,6 +94,8 @@ def api_costs(base):
     phase('recreate (20 options)', **many)
     phase('idempotent, 20 options', **many)
     assert not last['idempotent, 20 options']['changed']
+    phase('live update (memory, cpus, pids)', **dict(many, memory='96m', cpus=0.75, pids_limit=96))
+    assert last['live update (memory, cpus, pids)']['actions'] == ['updated']
     phase('stop', state='stopped')
     phase('start again', state='started')
     phase('remove', state='absent')
@@ -194,6 +196,8 @@ def main():
         ('module work: idempotent re-run', ms(api['idempotent re-run']), 'target <= 15 ms'),
         ('module work: idempotent, 20 options', ms(api['idempotent, 20 options']), 'target <= 15 ms'),
         ('module work: recreate (20 options)', ms(api['recreate (20 options)']), ''),
+        ('module work: live update (memory, cpus, pids)', ms(api['live update (memory, cpus, pids)']),
+         'same pid; vs recreate above'),
         ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
         ('module work: start again', ms(api['start again']), ''),
         ('module work: remove', ms(api['remove']), ''),
