@@ -51,6 +51,7 @@ HOST_PACKAGES=(
     runc conmon crun criu
     busybox-static iptables iproute2
     zstd mmdebstrap strace
+    skopeo docker-registry
     shellcheck
     ca-certificates git make
 )
