@@ -1,0 +1,97 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one ``runcible.oci.container_info`` task does: read records, live status and logs; change nothing.
+
+``run(params)`` is the Python API the module wraps. No lock is taken and nothing is written:
+records are replaced atomically, so a concurrent change shows either the old or the new one.
+"""
+
+from __future__ import annotations
+
+from ._runtime import logs
+from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.errors import ValidationError
+from ._runtime.units import validate_name
+
+
+def argument_spec():
+    return dict(
+        name=dict(type='raw'),
+        logs_tail=dict(type='int', default=0),
+        logs_since=dict(type='str'),
+        root=dict(type='path', default=DEFAULT_ROOT),
+        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
+        runtime=dict(type='str'),
+    )
+
+
+def task_names(value):
+    """``name`` -> (list of names or None for all, True when a single name was asked)."""
+    if value is None:
+        return None, False
+    if isinstance(value, str):
+        return [validate_name(value)], True
+    if isinstance(value, (list, tuple)):
+        names = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ValidationError('name: %r is not a container name (a string)' % (item,))
+            if item not in names:
+                names.append(validate_name(item))
+        return names, len(names) == 1
+    raise ValidationError('name: expected a container name or a list of them, got %r' % (value,))
+
+
+def container_logs(engine, record, tail, since_ns):
+    """-> (entries, warning or None) of one container, per its log driver."""
+    driver = record['config'].get('log_driver') or 'k8s-file'
+    if driver == 'none':
+        return [], 'container %s has log_driver none: conmon keeps no logs of it' % record['name']
+    if driver == 'journald':
+        return logs.read_journald(record['id'], tail, since_ns), None
+    return logs.read_k8s_file(engine.paths(record).log, tail, since_ns), None
+
+
+class InfoTask(object):
+    def __init__(self, params):
+        self.params = params
+        self.names, self.single = task_names(params.get('name'))
+        tail = params.get('logs_tail') or 0
+        if isinstance(tail, bool) or not isinstance(tail, int) or tail < -1:
+            raise ValidationError('logs_tail: %r must be 0 (no logs), a number of lines, or -1 (all lines)' % (tail,))
+        self.since_ns = logs.parse_since(params.get('logs_since'))
+        self.want_logs = tail != 0 or self.since_ns is not None
+        self.tail = None if tail in (0, -1) else tail
+        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT)
+
+    def run(self):
+        names = self.names if self.names is not None else self.engine.store.names()
+        containers = []
+        warnings = []
+        for name in names:
+            record, live = self.engine.inspect(name)
+            if record is None:
+                continue
+            view = self.engine.view(record, live)
+            if self.want_logs:
+                entries, warning = container_logs(self.engine, record, self.tail, self.since_ns)
+                if warning:
+                    warnings.append(warning)
+                view['logs'] = [entry.message for entry in entries]
+                view['log_entries'] = [entry.as_dict() for entry in entries]
+            containers.append(view)
+        result = {'changed': False, 'containers': containers}
+        if self.single:
+            result['exists'] = bool(containers)
+        if warnings:
+            result['warnings'] = warnings
+        return result
+
+
+def run(params):
+    """Read containers; -> the module result (raises RuncibleError subclasses on bad input)."""
+    full = dict((key, None) for key in argument_spec())
+    full.update(logs_tail=0, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
+    full.update(params)
+    return InfoTask(full).run()
