@@ -24,7 +24,7 @@ description:
   - The container's live status comes from conmon's exit file and a check of the conmon and
     container processes, never from a stale record; after a reboot no container is reported running.
 author:
-  - runcible.oci contributors
+  - runcible.oci contributors (@runcible)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - runcible.oci.common

@@ -16,7 +16,7 @@ description:
     exactly like a started one; stop, exit codes and logs work as before.
   - Only the latest checkpoint of a container is kept, under O(root).
 author:
-  - runcible.oci contributors
+  - runcible.oci contributors (@runcible)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - runcible.oci.common

@@ -218,9 +218,8 @@ HOSTILE = {
     'absolute': ([_file('config.json'), _file('/tmp/escaped-abs')], 'absolute or ".." path'),
     'symlink then write through it': ([_file('config.json'), _file('images/x'), _link('upper/etc', '/tmp'),
                                        _file('upper/etc/escaped')], 'below the symlink'),
-    'hard link to a host file': ([_file('config.json'), _file('images/x'), _link('upper/passwd', '/etc/passwd',
-                                                                                  tarfile.LNKTYPE)],
-                                 'hard link'),
+    'hard link to a host file': ([_file('config.json'), _file('images/x'),
+                                  _link('upper/passwd', '/etc/passwd', tarfile.LNKTYPE)], 'hard link'),
     'device node': ([_file('config.json'), _file('images/x'), _device('upper/dev-null', 1, 3)], 'device node'),
     'foreign member': ([_file('config.json'), _file('images/x'), _file('etc/shadow')], 'not part of'),
 }

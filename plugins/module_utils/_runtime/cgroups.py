@@ -154,7 +154,7 @@ def transient_scope_call(unit, slice_name, pid):
 def place_in_scope(pid, unit, slice_name):
     argv = transient_scope_call(unit, slice_name, pid)
     argv[0] = find_program('busctl') or 'busctl'
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
     if proc.returncode != 0:
         raise RuncibleError('cannot create the systemd scope %s for conmon over D-Bus: %s'
                             % (unit, proc.stderr.decode('utf-8', 'replace').strip()))

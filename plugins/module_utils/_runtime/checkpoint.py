@@ -48,7 +48,7 @@ def program_version(path, args=('--version',)):
     if key not in _versions:
         try:
             out = subprocess.run([path] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, timeout=30).stdout.decode('utf-8', 'replace')
+                                 stderr=subprocess.STDOUT, timeout=30, check=False).stdout.decode('utf-8', 'replace')
         except (OSError, subprocess.SubprocessError):
             out = ''
         lines = [line.strip() for line in out.splitlines() if line.strip()]
@@ -87,7 +87,7 @@ def find_criu(cache_dir=None, search=None):
             return path
         try:
             proc = subprocess.run([path, 'check'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, timeout=CRIU_CHECK_TIMEOUT)
+                                  stderr=subprocess.STDOUT, timeout=CRIU_CHECK_TIMEOUT, check=False)
             output = proc.stdout.decode('utf-8', 'replace').strip()
             passed = proc.returncode == 0
         except (OSError, subprocess.SubprocessError) as exc:

@@ -33,7 +33,7 @@ def conmon_supports(conmon_path, flag):
     if conmon_path not in _help_cache:
         try:
             out = subprocess.run([conmon_path, '--help'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, timeout=10).stdout.decode('utf-8', 'replace')
+                                 stderr=subprocess.STDOUT, timeout=10, check=False).stdout.decode('utf-8', 'replace')
         except (OSError, subprocess.SubprocessError):
             out = ''
         _help_cache[conmon_path] = out

@@ -132,7 +132,7 @@ class OCIRuntime(object):
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL if input_data is None else None,
                                   input=input_data, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  timeout=timeout, close_fds=True)
+                                  timeout=timeout, close_fds=True, check=False)
         except subprocess.TimeoutExpired:
             raise RuntimeCommandError('%s %s did not finish within %ss' % (self.name, args[0], timeout), argv=argv)
         except OSError as exc:
@@ -186,7 +186,7 @@ class OCIRuntime(object):
     def version(self):
         """-> e.g. ``runc version 1.1.5+ds1`` (first line of --version)."""
         proc = subprocess.run([self.path, '--version'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, timeout=30)
+                              stderr=subprocess.STDOUT, timeout=30, check=False)
         lines = proc.stdout.decode('utf-8', 'replace').strip().splitlines()
         return lines[0] if lines else 'unknown'
 

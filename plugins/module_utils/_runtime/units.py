@@ -20,6 +20,7 @@ def is_number(text):
     """ASCII digits only (str.isdigit() also accepts '²', which int() refuses)."""
     return isinstance(text, str) and _DIGITS_RE.fullmatch(text) is not None
 
+
 _SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$', re.IGNORECASE)
 _SIZE_FACTORS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50}
 
