@@ -20,7 +20,7 @@ description:
   - When the command ends (or times out), every process it started that is still running in the
     container is killed; nothing of the exec outlives the task, unless O(detach=true).
 author:
-  - runcible.oci contributors
+  - runcible.oci contributors (@runcible)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - runcible.oci.common
@@ -93,7 +93,7 @@ options:
     default: false
   creates:
     description:
-      - A path inside the container; when it exists the command does not run (RV(changed=false)).
+      - A path inside the container; when it exists the command does not run and the task reports no change.
       - Symbolic links are resolved inside the container and mounts are seen as the container
         sees them. A glob pattern is allowed in the last path component, for example V(/run/*.pid).
     type: str

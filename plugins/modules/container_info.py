@@ -16,7 +16,7 @@ description:
     a stale record.
   - Changes nothing, and starts no process to find out.
 author:
-  - runcible.oci contributors
+  - runcible.oci contributors (@runcible)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - runcible.oci.common

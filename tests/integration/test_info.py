@@ -108,8 +108,8 @@ def test_logs_tail_streams_and_partial_lines(env):
     entries = tail['containers'][0]['log_entries']
     assert [e['stream'] for e in entries] == ['stderr', 'stdout', 'stdout']
     assert all(parse_timestamp(e['timestamp']) for e in entries)
-    assert everything['containers'][0]['logs'] == ['line %d' % i for i in range(1, 51)] + ['oops', long_line,
-                                                                                            'no newline yet']
+    expected = ['line %d' % i for i in range(1, 51)] + ['oops', long_line, 'no newline yet']
+    assert everything['containers'][0]['logs'] == expected
     assert 'logs' not in none['containers'][0]
 
 

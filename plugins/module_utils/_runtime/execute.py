@@ -423,8 +423,8 @@ class ExecFiles(object):
 
 
 def exec_argv(runtime, container_id, files, cgroup_arg=None, detach=False):
-    argv = [runtime.path] + runtime.global_args(files.log) + ['exec', '--process', files.process,
-                                                               '--pid-file', files.pidfile]
+    argv = [runtime.path] + runtime.global_args(files.log)
+    argv += ['exec', '--process', files.process, '--pid-file', files.pidfile]
     if cgroup_arg:
         argv += ['--cgroup', cgroup_arg]
     if detach:
@@ -441,7 +441,7 @@ def run_detached(runtime, container_id, run_dir, process, timeout=60.0):
         files.write_process(process)
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=timeout, close_fds=True)
+                                  stderr=subprocess.DEVNULL, timeout=timeout, close_fds=True, check=False)
         except subprocess.TimeoutExpired:
             raise RuntimeCommandError('%s exec --detach did not return within %ss' % (runtime.name, timeout), argv=argv)
         except OSError as exc:
