@@ -28,7 +28,7 @@ REPO = os.environ.get('RUNCIBLE_REPO') or os.path.dirname(os.path.dirname(os.pat
 COLLECTIONS = (os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 'build', 'collections')).split(':')[0]
 sys.path.insert(0, COLLECTIONS)
 
-from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _container  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _container, _exec  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.checkpoint import find_criu  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import find_program  # noqa: E402
@@ -148,6 +148,30 @@ def checkpoint_costs(base):
     return {'raw': statistics.median(raw), 'module': statistics.median(module)}
 
 
+def exec_costs(base):
+    """Exec of ``true`` into one running container: module work vs bare ``runc exec``, interleaved."""
+    root, run_root = base + '/ex-root', base + '/ex-run'
+    _container.run(dict(name='bench-exec', rootfs=ROOTFS, command=['sh', '-c', LOOP], root=root, run_root=run_root,
+                        stop_timeout=1))
+    engine = Engine(root, run_root)
+    record, _live = engine.inspect('bench-exec')
+    runtime = engine.runtime_for(record)
+    floor_argv = [runtime.path, '--root', runtime.state_root, 'exec', record['id'], 'true']
+    params = dict(container='bench-exec', argv=['true'], root=root, run_root=run_root)
+    raw, module = [], []
+    for _index in range(3 * N):
+        elapsed, proc = timed(subprocess.run, floor_argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0:
+            raise SystemExit('runc exec failed: %s' % proc.stderr.decode())
+        raw.append(elapsed)
+        elapsed, result = timed(_exec.run, params)
+        assert result['rc'] == 0 and not result.get('failed'), result
+        module.append(elapsed)
+    _container.run(dict(name='bench-exec', root=root, run_root=run_root, state='absent'))
+    return {'raw': statistics.median(raw), 'module': statistics.median(module)}
+
+
 def playbook_costs(base):
     root, run_root = base + '/root', base + '/run'
     bin_dir = os.path.dirname(sys.executable)
@@ -188,6 +212,7 @@ def main():
         floor = runc_floor(base)
         api = api_costs(base)
         ck = checkpoint_costs(base)
+        ex = exec_costs(base)
         pb = playbook_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -206,6 +231,8 @@ def main():
         ('runc checkpoint + runc restore, the floor', ms(ck['raw']), ''),
         ('module work: checkpoint + restore', ms(ck['module']), 'target <= 1.5x floor (%.2fx)'
          % (ck['module'] / ck['raw'])),
+        ('runc exec (true), the floor', ms(ex['raw']), ''),
+        ('module work: exec true', ms(ex['module']), 'target <= 2x floor (%.2fx)' % (ex['module'] / ex['raw'])),
         ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
         ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),
         ('playbook, per container: idempotent', ms(pb['idempotent re-run']), 'above the ansible.builtin.ping loop'),
