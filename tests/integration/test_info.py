@@ -40,7 +40,8 @@ def test_info_of_all_containers_with_live_status(env):
     env.run(name='test-a-running', rootfs=env.rootfs, command=['sh', '-c', LOOP])
     env.run(name='test-b-stopped', rootfs=env.rootfs, command=['sh', '-c', LOOP], state='stopped')
     env.run(name='test-c-exits', rootfs=env.rootfs, command=['sh', '-c', 'echo bye; exit 4'])
-    assert wait_for(lambda: env.inspect('test-c-exits')['status'] == 'stopped')
+    # conmon is done too (it writes the exit file and removes its socket after the process ended).
+    assert wait_for(lambda: (env.inspect('test-c-exits')['exit_code'], env.inspect('test-c-exits')['conmon_pid']) == (4, 0))
     record = env.engine.store.load('test-c-exits')
     assert record['state'] == 'running', 'the record still says running: info must not trust it'
     before = store_files(env)
