@@ -446,9 +446,8 @@ def run_detached(runtime, container_id, run_dir, process, timeout=60.0):
             raise RuntimeCommandError('%s exec --detach did not return within %ss' % (runtime.name, timeout), argv=argv)
         except OSError as exc:
             raise RuntimeCommandError('cannot run %s: %s' % (runtime.path, exc), argv=argv)
-        errors = files.errors()
-        if proc.returncode != 0 or errors:
-            return ExecResult(rc=proc.returncode, runtime_error='; '.join(errors) or 'exit code %d' % proc.returncode,
+        if proc.returncode != 0:
+            return ExecResult(rc=proc.returncode, runtime_error='; '.join(files.errors()) or 'exit code %d' % proc.returncode,
                               argv=argv)
         return ExecResult(rc=0, pid=files.read_pid(), argv=argv)
     finally:
@@ -523,11 +522,12 @@ def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=N
             except BaseException:
                 exec_run.abort()
                 raise
-        errors = files.errors()
         result = ExecResult(rc=exec_run.rc, stdout=b''.join(exec_run.chunks[1]), stderr=b''.join(exec_run.chunks[2]),
                             timed_out=exec_run.timed_out, pid=exec_run.pid, argv=argv)
-        if errors or exec_run.runtime_rc:
-            result.runtime_error = '; '.join(errors) or '%s exec exited with %d' % (runtime.name, exec_run.runtime_rc)
+        if exec_run.runtime_rc:
+            # The runtime failed, so the command never ran: say why, in the runtime's words.
+            result.runtime_error = '; '.join(files.errors()) or exec_run.runtime_problem or (
+                '%s exec exited with %d' % (runtime.name, exec_run.runtime_rc))
             result.rc = exec_run.runtime_rc
         return result
     finally:
@@ -553,6 +553,7 @@ class _ExecRun(object):
         self.selector = selectors.DefaultSelector()
         self.runtime = None
         self.runtime_rc = None
+        self.runtime_problem = None
         self.pid = 0
         self.rc = None
         self.timed_out = False
@@ -615,6 +616,7 @@ class _ExecRun(object):
                 self._reap_process()
                 return
             self.runtime_rc = 255
+            self.runtime_problem = 'the runtime reported success but wrote no pid file (%s)' % self.files.pidfile
         # Nothing runs: the runtime failed before or while starting the process.
         self.rc = self.runtime_rc
         self._finished()
