@@ -504,6 +504,9 @@ def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=N
     """
     files = ExecFiles(run_dir)
     cgroup = ExecCgroup.for_container(container_pid, 'runcible-exec-' + files.token) if use_cgroup else None
+    if cgroup is not None and cgroup.freezer_v1 and runtime.name != 'runc':
+        # "controller:path" sub-cgroups on cgroup v1 are runc's syntax; elsewhere use the session fallback.
+        cgroup = None
     pidns = pid_namespace(container_pid)
     exec_run = None
     try:
