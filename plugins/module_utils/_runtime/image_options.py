@@ -1,0 +1,286 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The container options ``image``, ``entrypoint`` and ``pull``: what a container task needs of images.
+
+Kept small and free of heavy imports, because every container task loads it (Ansible compiles
+module_utils on every run): the image store (``images``) is imported only when a task names an image.
+
+The value of ``image`` is ``<canonical reference>@<manifest digest>``; two values are the same image
+when their digests are equal. A container from an image records ``image_config``: the digest, its
+layers (diff_id hex digits, bottom first) and the defaults its config gives (entrypoint, cmd, env,
+workdir, user, labels, exposed ports, stop signal), so that it keeps working, and can be recreated,
+even after the image itself was removed with force.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from .errors import RuncibleError, ValidationError
+from .units import is_number, resolve_user
+
+
+OVERLAY_OPTIONS_MAX = 3800
+
+
+def _images():
+    from . import images  # pylint: disable=import-outside-toplevel
+    return images
+
+
+def split_normalised(value):
+    """-> (reference text, manifest digest) of a normalised ``image`` value (or (None, None))."""
+    if not value:
+        return None, None
+    if '@' in value:
+        reference, digest = value.rsplit('@', 1)
+        return reference, digest
+    return value, value
+
+
+def same_image(wanted, actual):
+    """The container option ``image`` compares content: equal manifest digests are the same image."""
+    return split_normalised(wanted)[1] == split_normalised(actual)[1]
+
+
+def map_image(spec, value, config):
+    """Spec mapper of the ``image`` option: an annotation naming the image and its digest."""
+    if value:
+        spec['annotations']['io.runcible.image'] = value
+
+
+def lower_dirs(root, config):
+    """The overlay lower dirs (top first) of a container created from an image."""
+    image_config = config.get('image_config') or {}
+    layers = image_config.get('layers') or []
+    if not layers:
+        raise RuncibleError('the container has the image %s but no layers recorded: recreate it' % config.get('image'))
+    result = []
+    for layer in reversed(layers):
+        path = os.path.join(root, 'images', 'layers', layer, 'diff')
+        if not os.path.isdir(path):
+            raise RuncibleError('layer sha256:%s of image %s is missing from the image store (%s): pull the image '
+                                'again (runcible.oci.image with state=present restores it)' % (layer, config.get('image'), path))
+        result.append(path)
+    # overlayfs takes its options in one page: about 40 layers under the default root.
+    if len(':'.join(result)) > OVERLAY_OPTIONS_MAX:
+        raise RuncibleError('image %s has %d layers, too many for one overlay mount under %s (%d bytes of lower dirs, '
+                            'the kernel takes about %d): use a shorter root, or an image with fewer layers'
+                            % (config.get('image'), len(result), root, len(':'.join(result)), OVERLAY_OPTIONS_MAX))
+    return result
+
+
+PULL_POLICIES = ('missing', 'always', 'never')
+
+
+class ContainerImages(object):
+    """The ``image`` option of one container task: resolve, pull when allowed, supply the image's defaults.
+
+    A task validates its input twice, before and under the container lock; resolutions are cached so
+    a registry is asked once. Pulls happen only inside ``session(apply=True)`` (under the container
+    lock, never in check mode); the session holds the image store's gc lock shared, so the layers
+    a new container is about to use cannot be collected under it.
+    """
+
+    def __init__(self, root, pull='missing', tls_verify=True, auth_file=None):
+        if pull not in PULL_POLICIES:
+            raise ValidationError('pull: %r is not one of %s' % (pull, ', '.join(PULL_POLICIES)))
+        self.root = root
+        self.tls_verify = tls_verify
+        self.auth_file = auth_file
+        self._store = None
+        self.pull = pull
+        self.allow_pull = False
+        self._resolved = {}
+        self._gc_fd = None
+        self._moved = []
+        self._defaults = {}
+
+    @property
+    def store(self):
+        if self._store is None:
+            self._store = _images().ImageStore(self.root, tls_verify=self.tls_verify, auth_file=self.auth_file)
+        return self._store
+
+    @contextlib.contextmanager
+    def session(self, apply):
+        self.allow_pull = apply
+        try:
+            yield self
+        finally:
+            self.allow_pull = False
+            if self._gc_fd is not None:
+                os.close(self._gc_fd)
+                self._gc_fd = None
+            if self._moved:
+                moved, self._moved = self._moved, []
+                with contextlib.suppress(RuncibleError, OSError):
+                    self.store.prune_dangling(moved, blocking=False)
+
+    # -- the option's normaliser ------------------------------------------------------------------
+    def normalise(self, value):
+        images = _images()
+        reference = images.parse_reference(value)
+        return images.join_normalised(reference, self._digest(reference))
+
+    def _hold(self):
+        if self.allow_pull and self._gc_fd is None:
+            self.store._ensure_dirs()
+            self._gc_fd = self.store.acquire('gc', shared=True)
+
+    def _digest(self, reference):
+        self._hold()
+        index = self.store.load_index()
+        local = self.store.find(reference, index)
+        if reference.transport == 'local':
+            if not local:
+                raise ValidationError('image %s is not in the local image store (%s)' % (reference.digest, self.store.dir))
+            return local
+        if local and self.store.missing_layers(local, index):
+            local = None  # its layers were deleted behind our back: pull it again, like a missing image
+        if self.pull == 'never' or (self.pull == 'missing' and local):
+            if not local:
+                raise ValidationError('image %s is not in the local image store and pull is never: pull it first with '
+                                      'runcible.oci.image, or use pull: missing' % reference.canonical)
+            return local
+        resolved = self._resolved.get(reference.canonical)
+        if resolved is None:
+            resolved = _images().resolve(reference, self.store, tls_verify=self.tls_verify, auth_file=self.auth_file)
+            self._resolved[reference.canonical] = resolved
+        if self.allow_pull and (resolved.digest not in index['images'] or local != resolved.digest):
+            _record, previous, _pulled = self.store.pull(resolved)
+            if previous:
+                self._moved.append(previous)
+        return resolved.digest
+
+    # -- users ----------------------------------------------------------------------------------
+    @staticmethod
+    def uses_image(context):
+        """Does the task's container run from an image (given now, or recorded and no rootfs given)?"""
+        if context.get('image'):
+            return True
+        return not context.get('rootfs') and bool((context.get('record_config') or {}).get('image'))
+
+    def resolve_user(self, value, context):
+        """``user`` of a container from an image: names are looked up in the image's /etc/passwd."""
+        image = context.get('image') or (context.get('record_config') or {}).get('image')
+        user_db = self.user_db(image)
+        if user_db is None and not self.allow_pull:
+            text = str(value).strip()
+            if not all(is_number(part) for part in text.split(':') if part):
+                # Not pulled yet (check mode, or before the container lock): resolved once it is.
+                return text
+        return resolve_user(value, user_db)
+
+    # -- defaults ---------------------------------------------------------------------------------
+    def user_db(self, normalised):
+        """The directory whose etc/passwd and etc/group resolve user names of the image, or None."""
+        digest = split_normalised(normalised)[1]
+        path = self.store.userdb(digest) if digest else None
+        return path if path and os.path.isdir(path) else None
+
+    def image_config(self, normalised):
+        """What a container of this image records: digest, layers and the config's defaults."""
+        _reference, digest = split_normalised(normalised)
+        if digest in self._defaults:
+            return dict(self._defaults[digest])
+        index = self.store.load_index()
+        if digest in index['images']:
+            config = self.store.image_config(digest, index)
+        else:
+            resolved = [r for r in self._resolved.values() if r.digest == digest]
+            if not resolved:
+                raise ValidationError('image %s is not in the local image store' % normalised)
+            config = resolved[0].config  # check mode: the image is not pulled yet
+        images = _images()
+        defaults = images.config_defaults(config)
+        defaults['digest'] = digest
+        defaults['layers'] = [images.hex_of(diff_id) for diff_id in config['rootfs']['diff_ids']]
+        user_db = self.user_db(normalised)
+        if defaults['user']:
+            try:
+                defaults['user'] = resolve_user(defaults['user'], user_db)
+            except ValidationError:
+                if user_db is not None:
+                    raise ValidationError('the image %s runs as user %r, which is not in its /etc/passwd; set user'
+                                          % (normalised, defaults['user']))
+        else:
+            defaults['user'] = '0:0'
+        if defaults['stop_signal']:
+            from .units import parse_signal  # pylint: disable=import-outside-toplevel
+            try:
+                defaults['stop_signal'] = parse_signal(defaults['stop_signal'], 'the image\'s StopSignal')
+            except ValidationError:
+                defaults['stop_signal'] = None
+        self._defaults[digest] = defaults
+        return dict(defaults)
+
+    def check_given(self, given, record_config):
+        """Refuse combinations that cannot work (both rootfs and image, image with rootfs_mode direct)."""
+        if 'image' in given and 'rootfs' in given:
+            raise ValidationError('image and rootfs are mutually exclusive: give one of them')
+        has_image = 'image' in given or (record_config.get('image') and 'rootfs' not in given)
+        mode = given.get('rootfs_mode', record_config.get('rootfs_mode'))
+        if has_image and mode == 'direct':
+            raise ValidationError('rootfs_mode: direct needs rootfs; a container from an image always uses an overlay '
+                                  'of its shared read-only layers')
+
+    def complete(self, config, given, previous=None):
+        """Fill the config of a new container (or of a recreated one, ``previous`` its old config).
+
+        Options not given take the image's values (Entrypoint, Cmd, WorkingDir, User, StopSignal) --
+        on a recreate only where the old value was the old image's: a value the task once set stays.
+        Env and labels are not merged here: the spec builder lays the task's over the image's, so the
+        task's own dicts stay comparable.
+        """
+        previous = previous or {}
+        old = previous.get('image_config') or {}
+        if 'rootfs' in given:
+            config['image'] = None
+        if not config.get('image'):
+            config.pop('image_config', None)
+            if old:
+                for option, table_default in (('entrypoint', []), ('command', None), ('workdir', '/'),
+                                              ('user', '0:0'), ('stop_signal', 15)):
+                    if option not in given and previous.get(option) == _derived(option, old, given):
+                        config[option] = table_default
+                if not config.get('command'):
+                    raise ValidationError('command: the container leaves its image for rootfs, so it needs a command')
+            return config
+        config['rootfs'] = None
+        if config.get('rootfs_mode') == 'direct':
+            raise ValidationError('rootfs_mode: direct needs rootfs; a container from an image uses an overlay')
+        if old and old.get('digest') == split_normalised(config['image'])[1]:
+            new = old
+        else:
+            new = self.image_config(config['image'])
+        config['image_config'] = new
+        for option in ('entrypoint', 'command', 'workdir', 'user', 'stop_signal'):
+            if option in given:
+                continue
+            if not old or previous.get(option) == _derived(option, old, given):
+                config[option] = _derived(option, new, given)
+        if not list(config.get('entrypoint') or []) + list(config.get('command') or []):
+            raise ValidationError('image %s has no Entrypoint or Cmd: give command' % config['image'])
+        return config
+
+
+def _derived(option, image_config, given):
+    """The value a container takes from ``image_config`` for an option the task does not give."""
+    if option == 'entrypoint':
+        return list(image_config.get('entrypoint') or [])
+    if option == 'command':
+        # As docker: a task that sets the entrypoint drops the image's Cmd.
+        return [] if 'entrypoint' in given else list(image_config.get('cmd') or [])
+    if option == 'workdir':
+        return image_config.get('workdir') or '/'
+    if option == 'user':
+        return image_config.get('user') or '0:0'
+    if option == 'stop_signal':
+        return image_config.get('stop_signal') or 15
+    raise KeyError(option)
+
+
+__all__ = ['ContainerImages', 'PULL_POLICIES', 'lower_dirs', 'map_image', 'same_image', 'split_normalised']
