@@ -20,6 +20,7 @@ from . import _options
 from ._runtime import cgroups
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import ValidationError
+from ._runtime.image_options import PULL_POLICIES, ContainerImages
 from ._runtime.units import validate_name
 
 STATES = ('created', 'started', 'stopped', 'paused', 'absent')
@@ -32,6 +33,9 @@ def argument_spec():
         name=dict(type='str', required=True),
         state=dict(type='str', default='started', choices=list(STATES)),
         recreate=dict(type='bool', default=False),
+        pull=dict(type='str', default='missing', choices=list(PULL_POLICIES)),
+        tls_verify=dict(type='bool', default=True),
+        auth_file=dict(type='path'),
         comparisons=dict(type='dict'),
         root=dict(type='path', default=DEFAULT_ROOT),
         run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
@@ -49,6 +53,8 @@ class Task(object):
             raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
         self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT,
                              params.get('runtime'))
+        self.images = ContainerImages(self.engine.store.root, params.get('pull') or 'missing',
+                                      tls_verify=params.get('tls_verify') is not False, auth_file=params.get('auth_file'))
         self.actions = []
         self.before = {}
         self.after = {}
@@ -59,7 +65,7 @@ class Task(object):
         record, _live = self.engine.inspect(self.name)
         self._validated(record)
         lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
-        with lock:
+        with lock, self.images.session(apply=not self.check_mode):
             record, live = self.engine.inspect(self.name)
             given, modes = self._validated(record)
             if self.state == 'absent':
@@ -77,11 +83,13 @@ class Task(object):
             return {}, modes
         context = {'name': self.name, 'record_config': record['config'] if record else {},
                    'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
+        context['images'] = self.images
         given = _options.normalise_given(self.params, context)
-        if record is None:
+        self.images.check_given(given, record['config'] if record else {})
+        if record is None and 'image' not in given:
             missing = [option for option in ('rootfs', 'command') if option not in given]
             if missing:
-                raise ValidationError('container %s does not exist; creating it needs %s'
+                raise ValidationError('container %s does not exist; creating it needs %s (or image)'
                                       % (self.name, ' and '.join(missing)))
         return given, modes
 
@@ -98,6 +106,7 @@ class Task(object):
 
     def _create(self, given, context):
         config = _options.complete_config(given, context)
+        self.images.complete(config, given)
         # Fail now, in check mode too, when the runtime or conmon is missing.
         config['runtime'] = self.engine.select_runtime()[1]
         self.engine.conmon_path()
@@ -158,6 +167,7 @@ class Task(object):
     def _recreate(self, record, live, given, changes):
         config = dict(record['config'])
         config.update(given)
+        self.images.complete(config, given, previous=record['config'])
         self.actions.append('recreated')
         wanted = WANTED_STATUS[self.state]
         if wanted == 'created':
@@ -243,6 +253,6 @@ def _final_status(status, steps):
 def run(params, check_mode=False):
     """Run one container task; -> the module result (raises RuncibleError subclasses on failure)."""
     full = dict((key, None) for key in argument_spec())
-    full.update(state='started', recreate=False, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
+    full.update(state='started', recreate=False, pull='missing', root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
     full.update(params)
     return Task(full, check_mode=check_mode).run()

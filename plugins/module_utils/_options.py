@@ -21,6 +21,7 @@ import os
 import re
 
 from ._runtime import cgroups
+from ._runtime import image_options as oci_images
 from ._runtime import spec as oci_spec
 from ._runtime.errors import ValidationError
 from ._runtime.oci_cli import select_runtime
@@ -39,10 +40,10 @@ class Option(object):
     """One container option (see the module docstring)."""
 
     __slots__ = ('name', 'type', 'elements', 'choices', 'default', 'normalise', 'spec', 'comparison', 'update',
-                 'no_log')
+                 'no_log', 'equal')
 
     def __init__(self, name, type, default=None, normalise=None, spec=None, comparison='strict', update='recreate',
-                 elements=None, choices=None, no_log=False):
+                 elements=None, choices=None, no_log=False, equal=None):
         self.name = name
         self.type = type
         self.elements = elements
@@ -53,6 +54,8 @@ class Option(object):
         self.comparison = comparison
         self.update = update
         self.no_log = no_log
+        # (wanted, actual) -> bool, instead of ==; e.g. images compare by manifest digest.
+        self.equal = equal
 
     def argument_spec(self):
         entry = {'type': self.type}
@@ -86,6 +89,19 @@ def _command(value, context):
     return split_command(value)
 
 
+def _image(value, context):
+    images = context.get('images')
+    if images is None:
+        images = context['images'] = oci_images.ContainerImages(context.get('root') or '/var/lib/runcible')
+    return images.normalise(value)
+
+
+def _entrypoint(value, context):
+    if value in ('', []):
+        return []
+    return split_command(value, 'entrypoint')
+
+
 def _env(value, context):
     return string_dict(value, 'env')
 
@@ -99,6 +115,9 @@ def _workdir(value, context):
 
 
 def _user(value, context):
+    images = context.get('images')
+    if images is not None and images.uses_image(context):
+        return images.resolve_user(value, context)
     return resolve_user(value, context.get('rootfs'))
 
 
@@ -223,7 +242,9 @@ def _default_hostname(context):
 
 OPTIONS = [
     Option('rootfs', 'path', normalise=_rootfs),
+    Option('image', 'str', normalise=_image, spec=oci_images.map_image, equal=oci_images.same_image),
     Option('rootfs_mode', 'str', default='overlay', choices=('overlay', 'direct')),
+    Option('entrypoint', 'raw', default=[], normalise=_entrypoint),
     Option('command', 'raw', normalise=_command, spec=oci_spec.map_command),
     Option('hostname', 'str', default=_default_hostname, normalise=_hostname, spec=oci_spec.map_hostname),
     Option('env', 'dict', default={}, normalise=_env, spec=oci_spec.map_env),
@@ -377,6 +398,11 @@ def differences(given, actual, modes):
             continue
         wanted = given[option.name]
         current = actual.get(option.name, option.default)
-        if not values_match(wanted, current, modes[option.name]):
+        mode = modes[option.name]
+        if option.equal is not None and mode != 'ignore':
+            same = option.equal(wanted, current)
+        else:
+            same = values_match(wanted, current, mode)
+        if not same:
             result.append(Difference(option.name, current, wanted, option.update))
     return result

@@ -71,21 +71,66 @@ options:
     type: dict
   rootfs:
     description:
-      - Directory holding the container's root filesystem. Required to create a container.
+      - Directory holding the container's root filesystem. Required to create a container, unless
+        O(image) is given; the two are mutually exclusive.
       - With O(rootfs_mode=overlay) this directory is never modified.
+    type: path
+  image:
+    description:
+      - Run the container from an OCI image instead of O(rootfs), one of
+        V(oci:/path/to/layout[:tag]), V(oci-archive:/path/to/archive.tar[:tag]),
+        V(docker://[registry/]repository[:tag|@sha256:digest]) (pulled with C(skopeo)), or
+        V(sha256:digest) of an image already in the local store. See M(runcible.oci.image).
+      - The image's layers are unpacked once into the local image store under O(root) and shared
+        read-only, as overlay lower dirs, by every container that uses them; the container's own
+        writes go to its upper dir.
+      - The image's config supplies defaults. Entrypoint and Cmd make the command unless
+        O(entrypoint) or O(command) are given (a task that sets O(entrypoint) drops the image's
+        Cmd, as docker does). Its Env is merged under O(env) (the task wins), its Labels under
+        O(labels); WorkingDir, User and StopSignal are used when O(workdir), O(user) and
+        O(stop_signal) are not given. ExposedPorts are only reported; nothing is published unless asked.
+      - Compared by content, as the image's manifest digest (stored as V(reference@sha256:digest));
+        a tag that now points to new content recreates the container, with the old and new digest
+        in the diff; the same content under another reference does not.
+    type: str
+  pull:
+    description:
+      - When to get O(image) from its source. V(missing) only when the reference is not in the local
+        image store; V(always) asks the source every time (a layout's C(index.json), or C(skopeo
+        inspect)) and pulls when it points to new content; V(never) fails when it is not local.
+      - In check mode nothing is pulled; the source is read to report the digest.
+    type: str
+    default: missing
+    choices: [missing, always, never]
+  tls_verify:
+    description:
+      - Require HTTPS and a valid certificate from the registry of a V(docker://) O(image) when it is
+        pulled or asked for its digest. V(false) allows a plain HTTP registry.
+    type: bool
+    default: true
+  auth_file:
+    description:
+      - Registry credentials file (the C(auth.json) format of C(skopeo login)) for a V(docker://) O(image).
     type: path
   rootfs_mode:
     description:
       - V(overlay) mounts an overlay with O(rootfs) as its lower layer and an upper directory of
         the container's own under O(root); it is mounted while the container runs.
-      - V(direct) uses O(rootfs) itself; the container's writes change it.
+      - V(direct) uses O(rootfs) itself; the container's writes change it. Not with O(image).
       - Defaults to V(overlay) for a new container.
     type: str
     choices: [overlay, direct]
+  entrypoint:
+    description:
+      - Arguments put before O(command), as a list or a string split like O(command); V([]) or
+        V('') for none. With O(image), replaces the image's Entrypoint (and drops its Cmd unless
+        O(command) is given). Defaults to the image's Entrypoint, or none.
+    type: raw
   command:
     description:
       - The process to run, as a list of arguments or a string that is split like a POSIX
-        shell would split it (no shell runs). Required to create a container.
+        shell would split it (no shell runs). Required to create a container from O(rootfs);
+        with O(image), defaults to the image's Cmd (after its Entrypoint).
     type: raw
   hostname:
     description:
@@ -255,6 +300,14 @@ EXAMPLES = r'''
   runcible.oci.container:
     name: web
     state: absent
+
+- name: Run a container from an image in a registry; recreate it when the tag moves
+  runcible.oci.container:
+    name: app
+    image: docker://registry.example.com/team/app:stable
+    pull: always
+    env:
+      LOG_LEVEL: debug
 '''
 
 RETURN = r'''

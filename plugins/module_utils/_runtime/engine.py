@@ -20,6 +20,7 @@ import time
 from .. import _options
 from . import cgroups, conmon
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
+from .image_options import lower_dirs as image_lower_dirs
 from .oci_cli import OCIRuntime, find_program, select_runtime
 from .rootfs import mount_overlay, unmount
 from .store import ContainerPaths, Store, atomic_write, current_boot_id, derive_status, process_alive, read_proc_stat
@@ -146,7 +147,9 @@ class Engine(object):
         paths = self.paths(record)
         config = record['config']
         if config['rootfs_mode'] == 'overlay':
-            mount_overlay([config['rootfs']], paths.upper, paths.work, paths.rootfs_mount)
+            # An image's layers (shared, read-only, top first) or the user's directory, under the container's upper.
+            lower = image_lower_dirs(self.store.root, config) if config.get('image') else [config['rootfs']]
+            mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount)
 
     def _launch(self, record, start=True, restore=None, runtime=None):
         """Start conmon (runtime create) for a container that has no process; then ``runtime start``.

@@ -89,11 +89,12 @@ def base_spec(container_id, root_path, cgroups_path, network='none'):
 # -- one mapper per option: (spec, value, config) -> None ------------------------------------------
 
 def map_command(spec, value, config):
-    spec['process']['args'] = list(value)
+    spec['process']['args'] = list(config.get('entrypoint') or []) + list(value)
 
 
 def map_env(spec, value, config):
     env = {'PATH': DEFAULT_PATH, 'HOSTNAME': spec['hostname'], 'container': 'runcible'}
+    env.update((config.get('image_config') or {}).get('env') or {})  # the image's Env, under the task's
     env.update(value or {})
     spec['process']['env'] = ['%s=%s' % item for item in sorted(env.items())]
 
@@ -204,5 +205,7 @@ def resources_for_update(config, mappers):
 
 
 def map_labels(spec, value, config):
-    for key, item in (value or {}).items():
+    labels = dict((config.get('image_config') or {}).get('labels') or {})  # the image's Labels, under the task's
+    labels.update(value or {})
+    for key, item in labels.items():
         spec['annotations']['io.runcible.label.' + key] = item
