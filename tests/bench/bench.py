@@ -172,6 +172,47 @@ def exec_costs(base):
     return {'raw': statistics.median(raw), 'module': statistics.median(module)}
 
 
+def image_costs(base):
+    """First container from an image (verify + unpack every layer) vs a second one (layers shared)."""
+    sys.path.insert(0, os.path.join(REPO, 'tests'))
+    from oci_build import LayoutBuilder, dir_member, file_member  # pylint: disable=import-outside-toplevel
+    layout = LayoutBuilder(os.path.join(base, 'img-layout'))
+    layers = [layout.layer_from_dir(ROOTFS), layout.layer([dir_member('app'), file_member('app/VERSION', b'1\n')])]
+    layout.image(layers, {'Entrypoint': ['sh', '-c'], 'Cmd': [LOOP], 'WorkingDir': '/app'}, tag='bench')
+    ref = 'oci:%s:bench' % layout.path
+    first, second = [], []
+    for index in range(max(3, N // 2)):
+        params = dict(image=ref, network='none', stop_timeout=1, root='%s/img-root-%d' % (base, index),
+                      run_root='%s/img-run-%d' % (base, index))
+        elapsed, result = timed(_container.run, dict(params, name='bench-img-a'))
+        assert result['actions'] == ['created', 'started'], result
+        first.append(elapsed)
+        elapsed, result = timed(_container.run, dict(params, name='bench-img-b'))
+        assert result['actions'] == ['created', 'started'], result
+        second.append(elapsed)
+        for name in ('bench-img-a', 'bench-img-b'):
+            _container.run(dict(params, name=name, state='absent'))
+    unpacked = sum(len(layer.tar) for layer in layers) / 1e6
+    podman = find_program('podman')
+    podman_times = None
+    if podman:
+        store = ['--root', base + '/podman-root', '--runroot', base + '/podman-run']
+        podman_times = []
+        for name in ('bench-podman-a', 'bench-podman-b'):
+            elapsed, proc = timed(subprocess.run, [podman] + store + ['create', '--name', name, ref],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                  check=False)
+            if proc.returncode != 0:
+                raise SystemExit('podman create failed: %s' % proc.stderr.decode())
+            podman_times.append(elapsed)
+        subprocess.run([podman] + store + ['rm', '--all', '--force'], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        subprocess.run([podman] + store + ['system', 'reset', '--force'], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return {'first': statistics.median(first), 'second': statistics.median(second), 'layers': len(layers),
+            'unpacked_mb': unpacked, 'podman': podman_times}
+
+
 def playbook_costs(base):
     root, run_root = base + '/root', base + '/run'
     bin_dir = os.path.dirname(sys.executable)
@@ -213,6 +254,7 @@ def main():
         api = api_costs(base)
         ck = checkpoint_costs(base)
         ex = exec_costs(base)
+        img = image_costs(base)
         pb = playbook_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -233,6 +275,14 @@ def main():
          % (ck['module'] / ck['raw'])),
         ('runc exec (true), the floor', ms(ex['raw']), ''),
         ('module work: exec true', ms(ex['module']), 'target <= 2x floor (%.2fx)' % (ex['module'] / ex['raw'])),
+        ('image: first container (unpack)', ms(img['first']),
+         'create+start incl. verify + unpack of %d layers, %.1f MB' % (img['layers'], img['unpacked_mb'])),
+        ('image: second container (shared layers)', ms(img['second']), 'create+start, layers reused (%.1fx faster)'
+         % (img['first'] / img['second'])),
+        ('podman create, same image: first', ms(img['podman'][0]) if img['podman'] else float('nan'),
+         'podman pulls from the same OCI layout' if img['podman'] else 'podman not installed'),
+        ('podman create, same image: second', ms(img['podman'][1]) if img['podman'] else float('nan'),
+         '' if img['podman'] else 'podman not installed'),
         ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
         ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),
         ('playbook, per container: idempotent', ms(pb['idempotent re-run']), 'above the ansible.builtin.ping loop'),
