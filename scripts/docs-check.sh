@@ -69,6 +69,13 @@ for type in filter test; do
     done <<<"${names}"
 done
 
+# Roles: ansible-doc renders the argument spec of each (meta/argument_specs.yml).
+for spec in "${repo}"/roles/*/meta/argument_specs.yml "${repo}"/roles/*/meta/argument_specs.yaml; do
+    [[ -f ${spec} ]] || continue
+    role="$(basename "$(dirname "$(dirname "${spec}")")")"
+    render "role ${collection}.${role}" -t role "${collection}.${role}"
+done
+
 if [[ -d ${repo}/plugins/modules ]]; then
     render "--list ${collection}" --list "${collection}"
 else
