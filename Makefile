@@ -1,8 +1,8 @@
 # Developer and CI entry points for the runcible.oci collection (run as root).
 #
 #   make setup        host packages, CRIU, build/venv, test rootfs (cached)
-#   make test         setup, then unit, integration, sanity, docs-check
-#   make unit | integration | sanity | docs-check | demo | bench
+#   make test         setup, then unit, integration, molecule, sanity, docs-check
+#   make unit | integration | molecule | sanity | docs-check | demo | bench
 #   make clean        remove build/ (installed Debian packages and CRIU stay)
 
 SHELL := /bin/bash
@@ -21,13 +21,16 @@ ANSIBLE_TEST_HOME := $(BUILD)/ansible-test-home
 
 # `make setup` reruns scripts/host-setup.sh only when one of these files changed
 # (or its results are gone); otherwise it returns at once.
-SETUP_INPUTS := scripts/host-setup.sh scripts/build-busybox-rootfs.sh \
+SETUP_INPUTS := scripts/host-setup.sh scripts/build-busybox-rootfs.sh scripts/build-debian-rootfs.sh \
 	scripts/ansible-test-get-pip.py tests/requirements.txt
 SETUP_HASH := $(shell cd $(REPO) && cat $(SETUP_INPUTS) 2>/dev/null | sha256sum | cut -c1-16)
 SETUP_STAMP := $(BUILD)/stamps/setup-$(SETUP_HASH)
 
 RUNCIBLE_TEST_ROOTFS ?= $(BUILD)/rootfs/busybox
 export RUNCIBLE_TEST_ROOTFS
+# Debian with Python and sudo: connection plugin tests and the roles' Molecule scenarios
+RUNCIBLE_DEBIAN_ROOTFS ?= $(BUILD)/rootfs/debian
+export RUNCIBLE_DEBIAN_ROOTFS
 export RUNCIBLE_REPO := $(REPO)
 export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
 # CRIU chosen by host-setup.sh (also in build/criu-path); read when a recipe runs
@@ -46,14 +49,14 @@ define run_pytest
 	fi
 endef
 
-.PHONY: help setup collections test unit integration sanity docs-check demo bench clean
+.PHONY: help setup collections test unit integration molecule sanity docs-check demo bench clean
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
 
 setup: collections
 	@if [ -f "$(SETUP_STAMP)" ] && [ -x "$(PY)" ] && [ -f "$(BUILD)/criu-path" ] \
-		&& [ -d "$(RUNCIBLE_TEST_ROOTFS)" ]; then \
+		&& [ -d "$(RUNCIBLE_TEST_ROOTFS)" ] && [ -x "$(RUNCIBLE_DEBIAN_ROOTFS)/usr/bin/python3" ]; then \
 		echo "make: setup is up to date"; \
 	else \
 		bash "$(REPO)/scripts/host-setup.sh"; \
@@ -69,9 +72,10 @@ collections:
 test: setup
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory molecule
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory docs-check
-	@echo "make: all tests passed (unit, integration, sanity, docs-check)"
+	@echo "make: all tests passed (unit, integration, molecule, sanity, docs-check)"
 
 unit: setup
 	@echo "==> unit tests"
@@ -80,6 +84,27 @@ unit: setup
 integration: setup
 	@echo "==> integration tests"
 	$(call run_pytest,tests/integration)
+
+# `molecule test` of every role that has a scenario. Their containers live in a store of their own
+# (a short /tmp path: conmon's socket paths are limited), emptied and removed afterwards even when
+# a scenario failed before its destroy step.
+MOLECULE_ROLES = $(notdir $(patsubst %/molecule/default/,%,$(dir $(wildcard $(REPO)/roles/*/molecule/default/molecule.yml))))
+MOLECULE_CLEAN = import sys; sys.path.insert(0, "$(COLLECTIONS)"); \
+	from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine; \
+	engine = Engine(sys.argv[1] + "/root", sys.argv[1] + "/run"); \
+	[engine.remove(engine.store.load(name), stop_timeout=0) for name in engine.store.names()]
+
+molecule: setup
+	@echo "==> molecule test ($(MOLECULE_ROLES))"
+	@store="$$(mktemp -d /tmp/rcm-XXXXXX)"; rc=0; \
+	for role in $(MOLECULE_ROLES); do \
+		echo "--> roles/$$role"; started=$$(date +%s); \
+		( cd "$(REPO)/roles/$$role" && RUNCIBLE_MOLECULE_ROOT="$$store/root" RUNCIBLE_MOLECULE_RUN_ROOT="$$store/run" \
+			"$(VENV)/bin/molecule" test ) || { rc=$$?; echo "make: FAILED: molecule test in roles/$$role" >&2; break; }; \
+		echo "--> roles/$$role: passed in $$(( $$(date +%s) - started )) s"; \
+	done; \
+	"$(PY)" -c '$(MOLECULE_CLEAN)' "$$store" || rc=1; \
+	rm -rf --one-file-system "$$store"; exit $$rc
 
 sanity: setup
 	@echo "==> ansible-test sanity"

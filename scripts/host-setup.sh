@@ -8,6 +8,8 @@
 #   * the Python virtualenv build/venv with the pins of tests/requirements.txt
 #   * an offline pip bootstrap for ansible-test's sanity virtualenvs
 #   * the busybox test root filesystem build/rootfs/busybox
+#   * the Debian test root filesystem build/rootfs/debian, with Python and sudo
+#     (connection plugin tests, Molecule scenarios of the roles)
 #
 # Every step checks first and does nothing when its result is already there, so
 # running this again is cheap. Normally called through `make setup`.
@@ -23,6 +25,8 @@ VENV_DIR="${BUILD_DIR}/venv"
 REQUIREMENTS="${REPO_ROOT}/tests/requirements.txt"
 ROOTFS_DIR="${BUILD_DIR}/rootfs/busybox"
 ROOTFS_SCRIPT="${REPO_ROOT}/scripts/build-busybox-rootfs.sh"
+DEBIAN_ROOTFS_DIR="${BUILD_DIR}/rootfs/debian"
+DEBIAN_ROOTFS_SCRIPT="${REPO_ROOT}/scripts/build-debian-rootfs.sh"
 # ansible-test keeps its sanity virtualenvs and downloads under $HOME/.ansible/test;
 # the Makefile runs it with HOME set to this directory.
 ANSIBLE_TEST_HOME="${BUILD_DIR}/ansible-test-home"
@@ -325,6 +329,12 @@ setup_rootfs() {
     printf '%s\n' "${want}" >"${ROOTFS_DIR}.stamp"
 }
 
+# mmdebstrap, cached by the script itself: rebuilt only when the script (or the suite) changed.
+setup_debian_rootfs() {
+    step "Debian test root filesystem build/rootfs/debian"
+    bash "${DEBIAN_ROOTFS_SCRIPT}" "${DEBIAN_ROOTFS_DIR}"
+}
+
 main() {
     [[ $(id -u) -eq 0 ]] || die "run as root: this installs Debian packages and /usr/local/sbin/criu"
     command -v apt-get >/dev/null 2>&1 || die "apt-get not found: this script supports Debian 12 and 13"
@@ -334,6 +344,7 @@ main() {
     setup_venv
     setup_ansible_test_pip
     setup_rootfs
+    setup_debian_rootfs
     step "host set-up complete"
 }
 
