@@ -85,23 +85,25 @@ integration: setup
 	@echo "==> integration tests"
 	$(call run_pytest,tests/integration)
 
-# `molecule test` of every role that has a scenario. Their containers live in a store of their own
-# (a short /tmp path: conmon's socket paths are limited), emptied and removed afterwards even when
-# a scenario failed before its destroy step.
-MOLECULE_ROLES = $(notdir $(patsubst %/molecule/default/,%,$(dir $(wildcard $(REPO)/roles/*/molecule/default/molecule.yml))))
+# `molecule test` of every scenario of every role (roles/ROLE/molecule/SCENARIO). Their containers
+# live in a store of their own (a short /tmp path: conmon's socket paths are limited), emptied and
+# removed afterwards even when a scenario failed before its destroy step.
+MOLECULE_SCENARIOS = $(patsubst $(REPO)/roles/%/molecule.yml,%,$(wildcard $(REPO)/roles/*/molecule/*/molecule.yml))
 MOLECULE_CLEAN = import sys; sys.path.insert(0, "$(COLLECTIONS)"); \
 	from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine; \
 	engine = Engine(sys.argv[1] + "/root", sys.argv[1] + "/run"); \
 	[engine.remove(engine.store.load(name), stop_timeout=0) for name in engine.store.names()]
 
 molecule: setup
-	@echo "==> molecule test ($(MOLECULE_ROLES))"
+	@echo "==> molecule test ($(MOLECULE_SCENARIOS))"
 	@store="$$(mktemp -d /tmp/rcm-XXXXXX)"; rc=0; \
-	for role in $(MOLECULE_ROLES); do \
-		echo "--> roles/$$role"; started=$$(date +%s); \
+	for path in $(MOLECULE_SCENARIOS); do \
+		role="$${path%%/*}"; scenario="$${path##*/}"; started=$$(date +%s); \
+		echo "--> roles/$$role: molecule test -s $$scenario"; \
 		( cd "$(REPO)/roles/$$role" && RUNCIBLE_MOLECULE_ROOT="$$store/root" RUNCIBLE_MOLECULE_RUN_ROOT="$$store/run" \
-			"$(VENV)/bin/molecule" test ) || { rc=$$?; echo "make: FAILED: molecule test in roles/$$role" >&2; break; }; \
-		echo "--> roles/$$role: passed in $$(( $$(date +%s) - started )) s"; \
+			"$(VENV)/bin/molecule" test -s "$$scenario" ) \
+			|| { rc=$$?; echo "make: FAILED: molecule test -s $$scenario in roles/$$role" >&2; break; }; \
+		echo "--> roles/$$role: scenario $$scenario passed in $$(( $$(date +%s) - started )) s"; \
 	done; \
 	"$(PY)" -c '$(MOLECULE_CLEAN)' "$$store" || rc=1; \
 	rm -rf --one-file-system "$$store"; exit $$rc
