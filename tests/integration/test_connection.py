@@ -216,6 +216,39 @@ def test_missing_or_stopped_container_is_unreachable_with_the_reason(env, debian
     assert 'changed: [live]' in output
 
 
+def container_processes(env, name, argv):
+    """Pids of processes in the container's pid namespace whose command line is ``argv``."""
+    _record, live = env.engine.inspect(name)
+    pidns = os.readlink('/proc/%d/ns/pid' % live['pid'])
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % entry, 'rb') as handle:
+                cmdline = handle.read().rstrip(b'\0').split(b'\0')
+            same_ns = os.readlink('/proc/%s/ns/pid' % entry) == pidns
+        except OSError:
+            continue
+        if same_ns and cmdline == [part.encode() for part in argv]:
+            found.append(int(entry))
+    return found
+
+
+def test_task_timeout_kills_the_command_and_background_jobs_survive(env, debian):
+    tasks = [
+        {'name': 'daemon', 'ansible.builtin.shell': 'nohup sleep 301 >/dev/null 2>&1 &'},
+        {'name': 'too slow', 'ansible.builtin.raw': 'sleep 302', 'timeout': 2, 'ignore_errors': True},
+    ]
+    started = time.monotonic()
+    results, output = play(env, {debian: {}}, tasks, play_vars={'ansible_pipelining': True})
+    assert time.monotonic() - started < 60
+    assert results['too slow']['_status'] == 'failed', output
+    assert 'timed out after 2' in results['too slow']['msg'].lower()
+    assert container_processes(env, debian, ['sleep', '302']) == [], 'the timed-out command was left running'
+    assert len(container_processes(env, debian, ['sleep', '301'])) == 1, 'the background job was killed'
+
+
 def test_module_sees_the_containers_own_environment(env, tmp_path):
     if not os.path.isfile(os.path.join(DEBIAN_ROOTFS, 'usr', 'bin', 'python3')):
         pytest.fail('no Debian root filesystem at %s: run make setup' % DEBIAN_ROOTFS)
