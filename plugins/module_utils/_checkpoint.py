@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, read_manifest
+from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilities, read_manifest
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import ValidationError
 from ._runtime.units import validate_name
@@ -69,6 +69,7 @@ class Task(object):
         if status in ('running', 'paused'):
             same_process = meta and meta.get('leave_running') and meta.get('pid_start') == record.get('pid_start')
             if not same_process or self.params['force'] or not self.params['leave_running']:
+                check_dump_capabilities(record)
                 self.checkpoints.criu()
                 self.actions.append('checkpointed')
                 if not self.params['leave_running']:

@@ -266,3 +266,20 @@ def test_import_name_clash_leaves_the_existing_container_alone(env, tmp_path):
         ckpt(env, name='test-other', state='restored', **{'import': archive})
     assert env.inspect('test-other')['pid'] == other['pid']
     assert env.inspect('test-src')['pid'] == source['pid']
+
+
+def test_non_root_process(env):
+    """Where root lacks CAP_SYS_RESOURCE (this sandbox), CRIU cannot dump another uid's process: a clear error first."""
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime.checkpoint import (
+        CAP_SYS_RESOURCE, effective_capabilities)
+    result = env.run(name='test-ckuser', rootfs=env.rootfs, command=['sh', '-c', COUNTER], user='app')
+    assert wait_for(lambda: len(counts(result['container']['log_path'])) >= 3)
+    if effective_capabilities() & (1 << CAP_SYS_RESOURCE):
+        dumped = ckpt(env, name='test-ckuser')
+        assert dumped['container']['status'] == 'stopped'
+        assert ckpt(env, name='test-ckuser', state='restored')['container']['status'] == 'running'
+    else:
+        with pytest.raises(RuncibleError, match='CAP_SYS_RESOURCE'):
+            ckpt(env, name='test-ckuser')
+        assert env.inspect('test-ckuser')['pid'] == result['container']['pid'], 'left running, untouched'
+        assert not os.path.exists(os.path.join(env.root, 'containers', 'test-ckuser', 'checkpoints'))

@@ -263,3 +263,25 @@ def test_tampered_layer_blob_is_refused(env, image):
     store = ImageStore(env.root)
     assert store.load_index()['images'] == {} and not store.has_layer(image.app.diff_id)
     assert env.inspect('img-tampered') is None
+
+
+def test_checkpoint_of_a_container_from_an_image_travels_and_continues(env, image):
+    """Export a container made from an image, remove it, import it: its count goes on (layers from the store)."""
+    from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint
+
+    counter = "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done"
+    # As root: CRIU needs CAP_SYS_RESOURCE to dump a process of another uid, which some hosts' root lacks.
+    created = env.run(name='test-imgck', image=image.ref, entrypoint=['sh', '-c', counter], user='0:0')
+    log = created['container']['log_path']
+    assert wait_for(lambda: len([l for l in read_log(log) if l.isdigit()]) >= 5), read_log(log)
+    archive = os.path.join(env.base, 'img.tar.zst')
+    stores = {'root': env.root, 'run_root': env.run_root}
+    _checkpoint.run(dict(stores, name='test-imgck', export=archive))
+    dumped = [int(l) for l in read_log(log) if l.isdigit()]
+    env.run(name='test-imgck', state='absent')
+    imported = _checkpoint.run(dict(stores, name='test-imgck2', state='restored', **{'import': archive}))
+    new_log = imported['container']['log_path']
+    assert wait_for(lambda: len([l for l in read_log(new_log) if l.isdigit()]) >= len(dumped) + 3)
+    after = [int(l) for l in read_log(new_log) if l.isdigit()][len(dumped):]
+    assert after[0] == dumped[-1] + 1, (dumped[-3:], after[:3])
+    env.run(name="test-imgck2", state="absent")

@@ -103,3 +103,19 @@ def test_archive_round_trip_keeps_whiteouts_xattrs_links_owners(tmp_path, compre
 def test_write_archive_into_a_missing_directory_fails_clearly(tmp_path):
     with pytest.raises(ValidationError, match='does not exist'):
         checkpoint.write_archive(str(tmp_path / 'no' / 'a.tar'), 'none', {}, '/dev/null', str(tmp_path), None, None)
+
+
+@pytest.mark.parametrize('cap_eff, user, fails', [
+    ('000001fffeffffff', '1000:1000', True),   # no CAP_SYS_RESOURCE (bit 24), another uid
+    ('000001fffeffffff', '0:0', False),
+    ('000001ffffffffff', '1000:1000', False),
+])
+def test_dump_needs_cap_sys_resource_for_other_uids(tmp_path, cap_eff, user, fails):
+    status = tmp_path / 'status'
+    status.write_text('Name:\tx\nCapEff:\t%s\n' % cap_eff)
+    record = {'name': 'web', 'config': {'user': user}}
+    if fails:
+        with pytest.raises(ValidationError, match='CAP_SYS_RESOURCE'):
+            checkpoint.check_dump_capabilities(record, str(status))
+    else:
+        checkpoint.check_dump_capabilities(record, str(status))

@@ -30,6 +30,7 @@ import zlib
 
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
+from .image_options import lower_dirs as image_lower_dirs
 from .oci_cli import find_program
 from .rootfs import validate_rootfs
 
@@ -406,6 +407,34 @@ def extract_archive(path, destination):
     return destination
 
 
+CAP_SYS_RESOURCE = 24
+
+
+def effective_capabilities(status_path='/proc/self/status'):
+    try:
+        with open(status_path) as handle:
+            for line in handle:
+                if line.startswith('CapEff:'):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def check_dump_capabilities(record, status_path='/proc/self/status'):
+    """CRIU reads a process's rlimits with prlimit(): for a process of another uid that takes CAP_SYS_RESOURCE.
+
+    Fail before touching anything, and say why, when this host's root lacks it (some sandboxes drop it).
+    """
+    user = str(record['config'].get('user') or '0:0')
+    caps = effective_capabilities(status_path)
+    if caps is not None and not caps & (1 << CAP_SYS_RESOURCE) and not user.startswith('0:'):
+        raise ValidationError('cannot checkpoint container %s: its process runs as uid %s, and CRIU needs '
+                              'CAP_SYS_RESOURCE to read the rlimits of a process of another user, which this '
+                              'host\'s root lacks (capability bounding set); run the container as root (user: 0:0) '
+                              'to checkpoint it here' % (record['name'], user.split(':')[0]))
+
+
 class Checkpoints(object):
     """Checkpoint, restore, export and import of the containers of one engine."""
 
@@ -436,6 +465,7 @@ class Checkpoints(object):
     # -- dump -----------------------------------------------------------------------------------
     def dump(self, record, live, leave_running=False, tcp_established=False, file_locks=False, keep_logs=False):
         """``runtime checkpoint`` of a running container; -> checkpoint metadata (also in the record)."""
+        check_dump_capabilities(record)
         runtime = self.runtime(record)
         checkpoint_id = secrets.token_hex(16)
         base = self.directory(record, checkpoint_id)
@@ -542,7 +572,11 @@ class Checkpoints(object):
     def import_(self, name, path, manifest, keep_logs=False):
         """Create container ``name`` from a validated archive and restore it; -> record."""
         config = dict(manifest['config'])
-        validate_rootfs(config.get('rootfs'))
+        if config.get('image'):
+            # The image's layers must be in this host's image store (pull the image here first).
+            image_lower_dirs(self.engine.store.root, config)
+        else:
+            validate_rootfs(config.get('rootfs'))
         runtime_path = config.get('runtime')
         if not runtime_path or not os.path.exists(runtime_path):
             found = find_program(os.path.basename(runtime_path or 'runc'))
