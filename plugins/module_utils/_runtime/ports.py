@@ -1,0 +1,410 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Published ports: parsing, host port reservation, and the firewall (nftables) that forwards them.
+
+``published_ports`` entries are ``[hostIP:]hostPort:containerPort[/tcp|udp]``, where both ports may
+be ranges of the same length (``8000-8005:80-85``). They are normalised to canonical strings:
+expanded, sorted, then consecutive mappings merged again into ranges, so ``["8000:80", "8001:81"]``
+equals ``["8000-8001:80-81"]`` and the wildcard host address is left out.
+
+Reservation, as libpod does: every host port is bound (TCP also listens) before the container is
+created, and the sockets are handed to conmon, which keeps them open for the container's life. No
+other process can take the port meanwhile; when the container ends, conmon exits and the port is
+free again. Connections never reach these sockets: DNAT sends them to the container first.
+
+The firewall is **nftables**, in a table of our own (``ip runcible``) that is rewritten whole, in
+one atomic ``nft -f`` transaction, from the network registry (networks.py) on every change:
+
+* nothing of anyone else is touched (iptables users such as Docker or firewalld keep their chains,
+  and we never edit theirs); iptables would mean inserting into the shared built-in chains and
+  one process per rule, with no transaction: a failure half-way leaves half the rules;
+* the table is a pure function of the registry, so stale rules of a container killed behind our
+  back disappear at the next change, and a flushed ruleset is rebuilt by the next task;
+* every rule carries a comment naming its network or container (``runcible ctr=ID12 NAME ...``),
+  so ``nft list table ip runcible`` says what each one is for.
+
+Debian 11+, RHEL 8+ and Ubuntu 20.04+ run iptables on the nftables kernel API anyway
+(``iptables-nft``). Caveat: a host firewall in another table or in iptables-legacy whose forward
+policy is drop still drops forwarded container traffic; nftables evaluates every table's hooks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import ipaddress
+import socket
+import subprocess
+
+from .errors import RuncibleError, RuntimeCommandError, ValidationError
+from .oci_cli import find_program
+
+PROTOCOLS = ('tcp', 'udp')
+TABLE = 'runcible'
+COMMENT_PREFIX = 'runcible'
+NFT_HINT = 'nft not found: publishing ports and bridge networks need nftables; install the Debian package "nftables"'
+NFT_TIMEOUT = 60
+
+
+class PortMapping(object):
+    """One host port forwarded to one container port."""
+
+    __slots__ = ('host_ip', 'host_port', 'container_port', 'protocol')
+
+    def __init__(self, host_ip, host_port, container_port, protocol='tcp'):
+        self.host_ip = host_ip or ''
+        self.host_port = host_port
+        self.container_port = container_port
+        self.protocol = protocol
+
+    def key(self):
+        return (self.protocol, self.host_ip, self.host_port, self.container_port)
+
+    def __eq__(self, other):
+        return isinstance(other, PortMapping) and self.key() == other.key()
+
+    def __hash__(self):
+        return hash(self.key())
+
+    def __repr__(self):
+        return 'PortMapping(%r)' % self.text()
+
+    def text(self):
+        host = '%s:%d' % (self.host_ip, self.host_port) if self.host_ip else '%d' % self.host_port
+        return '%s:%d/%s' % (host, self.container_port, self.protocol)
+
+    def as_dict(self):
+        return {'host_ip': self.host_ip, 'host_port': self.host_port, 'container_port': self.container_port,
+                'protocol': self.protocol}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(data.get('host_ip') or '', int(data['host_port']), int(data['container_port']),
+                   data.get('protocol') or 'tcp')
+
+    def overlaps(self, other):
+        """Both want the same host port: same protocol and port, and the same or a wildcard address."""
+        return (self.protocol == other.protocol and self.host_port == other.host_port
+                and (not self.host_ip or not other.host_ip or self.host_ip == other.host_ip))
+
+
+# -- parsing ----------------------------------------------------------------------------------------
+
+def _port_range(text, what, entry):
+    parts = text.split('-')
+    if len(parts) > 2 or not all(part.isdigit() for part in parts):
+        raise ValidationError('published_ports: %r: %s %r is not a port or a range of ports (e.g. 8080 or '
+                              '8000-8005)' % (entry, what, text))
+    first, last = int(parts[0]), int(parts[-1])
+    for port in (first, last):
+        if not 1 <= port <= 65535:
+            raise ValidationError('published_ports: %r: %s %d is not between 1 and 65535' % (entry, what, port))
+    if last < first:
+        raise ValidationError('published_ports: %r: the %s range %s ends before it starts' % (entry, what, text))
+    return first, last
+
+
+def parse_entry(entry):
+    """One ``[hostIP:]hostPort:containerPort[/proto]`` entry -> list of PortMapping."""
+    if isinstance(entry, bool) or not isinstance(entry, (str, int)):
+        raise ValidationError('published_ports: %r is not a string like "8080:80" or "127.0.0.1:8080:80/udp"'
+                              % (entry,))
+    text = str(entry).strip()
+    protocol = 'tcp'
+    if '/' in text:
+        text, protocol = text.rsplit('/', 1)
+        protocol = protocol.lower()
+        if protocol not in PROTOCOLS:
+            raise ValidationError('published_ports: %r: protocol %r is not tcp or udp' % (entry, protocol))
+    parts = text.split(':')
+    if len(parts) == 2:
+        host_ip, host, container = '', parts[0], parts[1]
+    elif len(parts) == 3:
+        host_ip, host, container = parts
+    else:
+        hint = (' (IPv6 host addresses are not supported)' if len(parts) > 3 else
+                ': give the host port too, as in "8080:80"')
+        raise ValidationError('published_ports: %r is not [hostIP:]hostPort:containerPort[/tcp|udp]%s'
+                              % (entry, hint))
+    if host_ip:
+        host_ip = host_ip.strip('[]')
+        try:
+            address = ipaddress.ip_address(host_ip)
+        except ValueError:
+            raise ValidationError('published_ports: %r: %r is not an IP address' % (entry, host_ip))
+        if address.version != 4:
+            raise ValidationError('published_ports: %r: IPv6 host addresses are not supported' % (entry,))
+        host_ip = '' if address.is_unspecified else str(address)
+    host_first, host_last = _port_range(host, 'host port', entry)
+    ctr_first, ctr_last = _port_range(container, 'container port', entry)
+    if host_last - host_first != ctr_last - ctr_first:
+        raise ValidationError('published_ports: %r: the host range has %d ports and the container range %d; '
+                              'they must have the same length'
+                              % (entry, host_last - host_first + 1, ctr_last - ctr_first + 1))
+    return [PortMapping(host_ip, host_first + offset, ctr_first + offset, protocol)
+            for offset in range(host_last - host_first + 1)]
+
+
+def expand(entries):
+    """Every mapping of ``entries`` (raw or canonical strings), sorted; raises on clashes."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        entries = [entries]
+    mappings = []
+    for entry in entries:
+        mappings.extend(parse_entry(entry))
+    mappings.sort(key=lambda mapping: (mapping.protocol, mapping.host_ip, mapping.host_port))
+    unique = []
+    for mapping in mappings:
+        if mapping in unique:
+            continue
+        for other in unique:
+            if mapping.overlaps(other):
+                raise ValidationError('published_ports: host port %s is published twice (%s and %s)'
+                                      % (_host_port_text(mapping), other.text(), mapping.text()))
+        unique.append(mapping)
+    return unique
+
+
+def _host_port_text(mapping):
+    return '%s%d/%s' % (mapping.host_ip + ':' if mapping.host_ip else '', mapping.host_port, mapping.protocol)
+
+
+def canonical(mappings):
+    """Sorted mappings -> canonical strings, consecutive ones merged into ranges."""
+    result = []
+    run = []
+
+    def flush():
+        if not run:
+            return
+        first, last = run[0], run[-1]
+        host = ('%d' % first.host_port if first is last else '%d-%d' % (first.host_port, last.host_port))
+        ctr = ('%d' % first.container_port if first is last else '%d-%d' % (first.container_port, last.container_port))
+        prefix = first.host_ip + ':' if first.host_ip else ''
+        result.append('%s%s:%s/%s' % (prefix, host, ctr, first.protocol))
+        del run[:]
+
+    for mapping in mappings:
+        if run:
+            last = run[-1]
+            if (mapping.protocol == last.protocol and mapping.host_ip == last.host_ip
+                    and mapping.host_port == last.host_port + 1 and mapping.container_port == last.container_port + 1):
+                run.append(mapping)
+                continue
+            flush()
+        run.append(mapping)
+    flush()
+    return result
+
+
+def normalise(entries):
+    """``published_ports`` as given -> canonical list of strings (see the module docstring)."""
+    return canonical(expand(entries))
+
+
+# -- reservation ------------------------------------------------------------------------------------
+
+class PortInUse(RuncibleError):
+    """A host port could not be bound; ``mapping`` says which."""
+
+    def __init__(self, mapping, reason):
+        super(PortInUse, self).__init__('host port %s is %s' % (_host_port_text(mapping), reason))
+        self.mapping = mapping
+        self.reason = reason
+
+
+def bind(mapping):
+    """A socket holding ``mapping``'s host port (TCP: listening, as libpod; UDP: bound). Raises PortInUse."""
+    kind = socket.SOCK_STREAM if mapping.protocol == 'tcp' else socket.SOCK_DGRAM
+    sock = socket.socket(socket.AF_INET, kind)
+    try:
+        if kind == socket.SOCK_STREAM:
+            # Never in TIME_WAIT trouble; a listening socket still excludes every other bind of the port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((mapping.host_ip or '0.0.0.0', mapping.host_port))
+        if kind == socket.SOCK_STREAM:
+            sock.listen(1)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(mapping, 'already in use')
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise PortInUse(mapping, 'on an address this host does not have')
+        if exc.errno == errno.EACCES:
+            raise PortInUse(mapping, 'not allowed (%s)' % exc.strerror)
+        raise PortInUse(mapping, 'not available (%s)' % exc.strerror)
+    return sock
+
+
+def reserve(mappings):
+    """Bind every mapping; -> list of sockets. All or nothing: on failure every socket is closed."""
+    sockets = []
+    try:
+        for mapping in mappings:
+            sockets.append(bind(mapping))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def probe(mappings):
+    """Raise PortInUse for the first mapping whose host port cannot be bound now (nothing stays bound)."""
+    for sock in reserve(mappings):
+        sock.close()
+
+
+# -- nftables ---------------------------------------------------------------------------------------
+
+def _comment(text):
+    # nft comments: at most 128 characters, no double quote (names and ids never hold one).
+    return 'comment "%s"' % ('%s %s' % (COMMENT_PREFIX, text))[:128].replace('"', "'")
+
+
+def container_tag(container_id, name):
+    return 'ctr=%s %s' % (container_id[:12], name)
+
+
+def network_tag(network_name):
+    return 'net=%s' % network_name
+
+
+def dnat_rules(container_id, name, address, mappings):
+    """The DNAT rules (chain ``published``) of one container's mappings."""
+    rules = []
+    tag = container_tag(container_id, name)
+    for mapping in mappings:
+        match = 'ip daddr %s ' % mapping.host_ip if mapping.host_ip else ''
+        rules.append('%s%s dport %d dnat to %s:%d %s' % (
+            match, mapping.protocol, mapping.host_port, address, mapping.container_port,
+            _comment('%s %s' % (tag, mapping.text()))))
+    return rules
+
+
+def network_rules(network):
+    """-> (postrouting rules, forward rules) of one network (a dict: name, bridge, subnet, internal)."""
+    bridge, subnet, tag = network['bridge'], network['subnet'], network_tag(network['name'])
+    postrouting = [
+        # Published ports reached from the host's own 127.0.0.1 (route_localnet is set on the bridge).
+        'oifname "%s" ip saddr 127.0.0.0/8 masquerade %s' % (bridge, _comment(tag + ' localhost')),
+        # A container reaching a published port of its own network through a host address.
+        'oifname "%s" ip saddr %s ct status dnat masquerade %s' % (bridge, subnet, _comment(tag + ' hairpin')),
+    ]
+    forward = []
+    if network.get('internal'):
+        forward += [
+            'iifname "%s" oifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal')),
+            'oifname "%s" iifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal')),
+        ]
+    else:
+        postrouting.append('ip saddr %s oifname != "%s" masquerade %s'
+                           % (subnet, bridge, _comment(tag + ' outbound')))
+    return postrouting, forward
+
+
+def render(networks, published):
+    """The whole ``ip runcible`` table as an nft script, applied as one transaction.
+
+    ``networks``: network dicts; ``published``: (container id, name, address, mappings) tuples.
+    The chains are declared (a no-op when they exist), every rule of the table flushed and the
+    rules added again: the base chains stay hooked, so nothing passes unfiltered in between.
+    With no network left the table is deleted.
+    """
+    if not networks and not published:
+        return 'add table ip %s\ndelete table ip %s\n' % (TABLE, TABLE)
+    postrouting, forward, dnat = [], [], []
+    for network in sorted(networks, key=lambda item: item['name']):
+        post, fwd = network_rules(network)
+        postrouting += post
+        forward += fwd
+    for container_id, name, address, mappings in sorted(published, key=lambda item: (item[1], item[0])):
+        dnat += dnat_rules(container_id, name, address, mappings)
+    chains = [
+        ('prerouting', 'type nat hook prerouting priority -100; policy accept;',
+         ['fib daddr type local jump published %s' % _comment('published ports')]),
+        ('output', 'type nat hook output priority -100; policy accept;',
+         ['fib daddr type local jump published %s' % _comment('published ports, from the host')]),
+        ('published', None, dnat),
+        ('postrouting', 'type nat hook postrouting priority 100; policy accept;', postrouting),
+        ('forward', 'type filter hook forward priority 0; policy accept;', forward),
+    ]
+    lines = ['add table ip %s' % TABLE]
+    for chain, base, _rules in chains:
+        lines.append('add chain ip %s %s%s' % (TABLE, chain, ' { %s }' % base if base else ''))
+    lines.append('flush table ip %s' % TABLE)
+    for chain, _base, rules in chains:
+        lines += ['add rule ip %s %s %s' % (TABLE, chain, rule) for rule in rules]
+    return '\n'.join(lines) + '\n'
+
+
+_libnft = []
+
+
+def _libnftables():
+    """libnftables through ctypes (what the nft program itself uses, minus a process), or None."""
+    if not _libnft:
+        try:
+            lib = ctypes.CDLL('libnftables.so.1', use_errno=True)
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+        except (OSError, AttributeError):
+            lib = None
+        _libnft.append(lib)
+    return _libnft[0]
+
+
+def run_nft(script):
+    """-> (rc, output, error text) of an nft script: libnftables when present, else the nft program."""
+    lib = _libnftables()
+    if lib is not None:
+        ctx = lib.nft_ctx_new(0)
+        if ctx:
+            try:
+                lib.nft_ctx_buffer_output(ctx)
+                lib.nft_ctx_buffer_error(ctx)
+                rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
+                output = (lib.nft_ctx_get_output_buffer(ctx) or b'').decode('utf-8', 'replace')
+                error = (lib.nft_ctx_get_error_buffer(ctx) or b'').decode('utf-8', 'replace')
+                return rc, output, error.strip()
+            finally:
+                lib.nft_ctx_free(ctx)
+    path = find_program('nft')
+    if not path:
+        raise ValidationError(NFT_HINT)
+    argv = [path, '-f', '-']
+    try:
+        proc = subprocess.run(argv, input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=NFT_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeCommandError('cannot run nft: %s' % exc, argv=argv)
+    return (proc.returncode, proc.stdout.decode('utf-8', 'replace'),
+            proc.stderr.decode('utf-8', 'replace').strip())
+
+
+def apply(script):
+    """Run an nft script as one transaction; raises with nft's own words."""
+    rc, _output, error = run_nft(script)
+    if rc != 0:
+        raise RuntimeCommandError('nftables refused the runcible firewall rules: %s' % (error or 'exit code %d' % rc),
+                                  script=script)
+
+
+def listed_rules(comment_part=None):
+    """The rules of our table as nft prints them (optionally only those whose comment holds ``comment_part``)."""
+    rc, output, _error = run_nft('list table ip %s' % TABLE)
+    if rc != 0:
+        return []
+    rules = [line.strip() for line in output.splitlines() if 'comment "' in line]
+    return [rule for rule in rules if comment_part is None or comment_part in rule]
