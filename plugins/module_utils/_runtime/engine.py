@@ -18,7 +18,7 @@ import signal
 import time
 
 from .. import _options
-from . import cgroups, conmon
+from . import cgroups, conmon, network
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .image_options import lower_dirs as image_lower_dirs
 from .oci_cli import OCIRuntime, find_program, select_runtime
@@ -73,6 +73,7 @@ class Engine(object):
             'rootfs': paths.rootfs_mount if record['config'].get('rootfs_mode') == 'overlay' else record['config'].get('rootfs'),
             'log_path': paths.log,
             'runtime': record.get('runtime', {}).get('name'),
+            'ip_address': network.ip_address(record),
             'config': record['config'],
         }
 
@@ -170,6 +171,8 @@ class Engine(object):
             with contextlib.suppress(OSError):
                 os.unlink(stale)
         self._prepare_rootfs(record)
+        # Namespace, veth, address and reserved host ports (their sockets go to conmon as fds 5+).
+        attachment = network.attach(self, record, restore=bool(restore))
         launch = conmon.ConmonLaunch(
             conmon_path=record.get('conmon') or self.conmon_path(), runtime=runtime,
             container_id=record['id'], name=record['name'], bundle=paths.bundle, pidfile=paths.pidfile,
@@ -178,7 +181,7 @@ class Engine(object):
             log_driver=record['config'].get('log_driver') or 'k8s-file',
             log_size_max=record['config'].get('log_size_max') or None,
             restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None,
-            systemd_cgroup=runtime.systemd_cgroup)
+            systemd_cgroup=runtime.systemd_cgroup, extra_fds=attachment.fds)
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
         placement = self.placement(record)
@@ -187,7 +190,8 @@ class Engine(object):
             note = placement.place_conmon(conmon_pid)
             if note and note not in self.notes:
                 self.notes.append(note)
-        pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
+        with attachment:
+            pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
         record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,
                       conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
                       exit_code=None, finished_at=None, started_at=None)
@@ -282,6 +286,7 @@ class Engine(object):
                 raise
         if record['config'].get('rootfs_mode') == 'overlay':
             unmount(paths.rootfs_mount)
+        network.detach(self, record)
         if record.get('state') != 'stopped' or record.get('exit_code') != live.get('exit_code'):
             finished = live.get('finished_at')
             record.update(state='stopped', exit_code=live.get('exit_code'),
@@ -302,6 +307,7 @@ class Engine(object):
                 with contextlib.suppress(RuntimeCommandError):
                     runtime.delete(record['id'], force=True)
             unmount(paths.rootfs_mount)
+        network.release(self, record)
         self.store.forget(record)
         self.placement(record).cleanup()
 
