@@ -81,7 +81,7 @@ class Task(object):
         modes = _options.comparison_modes(self.params.get('comparisons'))
         if self.state == 'absent':
             return {}, modes
-        context = {'name': self.name, 'record_config': record['config'] if record else {},
+        context = {'name': self.name, 'root': self.engine.store.root, 'record_config': record['config'] if record else {},
                    'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
         context['images'] = self.images
         given = _options.normalise_given(self.params, context)

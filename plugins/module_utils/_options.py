@@ -20,7 +20,7 @@ import math
 import os
 import re
 
-from ._runtime import cgroups
+from ._runtime import cgroups, network, ports
 from ._runtime import image_options as oci_images
 from ._runtime import spec as oci_spec
 from ._runtime.errors import ValidationError
@@ -229,6 +229,18 @@ def _default_cgroup_parent(context):
     return cgroups.validate_parent(context.get('cgroup_manager') or cgroups.resolve_manager('auto'), None)
 
 
+def _network(value, context):
+    return network.check_network(network.normalise_network(value), context)
+
+
+def _ip_address(value, context):
+    return network.check_ip_address(network.normalise_ip_address(value), context)
+
+
+def _published_ports(value, context):
+    return network.check_published_ports(ports.normalise(value), context)
+
+
 def _runtime(value, context):
     name, path, _warnings = select_runtime(value)
     return path
@@ -251,7 +263,9 @@ OPTIONS = [
     Option('workdir', 'str', default='/', normalise=_workdir, spec=oci_spec.map_workdir),
     Option('user', 'str', default='0:0', normalise=_user, spec=oci_spec.map_user),
     Option('read_only', 'bool', default=False, spec=oci_spec.map_read_only),
-    Option('network', 'str', default='none', choices=('none', 'host'), spec=oci_spec.map_network),
+    Option('network', 'str', default=network.DEFAULT_NETWORK, normalise=_network, spec=network.map_spec),
+    Option('ip_address', 'str', normalise=_ip_address),
+    Option('published_ports', 'list', elements='str', default=[], normalise=_published_ports),
     Option('mounts', 'list', elements='raw', default=[], normalise=_mounts, spec=oci_spec.map_mounts),
     Option('cgroup_manager', 'str', default=_default_cgroup_manager, normalise=_cgroup_manager,
            choices=('auto', 'cgroupfs', 'systemd')),

@@ -157,10 +157,42 @@ options:
     type: bool
   network:
     description:
-      - V(none) gives the container a network namespace of its own with no interfaces but
-        loopback; V(host) shares the host's. Defaults to V(none).
+      - V(bridge) (the default for a new container) attaches it to the default network
+        C(runcible), which is created on first use on a free private /24 (C(10.89.0.0/24) unless
+        a host route takes it) with the bridge C(runcible0); stored as V(runcible).
+      - A network name attaches it to that network, which M(runcible.oci.network) must have
+        created first.
+      - On a bridge network the container gets a network namespace C(/run/netns/rc-ID) of its
+        own with C(lo), and C(eth0) (one end of a veth pair whose other end is on the bridge)
+        with its address and, unless the network is internal, a default route through the
+        gateway; C(/etc/hosts) (its name and address) and C(/etc/resolv.conf) (the host's name
+        servers, loopback ones left out) are mounted in. Needs pyroute2 and nftables.
+      - V(none) gives it a network namespace of its own with no interface but loopback;
+        V(host) shares the host's. Neither needs pyroute2.
+      - A change recreates the container.
     type: str
-    choices: [none, host]
+  ip_address:
+    description:
+      - Pin the container's IPv4 address on its bridge network; it must be a free host address
+        of the network's subnet. Without it the lowest free address is allocated when the
+        container first starts, and kept until it is removed (returned as RV(container.ip_address)).
+      - A change recreates the container.
+    type: str
+  published_ports:
+    description:
+      - Host ports forwarded to the container, each V([hostIP:]hostPort:containerPort[/tcp|udp])
+        (TCP by default); both ports may be ranges of the same length, V(8000-8005:80-85). V(hostIP)
+        restricts the port to one host address, e.g. V(127.0.0.1) (IPv4 only).
+      - Compared in a canonical form (expanded, sorted, consecutive ports merged into ranges),
+        so V(["8000:80", "8001:81"]) equals V(["8000-8001:80-81"]).
+      - Every host port is bound by the module before the container is created and the socket
+        handed to conmon, which keeps it for the container's life, so no other process can take
+        it meanwhile; a port already taken (by another container, named in the message, or any
+        process) fails the task and nothing is changed. Connections are forwarded with nftables
+        DNAT, also those to C(127.0.0.1) from the host itself.
+      - Needs a bridge network. A change recreates the container.
+    type: list
+    elements: str
   mounts:
     description:
       - Bind mounts, each V(source:target[:ro|rw]) or a dictionary with C(source), C(target)
@@ -263,7 +295,18 @@ notes:
   - The module must run as root on the managed host.
   - Containers keep running after the task; conmon supervises them, writes their logs and
     their exit code.
+  - Bridge networks and published ports need the Python library pyroute2 on the managed host
+    (PyPI C(pyroute2), Debian C(python3-pyroute2)) and nftables (Debian C(nftables)); with
+    O(network=none) or O(network=host) neither is needed.
+  - Published ports and outbound NAT are nftables rules in a table of the collection's own,
+    C(ip runcible), rewritten whole in one transaction from the network registry; every rule
+    carries a comment naming its container or network. See M(runcible.oci.network) for why
+    nftables and not iptables.
+  - A container killed behind the module's back (its conmon gone) keeps its namespace and
+    firewall rules until the next task on it, which removes them (and starts it again when
+    asked); its host ports are free as soon as its conmon is gone.
 seealso:
+  - module: runcible.oci.network
   - name: conmon
     description: The OCI container runtime monitor.
     link: https://github.com/containers/conmon
@@ -308,6 +351,25 @@ EXAMPLES = r'''
     pull: always
     env:
       LOG_LEVEL: debug
+
+- name: A web server on the default bridge network, reachable on host port 8080 (and 127.0.0.1:8443)
+  runcible.oci.container:
+    name: web2
+    rootfs: /srv/rootfs/busybox
+    command: httpd -f -p 80 -h /srv
+    published_ports:
+      - "8080:80"
+      - "127.0.0.1:8443:443"
+    mounts:
+      - /srv/www:/srv:ro
+
+- name: A database on a named network, at a fixed address
+  runcible.oci.container:
+    name: db
+    rootfs: /srv/rootfs/db
+    command: /usr/sbin/dbd --foreground
+    network: backend
+    ip_address: 10.89.5.10
 '''
 
 RETURN = r'''
@@ -364,6 +426,11 @@ container:
     runtime:
       description: Name of its OCI runtime.
       type: str
+    ip_address:
+      description: Its IPv4 address on its bridge network, allocated when it first started and kept until it is
+        removed; V(null) with O(network=none), O(network=host), or before it first started.
+      type: str
+      sample: 10.89.0.2
     config:
       description: The normalised configuration it was created with (sizes in bytes, signals as numbers, user as uid:gid).
       type: dict

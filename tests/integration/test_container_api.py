@@ -45,7 +45,7 @@ def test_process_gets_its_config(env, tmp_path):
               'touch /rootfile 2>/dev/null && echo root-rw || echo root-ro; '
               'ls /sys/class/net | tr "\\n" " "; echo; grep -c . /proc/self/mounts >/dev/null && echo ok')
     lines = _run_and_collect(env, 'test-cfg', script, user='app', workdir='/tmp', hostname='box1',
-                             env={'FOO': 'bar baz'}, mounts=['%s:/data:ro' % data], read_only=True)
+                             env={'FOO': 'bar baz'}, mounts=['%s:/data:ro' % data], read_only=True, network='none')
     assert lines[:9] == ['1000', '1000', '/tmp', 'box1', 'FOO=bar baz', 'from the host', 'data-ro', 'root-ro',
                          'lo '], lines
     assert not (data / 'x').exists()

@@ -138,7 +138,7 @@ def test_argument_spec_validates_a_typical_task():
     assert params['hostname'] is None
 
 
-@pytest.mark.parametrize('params', [{'name': 'web', 'state': 'running'}, {'name': 'web', 'network': 'bridge'},
+@pytest.mark.parametrize('params', [{'name': 'web', 'state': 'running'}, {'name': 'web', 'published_ports': {'a': 1}},
                                     {'name': 'web', 'rootfs_mode': 'copy'}, {'state': 'started'}])
 def test_argument_spec_rejects(params):
     assert ArgumentSpecValidator(ARGUMENT_SPEC).validate(params).error_messages
@@ -256,7 +256,9 @@ def test_complete_config_fills_defaults():
     assert config['user'] == '0:0'
     assert config['stop_signal'] == 15
     assert config['stop_timeout'] == 10
-    assert config['network'] == 'none'
+    assert config['network'] == 'runcible'  # network: bridge, the default network
+    assert config['ip_address'] is None
+    assert config['published_ports'] == []
     assert config['rootfs_mode'] == 'overlay'
     assert config['rootfs'] is None
     assert config['runtime'] is None

@@ -190,7 +190,7 @@ def test_mounts_become_bind_mounts_with_their_options(tmp_path):
 
 
 def test_no_mounts_means_only_base_mounts():
-    spec = build({})
+    spec = build({'network': 'none'})
     assert not [m for m in spec['mounts'] if m['type'] == 'bind']
 
 
