@@ -1,0 +1,172 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What one ``runcible.oci.network`` task does; ``run(params, check_mode)`` is its Python API.
+
+    params   -> wanted definition (validated: name, subnet, gateway, bridge, internal)
+    registry -> the network as defined, plus what the kernel has (bridge up with its address, rules)
+    compare  -> nothing | created | updated | repaired | removed     (+ diff before/after)
+    apply    -> registry write, bridge (pyroute2), nftables table rewrite (skipped in check mode)
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from ._runtime import network as net
+from ._runtime.errors import ValidationError
+
+STATES = ('present', 'absent')
+FIELDS = ('bridge', 'subnet', 'gateway', 'internal')
+
+
+def argument_spec():
+    return dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=list(STATES)),
+        subnet=dict(type='str'),
+        gateway=dict(type='str'),
+        internal=dict(type='bool'),
+        bridge=dict(type='str'),
+    )
+
+
+class Task(object):
+    def __init__(self, params, check_mode=False, registry=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.name = net.validate_network_name(params['name'])
+        self.state = params.get('state') or 'present'
+        if self.state not in STATES:
+            raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
+        self.registry = registry or net.Registry()
+        self.actions = []
+        self.warnings = []
+        self.before = {}
+        self.after = {}
+
+    def run(self):
+        lock = contextlib.nullcontext() if self.check_mode else self.registry.lock()
+        with lock:
+            data = self.registry.load()
+            net.collect_garbage(data)
+            existing = data['networks'].get(self.name)
+            if self.state == 'absent':
+                network = self._absent(data, existing)
+            else:
+                network = self._present(data, existing)
+        return self.result(data, network)
+
+    # -- the cases -------------------------------------------------------------------------------
+    def _wanted(self, data, existing):
+        params = self.params
+        if existing is None:
+            return net.define(data, self.name, subnet=params.get('subnet'), gateway=params.get('gateway'),
+                              internal=bool(params.get('internal')), bridge=params.get('bridge'))
+        subnet = params.get('subnet') or existing['subnet']
+        same_subnet = net.same_subnet(subnet, existing['subnet'])
+        gateway = params.get('gateway') or (existing['gateway'] if same_subnet else None)
+        internal = existing['internal'] if params.get('internal') is None else params['internal']
+        return net.define(data, self.name, subnet=subnet, gateway=gateway, internal=internal,
+                          bridge=params.get('bridge') or existing['bridge'])
+
+    def _present(self, data, existing):
+        wanted = self._wanted(data, existing)
+        if existing is None:
+            self.actions.append('created')
+            self.before = {'state': 'absent'}
+            self.after = dict(wanted, state='present')
+            if not self.check_mode:
+                data['networks'][self.name] = wanted
+                self.registry.save(data)
+                self._bring_up(data, wanted, previous=None)
+            self._warn(wanted)
+            return wanted
+        changed = [field for field in FIELDS if wanted[field] != existing[field]]
+        if changed:
+            users = net.containers_on(data, self.name)
+            if users:
+                raise ValidationError('network %s cannot change its %s while containers have addresses on it (%s): '
+                                      'remove them first' % (self.name, ', '.join(changed), _names(users)))
+            self.actions.append('updated')
+            self.before = dict((field, existing[field]) for field in changed)
+            self.after = dict((field, wanted[field]) for field in changed)
+            if not self.check_mode:
+                data['networks'][self.name] = wanted
+                self.registry.save(data)
+                self._bring_up(data, wanted, previous=existing)
+            self._warn(wanted)
+            return wanted
+        broken = self._kernel_problems(existing)
+        if broken:
+            # Gone with a reboot, or removed or flushed behind our back: made again.
+            self.actions.append('repaired')
+            self.before = {'kernel': broken}
+            self.after = {'kernel': []}
+            if not self.check_mode:
+                self._bring_up(data, existing, previous=None)
+        self._warn(existing)
+        return existing
+
+    def _absent(self, data, existing):
+        if existing is None:
+            return None
+        users = net.containers_on(data, self.name)
+        if users:
+            raise ValidationError('network %s still has containers with addresses on it (%s): remove them first'
+                                  % (self.name, _names(users)))
+        self.actions.append('removed')
+        self.before = dict(existing, state='present')
+        self.after = {'state': 'absent'}
+        if not self.check_mode:
+            del data['networks'][self.name]
+            self.registry.save(data)
+            net.apply_firewall(data)
+            net.delete_bridge(existing)
+        return None
+
+    # -- kernel ----------------------------------------------------------------------------------
+    @staticmethod
+    def _kernel_problems(network):
+        problems = []
+        if not net.bridge_ready(network):
+            problems.append('bridge %s missing, down or without %s' % (network['bridge'], network['gateway']))
+        if not net.firewall_has(network['name']):
+            problems.append('nftables rules of the network missing')
+        return problems
+
+    @staticmethod
+    def _bring_up(data, network, previous):
+        if previous is not None and previous['bridge'] != network['bridge']:
+            net.delete_bridge(previous)
+        net.ensure_bridge(network)  # replaces the gateway address when it changed
+        net.apply_firewall(data)
+
+    def _warn(self, network):
+        warning = net.ip_forward_warning(network)
+        if warning:
+            self.warnings.append(warning)
+
+    # -- result ----------------------------------------------------------------------------------
+    def result(self, data, network):
+        result = {'changed': bool(self.actions), 'actions': self.actions,
+                  'diff': {'before': self.before, 'after': self.after}}
+        if network is None:
+            result['network'] = {}
+        else:
+            result['network'] = dict(network, containers=net.containers_on(data, self.name))
+        if self.warnings:
+            result['warnings'] = self.warnings
+        return result
+
+
+def _names(users):
+    return ', '.join('%s (root %s)' % (user['name'], user['root']) for user in users)
+
+
+def run(params, check_mode=False, registry=None):
+    """Run one network task; -> the module result (raises RuncibleError subclasses on failure)."""
+    full = dict((key, None) for key in argument_spec())
+    full.update(state='present')
+    full.update(params)
+    return Task(full, check_mode=check_mode, registry=registry).run()

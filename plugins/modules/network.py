@@ -1,0 +1,194 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: network
+short_description: Bridge networks for runcible.oci containers, with outbound NAT and published ports
+version_added: 0.1.0
+description:
+  - Manages one named bridge network on the managed host for M(runcible.oci.container), that is a Linux
+    bridge with the network's gateway address and nftables rules for outbound NAT (masquerade)
+    unless the network is internal.
+  - Containers join it with the container option O(runcible.oci.container#module:network); each
+    gets a network namespace of its own, a veth pair with one end on the bridge, an address of
+    the subnet (allocated, or pinned with O(runcible.oci.container#module:ip_address)) and, unless
+    the network is internal, a default route through the gateway.
+  - The default network C(runcible) (bridge C(runcible0)) is created on first use by a container
+    with O(runcible.oci.container#module:network=bridge), the container default; this module can
+    create it beforehand with another subnet, or remove it when no container uses it.
+  - Networks are host objects, so they are host-wide whatever C(root) containers use; their
+    definitions and the containers' address allocations are kept in
+    C(/var/lib/runcible/networks/networks.json), changed under a lock so that parallel tasks never
+    hand out one address twice.
+  - Idempotent. A bridge or firewall rules lost behind its back (a reboot, C(nft flush ruleset))
+    are made again and reported as V(repaired).
+author:
+  - runcible.oci contributors (@runcible)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+    details: Reports what would change and writes nothing (no registry change, bridge or rule).
+  diff_mode:
+    support: full
+    details: Before and after of the definition fields that differ, or of the whole network when it is created or
+      removed.
+  platform:
+    platforms: posix
+options:
+  name:
+    description:
+      - Name of the network, 1 to 64 characters from C([a-zA-Z0-9_.-]), starting with a letter or
+        digit. V(none), V(host) and V(bridge) are not network names (they are values of the
+        container's C(network) option).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) creates the network, changes it, or repairs its bridge and rules.
+      - V(absent) removes the bridge, the rules and the definition; it fails while containers have
+        addresses on the network (remove them first).
+    type: str
+    default: present
+    choices: [present, absent]
+  subnet:
+    description:
+      - IPv4 subnet in CIDR form, a V(/29) or larger, e.g. V(10.89.5.0/24).
+      - When a new network has none, the first free V(/24) of C(10.89.0.0/16) is taken, free
+        meaning that it overlaps neither another network nor any route of the host.
+      - Changing the subnet of an existing network needs it to have no containers.
+    type: str
+  gateway:
+    description:
+      - Address of the bridge, the containers' gateway; a host address of O(subnet). Defaults to
+        its first host address.
+    type: str
+  internal:
+    description:
+      - An internal network has no outbound NAT, no default route in its containers and no
+        forwarding to or from other interfaces; its containers reach only each other (and the
+        host's address on the bridge). Published ports still work from the host.
+      - Defaults to V(false) for a new network.
+    type: bool
+  bridge:
+    description:
+      - Name of the Linux bridge. Defaults to V(runcible0) for the network C(runcible), and to
+        C(rcb-NAME) for others (a hash when that is longer than 15 characters).
+    type: str
+notes:
+  - The module must run as root on the managed host, and needs the Python library pyroute2
+    (PyPI C(pyroute2), Debian C(python3-pyroute2)) and nftables (Debian C(nftables)).
+  - The firewall is nftables, not iptables. Everything lives in one table of the collection's
+    own, C(ip runcible), which is rewritten whole, in one atomic transaction, from the network
+    registry whenever a network or a published port changes. So no other tool's chains are
+    touched (with iptables we would insert into the shared built-in chains that Docker, firewalld
+    or ufw also edit), a change is never half applied (iptables takes one process per rule and has
+    no transaction), rules of a container killed behind our back vanish at the next change, and a
+    flushed ruleset is rebuilt by the next task. Every rule carries a comment naming its network
+    (C(net=NAME)) or container (C(ctr=ID12 NAME)); C(nft list table ip runcible) shows them. The
+    rules are loaded through libnftables when it is installed (no process), else with C(nft -f -).
+    Debian 11+, RHEL 8+ and Ubuntu 20.04+ run iptables on the nftables kernel API anyway; a drop
+    policy in another table (or in iptables-legacy) still drops forwarded traffic.
+  - Outbound traffic of a non-internal network needs IPv4 forwarding (C(net.ipv4.ip_forward=1));
+    the module never changes that host setting, and warns when it is off. Forwarding is enabled
+    on the network's own bridge, and C(route_localnet) too, so that ports published to the host
+    are reachable at C(127.0.0.1).
+  - IPv6 is not configured in containers.
+seealso:
+  - module: runcible.oci.container
+'''
+
+EXAMPLES = r'''
+- name: A network for the backend, on a subnet of our choosing
+  runcible.oci.network:
+    name: backend
+    subnet: 10.89.5.0/24
+
+- name: An internal network (no way out of the host)
+  runcible.oci.network:
+    name: secrets
+    internal: true
+
+- name: A container on it, at a fixed address
+  runcible.oci.container:
+    name: vault
+    rootfs: /srv/rootfs/vault
+    command: /usr/bin/vault server -config /etc/vault.hcl
+    network: secrets
+    ip_address: 10.89.1.10
+
+- name: Remove the network (its containers first)
+  runcible.oci.network:
+    name: backend
+    state: absent
+'''
+
+RETURN = r'''
+actions:
+  description: What was done (V(created), V(updated), V(repaired), V(removed)); empty when nothing changed.
+  returned: always
+  type: list
+  elements: str
+  sample: [created]
+network:
+  description: The network after the task; empty when it is absent.
+  returned: always
+  type: dict
+  contains:
+    name:
+      description: Network name.
+      type: str
+    bridge:
+      description: Name of its Linux bridge.
+      type: str
+    subnet:
+      description: Its IPv4 subnet.
+      type: str
+    gateway:
+      description: The bridge's address, the containers' gateway.
+      type: str
+    internal:
+      description: Whether it is internal (no outbound NAT, no route out).
+      type: bool
+    containers:
+      description: The containers that have an address on it, with the C(root) they live in.
+      type: list
+      elements: dict
+  sample:
+    name: backend
+    bridge: rcb-backend
+    subnet: 10.89.5.0/24
+    gateway: 10.89.5.1
+    internal: false
+    containers:
+      - name: db
+        root: /var/lib/runcible
+        ip_address: 10.89.5.2
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.runcible.oci.plugins.module_utils import _network
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+
+
+def main():
+    module = AnsibleModule(argument_spec=_network.argument_spec(), supports_check_mode=True)
+    try:
+        result = _network.Task(module.params, check_mode=module.check_mode).run()
+    except RuncibleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    for warning in result.pop('warnings', []):
+        module.warn(warning)
+    if not module._diff:
+        result.pop('diff', None)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,385 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""_runtime/network.py and _network.py: the parts that need no kernel (names, registry, addresses, checks)."""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import json
+import os
+import socket
+import sys
+
+import pytest
+
+from ansible_collections.runcible.oci.plugins.module_utils import _network, _options
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
+
+CID = 'c0ffee' * 10 + 'abcd'
+ROUTES = ('Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n'
+          'eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n'
+          'eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n'
+          'docker0\t000059\n'  # a short line is skipped
+          'docker0\t0000590A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n')
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch):
+    """A registry of the test's own (the host's is never read), and host routes: 192.0.2.0/24, 10.89.0.0/24."""
+    monkeypatch.setattr(net, 'STATE_DIR', str(tmp_path / 'networks'))
+    routes = tmp_path / 'route'
+    routes.write_text(ROUTES)
+    original = net.host_routes
+    monkeypatch.setattr(net, 'host_routes', lambda exclude_devices=(), path=str(routes): original(exclude_devices, path))
+    return net.Registry()
+
+
+def save(registry, networks=(), allocations=None):
+    data = {'networks': dict((item['name'], item) for item in networks), 'allocations': allocations or {}}
+    registry.save(data)
+    return data
+
+
+def network_def(name='web', subnet='10.89.5.0/24', internal=False):
+    gateway = str(ipaddress.ip_network(subnet).network_address + 1)
+    return {'name': name, 'bridge': net.default_bridge_name(name), 'subnet': subnet, 'gateway': gateway,
+            'internal': internal}
+
+
+# -- names --------------------------------------------------------------------------------------------------
+
+def test_kernel_names_come_from_the_container_id():
+    assert net.netns_path(CID) == '/run/netns/rc-' + CID[:16]
+    assert net.veth_name(CID) == 'rcv' + CID[:12] and len(net.veth_name(CID)) == 15
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('none', 'none'), ('host', 'host'), ('bridge', 'runcible'), ('runcible', 'runcible'), ('backend', 'backend'),
+    (' backend ', 'backend'),
+])
+def test_normalise_network(value, expected):
+    assert net.normalise_network(value) == expected
+
+
+@pytest.mark.parametrize('value', ['a/b', '-x', '', 'a' * 65, 'a..b', 'has space'])
+def test_normalise_network_rejects(value):
+    with pytest.raises(ValidationError, match='not a valid network name'):
+        net.normalise_network(value)
+
+
+@pytest.mark.parametrize('name, bridge', [
+    ('runcible', 'runcible0'), ('web', 'rcb-web'), ('abcdefghijk', 'rcb-abcdefghijk'),
+    ('abcdefghijkl', 'rcb-' + __import__('hashlib').sha1(b'abcdefghijkl').hexdigest()[:11]),
+])
+def test_default_bridge_name(name, bridge):
+    assert net.default_bridge_name(name) == bridge
+    assert len(bridge) <= 15
+
+
+@pytest.mark.parametrize('config, expected', [
+    ({'network': 'none'}, None), ({'network': 'host'}, None), ({}, None), (None, None),
+    ({'network': 'bridge'}, 'runcible'), ({'network': 'web'}, 'web'),
+])
+def test_network_of(config, expected):
+    assert net.network_of(config) == expected
+
+
+@pytest.mark.parametrize('value, message', [('10.89.0.300', 'not an IPv4 address'), ('fd00::1', 'only IPv4')])
+def test_normalise_ip_address_rejects(value, message):
+    with pytest.raises(ValidationError, match=message):
+        net.normalise_ip_address(value)
+
+
+# -- the spec -----------------------------------------------------------------------------------------------
+
+def _spec(network):
+    context = {'name': 'web', 'rootfs': None}
+    config = _options.complete_config({'command': ['true'], 'network': network}, context)
+    return _options.build_spec(config, CID, 'rootfs', '/runcible/x')
+
+
+def test_spec_of_a_bridge_network_joins_the_named_namespace_and_mounts_etc_files():
+    spec = _spec('runcible')
+    assert {'type': 'network', 'path': '/run/netns/rc-' + CID[:16]} in spec['linux']['namespaces']
+    etc = dict((mount['destination'], mount) for mount in spec['mounts'] if mount['destination'].startswith('/etc/'))
+    assert etc['/etc/hosts']['source'] == 'hosts' and etc['/etc/resolv.conf']['source'] == 'resolv.conf'
+    assert etc['/etc/hosts']['type'] == 'bind' and 'rbind' in etc['/etc/hosts']['options']
+    assert [mount for mount in spec['mounts'] if mount['destination'] == '/sys'][0]['type'] == 'sysfs'
+
+
+@pytest.mark.parametrize('network', ['none', 'host'])
+def test_spec_of_none_and_host_is_unchanged(network):
+    spec = _spec(network)
+    namespaces = [item for item in spec['linux']['namespaces'] if item['type'] == 'network']
+    assert namespaces == ([] if network == 'host' else [{'type': 'network'}])
+    assert not [mount for mount in spec['mounts'] if mount['destination'].startswith('/etc/')]
+
+
+# -- definitions, subnets, routes -----------------------------------------------------------------------------
+
+def test_host_routes_parse_proc_net_route(registry):
+    routes = net.host_routes()
+    assert (ipaddress.ip_network('192.0.2.0/24'), 'eth0') in routes
+    assert (ipaddress.ip_network('10.89.0.0/24'), 'docker0') in routes
+    assert not [route for route, _device in routes if route.prefixlen == 0], 'the default route is left out'
+
+
+def test_define_picks_the_first_free_subnet(registry):
+    data = save(registry, [network_def('a', '10.89.1.0/24')])
+    created = net.define(data, 'b')
+    # 10.89.0.0/24 is a host route here (docker0), 10.89.1.0/24 network a.
+    assert created == {'name': 'b', 'bridge': 'rcb-b', 'subnet': '10.89.2.0/24', 'gateway': '10.89.2.1',
+                       'internal': False}
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'subnet': '10.89.1.0/24'}, 'overlaps network a'),
+    ({'subnet': '10.89.0.0/16'}, 'overlaps network a'),
+    ({'subnet': '192.0.2.0/25'}, 'overlaps the host route 192.0.2.0/24 dev eth0'),
+    ({'subnet': '10.89.9.1/24'}, 'host bits set'),
+    ({'subnet': '10.89.9.0/30'}, 'too small'),
+    ({'subnet': 'fd00::/64'}, 'only IPv4'),
+    ({'subnet': 'nonsense'}, 'not an IPv4 network'),
+    ({'subnet': '127.0.0.0/8'}, 'not a usable network'),
+    ({'subnet': '10.89.9.0/24', 'gateway': '10.89.8.1'}, 'not a host address of the subnet'),
+    ({'subnet': '10.89.9.0/24', 'gateway': '10.89.9.255'}, 'not a host address of the subnet'),
+    ({'bridge': 'rcb-a'}, 'already belongs to network a'),
+    ({'bridge': 'way-too-long-for-linux'}, 'not a valid interface name'),
+    ({'bridge': 'eth1'}, 'looks like a host or container interface'),
+])
+def test_define_rejects(registry, params, message):
+    data = save(registry, [network_def('a', '10.89.1.0/24')])
+    with pytest.raises(ValidationError, match=message):
+        net.define(data, 'b', **params)
+
+
+def test_define_keeps_its_own_subnet_when_redefined(registry, monkeypatch):
+    data = save(registry, [network_def('a', '10.89.1.0/24')])
+    # Its own bridge's route does not count as a clash.
+    monkeypatch.setattr(net, 'host_routes', lambda exclude_devices=(), path=None: [
+        (route, device) for route, device in [(ipaddress.ip_network('10.89.1.0/24'), 'rcb-a')]
+        if device not in exclude_devices])
+    assert net.define(data, 'a', subnet='10.89.1.0/24', internal=True)['internal'] is True
+
+
+# -- the registry ---------------------------------------------------------------------------------------------
+
+def test_registry_round_trip_and_lock(registry):
+    assert registry.load() == {'networks': {}, 'allocations': {}}
+    save(registry, [network_def()])
+    assert registry.load()['networks']['web']['bridge'] == 'rcb-web'
+    assert oct(os.stat(registry.path).st_mode & 0o777) == '0o600'
+    with registry.lock():
+        with pytest.raises(RuncibleError, match='timed out after 0s waiting for the network lock'):
+            with net.Registry(registry.dir).lock(timeout=0.05):
+                pass
+    with net.Registry(registry.dir).lock(timeout=0.05):
+        pass
+
+
+def test_corrupt_registry_says_what_to_do(registry):
+    os.makedirs(registry.dir, exist_ok=True)
+    with open(registry.path, 'w') as handle:
+        handle.write('{not json')
+    with pytest.raises(RuncibleError, match='is corrupt'):
+        registry.load()
+
+
+def _record(tmp_path, name, container_id):
+    directory = tmp_path / 'root' / 'containers' / name
+    directory.mkdir(parents=True)
+    (directory / 'record.json').write_text(json.dumps({'id': container_id, 'name': name}))
+
+
+def test_collect_garbage_drops_allocations_of_containers_that_are_gone(tmp_path, registry):
+    _record(tmp_path, 'kept', 'a' * 64)
+    _record(tmp_path, 'replaced', 'b' * 64)
+    root = str(tmp_path / 'root')
+    data = save(registry, [network_def()], {
+        'a' * 64: {'network': 'web', 'ip': '10.89.5.2', 'root': root, 'name': 'kept'},
+        'c' * 64: {'network': 'web', 'ip': '10.89.5.3', 'root': root, 'name': 'replaced'},
+        'd' * 64: {'network': 'web', 'ip': '10.89.5.4', 'root': '/nonexistent', 'name': 'gone'},
+    })
+    assert net.collect_garbage(data) is True
+    assert list(data['allocations']) == ['a' * 64]
+    assert net.collect_garbage(data) is False
+
+
+# -- addresses and ports under the lock ---------------------------------------------------------------------
+
+def test_address_allocation(registry):
+    network = network_def(subnet='10.89.5.0/29')  # hosts .1 (gateway) to .6
+    data = save(registry, [network], {'x': {'network': 'web', 'ip': '10.89.5.2', 'root': '/r', 'name': 'x'},
+                                      'y': {'network': 'other', 'ip': '10.89.5.3', 'root': '/r', 'name': 'y'}})
+    assert net._address_for(data, network, CID, None, {}) == '10.89.5.3', 'lowest free on this network'
+    assert net._address_for(data, network, CID, None, {'ip': '10.89.5.6', 'network': 'web'}) == '10.89.5.6'
+    assert net._address_for(data, network, CID, '10.89.5.5', {}) == '10.89.5.5'
+    with pytest.raises(ValidationError, match='10.89.5.2 is already the address of container x'):
+        net._address_for(data, network, CID, '10.89.5.2', {})
+    for index, address in enumerate(['10.89.5.3', '10.89.5.4', '10.89.5.5', '10.89.5.6']):
+        data['allocations']['z%d' % index] = {'network': 'web', 'ip': address, 'root': '/r', 'name': 'z'}
+    with pytest.raises(RuncibleError, match='has no free address left'):
+        net._address_for(data, network, CID, None, {})
+
+
+def _local_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def test_reserve_drops_the_rule_of_a_dead_holder_and_names_a_live_one(registry):
+    port = _local_port()
+    mapping = ports.PortMapping('127.0.0.1', port, 80)
+    data = save(registry, [network_def()], {'old': {
+        'network': 'web', 'ip': '10.89.5.2', 'root': '/r', 'name': 'dead', 'attached': True,
+        'ports': [mapping.as_dict()]}})
+    sockets, dropped = net._reserve(data, [mapping], CID)
+    try:
+        assert dropped and data['allocations']['old']['ports'] == []
+        data['allocations']['old']['ports'] = [mapping.as_dict()]
+        with pytest.raises(ValidationError, match=r'in use by container dead \(root /r\); the container was not '):
+            net._reserve(data, [mapping], CID)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def test_checks_of_the_container_options(registry):
+    taken = socket.socket()
+    taken.bind(('127.0.0.1', 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    save(registry, [network_def()], {'o': {'network': 'web', 'ip': '10.89.5.9', 'root': '/r', 'name': 'other',
+                                           'attached': True, 'ports': []}})
+    new = {'name': 'c', 'root': '/r', 'record_config': {}}
+    try:
+        assert net.check_network('web', new) == 'web'
+        assert net.check_network('runcible', new) == 'runcible', 'the default network is made on first use'
+        with pytest.raises(ValidationError, match='network nope does not exist'):
+            net.check_network('nope', new)
+        on_web = dict(new, network='web')
+        assert net.check_ip_address('10.89.5.10', on_web) == '10.89.5.10'
+        with pytest.raises(ValidationError, match='already the address of container other'):
+            net.check_ip_address('10.89.5.9', on_web)
+        assert net.check_ip_address('10.89.5.9', dict(on_web, name='other')) == '10.89.5.9', 'its own address'
+        with pytest.raises(ValidationError, match='is the gateway'):
+            net.check_ip_address('10.89.5.1', on_web)
+        with pytest.raises(ValidationError, match='not a host address of network web'):
+            net.check_ip_address('10.89.6.1', on_web)
+        with pytest.raises(ValidationError, match='ip_address needs a bridge network'):
+            net.check_ip_address('10.89.5.10', dict(new, network='host'))
+        with pytest.raises(ValidationError, match='ip_address needs a bridge network'):
+            net.check_ip_address('10.89.5.10', dict(new, record_config={'network': 'none'}))
+        with pytest.raises(ValidationError, match='in use by another process; nothing was changed'):
+            net.check_published_ports(['127.0.0.1:%d:80/tcp' % port], on_web)
+        with pytest.raises(ValidationError, match='published_ports needs a bridge network'):
+            net.check_published_ports(['8080:80/tcp'], dict(new, network='none'))
+        assert net.check_published_ports([], dict(new, network='none')) == []
+    finally:
+        taken.close()
+
+
+def test_ports_held_by_the_same_container_are_not_probed(registry):
+    taken = socket.socket()
+    taken.bind(('127.0.0.1', 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    mapping = ports.PortMapping('127.0.0.1', port, 80)
+    save(registry, [network_def()], {'me': {'network': 'web', 'ip': '10.89.5.9', 'root': '/r', 'name': 'web',
+                                            'attached': True, 'ports': [mapping.as_dict()]}})
+    try:
+        context = {'name': 'web', 'root': '/r', 'record_config': {'network': 'web'}}
+        assert net.check_published_ports([mapping.text()], context) == [mapping.text()]
+        with pytest.raises(ValidationError, match=r'in use by container web \(root /r\)'):
+            net.check_published_ports([mapping.text()], dict(context, root='/elsewhere'))
+    finally:
+        taken.close()
+
+
+# -- /etc files ----------------------------------------------------------------------------------------------
+
+def test_resolv_conf_leaves_loopback_servers_out(tmp_path, monkeypatch):
+    stub = tmp_path / 'stub'
+    stub.write_text('# systemd-resolved\nnameserver 127.0.0.53\noptions edns0\nsearch example.org\n')
+    upstream = tmp_path / 'upstream'
+    upstream.write_text('nameserver 127.0.0.1\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example.org\n')
+    monkeypatch.setattr(net, 'RESOLV_PATHS', (str(stub), str(upstream)))
+    assert net.resolv_conf() == 'nameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example.org\n'
+    monkeypatch.setattr(net, 'RESOLV_PATHS', (str(stub), str(tmp_path / 'missing')))
+    assert net.resolv_conf().startswith('# runcible.oci: the host has no name server')
+
+
+def test_hosts_file():
+    assert net.hosts_file('box', 'web', '10.89.0.2') == (
+        '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tbox web\n')
+    assert net.hosts_file('web', 'web', '10.89.0.2').endswith('10.89.0.2\tweb\n')
+
+
+def test_ip_forward_warning(tmp_path, monkeypatch):
+    flag = tmp_path / 'ip_forward'
+    monkeypatch.setattr(net, 'IP_FORWARD', str(flag))
+    flag.write_text('0\n')
+    assert 'net.ipv4.ip_forward is 0' in net.ip_forward_warning(network_def())
+    assert net.ip_forward_warning(network_def(internal=True)) is None
+    flag.write_text('1\n')
+    assert net.ip_forward_warning(network_def()) is None
+
+
+# -- without pyroute2 -----------------------------------------------------------------------------------------
+
+def test_missing_pyroute2_fails_with_the_missing_library_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, 'pyroute2', None)  # import pyroute2 -> ImportError
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'pyroute2' else real(name, *a))
+    with pytest.raises(RuncibleError, match=r"Failed to import the required Python library \(pyroute2\) on .*for "
+                                            r"bridge networks") as info:
+        net._require_pyroute2()
+    assert 'Traceback' in info.value.details['exception']
+
+
+def test_attach_of_none_and_host_does_nothing(monkeypatch):
+    monkeypatch.setattr(net, '_require_pyroute2', lambda: pytest.fail('pyroute2 needed for none/host'))
+    monkeypatch.setattr(net, 'Registry', lambda *a: pytest.fail('registry touched for none/host'))
+    for network in ('none', 'host'):
+        record = {'id': CID, 'name': 'web', 'config': {'network': network}}
+        attachment = net.attach(None, record)
+        assert attachment.fds == []
+        with attachment:
+            pass
+        net.detach(None, record)
+        net.release(None, record)
+        assert net.ip_address(record) is None
+
+
+# -- the network task (check mode: no kernel, no write) -------------------------------------------------------
+
+def test_network_task_check_mode_writes_nothing(registry):
+    result = _network.run({'name': 'web', 'subnet': '10.89.7.0/24'}, check_mode=True, registry=registry)
+    assert result['changed'] and result['actions'] == ['created']
+    assert result['diff'] == {'before': {'state': 'absent'},
+                              'after': {'name': 'web', 'bridge': 'rcb-web', 'subnet': '10.89.7.0/24',
+                                        'gateway': '10.89.7.1', 'internal': False, 'state': 'present'}}
+    assert result['network']['containers'] == []
+    assert not os.path.exists(registry.dir)
+    assert _network.run({'name': 'web', 'state': 'absent'}, check_mode=True, registry=registry)['changed'] is False
+
+
+def test_network_task_refuses_changes_under_containers(registry, tmp_path):
+    _record(tmp_path, 'db', 'a' * 64)
+    save(registry, [network_def()], {'a' * 64: {'network': 'web', 'ip': '10.89.5.2', 'root': str(tmp_path / 'root'),
+                                                'name': 'db'}})
+    with pytest.raises(ValidationError, match=r'cannot change its subnet, gateway while containers .*db'):
+        _network.run({'name': 'web', 'subnet': '10.89.8.0/24'}, check_mode=True, registry=registry)
+    with pytest.raises(ValidationError, match='still has containers with addresses on it'):
+        _network.run({'name': 'web', 'state': 'absent'}, check_mode=True, registry=registry)
+
+
+@pytest.mark.parametrize('name', ['none', 'host', 'bridge', 'a/b'])
+def test_network_task_rejects_names(registry, name):
+    with pytest.raises(ValidationError):
+        _network.run({'name': name}, check_mode=True, registry=registry)
