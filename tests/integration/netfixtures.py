@@ -1,0 +1,335 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Fixtures of the network tests: client namespaces of the test's own, test networks, and a leftovers check.
+
+Test traffic stays on loopback or in network namespaces made here: a "client" namespace is linked
+to the host by a veth pair on a free /30 of 198.18.0.0/15 (the benchmarking range, never routed on
+the internet); nothing of the host's own interfaces, routes or rules is touched. The ``netenv``
+fixture removes the test's containers, then checks that none of their namespaces, veths, firewall
+rules or address allocations is left, then removes its client namespaces and networks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import random
+import secrets
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from ansible_collections.runcible.oci.plugins.module_utils import _network
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
+from conftest import wait_for
+
+CLIENT_POOL = ipaddress.ip_network('198.18.0.0/15')
+SERVE_LOOP = "trap 'exit 0' TERM; mkdir -p /www; echo 'hello from %s' > /www/index.html; httpd -f -p 80 -h /www & wait"
+UDP_ECHO_C = r'''
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static void bye(int sig) { (void)sig; _exit(0); }
+
+int main(int argc, char **argv) {
+    int port = argc > 1 ? atoi(argv[1]) : 5353;
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {0}, peer;
+    char buf[1024], out[1200];
+    signal(SIGTERM, bye);
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) < 0) { perror("bind"); return 1; }
+    printf("udp echo on %d\n", port);
+    fflush(stdout);
+    for (;;) {
+        socklen_t len = sizeof peer;
+        ssize_t n = recvfrom(s, buf, sizeof buf - 1, 0, (struct sockaddr *)&peer, &len);
+        if (n < 0) continue;
+        buf[n] = 0;
+        int m = snprintf(out, sizeof out, "%s from %s", buf, inet_ntoa(peer.sin_addr));
+        sendto(s, out, m, 0, (struct sockaddr *)&peer, len);
+    }
+}
+'''
+
+
+def free_port(protocol='tcp'):
+    """A host port that nothing holds right now (TCP and UDP both free)."""
+    for _attempt in range(50):
+        port = random.randint(20000, 32000)
+        try:
+            ports.probe([ports.PortMapping('', port, 1, 'tcp'), ports.PortMapping('', port, 1, 'udp')])
+        except ports.PortInUse:
+            continue
+        return port
+    raise AssertionError('no free port found')
+
+
+def http_get(address, port, sock=None, timeout=5.0):
+    """GET / with HTTP/1.0 -> the body (bytes); raises OSError when it cannot connect."""
+    sock = sock or socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with contextlib.closing(sock):
+        sock.settimeout(timeout)
+        sock.connect((address, port))
+        sock.sendall(b'GET /index.html HTTP/1.0\r\nHost: test\r\n\r\n')
+        data = b''
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return data.split(b'\r\n\r\n', 1)[-1]
+
+
+def udp_ask(address, port, message, sock=None, timeout=3.0):
+    sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with contextlib.closing(sock):
+        sock.settimeout(timeout)
+        sock.sendto(message, (address, port))
+        return sock.recvfrom(2048)[0]
+
+
+def interfaces():
+    return set(os.listdir('/sys/class/net'))
+
+
+class ClientNamespace(object):
+    """A network namespace of the test, linked to the host: host end HOST_IP/30, inside eth0 NS_IP/30."""
+
+    def __init__(self):
+        self.name = 'rct-' + secrets.token_hex(4)
+        self.host_if = self.name + 'h'
+        self.host_ip = self.ns_ip = None
+
+    def create(self):
+        from pyroute2 import IPRoute, netns
+        taken = [route for route, _device in net.host_routes()]
+        for _attempt in range(100):
+            subnet = ipaddress.ip_network('%s/30' % (CLIENT_POOL.network_address + 4 * random.randrange(
+                CLIENT_POOL.num_addresses // 4)))
+            if not any(subnet.overlaps(route) for route in taken):
+                break
+        self.host_ip, self.ns_ip = str(subnet.network_address + 1), str(subnet.network_address + 2)
+        netns.create(self.name)
+        with IPRoute() as ipr:
+            ipr.link('add', ifname=self.host_if, kind='veth', peer={'ifname': 'eth0', 'net_ns_fd': self.name})
+            index = ipr.link_lookup(ifname=self.host_if)[0]
+            ipr.link('set', index=index, ifalias='runcible.oci integration test client')
+            ipr.addr('add', index=index, address=self.host_ip, prefixlen=30)
+            ipr.link('set', index=index, state='up')
+        # Our own interface: let what comes in from the client (and the replies to it) be forwarded.
+        with open('/proc/sys/net/ipv4/conf/%s/forwarding' % self.host_if, 'w') as handle:
+            handle.write('1')
+        with IPRoute(netns=self.name) as inside:
+            inside.link('set', index=1, state='up')
+            eth0 = inside.link_lookup(ifname='eth0')[0]
+            inside.addr('add', index=eth0, address=self.ns_ip, prefixlen=30)
+            inside.link('set', index=eth0, state='up')
+            inside.route('add', dst='0.0.0.0/0', gateway=self.host_ip)
+        return self
+
+    def socket(self, kind=socket.SOCK_STREAM):
+        from pyroute2 import netns
+        return netns.create_socket(self.name, socket.AF_INET, kind)
+
+    def http_get(self, address, port, timeout=5.0):
+        return http_get(address, port, self.socket(), timeout)
+
+    def udp_ask(self, address, port, message, timeout=3.0):
+        return udp_ask(address, port, message, self.socket(socket.SOCK_DGRAM), timeout)
+
+    def serve_once(self, port):
+        """Accept one TCP connection in the namespace; -> dict filled with the peer's address and data."""
+        server = self.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind((self.ns_ip, port))
+        server.listen(1)
+        server.settimeout(20)
+        seen = {}
+
+        def accept():
+            with contextlib.closing(server):
+                try:
+                    conn, peer = server.accept()
+                except OSError:
+                    return
+                with contextlib.closing(conn):
+                    seen['peer'] = peer[0]
+                    conn.settimeout(5)
+                    with contextlib.suppress(OSError):
+                        conn.recv(4096)
+                        conn.sendall(b'HTTP/1.0 200 OK\r\n\r\nhello from the client namespace\n')
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        seen['thread'] = thread
+        return seen
+
+    def close(self):
+        from pyroute2 import netns
+        if self.host_if in interfaces():
+            subprocess.run(['ip', 'link', 'del', self.host_if], check=False)
+        if self.name in netns.listnetns():
+            netns.remove(self.name)
+
+
+class NetEnv(object):
+    """The ``env`` of a test plus its client namespaces and networks, and the ids of its containers."""
+
+    def __init__(self, env):
+        self.env = env
+        self.clients = []
+        self.networks = []
+        self.ids = set()
+
+    def client(self):
+        client = ClientNamespace()
+        self.clients.append(client)
+        return client.create()
+
+    def four_ways(self, params):
+        """env.four_ways for runcible.oci.network (``action``/``args``: it has no root or run_root)."""
+        tasks = [
+            {'name': 'check', 'action': 'runcible.oci.network', 'args': dict(params), 'check_mode': True, 'diff': True},
+            {'name': 'apply', 'action': 'runcible.oci.network', 'args': dict(params), 'diff': True},
+            {'name': 'again', 'action': 'runcible.oci.network', 'args': dict(params), 'diff': True},
+            {'name': 'check again', 'action': 'runcible.oci.network', 'args': dict(params), 'check_mode': True,
+             'diff': True},
+        ]
+        if params['name'] not in self.networks:
+            self.networks.append(params['name'])
+        results = self.env.playbook(tasks)
+        assert [r['_status'] for r in results] == ['ok'] * 4, results
+        assert [r['changed'] for r in results] == [True, True, False, False], [r.get('actions') for r in results]
+        return results
+
+    def network(self, check_mode=False, **params):
+        params.setdefault('name', 'rct' + secrets.token_hex(4))
+        result = _network.run(params, check_mode=check_mode)
+        if params['name'] not in self.networks:
+            self.networks.append(params['name'])
+        return result
+
+    def run(self, check_mode=False, **params):
+        result = self.env.run(check_mode=check_mode, **params)
+        self.seen(result)
+        return result
+
+    def seen(self, result):
+        container_id = (result.get('container') or {}).get('id')
+        if container_id:
+            self.ids.add(container_id)
+        return result
+
+    def playbook(self, tasks, **kwargs):
+        results = self.env.playbook(tasks, **kwargs)
+        for result in results:
+            self.seen(result)
+        return results
+
+    def serve(self, name, **params):
+        """A busybox httpd container answering 'hello from NAME' on port 80; waits until it answers."""
+        params.setdefault('rootfs', self.env.rootfs)
+        params.setdefault('command', ['sh', '-c', SERVE_LOOP % name])
+        result = self.run(name=name, **params)
+        container = result['container']
+        if container.get('ip_address'):
+            assert wait_for(lambda: _answers(container['ip_address'], 80), timeout=10), container
+        return result
+
+    def store_ids(self):
+        ids = set()
+        for name in self.env.engine.store.names():
+            record = self.env.engine.store.load(name)
+            if record and record.get('id'):
+                ids.add(record['id'])
+        return ids
+
+    def leftovers(self, ids, whole_store=False):
+        """What is left of the network state of containers ``ids`` (and of this test's store, if asked)."""
+        found = []
+        links = interfaces()
+        rules = ports.listed_rules('ctr=')
+        for container_id in ids:
+            if os.path.lexists(net.netns_path(container_id)):
+                found.append('netns %s' % net.netns_path(container_id))
+            if net.veth_name(container_id) in links:
+                found.append('veth %s' % net.veth_name(container_id))
+            tagged = [rule for rule in rules if 'ctr=%s ' % container_id[:12] in rule]
+            if tagged:
+                found.append('nft rules %s' % tagged)
+        data = net.Registry().load()
+        for container_id, allocation in data['allocations'].items():
+            if container_id in ids or (whole_store and allocation.get('root') == self.env.engine.store.root):
+                found.append('address allocation %s (%s)' % (allocation['ip'], allocation['name']))
+        return found
+
+
+def _answers(address, port):
+    try:
+        return http_get(address, port, timeout=1.0)
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def netenv(env):
+    helper = NetEnv(env)
+    yield helper
+    ids = helper.ids | helper.store_ids()
+    env.remove_all()
+    # The kernel frees a namespace (and its veth pair) a moment after its last user is gone.
+    left = [] if wait_for(lambda: not helper.leftovers(ids, True), timeout=10) else helper.leftovers(ids, True)
+    problems = []
+    for client in helper.clients:
+        client.close()
+    for name in helper.networks:
+        try:
+            _network.run({'name': name, 'state': 'absent'})
+        except Exception as exc:  # report, but go on cleaning up
+            problems.append('network %s: %s' % (name, exc))
+    data = net.Registry().load()
+    problems += ['network %s left in the registry' % name for name in helper.networks if name in data['networks']]
+    links = interfaces()
+    problems += ['client link %s left' % client.host_if for client in helper.clients if client.host_if in links]
+    assert not left, 'the test left network state behind: %s' % '; '.join(left)
+    assert not problems, '; '.join(problems)
+
+
+@pytest.fixture(scope='module', autouse=True)
+def restore_default_network():
+    """Leave the host as found: the default network, when these tests made it, goes when no container uses it."""
+    existed = net.DEFAULT_NETWORK in net.Registry().load()['networks']
+    yield
+    if not existed:
+        # Fails (and is left alone) while another test run's containers still have addresses on it.
+        with contextlib.suppress(Exception):
+            _network.run({'name': net.DEFAULT_NETWORK, 'state': 'absent'})
+
+
+@pytest.fixture(scope='session')
+def udp_echo(tmp_path_factory):
+    """A static UDP echo server (C, built here with gcc -static): the busybox rootfs has none."""
+    gcc = subprocess.run(['sh', '-c', 'command -v gcc'], stdout=subprocess.PIPE, check=False).stdout.strip()
+    if not gcc:
+        pytest.skip('gcc is not installed: cannot build the UDP echo server the UDP test runs in the container')
+    directory = tmp_path_factory.mktemp('udpecho')
+    source = directory / 'udpecho.c'
+    source.write_text(UDP_ECHO_C)
+    proc = subprocess.run([gcc.decode(), '-static', '-O2', '-o', str(directory / 'udpecho'), str(source)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        pytest.skip('cannot build a static UDP echo server here (gcc -static: %s)' % proc.stdout.decode()[-300:])
+    return str(directory)
