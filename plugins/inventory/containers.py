@@ -19,10 +19,11 @@ description:
   - "Host variables: C(ansible_connection) (V(runcible.oci.oci)), C(ansible_runcible_root) and
     C(ansible_runcible_run_root) (so that the connection finds the container), C(runcible_id),
     C(runcible_status), C(runcible_labels), C(runcible_pid), C(runcible_exit_code),
-    C(runcible_runtime), C(runcible_rootfs), C(runcible_created_at) and C(runcible_started_at)."
+    C(runcible_runtime), C(runcible_rootfs), C(runcible_network), C(runcible_ip_address) (its
+    address on a bridge network, else null), C(runcible_created_at) and C(runcible_started_at)."
   - Labels are data, never templates - a label value that looks like a Jinja2 expression stays that
     text. So are the other values that come from the containers' configuration (C(runcible_rootfs),
-    C(runcible_runtime)); the rest are made by runcible.oci and hold no braces.
+    C(runcible_runtime), C(runcible_network)); the rest are made by runcible.oci and hold no braces.
   - The inventory source is a YAML file whose name ends in C(oci.yml) or C(oci.yaml).
 author:
   - runcible.oci contributors (@runcible)
@@ -155,7 +156,7 @@ def name_matches(name, patterns):
 
 
 # Host variables whose values come from the user (a container's configuration): never templated.
-UNSAFE_VARIABLES = frozenset(('runcible_labels', 'runcible_rootfs', 'runcible_runtime'))
+UNSAFE_VARIABLES = frozenset(('runcible_labels', 'runcible_rootfs', 'runcible_runtime', 'runcible_network'))
 
 
 def container_host(engine, record, live):
@@ -175,6 +176,8 @@ def container_host(engine, record, live):
         'runcible_exit_code': view['exit_code'],
         'runcible_runtime': (record.get('runtime') or {}).get('name'),
         'runcible_rootfs': paths.rootfs_mount if config.get('rootfs_mode') == 'overlay' else config.get('rootfs'),
+        'runcible_network': config.get('network'),
+        'runcible_ip_address': view.get('ip_address'),
         'runcible_created_at': record.get('created_at'),
         'runcible_started_at': record.get('started_at'),
     }

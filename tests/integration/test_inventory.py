@@ -74,6 +74,7 @@ def test_ansible_inventory_list_of_real_containers(env):
     assert web1['ansible_runcible_root'] == env.root and web1['ansible_runcible_run_root'] == env.run_root
     assert web1['runcible_id'] == record['id'] and web1['runcible_pid'] == live['pid']
     assert web1['runcible_status'] == 'running'
+    assert web1['runcible_network'] == 'none' and web1['runcible_ip_address'] is None
     assert hostvars['test-inv-web2']['runcible_labels']['note'] == TEMPLATE
     assert hostvars['test-inv-web2']['note'] == TEMPLATE
     assert raw['_meta']['hostvars']['test-inv-web2']['runcible_labels']['note'] == {'__ansible_unsafe': TEMPLATE}

@@ -143,12 +143,24 @@ def test_host_variables(plugins, populated):
         'runcible_exit_code': None,
         'runcible_runtime': 'runc',
         'runcible_rootfs': os.path.join(populated.root, 'containers', 'web-1', 'bundle', 'rootfs'),
+        'runcible_network': None,
+        'runcible_ip_address': None,
         'runcible_created_at': '2026-12-01T10:00:00.000000Z',
         'runcible_started_at': '2026-12-01T10:00:01.000000Z',
     }
     assert variables['batch']['runcible_status'] == 'stopped'
     assert variables['batch']['runcible_exit_code'] == 3
     assert variables['batch']['runcible_pid'] is None
+
+
+def test_address_on_a_bridge_network(plugins, store):
+    record = add(store, 'web', labels={})
+    record['config']['network'] = 'frontend'
+    record['network'] = {'name': 'frontend', 'ip_address': '10.89.3.7'}
+    store.save(record)
+    found, _warnings = plugins.list_containers(plugins.Engine(store.root, store.run_root))
+    variables = dict(found)['web']
+    assert (variables['runcible_network'], variables['runcible_ip_address']) == ('frontend', '10.89.3.7')
 
 
 def test_corrupt_record_is_skipped_with_a_warning(plugins, populated):
