@@ -26,6 +26,7 @@ CGROUP_ROOT = '/sys/fs/cgroup'
 DEFAULT_CGROUPFS_PARENT = '/runcible'
 DEFAULT_SLICE = 'machine.slice'
 CPU_PERIOD = 100000
+RACE_RETRIES = 5
 V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # what v1 memory files say for "no limit" (page-aligned LONG_MAX)
 
 
@@ -114,14 +115,19 @@ def place_in_cgroupfs(pid, relative, root=CGROUP_ROOT):
     placed = []
     for hierarchy in hierarchies(root):
         directory = os.path.join(hierarchy, relative.lstrip('/'))
-        os.makedirs(directory, exist_ok=True)
-        if os.path.basename(hierarchy) == 'cpuset' or os.path.exists(os.path.join(directory, 'cpuset.cpus')):
-            _copy_cpuset(directory)
-        try:
-            with open(os.path.join(directory, 'cgroup.procs'), 'w') as handle:
-                handle.write(str(pid))
-        except OSError as exc:
-            raise RuncibleError('cannot move conmon (pid %d) into %s: %s' % (pid, directory, exc))
+        for attempt in range(RACE_RETRIES):
+            # The removal of another container may rmdir these (empty) dirs between our mkdir and write.
+            try:
+                os.makedirs(directory, exist_ok=True)
+                if os.path.basename(hierarchy) == 'cpuset' or os.path.exists(os.path.join(directory, 'cpuset.cpus')):
+                    _copy_cpuset(directory)
+                with open(os.path.join(directory, 'cgroup.procs'), 'w') as handle:
+                    handle.write(str(pid))
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOENT and attempt + 1 < RACE_RETRIES:
+                    continue
+                raise RuncibleError('cannot move conmon (pid %d) into %s: %s' % (pid, directory, exc))
         placed.append(directory)
     return placed
 

@@ -432,7 +432,7 @@ def check_dump_capabilities(record, status_path='/proc/self/status'):
         raise ValidationError('cannot checkpoint container %s: its process runs as uid %s, and CRIU needs '
                               'CAP_SYS_RESOURCE to read the rlimits of a process of another user, which this '
                               'host\'s root lacks (capability bounding set); run the container as root (user: 0:0) '
-                              'to checkpoint it here' % (record['name'], user.split(':')[0]))
+                              'to checkpoint it here' % (record['name'], user.split(':', maxsplit=1)[0]))
 
 
 class Checkpoints(object):

@@ -239,6 +239,18 @@ def read_exit_file(path):
         return None, mtime
 
 
+EXIT_FILE_GRACE = 1.0
+
+
+def _wait_for_exit_file(exit_file, conmon_pid, conmon_start, grace=EXIT_FILE_GRACE):
+    deadline = time.monotonic() + grace
+    while True:
+        exit_info = read_exit_file(exit_file)
+        if exit_info is not None or not process_alive(conmon_pid, conmon_start) or time.monotonic() >= deadline:
+            return exit_info if exit_info is not None else read_exit_file(exit_file)
+        time.sleep(0.005)
+
+
 def derive_status(record, paths, boot_id=None):
     """Live status of a container from its record, conmon's exit file and a check of the processes.
 
@@ -265,8 +277,12 @@ def derive_status(record, paths, boot_id=None):
         result.update(status=state, pid=record.get('pid') if pid_alive else 0,
                       conmon_pid=record.get('conmon_pid') if conmon_alive else 0)
         if not pid_alive:
-            # conmon lives but the process is gone and no exit file yet: conmon is writing it.
-            result.update(status='stopped', reason='exited')
+            # conmon lives but the process is gone: conmon is about to write the exit file. Give it a moment,
+            # so that a stopped container comes with its exit code.
+            exit_info = _wait_for_exit_file(paths.exit_file, record.get('conmon_pid'), record.get('conmon_start'))
+            if exit_info is not None:
+                result['exit_code'], result['finished_at'] = exit_info
+            result.update(status='stopped', conmon_pid=0 if exit_info else result['conmon_pid'], reason='exited')
         elif not conmon_alive:
             result['reason'] = 'conmon is gone: the container runs unsupervised'
         return result
