@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 
 
 def test_transient_scope_message():
@@ -27,6 +28,71 @@ def test_transient_scope_message():
     assert argv[-1] == '0', 'no auxiliary units'
     # the declared count (4) matches the properties given: PIDs has 4 words (name, type, length, pid), the others 3
     assert len(properties) == 4 + 3 * 3 and argv[10] == '4'
+
+
+def test_unit_object_path_escapes_like_sd_bus():
+    assert cgroups.unit_object_path('runcible-conmon-0ab.scope') == \
+        '/org/freedesktop/systemd1/unit/runcible_2dconmon_2d0ab_2escope'
+    assert cgroups.unit_object_path('1x.slice') == '/org/freedesktop/systemd1/unit/_31x_2eslice'
+
+
+class FakeBus(object):
+    """busctl for place_in_scope(): the job runs (the pid moves) only after ``moves_after`` polls."""
+
+    def __init__(self, monkeypatch, moves_after=3, start_rc=0, start_error=b'', state='inactive'):
+        self.calls = []
+        self.polls = 0
+        self.moves_after = moves_after
+        self.start_rc, self.start_error, self.state = start_rc, start_error, state
+        monkeypatch.setattr(cgroups, '_busctl', self.busctl)
+        monkeypatch.setattr(cgroups, 'process_cgroups', self.process_cgroups)
+        monkeypatch.setattr(cgroups.time, 'sleep', lambda seconds: None)
+
+    def busctl(self, argv):
+        self.calls.append(argv[3] if argv[1] == 'get-property' else argv[6])
+        if argv[1] == 'get-property':
+            return subprocess.CompletedProcess(argv, 0, ('s "%s"\n' % self.state).encode(), b'')
+        if argv[6] == 'StartTransientUnit':
+            rc, error = self.start_rc, self.start_error
+            self.start_rc, self.start_error = 0, b''
+            return subprocess.CompletedProcess(argv, rc, b'o "/org/freedesktop/systemd1/job/7"\n', error)
+        return subprocess.CompletedProcess(argv, 0, b'', b'')
+
+    def process_cgroups(self, pid):
+        self.polls += 1
+        if self.polls > self.moves_after:
+            return {'': '/machine.slice/runcible-conmon-x.scope'}
+        return {'': '/user.slice/user-0.slice/session-3.scope'}
+
+
+def test_place_in_scope_waits_until_systemd_moved_the_pid(monkeypatch):
+    """StartTransientUnit returns before the job runs: conmon must not be released before it is moved."""
+    bus = FakeBus(monkeypatch, moves_after=3)
+    cgroups.place_in_scope(4242, 'runcible-conmon-x.scope', 'machine.slice')
+    assert bus.polls == 4 and bus.calls[0] == 'StartTransientUnit'
+
+
+def test_place_in_scope_resets_a_failed_scope_of_the_same_name(monkeypatch):
+    bus = FakeBus(monkeypatch, moves_after=0, start_rc=1, start_error=b'Unit runcible-conmon-x.scope already exists.')
+    cgroups.place_in_scope(4242, 'runcible-conmon-x.scope', 'machine.slice')
+    assert bus.calls == ['StartTransientUnit', 'ResetFailedUnit', 'StartTransientUnit']
+
+
+def test_place_in_scope_fails_at_once_when_the_scope_failed(monkeypatch):
+    FakeBus(monkeypatch, moves_after=10 ** 9, state='failed')
+    clock = iter(range(10 ** 6))
+    monkeypatch.setattr(cgroups.time, 'monotonic', lambda: next(clock) * 0.1)
+    with pytest.raises(RuncibleError, match=r'did not move conmon .*\(the scope is failed; conmon is in /user'):
+        cgroups.place_in_scope(4242, 'runcible-conmon-x.scope', 'machine.slice', timeout=3600)
+    assert next(clock) < 20, 'failed is final: no waiting for the timeout'
+
+
+def test_place_in_scope_fails_when_conmon_is_gone(monkeypatch):
+    bus = FakeBus(monkeypatch)
+    monkeypatch.setattr(cgroups, 'process_cgroups', lambda pid: {})
+    with pytest.raises(RuncibleError, match='exited before systemd moved it'):
+        cgroups.place_in_scope(4242, 'runcible-conmon-x.scope', 'machine.slice')
+    assert bus.calls == ['StartTransientUnit']
 
 
 @pytest.mark.parametrize('manager, parent, expected', [

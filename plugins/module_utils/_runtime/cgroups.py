@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import subprocess
+import time
 
 from .errors import RuncibleError, ValidationError
 from .oci_cli import cgroup_mode, find_program
@@ -145,25 +146,96 @@ def remove_empty(relative, root=CGROUP_ROOT):
             directory = os.path.dirname(directory)
 
 
+SYSTEMD_BUS = ['org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.freedesktop.systemd1.Manager']
+SCOPE_TIMEOUT = 60.0  # seconds for systemd to run the scope's start job (milliseconds on real hardware)
+
+
 def transient_scope_call(unit, slice_name, pid):
     """The busctl argv of StartTransientUnit for ``unit`` holding ``pid`` (Delegate, in ``slice_name``)."""
-    return ['busctl', 'call', '--system', 'org.freedesktop.systemd1', '/org/freedesktop/systemd1',
-            'org.freedesktop.systemd1.Manager', 'StartTransientUnit', 'ssa(sv)a(sa(sv))',
-            unit, 'fail', '4',
-            'PIDs', 'au', '1', str(pid),
-            'Delegate', 'b', 'true',
-            'Slice', 's', slice_name,
-            'Description', 's', 'runcible.oci conmon of %s' % unit,
-            '0']
+    return ['busctl', 'call', '--system'] + SYSTEMD_BUS + [
+        'StartTransientUnit', 'ssa(sv)a(sa(sv))',
+        unit, 'fail', '4',
+        'PIDs', 'au', '1', str(pid),
+        'Delegate', 'b', 'true',
+        'Slice', 's', slice_name,
+        'Description', 's', 'runcible.oci conmon of %s' % unit,
+        '0']
 
 
-def place_in_scope(pid, unit, slice_name):
+def unit_object_path(unit):
+    """systemd's D-Bus object path of ``unit`` (sd-bus label escaping: ``-`` -> ``_2d``, ``.`` -> ``_2e``)."""
+    escaped = []
+    for index, char in enumerate(unit):
+        if ('a' <= char <= 'z') or ('A' <= char <= 'Z') or (index > 0 and '0' <= char <= '9'):
+            escaped.append(char)
+        else:
+            escaped.extend('_%02x' % byte for byte in char.encode('utf-8'))
+    return '/org/freedesktop/systemd1/unit/' + ''.join(escaped)
+
+
+def _busctl(argv):
+    argv = [find_program('busctl') or 'busctl'] + list(argv[1:])
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=30, check=False)
+
+
+def unit_active_state(unit):
+    """``active``, ``failed``, ... of a loaded unit; None when systemd does not know it (or cannot say)."""
+    proc = _busctl(['busctl', 'get-property', '--system', SYSTEMD_BUS[0], unit_object_path(unit),
+                    'org.freedesktop.systemd1.Unit', 'ActiveState'])
+    match = re.match(r'^s "(.*)"$', proc.stdout.decode('utf-8', 'replace').strip())
+    return match.group(1) if proc.returncode == 0 and match else None
+
+
+def systemd_cgroup_of(pid):
+    """The cgroup systemd sees ``pid`` in (v2 path, or v1's name=systemd one); None when ``pid`` is gone."""
+    groups = process_cgroups(pid)
+    if not groups:
+        return None
+    return groups.get('systemd', groups.get(''))
+
+
+def wait_in_unit(pid, unit, timeout=SCOPE_TIMEOUT):
+    """Wait until systemd has moved ``pid`` into ``unit``'s cgroup.
+
+    StartTransientUnit only queues a start job: it returns before systemd moves the process. conmon must
+    be in its scope before it is released from the start pipe, because it forks then and its child (the
+    conmon that stays) inherits the cgroup of that moment.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    next_state_check = time.monotonic() + 0.5
+    while True:
+        group = systemd_cgroup_of(pid)
+        if group is None:
+            raise RuncibleError('conmon (pid %d) exited before systemd moved it into its scope %s' % (pid, unit))
+        if group.rstrip('/').endswith('/' + unit):
+            return
+        now = time.monotonic()
+        if now >= next_state_check or now >= deadline:
+            # Until its job runs the scope is inactive (or not loaded yet); failed is final.
+            state = unit_active_state(unit)
+            if state == 'failed' or now >= deadline:
+                raise RuncibleError('systemd did not move conmon (pid %d) into its scope %s (the scope is %s; '
+                                    'conmon is in %s): see journalctl -u %s'
+                                    % (pid, unit, state or 'unknown', group, unit))
+            next_state_check = now + 0.5
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def place_in_scope(pid, unit, slice_name, timeout=SCOPE_TIMEOUT):
+    """Move ``pid`` into a new transient scope ``unit`` in ``slice_name``; returns once it is there."""
     argv = transient_scope_call(unit, slice_name, pid)
-    argv[0] = find_program('busctl') or 'busctl'
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30, check=False)
+    proc = _busctl(argv)
+    if proc.returncode != 0 and b'already exists' in proc.stderr:
+        # A failed scope of an earlier conmon of this container stays loaded until it is reset.
+        _busctl(['busctl', 'call', '--system'] + SYSTEMD_BUS + ['ResetFailedUnit', 's', unit])
+        proc = _busctl(argv)
     if proc.returncode != 0:
         raise RuncibleError('cannot create the systemd scope %s for conmon over D-Bus: %s'
                             % (unit, proc.stderr.decode('utf-8', 'replace').strip()))
+    wait_in_unit(pid, unit, timeout)
 
 
 class Placement(object):
