@@ -37,6 +37,10 @@ N = int(os.environ.get('BENCH_N', '10'))
 REPEATS = int(os.environ.get('BENCH_REPEATS', '3'))
 ROOTFS = os.environ.get('RUNCIBLE_TEST_ROOTFS') or os.path.join(REPO, 'build', 'rootfs', 'busybox')
 LOOP = "trap 'exit 0' TERM; while true; do sleep 0.05; done"
+# One container task in a new Python, as a module runs (interpreter start and imports included).
+FRESH_TASK = ('import json, sys; sys.path.insert(0, %r); '
+              'from ansible_collections.runcible.oci.plugins.module_utils import _container; '
+              '_container.run(json.loads(sys.argv[1]))' % COLLECTIONS)
 
 
 def ms(seconds):
@@ -53,7 +57,7 @@ def runc_floor(base):
     """Median wall time of ``runc run`` (create, start, wait, delete) of echo, with our own spec."""
     runc = find_program('runc')
     params = dict(name='bench-floor', rootfs=ROOTFS, command=['echo', 'hi'], root=base + '/root',
-                  run_root=base + '/run', state='stopped', rootfs_mode='direct')
+                  run_root=base + '/run', state='stopped', rootfs_mode='direct', network='none')
     result = _container.run(params)
     bundle = result['container']['bundle']
     times = []
@@ -84,9 +88,10 @@ def api_costs(base):
 
     last = {}
     create = dict(rootfs=ROOTFS, command=['sh', '-c', LOOP], memory='64m', stop_timeout=5)
-    phase('create+start', **create)
+    # network none here: these rows measure the container itself; network_costs() has the bridge.
+    phase('create+start', network='none', **create)
     assert last['create+start']['changed']
-    phase('idempotent re-run', **create)
+    phase('idempotent re-run', network='none', **create)
     assert not last['idempotent re-run']['changed']
     many = dict(create, env={'A': '1', 'B': '2', 'C': '3'}, workdir='/tmp', user='app', hostname='bench',
                 read_only=False, mounts=['/tmp:/hosttmp:ro'], network='none', cpus=0.5, pids_limit=64,
@@ -213,6 +218,55 @@ def image_costs(base):
             'unpacked_mb': unpacked, 'podman': podman_times}
 
 
+def network_costs(base):
+    """create+start (and remove) with the default bridge network and one published port, vs network none.
+
+    In-process (pyroute2 imported once), and in a new Python per task as a module runs, where every
+    task imports pyroute2 again.
+    """
+    root, run_root = base + '/net-root', base + '/net-run'
+    first_port = 41000
+    costs = {}
+    for label, extra in (('none', {'network': 'none'}), ('bridge', {})):
+        create, remove = [], []
+        for index in range(N):
+            params = dict(name='bench-net-%d' % index, rootfs=ROOTFS, command=['sh', '-c', LOOP], root=root,
+                          run_root=run_root, stop_timeout=5, **extra)
+            if label == 'bridge':
+                params['published_ports'] = ['%d:80' % (first_port + index)]
+            elapsed, result = timed(_container.run, params)
+            assert result['changed'] and (label == 'none') != bool(result['container']['ip_address'])
+            create.append(elapsed)
+        for index in range(N):
+            elapsed, _result = timed(_container.run, dict(name='bench-net-%d' % index, state='absent', root=root,
+                                                          run_root=run_root))
+            remove.append(elapsed)
+        costs[label] = statistics.median(create)
+        costs[label + ' remove'] = statistics.median(remove)
+    # As a module runs: a new Python per task; none and bridge interleaved, so that load drift hits both.
+    fresh = {'none': [], 'bridge': []}
+    for index in range(N):
+        for label in ('none', 'bridge'):
+            params = dict(name='bench-fresh-%s-%d' % (label, index), rootfs=ROOTFS, command=['sh', '-c', LOOP],
+                          root=root, run_root=run_root, stop_timeout=5)
+            if label == 'none':
+                params['network'] = 'none'
+            else:
+                params['published_ports'] = ['%d:80' % (first_port + index)]
+            elapsed, proc = timed(subprocess.run, [sys.executable, '-c', FRESH_TASK, json.dumps(params)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            if proc.returncode != 0:
+                raise SystemExit(proc.stdout.decode())
+            fresh[label].append(elapsed)
+    for label in ('none', 'bridge'):
+        for index in range(N):
+            _container.run(dict(name='bench-fresh-%s-%d' % (label, index), state='absent', root=root,
+                                run_root=run_root))
+    costs['fresh none'] = statistics.median(fresh['none'])
+    costs['fresh bridge'] = statistics.median(fresh['bridge'])
+    return costs
+
+
 def playbook_costs(base):
     root, run_root = base + '/root', base + '/run'
     bin_dir = os.path.dirname(sys.executable)
@@ -232,7 +286,7 @@ def playbook_costs(base):
 
     items = list(range(N))
     container = {'name': 'bench-pb-{{ item }}', 'rootfs': ROOTFS, 'command': ['sh', '-c', LOOP],
-                 'root': root, 'run_root': run_root, 'memory': '64m'}
+                 'root': root, 'run_root': run_root, 'memory': '64m', 'network': 'none'}
     remove = {'name': 'bench-pb-{{ item }}', 'state': 'absent', 'root': root, 'run_root': run_root}
     # ansible-playbook's own time varies by hundreds of ms run to run here: best of REPEATS.
     floor, create, again = [], [], []
@@ -255,6 +309,7 @@ def main():
         ck = checkpoint_costs(base)
         ex = exec_costs(base)
         img = image_costs(base)
+        net = network_costs(base)
         pb = playbook_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -283,6 +338,14 @@ def main():
          'podman pulls from the same OCI layout' if img['podman'] else 'podman not installed'),
         ('podman create, same image: second', ms(img['podman'][1]) if img['podman'] else float('nan'),
          '' if img['podman'] else 'podman not installed'),
+        ('network none: create+start', ms(net['none']), 'module work, as the first row but its own run'),
+        ('bridge + 1 published port: create+start', ms(net['bridge']), 'module work: +%.0f ms vs network none'
+         % ms(net['bridge'] - net['none'])),
+        ('bridge + 1 published port: remove', ms(net['bridge remove']), '+%.0f ms vs network none (%.0f ms)'
+         % (ms(net['bridge remove'] - net['none remove']), ms(net['none remove']))),
+        ('new Python per task: network none', ms(net['fresh none']), 'create+start, imports included'),
+        ('new Python per task: bridge + 1 port', ms(net['fresh bridge']), '+%.0f ms: pyroute2 is imported anew'
+         % ms(net['fresh bridge'] - net['fresh none'])),
         ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
         ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),
         ('playbook, per container: idempotent', ms(pb['idempotent re-run']), 'above the ansible.builtin.ping loop'),
