@@ -383,3 +383,20 @@ def test_network_task_refuses_changes_under_containers(registry, tmp_path):
 def test_network_task_rejects_names(registry, name):
     with pytest.raises(ValidationError):
         _network.run({'name': name}, check_mode=True, registry=registry)
+
+
+def test_detach_waits_for_conmon_to_let_the_ports_go():
+    import subprocess
+    import time
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import read_proc_stat
+    child = subprocess.Popen(['sleep', '0.3'])
+    try:
+        record = {'conmon_pid': child.pid, 'conmon_start': read_proc_stat(child.pid)[1]}
+        started = time.monotonic()
+        net._wait_conmon_gone(record, timeout=5)
+        assert 0.2 < time.monotonic() - started < 3
+        started = time.monotonic()
+        net._wait_conmon_gone({'conmon_pid': child.pid, 'conmon_start': -1}, timeout=5)  # another process
+        assert time.monotonic() - started < 0.1
+    finally:
+        child.wait()

@@ -47,7 +47,7 @@ import traceback
 from . import ports
 from . import spec as oci_spec
 from .errors import RuncibleError, ValidationError
-from .store import atomic_write
+from .store import atomic_write, process_alive
 
 STATE_DIR = '/var/lib/runcible/networks'
 NETNS_DIR = '/run/netns'
@@ -69,6 +69,7 @@ RESOLV_FILE = 'resolv.conf'
 RESOLV_PATHS = ('/etc/resolv.conf', '/run/systemd/resolve/resolv.conf')
 ETC_MOUNT_OPTIONS = ['rbind', 'nosuid', 'nodev', 'noexec', 'rw']
 IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
+CONMON_EXIT_WAIT = 5.0
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -911,11 +912,21 @@ def _reserve(data, mappings, container_id):
     return sockets, dropped
 
 
+def _wait_conmon_gone(record, timeout=CONMON_EXIT_WAIT):
+    """conmon holds the reserved ports until it exits, a moment after the container's exit code is written:
+    wait for that, so that the next task (another container on the same port, say) finds them free."""
+    deadline = time.monotonic() + timeout
+    while process_alive(record.get('conmon_pid'), record.get('conmon_start')) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def detach(engine, record):
     """Undo attach(): namespace (and with it the veth pair), published ports; the address stays allocated."""
     container_id = record.get('id')
     if not container_id or (network_of(record.get('config')) is None and not record.get('network')):
         return
+    if (record.get('config') or {}).get('published_ports'):
+        _wait_conmon_gone(record)
     remove_netns(netns_path(container_id))
     registry = Registry()
     if not os.path.exists(registry.path):
