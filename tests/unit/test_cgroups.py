@@ -30,6 +30,21 @@ def test_transient_scope_message():
     assert len(properties) == 4 + 3 * 3 and argv[10] == '4'
 
 
+@pytest.mark.parametrize('slice_name, path', [
+    ('machine.slice', '/machine.slice'),
+    ('runcible-web.slice', '/runcible.slice/runcible-web.slice'),
+    ('a-b-c.slice', '/a.slice/a-b.slice/a-b-c.slice'),
+    ('-.slice', ''),
+])
+def test_slice_path(slice_name, path):
+    assert cgroups.slice_path(slice_name) == path
+
+
+def test_container_cgroup_path_as_runc_makes_it():
+    assert cgroups.Placement('systemd', 'a-b.slice', 'id1').cgroup_path == '/a.slice/a-b.slice/runcible-id1.scope'
+    assert cgroups.Placement('cgroupfs', '/runcible/', 'id1').cgroup_path == '/runcible/runcible-id1'
+
+
 def test_unit_object_path_escapes_like_sd_bus():
     assert cgroups.unit_object_path('runcible-conmon-0ab.scope') == \
         '/org/freedesktop/systemd1/unit/runcible_2dconmon_2d0ab_2escope'

@@ -119,3 +119,24 @@ def test_dump_needs_cap_sys_resource_for_other_uids(tmp_path, cap_eff, user, fai
             checkpoint.check_dump_capabilities(record, str(status))
     else:
         checkpoint.check_dump_capabilities(record, str(status))
+
+
+def test_pin_criu_cgroup_root_names_a_config_file_in_the_bundle(tmp_path):
+    """runc gives CRIU no cgroup root on cgroup v2: a CRIU config file (org.criu.config) must map it."""
+    bundle = tmp_path / 'bundle'
+    bundle.mkdir()
+    config_json = bundle / 'config.json'
+    config_json.write_text(json.dumps({'ociVersion': '1.0.2', 'annotations': {'io.runcible.container.id': 'new'}}))
+
+    class Paths(object):
+        pass
+    paths = Paths()
+    paths.bundle, paths.config_json = str(bundle), str(config_json)
+    checkpoint.pin_criu_cgroup_root(paths, '/machine.slice/runcible-new.scope')
+    spec = json.loads(config_json.read_text())
+    conf = str(bundle / 'criu-runc.conf')
+    assert spec['annotations'] == {'io.runcible.container.id': 'new', 'org.criu.config': conf}
+    assert open(conf).read() == 'cgroup-root /machine.slice/runcible-new.scope\n'
+    assert stat.S_IMODE(os.stat(conf).st_mode) == 0o600 and stat.S_IMODE(os.stat(str(config_json)).st_mode) == 0o600
+    checkpoint.pin_criu_cgroup_root(paths, '/x.slice/runcible-new.scope')
+    assert open(conf).read() == 'cgroup-root /x.slice/runcible-new.scope\n'

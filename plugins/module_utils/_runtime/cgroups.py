@@ -69,6 +69,14 @@ def validate_parent(manager, parent):
     return os.path.normpath(parent)
 
 
+def slice_path(slice_name):
+    """The cgroup path of a systemd slice: ``a-b.slice`` -> ``/a.slice/a-b.slice`` (``-.slice`` is the root)."""
+    if slice_name == '-.slice':
+        return ''
+    parts = slice_name[:-len('.slice')].split('-')
+    return ''.join('/%s.slice' % '-'.join(parts[:index + 1]) for index in range(len(parts)))
+
+
 def container_cgroups_path(manager, parent, container_id):
     if manager == 'systemd':
         return '%s:runcible:%s' % (parent, container_id)
@@ -254,6 +262,13 @@ class Placement(object):
     def conmon_unit(self):
         return 'runcible-conmon-%s.scope' % self.container_id
 
+    @property
+    def cgroup_path(self):
+        """The cgroup (v2 path, or v1 path in each hierarchy) runc makes for the container."""
+        if self.manager == 'systemd':
+            return '%s/runcible-%s.scope' % (slice_path(self.parent), self.container_id)
+        return '%s/runcible-%s' % (self.parent.rstrip('/'), self.container_id)
+
     def place_conmon(self, pid):
         """-> a note for ``actions`` when conmon was left where it is."""
         if os.environ.get('INVOCATION_ID'):
@@ -407,4 +422,4 @@ def blkio_weight_supported(root=CGROUP_ROOT):
 
 
 __all__ = ['Placement', 'read_live', 'resolve_manager', 'validate_parent', 'normalise_cpuset', 'hierarchies',
-           'transient_scope_call', 'shares_to_weight']
+           'transient_scope_call', 'shares_to_weight', 'slice_path']

@@ -31,8 +31,9 @@ import zlib
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
 from .image_options import lower_dirs as image_lower_dirs
-from .oci_cli import find_program
+from .oci_cli import cgroup_mode, find_program
 from .rootfs import validate_rootfs
+from .store import atomic_write
 
 ARCHIVE_FORMAT = 'runcible.oci/checkpoint'
 ARCHIVE_VERSION = 1
@@ -435,6 +436,28 @@ def check_dump_capabilities(record, status_path='/proc/self/status'):
                               'to checkpoint it here' % (record['name'], user.split(':', maxsplit=1)[0]))
 
 
+CRIU_CONFIG_ANNOTATION = 'org.criu.config'
+
+
+def pin_criu_cgroup_root(paths, cgroup_path):
+    """Make CRIU restore the container into ``cgroup_path``, its cgroup now, not the one it was dumped from.
+
+    On cgroup v2 runc (1.1) gives CRIU no cgroup root, so CRIU recreates the cgroup path recorded at
+    dump time and puts the process there: for an import under a new id (another host, or a new name)
+    that is a directory named after the old id, which systemd does not know (the container's new scope
+    empties and goes), or even the cgroup of the still-running original. A CRIU configuration file
+    with ``cgroup-root`` maps it; runc hands CRIU the file named by the bundle's ``org.criu.config``
+    annotation, and CRIU's configuration file takes precedence over runc's RPC options.
+    """
+    conf = os.path.join(paths.bundle, 'criu-runc.conf')
+    atomic_write(conf, 'cgroup-root %s\n' % cgroup_path, mode=0o600)
+    with open(paths.config_json) as handle:
+        spec = json.load(handle)
+    if spec.setdefault('annotations', {}).get(CRIU_CONFIG_ANNOTATION) != conf:
+        spec['annotations'][CRIU_CONFIG_ANNOTATION] = conf
+        atomic_write(paths.config_json, json.dumps(spec, indent=1), mode=0o600)
+
+
 class Checkpoints(object):
     """Checkpoint, restore, export and import of the containers of one engine."""
 
@@ -520,6 +543,8 @@ class Checkpoints(object):
             args.append('--tcp-established')
         if meta.get('file_locks') if file_locks is None else file_locks:
             args.append('--file-locks')
+        if runtime.name == 'runc' and cgroup_mode() == 'unified':
+            pin_criu_cgroup_root(self.engine.paths(record), self.engine.placement(record).cgroup_path)
         started = time.monotonic()
         try:
             self.engine._launch(record, restore=(meta['images'], args), runtime=runtime)
