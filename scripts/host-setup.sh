@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this host for developing and testing runcible.oci (run as root).
 #
-#   * Debian packages: runc, conmon, crun, CRIU, busybox-static, iptables, ...
+#   * Debian packages: runc, conmon, crun, CRIU, busybox-static, iptables, ...,
+#     and qemu-system-x86, qemu-utils, openssh-client for the VM tests
 #   * a CRIU that passes `criu check` (the distro's, or CRIU 4.x built from the
 #     newer Debian suite's source package when the distro's fails, as Debian 12's
 #     3.17 does on recent kernels); its path is written to build/criu-path
@@ -58,6 +59,8 @@ HOST_PACKAGES=(
     skopeo docker-registry
     shellcheck
     ca-certificates git make
+    # the VM tests (tests/vm): qemu software emulation, qemu-img overlays, SSH to the guests
+    qemu-system-x86 qemu-utils openssh-client
 )
 # Build dependencies of CRIU 4.x (only installed when CRIU has to be built).
 CRIU_BUILD_PACKAGES=(
