@@ -1,8 +1,11 @@
 # Developer and CI entry points for the runcible.oci collection (run as root).
 #
 #   make setup        host packages, CRIU, build/venv, test rootfs (cached)
-#   make test         setup, then unit, integration, molecule, sanity, docs-check
+#   make test         setup, then unit, integration, molecule, sanity, docs-check, vm-test (quick subset)
 #   make unit | integration | molecule | sanity | docs-check | demo | bench
+#   make vm           build the Debian 12 VM image (cached) and boot VMS (default vm-a) for tests/vm/inventory.yml
+#   make vm-stop      shut down the VMs `make vm` booted
+#   make vm-test      the VM suite (tests/vm): boots its own VMs; VM_TESTS=quick for the subset make test runs
 #   make clean        remove build/ (installed Debian packages and CRIU stay)
 
 SHELL := /bin/bash
@@ -49,7 +52,7 @@ define run_pytest
 	fi
 endef
 
-.PHONY: help setup collections test unit integration molecule sanity docs-check demo bench clean
+.PHONY: help setup collections test unit integration molecule sanity docs-check demo bench clean vm vm-stop vm-test
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
@@ -75,7 +78,8 @@ test: setup
 	@$(MAKE) --no-print-directory molecule
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory docs-check
-	@echo "make: all tests passed (unit, integration, molecule, sanity, docs-check)"
+	@$(MAKE) --no-print-directory vm-test VM_TESTS=quick
+	@echo "make: all tests passed (unit, integration, molecule, sanity, docs-check, vm-test quick)"
 
 unit: setup
 	@echo "==> unit tests"
@@ -119,6 +123,22 @@ docs-check: setup
 	@echo "==> ansible-doc rendering"
 	@bash "$(REPO)/scripts/docs-check.sh" "$(VENV)/bin/ansible-doc"
 
+# Debian 12 VMs with systemd and cgroup v2 under qemu (software emulation), reached over SSH; see
+# docs/vm-tests.md. VM_TESTS: a pytest marker expression (quick: the subset `make test` runs).
+VMS ?= vm-a
+VM_TESTS ?=
+
+vm: setup
+	@"$(PY)" "$(REPO)/scripts/vm/vm.py" boot $(VMS)
+
+vm-stop:
+	@if [ -d "$(BUILD)/vm/run" ]; then python3 "$(REPO)/scripts/vm/vm.py" stop; fi
+
+vm-test: setup
+	@echo "==> VM tests$(if $(VM_TESTS), ($(VM_TESTS)))"
+	@cd "$(REPO)" && "$(PY)" -m pytest -q -p no:cacheprovider tests/vm $(if $(VM_TESTS),-m "$(VM_TESTS)") \
+		|| { rc=$$?; echo "make: FAILED: pytest tests/vm (exit $$rc)" >&2; exit $$rc; }
+
 demo: setup
 	@test -f "$(REPO)/playbooks/demo.yml" || { echo "make: playbooks/demo.yml does not exist yet" >&2; exit 1; }
 	cd "$(REPO)" && "$(VENV)/bin/ansible-playbook" -i localhost, -c local playbooks/demo.yml
@@ -127,5 +147,5 @@ bench: setup
 	@test -f "$(REPO)/tests/bench/bench.py" || { echo "make: tests/bench/bench.py does not exist yet" >&2; exit 1; }
 	cd "$(REPO)" && "$(PY)" tests/bench/bench.py
 
-clean:
+clean: vm-stop
 	rm -rf --one-file-system "$(BUILD)"
