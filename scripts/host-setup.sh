@@ -35,6 +35,10 @@ LOCAL_CRIU=/usr/local/sbin/criu
 DISTRO_CRIU=/usr/sbin/criu
 CRIU_SOURCE_SUITE="${CRIU_SOURCE_SUITE:-trixie}"
 CRIU_SOURCES_FILE="/etc/apt/sources.list.d/runcible-criu-src.list"
+# Patches applied to the CRIU we build, and the record of what ${LOCAL_CRIU} was built
+# from: a changed patch set or suite rebuilds it.
+CRIU_PATCH_DIR="${REPO_ROOT}/scripts/criu"
+CRIU_RECIPE_FILE=/usr/local/share/runcible/criu.recipe
 
 # build/venv/bin is dropped from PATH (the Makefile puts it first): the venv is made
 # from, and must not be mistaken for, a real interpreter. runc/conmon/criu live in
@@ -64,7 +68,7 @@ HOST_PACKAGES=(
 )
 # Build dependencies of CRIU 4.x (only installed when CRIU has to be built).
 CRIU_BUILD_PACKAGES=(
-    dpkg-dev gcc libc6-dev make pkg-config
+    dpkg-dev gcc libc6-dev make patch pkg-config
     libprotobuf-dev libprotobuf-c-dev protobuf-c-compiler protobuf-compiler python3-protobuf
     libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev
     libaio-dev uuid-dev libdrm-dev
@@ -102,6 +106,17 @@ apt_install() {
 
 criu_passes() {
     [[ -x $1 ]] && "$1" check >/dev/null 2>&1
+}
+
+# What the local CRIU build is made of: the source suite and the patches' checksums.
+criu_recipe() {
+    printf 'suite %s\n' "${CRIU_SOURCE_SUITE}"
+    (cd "${CRIU_PATCH_DIR}" && sha256sum -- *.patch)
+}
+
+# True when ${LOCAL_CRIU} was built by this script from the current recipe.
+local_criu_current() {
+    [[ -f ${CRIU_RECIPE_FILE} ]] && [[ "$(cat "${CRIU_RECIPE_FILE}")" == "$(criu_recipe)" ]]
 }
 
 # Print "URI<TAB>SIGNED-BY" of the enabled binary entry for the host's own suite
@@ -226,6 +241,12 @@ EOF
         -o Dir::Etc::sourceparts=- -o APT::Get::List-Cleanup=0
 
     src_dir="$(fetch_criu_source)"
+    local patch
+    for patch in "${CRIU_PATCH_DIR}"/*.patch; do
+        info "patch: ${patch#"${REPO_ROOT}/"}"
+        patch -p1 --forward --quiet -d "${src_dir}" <"${patch}" ||
+            die "${patch#"${REPO_ROOT}/"} does not apply to ${src_dir#"${REPO_ROOT}/"}"
+    done
 
     info "make -j$(nproc) criu in ${src_dir#"${REPO_ROOT}/"} (log: build/criu-build.log)"
     if ! make -C "${src_dir}" -j"$(nproc)" criu >"${BUILD_DIR}/criu-build.log" 2>&1; then
@@ -236,14 +257,20 @@ EOF
     if ! "${LOCAL_CRIU}" check; then
         die "${LOCAL_CRIU} was built but \`criu check\` fails on this kernel"
     fi
+    mkdir -p "$(dirname "${CRIU_RECIPE_FILE}")"
+    criu_recipe >"${CRIU_RECIPE_FILE}"
 }
 
 setup_criu() {
     local chosen
     step "CRIU"
-    if criu_passes "${LOCAL_CRIU}"; then
+    if criu_passes "${LOCAL_CRIU}" && local_criu_current; then
         chosen="${LOCAL_CRIU}"
         info "${LOCAL_CRIU} passes criu check"
+    elif criu_passes "${LOCAL_CRIU}"; then
+        info "${LOCAL_CRIU} was built from another recipe (patches in scripts/criu); rebuilding it"
+        build_criu
+        chosen="${LOCAL_CRIU}"
     elif [[ ! -e ${LOCAL_CRIU} ]] && criu_passes "${DISTRO_CRIU}"; then
         chosen="${DISTRO_CRIU}"
         info "the distro's ${DISTRO_CRIU} passes criu check"
