@@ -16,7 +16,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 INVENTORY = os.path.join(HERE, 'inventory.yml')
-CALLBACKS = os.path.join(HERE, 'callback_plugins')
+CALLBACKS = os.path.join(os.path.dirname(HERE), 'integration', 'callback_plugins')  # record_results
 BIN = os.path.dirname(sys.executable)
 GUEST_ROOTFS = '/srv/runcible/rootfs/busybox'
 COMMON_MODULES = ('runcible.oci.container', 'runcible.oci.container_exec', 'runcible.oci.container_info',
@@ -159,7 +159,7 @@ class Playbooks(object):
         self.tasks = 0
 
     def env(self):
-        return dict(os.environ, ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED='vm_results',
+        return dict(os.environ, ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED='record_results',
                     ANSIBLE_COLLECTIONS_PATH=os.environ.get('ANSIBLE_COLLECTIONS_PATH') or
                     os.path.join(REPO, 'build', 'collections'),
                     RUNCIBLE_VM_RUN_DIR=self.run_dir, ANSIBLE_NOCOLOR='1', ANSIBLE_HOST_KEY_CHECKING='0',

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Test helper: write every task result of a playbook run to the JSON file in $RUNCIBLE_RESULTS."""
+"""Test helper: write every task result of a playbook run, with its host, to the JSON file in $RUNCIBLE_RESULTS."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ DOCUMENTATION = '''
 name: record_results
 type: aggregate
 short_description: write task results to a JSON file (tests only)
-description: Writes every task result to the file named by the RUNCIBLE_RESULTS environment variable.
+description: Writes every task result, with the host and task name, to the file named by the RUNCIBLE_RESULTS
+  environment variable (integration and VM tests).
 '''
 
 
@@ -31,6 +32,7 @@ class CallbackModule(CallbackBase):
     def _record(self, result, status):
         data = dict(result._result)
         data['_status'] = status
+        data['_host'] = result._host.get_name()
         data['_task'] = result._task.get_name()
         data['_check_mode'] = bool(result._task.check_mode)
         self.results.append(data)
