@@ -6,7 +6,7 @@
     params   -> wanted definition (validated: name, subnet, gateway, bridge, internal)
     registry -> the network as defined, plus what the kernel has (bridge up with its address, rules)
     compare  -> nothing | created | updated | repaired | removed     (+ diff before/after)
-    apply    -> registry write, bridge (pyroute2), nftables table rewrite (skipped in check mode)
+    apply    -> registry write, bridge (rtnetlink), nftables table rewrite (skipped in check mode)
 """
 
 from __future__ import annotations

@@ -166,9 +166,9 @@ options:
         own with C(lo), and C(eth0) (one end of a veth pair whose other end is on the bridge)
         with its address and, unless the network is internal, a default route through the
         gateway; C(/etc/hosts) (its name and address) and C(/etc/resolv.conf) (the host's name
-        servers, loopback ones left out) are mounted in. Needs pyroute2 and nftables.
+        servers, loopback ones left out) are mounted in. Needs nftables.
       - V(none) gives it a network namespace of its own with no interface but loopback;
-        V(host) shares the host's. Neither needs pyroute2.
+        V(host) shares the host's. Neither needs nftables.
       - A change recreates the container.
     type: str
   ip_address:
@@ -295,9 +295,9 @@ notes:
   - The module must run as root on the managed host.
   - Containers keep running after the task; conmon supervises them, writes their logs and
     their exit code.
-  - Bridge networks and published ports need the Python library pyroute2 on the managed host
-    (PyPI C(pyroute2), Debian C(python3-pyroute2)) and nftables (Debian C(nftables)); with
-    O(network=none) or O(network=host) neither is needed.
+  - Bridge networks and published ports need nftables on the managed host (Debian
+    C(nftables)); with O(network=none) or O(network=host) it is not needed. They need no Python
+    library, as the module configures links, addresses and routes over rtnetlink itself.
   - Published ports and outbound NAT are nftables rules in a table of the collection's own,
     C(ip runcible), rewritten whole in one transaction from the network registry; every rule
     carries a comment naming its container or network. See M(runcible.oci.network) for why

@@ -81,8 +81,8 @@ options:
         C(rcb-NAME) for others (a hash when that is longer than 15 characters).
     type: str
 notes:
-  - The module must run as root on the managed host, and needs the Python library pyroute2
-    (PyPI C(pyroute2), Debian C(python3-pyroute2)) and nftables (Debian C(nftables)).
+  - The module must run as root on the managed host, and needs nftables (Debian C(nftables)).
+    It makes and repairs the bridge over rtnetlink itself, with no Python library.
   - The firewall is nftables, not iptables. Everything lives in one table of the collection's
     own, C(ip runcible), which is rewritten whole, in one atomic transaction, from the network
     registry whenever a network or a published port changes. So no other tool's chains are

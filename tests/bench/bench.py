@@ -221,8 +221,8 @@ def image_costs(base):
 def network_costs(base):
     """create+start (and remove) with the default bridge network and one published port, vs network none.
 
-    In-process (pyroute2 imported once), and in a new Python per task as a module runs, where every
-    task imports pyroute2 again.
+    In-process, and in a new Python per task as a module runs (interpreter start and imports
+    included, as every task pays them).
     """
     root, run_root = base + '/net-root', base + '/net-run'
     first_port = 41000
@@ -344,7 +344,7 @@ def main():
         ('bridge + 1 published port: remove', ms(net['bridge remove']), '+%.0f ms vs network none (%.0f ms)'
          % (ms(net['bridge remove'] - net['none remove']), ms(net['none remove']))),
         ('new Python per task: network none', ms(net['fresh none']), 'create+start, imports included'),
-        ('new Python per task: bridge + 1 port', ms(net['fresh bridge']), '+%.0f ms: pyroute2 is imported anew'
+        ('new Python per task: bridge + 1 port', ms(net['fresh bridge']), '+%.0f ms vs network none'
          % ms(net['fresh bridge'] - net['fresh none'])),
         ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
         ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),

@@ -24,6 +24,7 @@ import threading
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _network
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import netlink
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
 from conftest import wait_for
@@ -110,11 +111,12 @@ class ClientNamespace(object):
 
     def __init__(self):
         self.name = 'rct-' + secrets.token_hex(4)
+        self.path = os.path.join(net.NETNS_DIR, self.name)
         self.host_if = self.name + 'h'
         self.host_ip = self.ns_ip = None
 
     def create(self):
-        from pyroute2 import IPRoute, netns
+        """The namespace, veth pair, addresses and default route, with the collection's netlink client."""
         taken = [route for route, _device in net.host_routes()]
         for _attempt in range(100):
             subnet = ipaddress.ip_network('%s/30' % (CLIENT_POOL.network_address + 4 * random.randrange(
@@ -122,27 +124,30 @@ class ClientNamespace(object):
             if not any(subnet.overlaps(route) for route in taken):
                 break
         self.host_ip, self.ns_ip = str(subnet.network_address + 1), str(subnet.network_address + 2)
-        netns.create(self.name)
-        with IPRoute() as ipr:
-            ipr.link('add', ifname=self.host_if, kind='veth', peer={'ifname': 'eth0', 'net_ns_fd': self.name})
-            index = ipr.link_lookup(ifname=self.host_if)[0]
-            ipr.link('set', index=index, ifalias='runcible.oci integration test client')
-            ipr.addr('add', index=index, address=self.host_ip, prefixlen=30)
-            ipr.link('set', index=index, state='up')
+        inside_socket = net.create_netns(self.path, netlink=True)
+        with netlink.Netlink() as rtnl:
+            netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                rtnl.add_veth(self.host_if, 'eth0', netns_fd)
+            finally:
+                os.close(netns_fd)
+            index = rtnl.link_index(self.host_if)
+            rtnl.set_link(index, self.host_if, alias='runcible.oci integration test client')
+            rtnl.add_address(index, self.host_ip, 30, self.host_if)
+            rtnl.set_link(index, self.host_if, up=True)
         # Our own interface: let what comes in from the client (and the replies to it) be forwarded.
         with open('/proc/sys/net/ipv4/conf/%s/forwarding' % self.host_if, 'w') as handle:
             handle.write('1')
-        with IPRoute(netns=self.name) as inside:
-            inside.link('set', index=1, state='up')
-            eth0 = inside.link_lookup(ifname='eth0')[0]
-            inside.addr('add', index=eth0, address=self.ns_ip, prefixlen=30)
-            inside.link('set', index=eth0, state='up')
-            inside.route('add', dst='0.0.0.0/0', gateway=self.host_ip)
+        with netlink.Netlink(inside_socket) as inside:
+            inside.set_link(1, 'lo', up=True)
+            eth0 = inside.link_index('eth0')
+            inside.add_address(eth0, self.ns_ip, 30, 'eth0')
+            inside.set_link(eth0, 'eth0', up=True)
+            inside.add_default_route(self.host_ip)
         return self
 
     def socket(self, kind=socket.SOCK_STREAM):
-        from pyroute2 import netns
-        return netns.create_socket(self.name, socket.AF_INET, kind)
+        return netlink.socket_in_netns(self.path, socket.AF_INET, kind, 0)
 
     def http_get(self, address, port, timeout=5.0):
         return http_get(address, port, self.socket(), timeout)
@@ -178,11 +183,10 @@ class ClientNamespace(object):
         return seen
 
     def close(self):
-        from pyroute2 import netns
         if self.host_if in interfaces():
             subprocess.run(['ip', 'link', 'del', self.host_if], check=False)
-        if self.name in netns.listnetns():
-            netns.remove(self.name)
+        if os.path.lexists(self.path):
+            net.remove_netns(self.path)
 
 
 class NetEnv(object):

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import errno
 import ipaddress
 import json
 import os
@@ -330,20 +330,121 @@ def test_ip_forward_warning(tmp_path, monkeypatch):
     assert net.ip_forward_warning(network_def()) is None
 
 
-# -- without pyroute2 -----------------------------------------------------------------------------------------
+# -- the kernel side, through a recording netlink client ------------------------------------------------------
 
-def test_missing_pyroute2_fails_with_the_missing_library_message(monkeypatch):
-    monkeypatch.setitem(sys.modules, 'pyroute2', None)  # import pyroute2 -> ImportError
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'pyroute2' else real(name, *a))
-    with pytest.raises(RuncibleError, match=r"Failed to import the required Python library \(pyroute2\) on .*for "
-                                            r"bridge networks") as info:
-        net._require_pyroute2()
-    assert 'Traceback' in info.value.details['exception']
+class RecordingNetlink(object):
+    """netlink.Netlink's interface without a kernel: records every call as (namespace, method, args).
+
+    ``links``: interface indexes by name; ``fail``: method name -> the OSError it raises.
+    """
+
+    calls = []
+    links = {}
+    fail = {}
+
+    def __init__(self, sock=None, timeout=None):
+        self.where = 'inside' if sock is not None else 'host'
+        self.closed = False
+
+    @classmethod
+    def in_netns(cls, path, timeout=None):
+        instance = cls()
+        instance.where = 'inside:' + path
+        return instance
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.closed = True
+        return False
+
+    def __getattr__(self, method):
+        def call(*args, **kwargs):
+            self.calls.append((self.where, method, args, kwargs))
+            if method in self.fail:
+                raise self.fail[method]
+            if method == 'link_index':
+                return self.links.get(args[0])
+            return None
+        return call
+
+
+@pytest.fixture
+def kernel(monkeypatch, tmp_path):
+    """netlink.Netlink replaced by RecordingNetlink; namespace files under tmp_path; bridges ready."""
+    monkeypatch.setattr(RecordingNetlink, 'calls', [])
+    monkeypatch.setattr(RecordingNetlink, 'links', {'runcible0': 3, 'rcv' + CID[:12]: 8, 'eth0': 2})
+    monkeypatch.setattr(RecordingNetlink, 'fail', {})
+    monkeypatch.setattr(net.netlink, 'Netlink', RecordingNetlink)
+    monkeypatch.setattr(net, 'NETNS_DIR', str(tmp_path))
+    (tmp_path / net.netns_name(CID)).write_text('')
+    monkeypatch.setattr(net, 'bridge_ready', lambda network: True)
+    return RecordingNetlink
+
+
+def test_plumb_makes_the_veth_pair_and_configures_eth0_inside(kernel):
+    network = dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0')
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as inside:  # stands for the netlink socket
+        net.plumb(network, CID, '10.89.0.2', 'web', inside)
+    host_end = 'rcv' + CID[:12]
+    calls = [(where, method, args, kwargs) for where, method, args, kwargs in kernel.calls if method != 'link_index']
+    assert calls[0][:2] == ('host', 'add_veth') and calls[0][2][:2] == (host_end, 'eth0')
+    assert calls[1:] == [
+        ('host', 'set_link', (8, host_end), {'up': True, 'master': 3, 'alias': 'runcible.oci container web'}),
+        ('host', 'delete_neighbour', (3, '10.89.0.2', 'runcible0'), {}),
+        ('inside', 'set_link', (1, 'lo'), {'up': True}),
+        ('inside', 'add_address', (2, '10.89.0.2', 24, 'eth0'), {}),
+        ('inside', 'set_link', (2, 'eth0'), {'up': True}),
+        ('inside', 'add_default_route', ('10.89.0.1',), {})]
+
+
+def test_plumb_of_an_internal_network_adds_no_route_and_opens_its_own_socket_inside(kernel):
+    network = dict(network_def('runcible', '10.89.0.0/24', internal=True), bridge='runcible0')
+    kernel.fail['delete_neighbour'] = OSError(errno.ENOENT, 'no such neighbour')  # suppressed
+    net.plumb(network, CID, '10.89.0.2', 'web')
+    methods = [(where, method) for where, method, _args, _kwargs in kernel.calls if method != 'link_index']
+    inside = 'inside:' + net.netns_path(CID)
+    assert methods[-3:] == [(inside, 'set_link'), (inside, 'add_address'), (inside, 'set_link')]
+
+
+def test_a_kernel_error_while_plumbing_is_a_clear_failure(kernel):
+    kernel.fail['add_veth'] = OSError(errno.EEXIST, 'cannot add the veth pair rcvX (peer eth0 in another namespace): '
+                                                    'File exists')
+    with pytest.raises(RuncibleError, match=r'cannot attach container web to network runcible \(veth rcv%s, '
+                                            r'namespace .*\): \[Errno 17\] cannot add the veth pair' % CID[:12]):
+        net.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
+    kernel.links.pop('eth0')
+    kernel.fail.clear()
+    with pytest.raises(RuncibleError, match='the interface eth0 in the namespace is missing'):
+        net.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
+
+
+def test_a_kernel_error_on_the_bridge_is_a_clear_failure(kernel):
+    kernel.fail['link_index'] = OSError(errno.EPERM, 'cannot look up the interface rcb-web: Operation not permitted')
+    with pytest.raises(RuncibleError, match=r'cannot set up the bridge rcb-web of network web: \[Errno 1\] cannot look'):
+        net.ensure_bridge(network_def())
+    with pytest.raises(RuncibleError, match=r'cannot delete the bridge lo of network web: \[Errno 1\]'):
+        net.delete_bridge(dict(network_def(), bridge='lo'))  # an interface that exists: netlink is asked
+
+
+def test_netlink_needs_only_the_standard_library():
+    import ast
+    if not hasattr(sys, 'stdlib_module_names'):
+        pytest.skip('Python 3.10+ lists its standard library')
+    tree = ast.parse(open(net.netlink.__file__).read())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split('.')[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, 'netlink.py imports nothing of the collection'
+            imported.add(node.module.split('.')[0])
+    assert imported and imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
 
 
 def test_attach_of_none_and_host_does_nothing(monkeypatch):
-    monkeypatch.setattr(net, '_require_pyroute2', lambda: pytest.fail('pyroute2 needed for none/host'))
+    monkeypatch.setattr(net.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used for none/host'))
     monkeypatch.setattr(net, 'Registry', lambda *a: pytest.fail('registry touched for none/host'))
     for network in ('none', 'host'):
         record = {'id': CID, 'name': 'web', 'config': {'network': network}}

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Bridge networks: a network namespace, a veth pair and an address per container, built with pyroute2.
+"""Bridge networks: a network namespace, a veth pair and an address per container, built over rtnetlink.
 
 Networks are host objects (a bridge, a subnet route, firewall rules), so their registry is host-wide,
 whatever ``root`` a container lives in: ``/var/lib/runcible/networks/networks.json`` holds every
@@ -21,8 +21,9 @@ the published host ports are bound then and handed to conmon (see ports.py). Det
 or by the next task on a container that died behind our back) removes the namespace, which takes
 the veth pair with it, and the firewall rules; the address stays allocated until removal.
 
-pyroute2 is imported only when a bridge has to be made or a veth plumbed: ``network: none`` and
-``host`` work without it, and so does removing a container (no netlink needed for that).
+Bridges, veths, addresses and routes are made with netlink.py, a small rtnetlink client of our own
+(no Python library to install, nothing slow to import); ``network: none`` and ``host`` need no
+netlink at all, and neither does removing a container.
 """
 
 from __future__ import annotations
@@ -36,14 +37,12 @@ import hashlib
 import ipaddress
 import json
 import os
-import platform
 import re
 import socket
-import sys
 import threading
 import time
-import traceback
 
+from . import netlink
 from . import ports
 from . import spec as oci_spec
 from .errors import RuncibleError, ValidationError
@@ -76,26 +75,7 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
-NETLINK_ROUTE = 0
-
-
-def missing_library_message(library, reason):
-    """The text of Ansible's missing_required_lib(), without importing Ansible here."""
-    return ("Failed to import the required Python library (%s) on %s's Python %s. This is required %s. Please read "
-            "the module documentation and install it in the appropriate location. If the required library is "
-            "installed, but Ansible is using the wrong Python interpreter, please consult the documentation on "
-            "ansible_python_interpreter" % (library, platform.node(), sys.executable, reason))
-
-
-def _iproute():
-    """pyroute2's IPRoute class, or a RuncibleError saying how to get it (with the import traceback)."""
-    try:
-        from pyroute2 import IPRoute
-    except ImportError:
-        raise RuncibleError(missing_library_message(
-            'pyroute2', 'for bridge networks (network: bridge or a network name) and published ports; install the '
-            'PyPI package "pyroute2" or the Debian package "python3-pyroute2"'), exception=traceback.format_exc())
-    return IPRoute
+NETLINK_ROUTE = netlink.NETLINK_ROUTE
 
 
 # -- names --------------------------------------------------------------------------------------------
@@ -374,7 +354,7 @@ def ip_forward_warning(network):
             'out; runcible.oci does not change it for you' % network['name'])
 
 
-# -- the kernel: namespaces (plain syscalls), bridges and veths (pyroute2) -----------------------------
+# -- the kernel: namespaces (plain syscalls), bridges and veths (rtnetlink) ----------------------------
 
 _libc = None
 
@@ -439,7 +419,7 @@ def create_netns(path, netlink=False):
             pass
         if netlink:
             # A socket belongs to the namespace it was made in, whichever thread uses it later.
-            outcome['socket'] = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
+            outcome['socket'] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
 
     worker = threading.Thread(target=unshare_and_bind, name='runcible-netns')
     worker.start()
@@ -498,85 +478,106 @@ def bridge_ready(network):
     return False
 
 
-def ensure_bridge(network, ipr=None):
-    """Create (or repair) the network's bridge: gateway address, up, sysctls; -> True when it changed."""
-    IPRoute = _iproute()
-    own = ipr is None
-    ipr = ipr or IPRoute()
+def _link_index(rtnl, name, where=''):
+    """The index of the interface ``name`` (netlink.Netlink ``rtnl``'s namespace); OSError when missing."""
+    index = rtnl.link_index(name)
+    if index is None:
+        raise OSError(errno.ENODEV, 'the interface %s%s is missing' % (name, where))
+    return index
+
+
+def ensure_bridge(network, rtnl=None):
+    """Create (or repair) the network's bridge: gateway address, up, sysctls; -> True when it changed.
+
+    ``rtnl``: a netlink.Netlink of the host's namespace to use (else one of its own).
+    """
+    bridge = network['bridge']
     changed = False
     try:
-        bridge = network['bridge']
-        found = ipr.link_lookup(ifname=bridge)
-        if found and not os.path.isdir('/sys/class/net/%s/bridge' % bridge):
-            raise ValidationError('interface %s exists and is not a bridge: give network %s another bridge name'
-                                  % (bridge, network['name']))
-        if not found:
-            ipr.link('add', ifname=bridge, kind='bridge')
-            found = ipr.link_lookup(ifname=bridge)
-            ipr.link('set', index=found[0], ifalias='runcible.oci network %s' % network['name'])
-            changed = True
-        index = found[0]
-        subnet = ipaddress.ip_network(network['subnet'])
-        addresses = [(item.get_attr('IFA_ADDRESS'), item['prefixlen']) for item in ipr.get_addr(index=index, family=2)]
-        if (network['gateway'], subnet.prefixlen) not in addresses:
-            for address, prefixlen in addresses:
-                ipr.addr('del', index=index, address=address, prefixlen=prefixlen)
-            ipr.addr('add', index=index, address=network['gateway'], prefixlen=subnet.prefixlen)
-            changed = True
-        with open('/sys/class/net/%s/flags' % bridge) as handle:
-            if not int(handle.read().strip(), 16) & 1:
-                ipr.link('set', index=index, state='up')
+        with contextlib.ExitStack() as stack:
+            if rtnl is None:
+                rtnl = stack.enter_context(netlink.Netlink())
+            index = rtnl.link_index(bridge)
+            if index is not None and not os.path.isdir('/sys/class/net/%s/bridge' % bridge):
+                raise ValidationError('interface %s exists and is not a bridge: give network %s another bridge name'
+                                      % (bridge, network['name']))
+            if index is None:
+                rtnl.add_bridge(bridge)
+                index = _link_index(rtnl, bridge)
+                rtnl.set_link(index, bridge, alias='runcible.oci network %s' % network['name'])
                 changed = True
-        _bridge_sysctls(network)
-    finally:
-        if own:
-            ipr.close()
+            prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
+            addresses = rtnl.addresses(index, bridge)
+            if (network['gateway'], prefixlen) not in addresses:
+                for address, other_prefixlen in addresses:
+                    rtnl.delete_address(index, address, other_prefixlen, bridge)
+                rtnl.add_address(index, network['gateway'], prefixlen, bridge)
+                changed = True
+            with open('/sys/class/net/%s/flags' % bridge) as handle:
+                if not int(handle.read().strip(), 16) & 1:
+                    rtnl.set_link(index, bridge, up=True)
+                    changed = True
+    except OSError as exc:
+        raise RuncibleError('cannot set up the bridge %s of network %s: %s' % (bridge, network['name'], exc))
+    _bridge_sysctls(network)
     return changed
 
 
 def delete_bridge(network):
-    if not interface_exists(network['bridge']):
+    bridge = network['bridge']
+    if not interface_exists(bridge):
         return False
-    IPRoute = _iproute()
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=network['bridge'])
-        if found:
-            ipr.link('del', index=found[0])
+    try:
+        with netlink.Netlink() as rtnl:
+            index = rtnl.link_index(bridge)
+            if index is not None:
+                rtnl.delete_link(index, bridge)
+    except OSError as exc:
+        raise RuncibleError('cannot delete the bridge %s of network %s: %s' % (bridge, network['name'], exc))
     return True
 
 
 def plumb(network, container_id, address, name, inside_socket=None):
     """The veth pair of a container: host end on the bridge, eth0 in its namespace with address and routes.
 
-    ``inside_socket``: a netlink socket opened in the container's namespace (else pyroute2 forks one).
+    ``inside_socket``: a netlink socket opened in the container's namespace, used and closed here
+    (else one is opened in it by a thread that enters the namespace).
     """
-    IPRoute = _iproute()
     path = netns_path(container_id)
     host_end = veth_name(container_id)
-    subnet = ipaddress.ip_network(network['subnet'])
-    with IPRoute() as ipr:
-        if not bridge_ready(network):
-            ensure_bridge(network, ipr)
-        if interface_exists(host_end):
-            ipr.link('del', index=socket.if_nametoindex(host_end))
-        ipr.link('add', ifname=host_end, kind='veth', peer={'ifname': CONTAINER_IFNAME, 'net_ns_fd': path})
-        bridge_index = socket.if_nametoindex(network['bridge'])
-        ipr.link('set', index=socket.if_nametoindex(host_end), master=bridge_index, state='up',
-                 ifalias='runcible.oci container %s' % name)
-        # The host may still know the address with the MAC of its previous owner.
-        with contextlib.suppress(Exception):
-            ipr.neigh('del', dst=address, ifindex=bridge_index)
-    if inside_socket is not None:
-        inside = IPRoute(fileno=inside_socket.detach())
-    else:
-        inside = IPRoute(netns=path, flags=0)
-    with inside:
-        inside.link('set', index=1, state='up')  # lo: always index 1 in a new namespace
-        eth0 = inside.link_lookup(ifname=CONTAINER_IFNAME)[0]
-        inside.addr('add', index=eth0, address=address, prefixlen=subnet.prefixlen)
-        inside.link('set', index=eth0, state='up')
-        if not network.get('internal'):
-            inside.route('add', dst='0.0.0.0/0', gateway=network['gateway'])
+    prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
+    try:
+        with netlink.Netlink() as rtnl:
+            if not bridge_ready(network):
+                ensure_bridge(network, rtnl)
+            stale = rtnl.link_index(host_end) if interface_exists(host_end) else None
+            if stale is not None:
+                rtnl.delete_link(stale, host_end)
+            netns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                rtnl.add_veth(host_end, CONTAINER_IFNAME, netns_fd)
+            finally:
+                os.close(netns_fd)
+            bridge_index = _link_index(rtnl, network['bridge'])
+            rtnl.set_link(_link_index(rtnl, host_end), host_end, up=True, master=bridge_index,
+                          alias='runcible.oci container %s' % name)
+            # The host may still know the address with the MAC of its previous owner.
+            with contextlib.suppress(OSError):
+                rtnl.delete_neighbour(bridge_index, address, network['bridge'])
+        if inside_socket is not None:
+            inside = netlink.Netlink(inside_socket)
+        else:
+            inside = netlink.Netlink.in_netns(path)
+        with inside:
+            inside.set_link(1, 'lo', up=True)  # lo: always index 1 in a namespace
+            eth0 = _link_index(inside, CONTAINER_IFNAME, ' in the namespace')
+            inside.add_address(eth0, address, prefixlen, CONTAINER_IFNAME)
+            inside.set_link(eth0, CONTAINER_IFNAME, up=True)
+            if not network.get('internal'):
+                inside.add_default_route(network['gateway'])
+    except OSError as exc:
+        raise RuncibleError('cannot attach container %s to network %s (veth %s, namespace %s): %s'
+                            % (name, network['name'], host_end, path, exc))
 
 
 # -- /etc/hosts and /etc/resolv.conf of a container -------------------------------------------------------
@@ -774,13 +775,6 @@ class Attachment(object):
             detach(self.engine, self.record)
 
 
-def _require_pyroute2():
-    """Fail before anything is made when pyroute2 is missing (cheap: finds it, does not import it)."""
-    import importlib.util
-    if importlib.util.find_spec('pyroute2') is None:
-        _iproute()
-
-
 def firewall_has(network_name):
     """Does our nftables table hold the rules of ``network_name`` (else someone flushed it)?"""
     return any(('net=%s ' % network_name) in rule for rule in ports.listed_rules('net='))
@@ -803,7 +797,6 @@ def attach(engine, record, restore=False):
     network_name = network_of(config)
     if network_name is None:
         return Attachment()
-    _require_pyroute2()
     container_id = record['id']
     mappings = ports.expand(config.get('published_ports'))
     registry = Registry()
