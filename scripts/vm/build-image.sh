@@ -36,7 +36,7 @@ export PATH="${PATH}:/usr/local/sbin:/usr/sbin:/sbin"
 PACKAGES=(
     systemd-sysv dbus udev kmod linux-image-amd64 initramfs-tools
     openssh-server libpam-systemd ifupdown isc-dhcp-client iproute2 procps
-    python3 python3-systemd python3-pyroute2
+    python3 python3-systemd
     runc crun conmon criu iptables nftables busybox-static zstd
 )
 
