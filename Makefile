@@ -25,7 +25,7 @@ ANSIBLE_TEST_HOME := $(BUILD)/ansible-test-home
 # `make setup` reruns scripts/host-setup.sh only when one of these files changed
 # (or its results are gone); otherwise it returns at once.
 SETUP_INPUTS := scripts/host-setup.sh scripts/build-busybox-rootfs.sh scripts/build-debian-rootfs.sh \
-	scripts/ansible-test-get-pip.py tests/requirements.txt $(sort $(wildcard $(REPO)/scripts/criu/*.patch))
+	scripts/ansible-test-get-pip.py tests/requirements.txt $(sort $(wildcard $(REPO)/roles/runtime/files/criu-patches/*.patch))
 SETUP_HASH := $(shell cd $(REPO) && cat $(SETUP_INPUTS) 2>/dev/null | sha256sum | cut -c1-16)
 SETUP_STAMP := $(BUILD)/stamps/setup-$(SETUP_HASH)
 

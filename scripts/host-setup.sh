@@ -37,7 +37,7 @@ CRIU_SOURCE_SUITE="${CRIU_SOURCE_SUITE:-trixie}"
 CRIU_SOURCES_FILE="/etc/apt/sources.list.d/runcible-criu-src.list"
 # Patches applied to the CRIU we build, and the record of what ${LOCAL_CRIU} was built
 # from: a changed patch set or suite rebuilds it.
-CRIU_PATCH_DIR="${REPO_ROOT}/scripts/criu"
+CRIU_PATCH_DIR="${REPO_ROOT}/roles/runtime/files/criu-patches"
 CRIU_RECIPE_FILE=/usr/local/share/runcible/criu.recipe
 
 # build/venv/bin is dropped from PATH (the Makefile puts it first): the venv is made
@@ -268,7 +268,7 @@ setup_criu() {
         chosen="${LOCAL_CRIU}"
         info "${LOCAL_CRIU} passes criu check"
     elif criu_passes "${LOCAL_CRIU}"; then
-        info "${LOCAL_CRIU} was built from another recipe (patches in scripts/criu); rebuilding it"
+        info "${LOCAL_CRIU} was built from another recipe (patches in roles/runtime/files/criu-patches); rebuilding it"
         build_criu
         chosen="${LOCAL_CRIU}"
     elif [[ ! -e ${LOCAL_CRIU} ]] && criu_passes "${DISTRO_CRIU}"; then
