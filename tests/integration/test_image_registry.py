@@ -113,7 +113,10 @@ def build(env, version):
 
 
 def test_pull_from_a_registry(env, registry):
-    repo = 'docker://%s/runcible/test-%s' % (registry['host'], os.path.basename(env.base).lower().replace('_', '-'))
+    # A repository path component is [a-z0-9] runs joined by separators, never ending in one: letters
+    # and digits of the test's own directory name only (mkdtemp names may end in "_").
+    unique = ''.join(char for char in os.path.basename(env.base).lower() if char.isalnum() and char.isascii())
+    repo = 'docker://%s/runcible/test-%s' % (registry['host'], unique)
     reference = repo + ':v1'
     layout, v1 = build(env, 'one')
     push(layout.path, 'build', reference)
