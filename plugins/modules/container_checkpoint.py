@@ -183,20 +183,12 @@ checkpoint:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
     module = AnsibleModule(argument_spec=_checkpoint.argument_spec(), supports_check_mode=True)
-    try:
-        result = _checkpoint.Task(module.params, check_mode=module.check_mode).run()
-    except RuncibleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+    run_task(module, _checkpoint.Task)
 
 
 if __name__ == '__main__':

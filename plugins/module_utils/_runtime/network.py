@@ -29,8 +29,6 @@ netlink at all, and neither does removing a container.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
 import fcntl
 import hashlib
@@ -42,7 +40,7 @@ import socket
 import threading
 import time
 
-from . import netlink
+from . import libc, netlink
 from . import ports
 from . import spec as oci_spec
 from .errors import RuncibleError, ValidationError
@@ -356,38 +354,28 @@ def ip_forward_warning(network):
 
 # -- the kernel: namespaces (plain syscalls), bridges and veths (rtnetlink) ----------------------------
 
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-        _libc.unshare.argtypes = [ctypes.c_int]
-    return _libc
-
-
-def _os_error(what, path):
-    code = ctypes.get_errno()
-    return OSError(code, '%s: %s' % (what, os.strerror(code)), path)
+def _os_error(what, path, exc):
+    return OSError(exc.errno, '%s: %s' % (what, exc.strerror), path)
 
 
 def _share_netns_dir():
     """Make /run/netns a shared mount point, as iproute2 does, so every mount namespace sees our namespaces."""
-    libc = _lib()
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
-    directory = NETNS_DIR.encode()
-    if libc.mount(b'none', directory, None, MS_SHARED | MS_REC, None) == 0:
+    try:
+        libc.mount('none', NETNS_DIR, None, MS_SHARED | MS_REC, None)
         return
-    if ctypes.get_errno() != errno.EINVAL:
-        raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR, exc)
     # Not a mount point yet: bind it onto itself, then share it.
-    if libc.mount(directory, directory, b'none', MS_BIND | MS_REC, None) != 0:
-        raise _os_error('cannot bind-mount %s' % NETNS_DIR, NETNS_DIR)
-    if libc.mount(b'none', directory, None, MS_SHARED | MS_REC, None) != 0:
-        raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR)
+    try:
+        libc.mount(NETNS_DIR, NETNS_DIR, 'none', MS_BIND | MS_REC, None)
+    except OSError as exc:
+        raise _os_error('cannot bind-mount %s' % NETNS_DIR, NETNS_DIR, exc)
+    try:
+        libc.mount('none', NETNS_DIR, None, MS_SHARED | MS_REC, None)
+    except OSError as exc:
+        raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR, exc)
 
 
 def create_netns(path, netlink=False):
@@ -403,12 +391,15 @@ def create_netns(path, netlink=False):
 
     def unshare_and_bind():
         # A thread of its own: unshare(CLONE_NEWNET) moves only the calling thread, which then ends.
-        libc = _lib()
-        if libc.unshare(CLONE_NEWNET) != 0:
-            outcome['error'] = _os_error('unshare(CLONE_NEWNET) failed', path)
+        try:
+            libc.unshare(CLONE_NEWNET)
+        except OSError as exc:
+            outcome['error'] = _os_error('unshare(CLONE_NEWNET) failed', path, exc)
             return
-        if libc.mount(b'/proc/thread-self/ns/net', path.encode(), b'none', MS_BIND, None) != 0:
-            outcome['error'] = _os_error('cannot bind the new network namespace', path)
+        try:
+            libc.mount('/proc/thread-self/ns/net', path, 'none', MS_BIND, None)
+        except OSError as exc:
+            outcome['error'] = _os_error('cannot bind the new network namespace', path, exc)
             return
         # Addresses are reused: a gratuitous ARP when eth0 comes up tells the bridge's neighbours
         # (the host, the other containers) its new MAC at once (sysctls are the opener's namespace's).
@@ -433,9 +424,11 @@ def create_netns(path, netlink=False):
 
 def remove_netns(path):
     """Unmount and delete a namespace file; the kernel frees the namespace, and its veth pair, when unused."""
-    libc = _lib()
-    if libc.umount2(path.encode(), MNT_DETACH) != 0 and ctypes.get_errno() not in (errno.EINVAL, errno.ENOENT):
-        raise RuncibleError('cannot unmount the network namespace %s: %s' % (path, os.strerror(ctypes.get_errno())))
+    try:
+        libc.umount2(path, MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise RuncibleError('cannot unmount the network namespace %s: %s' % (path, exc.strerror))
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
 

@@ -5,24 +5,13 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 
+from . import libc
 from .errors import RuncibleError, ValidationError
 
 MNT_DETACH = 2
-_libc = None
-
-
-def _lib():
-    global _libc
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-        _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-        _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-    return _libc
 
 
 def _escape_overlay_path(path):
@@ -69,10 +58,11 @@ def mount_overlay(lower_dirs, upper, work, target):
         return False
     options = 'lowerdir=%s,upperdir=%s,workdir=%s' % (
         ':'.join(_escape_overlay_path(d) for d in lower_dirs), _escape_overlay_path(upper), _escape_overlay_path(work))
-    if _lib().mount(b'overlay', target.encode(), b'overlay', 0, options.encode()) != 0:
-        err = ctypes.get_errno()
+    try:
+        libc.mount('overlay', target, 'overlay', 0, options)
+    except OSError as exc:
         raise RuncibleError('cannot mount the overlay root filesystem at %s (lower %s): %s; rootfs_mode: direct '
-                            'avoids overlayfs' % (target, ':'.join(lower_dirs), os.strerror(err)))
+                            'avoids overlayfs' % (target, ':'.join(lower_dirs), exc.strerror))
     return True
 
 
@@ -80,12 +70,16 @@ def unmount(target):
     """Unmount ``target`` if mounted (lazily if busy); -> True when something was unmounted."""
     if not is_mounted(target):
         return False
-    if _lib().umount2(target.encode(), 0) != 0:
-        err = ctypes.get_errno()
+    try:
+        libc.umount2(target, 0)
+    except OSError as exc:
+        err = exc.errno
         if err == errno.EBUSY:
-            if _lib().umount2(target.encode(), MNT_DETACH) == 0:
+            try:
+                libc.umount2(target, MNT_DETACH)
                 return True
-            err = ctypes.get_errno()
+            except OSError as again:
+                err = again.errno
         if err not in (errno.EINVAL, errno.ENOENT):
             raise RuncibleError('cannot unmount %s: %s' % (target, os.strerror(err)))
     return True
