@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 
-from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilities, read_manifest
+from . import _options
+from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilities
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import ValidationError
 from ._runtime.units import validate_name
@@ -28,6 +30,10 @@ def argument_spec():
         tcp_established=dict(type='bool', default=False),
         file_locks=dict(type='bool', default=False),
         keep=dict(type='bool', default=False),
+        integrity_key=dict(type='str', no_log=True),
+        rootfs=dict(type='path'),
+        image=dict(type='str'),
+        mounts=dict(type='list', elements='raw'),
         root=dict(type='path', default=DEFAULT_ROOT),
         run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
         runtime=dict(type='str'),
@@ -43,12 +49,21 @@ class Task(object):
                              params.get('runtime'))
         self.checkpoints = Checkpoints(self.engine, use_cache=not check_mode)
         self.actions = []
+        self.warnings = []
+        self.integrity = None
 
     def run(self):
         if self.params.get('import_archive') and self.params['state'] != 'restored':
             raise ValidationError('import needs state: restored')
         if self.params.get('export') and self.params['state'] != 'checkpointed':
             raise ValidationError('export needs state: checkpointed')
+        for option in ('rootfs', 'image', 'mounts'):
+            if self.params.get(option) is not None and not self.params.get('import_archive'):
+                raise ValidationError('%s is for import: it says what an imported container may use on this host'
+                                      % option)
+        if self.params.get('integrity_key') is not None and not (self.params.get('import_archive')
+                                                                 or self.params.get('export')):
+            raise ValidationError('integrity_key is for export and import')
         lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
         with lock:
             record, live = self.engine.inspect(self.name)
@@ -88,26 +103,21 @@ class Task(object):
             raise ValidationError('container %s is stopped and has no checkpoint: start it (state: started with '
                                   'runcible.oci.container) before checkpointing it' % self.name)
         export = self.params.get('export')
-        if export and (self.actions or not self.checkpoints.export_is_current(record, export)):
+        key = self.params.get('integrity_key')
+        if export and (self.actions or not self.checkpoints.export_is_current(record, export, key)):
             self.actions.append('exported')
             if not self.check_mode:
-                self.checkpoints.export(record, export, self.params['compress'])
+                self.checkpoints.export(record, export, self.params['compress'], key=key)
         return record, live
 
     # -- restored -----------------------------------------------------------------------------
     def _restored(self, record, live):
         archive = self.params.get('import_archive')
-        manifest = read_manifest(archive) if archive else None
-        if manifest is not None:
-            if record is None:
-                self.checkpoints.criu()
-                self.actions.extend(['imported', 'restored'])
-                if self.check_mode:
-                    return ({'id': None, 'name': self.name, 'config': manifest['config'],
-                             'checkpoint': {'id': manifest['checkpoint_id']}},
-                            {'status': 'running', 'pid': 0, 'conmon_pid': 0, 'exit_code': None, 'finished_at': None})
-                self.checkpoints.import_(self.name, archive, manifest, keep_logs=self.params['keep'])
-                return self.engine.inspect(self.name)
+        key = self.params.get('integrity_key')
+        if archive and record is None:
+            return self._import(archive, key)
+        if archive:
+            manifest, self.integrity = self.checkpoints.inspect_archive(archive, key)
             if (record.get('checkpoint') or {}).get('id') != manifest['checkpoint_id']:
                 raise ValidationError('a container named %s already exists and does not come from %s: remove it or '
                                       'import under another name' % (self.name, archive))
@@ -129,6 +139,38 @@ class Task(object):
         self.checkpoints.restore(record, keep_logs=self.params['keep'])
         return self.engine.inspect(self.name)
 
+    def _import(self, archive, key):
+        """Create the container from the archive and restore it: the archive read once, checked whole first."""
+        self.checkpoints.criu()
+        self.actions.extend(['imported', 'restored'])
+        if self.check_mode:
+            manifest, self.integrity = self.checkpoints.inspect_archive(archive, key)
+            config = self._import_config(manifest)
+            return ({'id': None, 'name': self.name, 'config': config, 'checkpoint': {'id': manifest['checkpoint_id']}},
+                    {'status': 'running', 'pid': 0, 'conmon_pid': 0, 'exit_code': None, 'finished_at': None})
+        staging = self.checkpoints.staging_dir()
+        try:
+            manifest, self.integrity = self.checkpoints.unpack_archive(archive, staging, key)
+            config = self._import_config(manifest)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(staging))
+            raise
+        try:
+            self.checkpoints.import_(self.name, staging, manifest, config, archive, keep_logs=self.params['keep'])
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(staging))
+        return self.engine.inspect(self.name)
+
+    def _import_config(self, manifest):
+        """The imported container's config, rebuilt from the manifest as a task's own options are built."""
+        overrides = dict((option, self.params.get(option)) for option in ('rootfs', 'image', 'mounts')
+                         if self.params.get(option) is not None)
+        runtime = self.params.get('runtime') or manifest['runtime']
+        return _options.imported_config(self.name, manifest['config'], overrides, runtime, self.engine)
+
     # -- result -------------------------------------------------------------------------------
     def result(self, record, live):
         result = {'changed': bool(self.actions), 'actions': self.actions}
@@ -146,8 +188,14 @@ class Task(object):
         if self.check_mode and 'checkpointed' in self.actions:
             after['checkpoint'] = '(new)'
         result['diff'] = {'before': self.before, 'after': after} if self.actions else {'before': {}, 'after': {}}
-        if self.engine.warnings:
-            result['warnings'] = list(self.engine.warnings)
+        if self.integrity is not None:
+            result['integrity'] = self.integrity
+            if self.integrity == 'not checked':
+                self.warnings.append('the archive carries an integrity digest that was not checked: give integrity_key '
+                                     'to refuse an archive changed since its export')
+        warnings = self.warnings + [warning for warning in self.engine.warnings if warning not in self.warnings]
+        if warnings:
+            result['warnings'] = warnings
         return result
 
 

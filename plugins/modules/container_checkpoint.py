@@ -15,6 +15,11 @@ description:
   - A restored container is started through conmon (C(conmon --restore)), so it is supervised
     exactly like a started one; stop, exit codes and logs work as before.
   - Only the latest checkpoint of a container is kept, under O(root).
+  - B(A checkpoint is process memory that is restored as root.) Importing an archive restores the
+    processes it holds, with their code, in a container on this host: import only archives you
+    would run as an image. What an archive cannot do is reach outside the container store or
+    choose anything on the host: see O(import_archive). O(integrity_key) lets the importing task
+    refuse an archive that was changed after its export.
 author:
   - runcible.oci contributors (@runcible)
 extends_documentation_fragment:
@@ -62,9 +67,14 @@ options:
       - Path of an archive to write with everything needed to restore elsewhere; the container's
         configuration, its OCI spec, the CRIU images, its root filesystem changes (the overlay upper
         directory) and its log. Needs O(state=checkpointed).
-      - Written again only when the checkpoint changed or the file is not the one written last.
-      - The target host needs the same root filesystem (O(runcible.oci.container#module:rootfs)) at
-        the same path, and the bind mount sources.
+      - The archive holds the container's environment and the memory of its processes, so it is
+        written with mode C(0600), created exclusively under a random name next to O(export) and
+        renamed over it (a symlink at O(export) is replaced, never followed). The container's upper
+        directory is read without following any symlink a process in the container planted there.
+      - Written again only when the checkpoint changed, the file is not the one written last, or
+        O(integrity_key) changed.
+      - The target host needs the same root filesystem or the image in its image store, and the bind
+        mount sources; the importing task names them (O(rootfs), O(mounts)).
     type: path
   compress:
     description:
@@ -76,13 +86,48 @@ options:
     description:
       - Archive written by O(export) to create the container O(name) from and restore.
         Needs O(state=restored).
-      - The archive is validated whole before anything is written; members with absolute or C(..)
-        paths, members below a symlink, hard links to outside the archive and device nodes other than
-        overlay whiteouts are refused.
+      - The archive is read once and checked whole before a container is made from it: it is
+        unpacked into a private directory of the store without ever following a symlink or writing
+        outside it (absolute names, C(..), members below a symlink, duplicate names, hard links to
+        anything but an earlier file of the same part, device nodes other than overlay whiteouts,
+        CRIU images other than files are refused), and its expanded size (sparse members at their full
+        size) must fit the free space of O(root).
+      - Its manifest is checked field by field (identifiers by strict patterns, the runtime by name:
+        C(runc) or C(crun), never a path) and the container's configuration is rebuilt from it through
+        the type checks and normalisers of M(runcible.oci.container)'s own options: unknown options are
+        refused, host paths are never taken from an archive (give O(rootfs) and O(mounts)), an image
+        only by digest from this host's image store.
       - When a container O(name) exists and comes from this archive's checkpoint, it is only restored
         if stopped; any other container of that name is an error.
     type: path
     aliases: [import]
+  integrity_key:
+    description:
+      - A secret shared by the exporting and the importing task, at least 16 characters. With
+        O(export), the archive gets a keyed digest (HMAC-SHA256) of every member; with
+        O(import_archive), an archive without that digest, or whose digest does not match with this
+        key, is refused before a container is made from it.
+      - Never written anywhere in clear; the record keeps a keyed fingerprint of it to notice a new key.
+    type: str
+  rootfs:
+    description:
+      - With O(import_archive), the root filesystem on this host for a container that ran on one (an
+        archive may not choose host paths). Usually the same directory as on the exporting host, with
+        the same content.
+      - Needed when the archive's container ran on a root filesystem; replaces an image too.
+    type: path
+  image:
+    description:
+      - With O(import_archive), the image (in this host's image store) to run the imported container
+        from, instead of the archive's own image, which is otherwise taken by its digest.
+    type: str
+  mounts:
+    description:
+      - With O(import_archive), the bind mounts of the imported container, as
+        O(runcible.oci.container#module:mounts) takes them; needed when the archive's container had
+        bind mounts (the same targets: the restored processes expect them).
+    type: list
+    elements: raw
   tcp_established:
     description:
       - Checkpoint and restore established TCP connections (CRIU C(--tcp-established)).
@@ -124,11 +169,19 @@ EXAMPLES = r'''
     name: counter
     leave_running: true
 
+- name: Export with a keyed digest (the key from a vault)
+  runcible.oci.container_checkpoint:
+    name: counter
+    export: /var/tmp/counter.tar.zst
+    integrity_key: "{{ vault_checkpoint_key }}"
+
 - name: On another host, create the container from the archive and restore it
   runcible.oci.container_checkpoint:
     name: counter
     state: restored
     import: /var/tmp/counter.tar.zst
+    integrity_key: "{{ vault_checkpoint_key }}"
+    rootfs: /srv/rootfs/busybox
 '''
 
 RETURN = r'''
@@ -141,6 +194,14 @@ container:
   description: The container after the task, as M(runcible.oci.container) returns it.
   returned: always
   type: dict
+integrity:
+  description:
+    - With O(import_archive), what was checked of the archive's integrity digest; V(verified) (with
+      O(integrity_key)), V(unsigned) (the archive has none) or V(not checked) (it has one, no key was
+      given).
+  returned: when an archive was read
+  type: str
+  sample: verified
 checkpoint:
   description: The container's latest checkpoint; empty when it has none.
   returned: always

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
 import tarfile
+import tempfile
 import time
 
 import pytest
@@ -108,7 +110,8 @@ def test_export_remove_import_under_a_new_name(env, tmp_path):
     env.run(name='test-exp', state='absent')
     assert os.stat(archive).st_mtime_ns == mtime
 
-    imported = env.four_ways({'name': 'test-imp', 'state': 'restored', 'import': archive}, module=MODULE)
+    imported = env.four_ways({'name': 'test-imp', 'state': 'restored', 'import': archive, 'rootfs': env.rootfs},
+                             module=MODULE)
     assert imported[0]['actions'] == ['imported', 'restored'] and imported[0]['container']['id'] is None
     assert imported[1]['actions'] == ['imported', 'restored']
     new = imported[1]['container']
@@ -126,7 +129,7 @@ def test_other_compressions(env, tmp_path, compress):
     ckpt(env, name='test-cmp', export=archive, compress=compress)
     dumped = counts(container['log_path'])
     env.run(name='test-cmp', state='absent')
-    result = ckpt(env, name='test-cmp2', state='restored', **{'import': archive})
+    result = ckpt(env, name='test-cmp2', state='restored', rootfs=env.rootfs, **{'import': archive})
     assert_continues(result['container']['log_path'], dumped[-1], len(dumped))
 
 
@@ -137,7 +140,7 @@ def test_rootfs_changes_travel_in_the_archive(env, tmp_path):
     archive = str(tmp_path / 'u.tar.zst')
     ckpt(env, name='test-upper', export=archive)
     env.run(name='test-upper', state='absent')
-    imported = ckpt(env, name='test-upper2', state='restored', **{'import': archive})
+    imported = ckpt(env, name='test-upper2', state='restored', rootfs=env.rootfs, **{'import': archive})
     upper = os.path.join(env.root, 'containers', 'test-upper2', 'upper')
     assert open(os.path.join(upper, 'etc', 'written')).read() == 'data\n'
     whiteout = os.lstat(os.path.join(upper, 'bin', 'true'))
@@ -181,11 +184,20 @@ def test_failures_through_the_playbook(env):
     assert 'does not exist' in results[0]['msg'] and 'does not exist' in results[1]['msg']
 
 
-def _archive(path, members, first_manifest=True):
+CHECKPOINT_ID = '5e' * 16
+
+
+def _manifest(**changes):
+    document = {'format': 'runcible.oci/checkpoint', 'version': 1, 'checkpoint_id': CHECKPOINT_ID, 'name': 'evil',
+                'config': {}, 'runtime': 'runc'}
+    document.update(changes)
+    return document
+
+
+def _archive(path, members, first_manifest=True, manifest=None):
     with tarfile.open(path, 'w', format=tarfile.PAX_FORMAT) as archive:
         if first_manifest:
-            data = json.dumps({'format': 'runcible.oci/checkpoint', 'version': 1, 'checkpoint_id': 'x',
-                               'name': 'evil', 'config': {}}).encode()
+            data = json.dumps(manifest or _manifest()).encode()
             info = tarfile.TarInfo('manifest.json')
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
@@ -214,27 +226,194 @@ def _device(name, major, minor):
 
 
 HOSTILE = {
-    'dotdot': ([_file('config.json'), _file('images/../../escaped')], 'absolute or ".." path'),
-    'absolute': ([_file('config.json'), _file('/tmp/escaped-abs')], 'absolute or ".." path'),
-    'symlink then write through it': ([_file('config.json'), _file('images/x'), _link('upper/etc', '/tmp'),
-                                       _file('upper/etc/escaped')], 'below the symlink'),
+    'dotdot': ([_file('config.json'), _file('images/../../escaped')], 'contains ".."'),
+    'absolute': ([_file('config.json'), _file('/tmp/escaped-abs')], 'absolute path'),
+    'symlink then write through it': ([_file('config.json'), _file('images/x'), _link('upper/evil', '{victim_dir}'),
+                                       _file('upper/evil/escaped')], 'lies below upper/evil, which is a symlink'),
+    'symlink then a regular member of the same name': ([_file('config.json'), _file('images/x'),
+                                                        _link('upper/v', '{victim}'), _file('upper/v', b'pwned')],
+                                                       'appears twice'),
+    'symlink to a dir, then ./ through it': ([_file('config.json'), _file('images/x'), _link('upper/d', '{victim_dir}'),
+                                              _file('upper/./d/x', b'pwned')], 'lies below upper/d'),
+    'symlink to a dir, then // through it': ([_file('config.json'), _file('images/x'), _link('upper/d', '{victim_dir}'),
+                                              _file('upper//d/x', b'pwned')], 'lies below upper/d'),
     'hard link to a host file': ([_file('config.json'), _file('images/x'),
-                                  _link('upper/passwd', '/etc/passwd', tarfile.LNKTYPE)], 'hard link'),
+                                  _link('upper/passwd', '{victim}', tarfile.LNKTYPE)], 'absolute path'),
     'device node': ([_file('config.json'), _file('images/x'), _device('upper/dev-null', 1, 3)], 'device node'),
     'foreign member': ([_file('config.json'), _file('images/x'), _file('etc/shadow')], 'not part of'),
 }
 
 
+@pytest.fixture(scope='module')
+def base_archive(stack, tmp_path_factory):
+    """A real exported checkpoint (plain tar) to build hostile archives on: a well-formed manifest and config."""
+    import shutil
+    from conftest import Env
+    base = tempfile.mkdtemp(prefix='rci-', dir='/tmp')
+    source = Env(base, stack['rootfs'])
+    try:
+        start_counter(source, 'test-base')
+        archive = str(tmp_path_factory.mktemp('base') / 'base.tar')
+        ckpt(source, name='test-base', export=archive, compress='none')
+    finally:
+        source.remove_all()
+        shutil.rmtree(base, ignore_errors=True)
+    return archive
+
+
+def _with_members(source, target, members):
+    """A copy of a real archive with ``members`` added after its own (the manifest stays first)."""
+    with tarfile.open(source) as old, tarfile.open(target, 'w', format=tarfile.PAX_FORMAT) as new:
+        for member in old:
+            new.addfile(member, old.extractfile(member) if member.isreg() else None)
+        for info, data in members:
+            new.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+@pytest.mark.parametrize('check_mode', [True, False], ids=['check', 'apply'])
 @pytest.mark.parametrize('case', sorted(HOSTILE))
-def test_hostile_archives_are_refused_before_anything_is_written(env, tmp_path, case):
+def test_hostile_archives_are_refused_and_write_nothing(env, tmp_path, case, check_mode, base_archive):
+    """Item 1 of the hostile-input issue: nothing is ever written through a link or outside the store.
+
+    The hostile members ride on a real archive (a valid manifest and config), as an attacker's would.
+    """
+    victim = tmp_path / 'victim'
+    victim.write_text('host file\n')
+    victim_dir = tmp_path / 'victim-dir'
+    victim_dir.mkdir()
     members, message = HOSTILE[case]
+    prepared = []
+    for info, data in members:
+        if info.name in ('config.json', 'images/x'):
+            continue  # the real archive has them
+        info = copy.copy(info)
+        info.linkname = info.linkname.replace('{victim_dir}', str(victim_dir)).replace('{victim}', str(victim))
+        prepared.append((info, data))
     archive = str(tmp_path / 'evil.tar')
-    _archive(archive, members)
+    _with_members(base_archive, archive, prepared)
     with pytest.raises(RuncibleError, match=message):
-        ckpt(env, name='test-evil', state='restored', **{'import': archive})
+        ckpt(env, check_mode=check_mode, name='test-evil', state='restored', rootfs=env.rootfs, **{'import': archive})
+    assert victim.read_text() == 'host file\n' and os.listdir(str(victim_dir)) == []
     assert not os.path.exists('/tmp/escaped-abs')
     assert not os.path.exists(os.path.join(env.root, 'containers', 'test-evil'))
+    assert not os.path.exists(os.path.join(env.root, 'imports'))
     assert env.leftovers() == []
+
+
+def test_a_hostile_archive_without_a_valid_config_is_refused_too(env, tmp_path):
+    archive = str(tmp_path / 'evil.tar')
+    _archive(archive, [_file('config.json'), _file('images/x'), _link('upper/v', str(tmp_path / 'victim')),
+                       _file('upper/v', b'pwned')])
+    with pytest.raises(RuncibleError, match='appears twice'):
+        ckpt(env, name='test-evil', state='restored', rootfs=env.rootfs, **{'import': archive})
+    assert not os.path.exists(str(tmp_path / 'victim'))
+
+
+def _rewrite(source, target, **changes):
+    """A copy of a real (plain tar) archive whose manifest (and nothing else) says something else."""
+    with tarfile.open(source) as old, tarfile.open(target, 'w', format=tarfile.PAX_FORMAT) as new:
+        for member in old:
+            data = old.extractfile(member).read() if member.isreg() else None
+            if member.name == 'manifest.json':
+                manifest = json.loads(data)
+                for key, value in changes.items():
+                    if key.startswith('config.'):
+                        manifest['config'][key[len('config.'):]] = value
+                    else:
+                        manifest[key] = value
+                data = json.dumps(manifest).encode()
+                member.size = len(data)
+            new.addfile(member, io.BytesIO(data) if data is not None else None)
+
+
+@pytest.fixture
+def real_archive(env, tmp_path):
+    """A plain-tar archive of a real checkpointed counter (the container removed afterwards)."""
+    start_counter(env, 'test-src')
+    archive = str(tmp_path / 'real.tar')
+    ckpt(env, name='test-src', export=archive, compress='none')
+    env.run(name='test-src', state='absent')
+    return archive
+
+
+def test_manifest_fields_and_config_are_not_trusted(env, tmp_path, real_archive):
+    """Item 2: identifiers by pattern; host paths, runtime paths and unknown options never come from an archive."""
+    outside = os.path.join(os.path.dirname(env.root), 'x')
+    cases = [
+        ({'checkpoint_id': '../../../../x'}, 'not a checkpoint id', {}),
+        ({'config.mounts': [{'source': '/', 'target': '/host', 'type': 'bind', 'options': ['rbind', 'rw']}]},
+         'binds host paths at /host', {'rootfs': env.rootfs}),
+        ({'config.rootfs_mode': 'direct', 'config.rootfs': '/'}, 'give rootfs', {}),
+        ({'config.rootfs': '/'}, 'may not choose host paths', {}),
+        ({'config.surprise': 1}, 'unknown options surprise', {'rootfs': env.rootfs}),
+        ({'config.image': 'docker://evil/x@sha256:' + '0' * 64, 'config.image_config': {'layers': ['../../../etc']},
+          'config.rootfs': None}, 'not in the local image store', {}),
+        ({'config.memory': 'lots'}, 'memory', {'rootfs': env.rootfs}),
+        ({'config.log_driver': 'syslog'}, 'log_driver', {'rootfs': env.rootfs}),
+        ({'runtime': '/tmp/evil/runc'}, 'runtime', {'rootfs': env.rootfs}),
+    ]
+    for index, (changes, message, params) in enumerate(cases):
+        target = str(tmp_path / ('evil-%d.tar' % index))
+        _rewrite(real_archive, target, **changes)
+        for check_mode in (True, False):
+            with pytest.raises(RuncibleError, match=message):
+                ckpt(env, check_mode=check_mode, name='test-evil', state='restored', **dict(params, **{'import': target}))
+            assert not os.path.exists(os.path.join(env.root, 'containers', 'test-evil')), changes
+            assert not os.path.exists(os.path.join(env.root, 'imports')), changes
+            assert not os.path.exists(outside), changes
+    assert env.leftovers() == []
+
+
+def test_the_runtime_is_chosen_by_name_never_by_the_archives_path(env, tmp_path, real_archive):
+    """A manifest config naming a runtime *path* (that conmon would run as root) gets this host's runc instead."""
+    marker = tmp_path / 'evil-ran'
+    evil = tmp_path / 'runc'
+    evil.write_text('#!/bin/sh\ntouch %s\nexec runc "$@"\n' % marker)
+    evil.chmod(0o755)
+    target = str(tmp_path / 'evil-runtime.tar')
+    _rewrite(real_archive, target, **{'config.runtime': str(evil)})
+    result = ckpt(env, name='test-rt', state='restored', rootfs=env.rootfs, **{'import': target})
+    assert result['container']['status'] == 'running'
+    assert result['container']['config']['runtime'] != str(evil) and not marker.exists()
+    assert result['integrity'] == 'unsigned'
+
+
+def test_integrity_key_four_ways_and_tampering(env, tmp_path):
+    container = start_counter(env, 'test-sig')
+    archive = str(tmp_path / 'sig.tar')
+    key = 'k' * 24
+    ckpt(env, name='test-sig', export=archive, compress='none', integrity_key=key)
+    dumped = counts(container['log_path'])
+    env.run(name='test-sig', state='absent')
+    tampered = str(tmp_path / 'tampered.tar')
+    _rewrite(archive, tampered, **{'config.env': {'INJECTED': '1'}})
+    for bad, message in ((tampered, 'changed after its export'),):
+        with pytest.raises(RuncibleError, match=message):
+            ckpt(env, name='test-sig2', state='restored', rootfs=env.rootfs, integrity_key=key, **{'import': bad})
+    with pytest.raises(RuncibleError, match='changed after its export, or exported with another key'):
+        ckpt(env, name='test-sig2', state='restored', rootfs=env.rootfs, integrity_key='z' * 24, **{'import': archive})
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-sig2'))
+    results = env.four_ways({'name': 'test-sig2', 'state': 'restored', 'import': archive, 'rootfs': env.rootfs,
+                             'integrity_key': key}, module=MODULE)
+    assert [r.get('integrity') for r in results] == ['verified'] * 4
+    assert key not in results[0]['_output'], 'the key is no_log'
+    assert_continues(results[1]['container']['log_path'], dumped[-1], len(dumped))
+    record = json.dumps(env.engine.store.load('test-sig2'))
+    assert key not in record
+
+
+def test_export_is_private_and_never_follows_a_planted_link(env, tmp_path):
+    """Item 3: 0600, created exclusively next to the destination; a symlink there is replaced, not followed."""
+    start_counter(env, 'test-priv')
+    victim = tmp_path / 'victim'
+    victim.write_text('host file\n')
+    archive = tmp_path / 'priv.tar.zst'
+    os.symlink(str(victim), str(archive))
+    for pid in range(os.getpid() - 20, os.getpid() + 20):
+        os.symlink(str(victim), str(tmp_path / ('.priv.tar.zst.tmp-%d' % pid)))
+    ckpt(env, name='test-priv', export=str(archive))
+    assert victim.read_text() == 'host file\n'
+    assert not os.path.islink(str(archive)) and os.stat(str(archive)).st_mode & 0o777 == 0o600
 
 
 def test_corrupt_foreign_and_truncated_archives(env, tmp_path):
@@ -263,7 +442,7 @@ def test_import_name_clash_leaves_the_existing_container_alone(env, tmp_path):
     ckpt(env, name='test-src', export=archive, leave_running=True)
     other = start_counter(env, 'test-other')
     with pytest.raises(RuncibleError, match='already exists'):
-        ckpt(env, name='test-other', state='restored', **{'import': archive})
+        ckpt(env, name='test-other', state='restored', rootfs=env.rootfs, **{'import': archive})
     assert env.inspect('test-other')['pid'] == other['pid']
     assert env.inspect('test-src')['pid'] == source['pid']
 

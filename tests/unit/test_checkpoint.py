@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""CRIU discovery and checkpoint archives, without a container."""
+"""CRIU discovery and checkpoint helpers, without a container (archives: test_checkpoint_archive.py)."""
 
 from __future__ import annotations
 
@@ -55,54 +55,6 @@ def test_find_criu_takes_the_first_that_passes_and_caches_it(tmp_path):
     assert checkpoint.find_criu(str(cache), search=[good]) == good
     with pytest.raises(RuncibleError):
         checkpoint.find_criu(None, search=[good])
-
-
-def _upper(tmp_path):
-    upper = tmp_path / 'upper'
-    (upper / 'etc').mkdir(parents=True)
-    (upper / 'etc' / 'motd').write_text('hello\n')
-    (upper / 'opaque').mkdir()
-    os.setxattr(str(upper / 'opaque'), 'trusted.overlay.opaque', b'y')
-    os.mknod(str(upper / 'etc' / 'gone'), stat.S_IFCHR | 0o600, os.makedev(0, 0))
-    os.symlink('/etc/motd', str(upper / 'link'))
-    os.link(str(upper / 'etc' / 'motd'), str(upper / 'hard'))
-    os.chown(str(upper / 'etc' / 'motd'), 1000, 1000)
-    return upper
-
-
-@pytest.mark.parametrize('compress', ['zstd', 'gzip', 'none'])
-def test_archive_round_trip_keeps_whiteouts_xattrs_links_owners(tmp_path, compress):
-    if compress == 'zstd' and not checkpoint.find_program('zstd'):
-        pytest.skip('the zstd program is not installed here')
-    images = tmp_path / 'images'
-    images.mkdir()
-    (images / 'pages-1.img').write_bytes(os.urandom(5000))
-    config = tmp_path / 'config.json'
-    config.write_text('{}')
-    manifest = {'format': checkpoint.ARCHIVE_FORMAT, 'version': checkpoint.ARCHIVE_VERSION, 'checkpoint_id': 'c1',
-                'name': 'x', 'config': {'rootfs': '/r'}}
-    archive = str(tmp_path / 'a.tar')
-    size = checkpoint.write_archive(archive, compress, manifest, str(config), str(images), str(_upper(tmp_path)), None)
-    assert size == os.path.getsize(archive)
-    assert checkpoint.detect_compression(archive) == compress
-    assert checkpoint.read_manifest(archive)['checkpoint_id'] == 'c1'
-    out = tmp_path / 'out'
-    out.mkdir()
-    checkpoint.extract_archive(archive, str(out))
-    assert (out / 'images' / 'pages-1.img').read_bytes() == (images / 'pages-1.img').read_bytes()
-    assert (out / 'upper' / 'etc' / 'motd').read_text() == 'hello\n'
-    assert os.stat(str(out / 'upper' / 'etc' / 'motd')).st_uid == 1000
-    gone = os.lstat(str(out / 'upper' / 'etc' / 'gone'))
-    assert stat.S_ISCHR(gone.st_mode) and gone.st_rdev == os.makedev(0, 0)
-    assert os.getxattr(str(out / 'upper' / 'opaque'), 'trusted.overlay.opaque') == b'y'
-    assert os.readlink(str(out / 'upper' / 'link')) == '/etc/motd'
-    assert os.stat(str(out / 'upper' / 'hard')).st_ino == os.stat(str(out / 'upper' / 'etc' / 'motd')).st_ino
-    assert not [name for name in os.listdir(str(tmp_path)) if name.startswith('.a.tar.tmp')]
-
-
-def test_write_archive_into_a_missing_directory_fails_clearly(tmp_path):
-    with pytest.raises(ValidationError, match='does not exist'):
-        checkpoint.write_archive(str(tmp_path / 'no' / 'a.tar'), 'none', {}, '/dev/null', str(tmp_path), None, None)
 
 
 @pytest.mark.parametrize('cap_eff, user, fails', [

@@ -225,3 +225,63 @@ def test_member_parts():
     for bad in ('/etc/passwd', '../x', 'a/../../b', ''):
         with pytest.raises(layers.LayerError):
             layers.member_parts(bad)
+
+
+def _sparse_tar(tmp_path, tar_format, apparent=301 << 20):
+    """A tar made by GNU tar of one sparse file of ``apparent`` bytes: a few KiB of tar."""
+    source = tmp_path / ('sparse-src-' + tar_format)
+    source.mkdir()
+    with open(str(source / 'sparse'), 'wb') as handle:
+        handle.write(b'head')
+        handle.seek(apparent - 4)
+        handle.write(b'tail')
+    tar = subprocess.run(['tar', '--sparse', '--format=' + tar_format, '-C', str(source), '-cf', '-', 'sparse'],
+                         stdout=subprocess.PIPE, check=True).stdout
+    assert len(tar) < 64 << 10, len(tar)
+    return tar
+
+
+@needs_root
+@pytest.mark.parametrize('tar_format', ['gnu', 'posix'])
+def test_a_sparse_member_counts_at_its_expanded_size(box, tmp_path, tar_format):
+    """A few KiB of tar with a 301 MiB sparse member is refused under a 1 MiB limit, before a byte is written."""
+    if not shutil.which('tar'):
+        pytest.skip('GNU tar is not installed here')
+    dest, _outside = box
+    tar = _sparse_tar(tmp_path, tar_format)
+    blob = gzip.compress(tar, mtime=0)
+    with pytest.raises(layers.LayerError, match='larger than the limit') as caught:
+        layers.unpack_blob(io.BytesIO(blob), str(dest), expected_digest=sha256(blob), expected_size=len(blob),
+                           expected_diff_id=sha256(tar), limits=layers.Limits(max_bytes=1 << 20))
+    assert 'sparse' in caught.value.msg
+    assert os.listdir(str(dest)) == []
+
+
+@needs_root
+def test_a_sparse_member_within_the_limit_stays_sparse(box, tmp_path):
+    if not shutil.which('tar'):
+        pytest.skip('GNU tar is not installed here')
+    dest, _outside = box
+    tar = _sparse_tar(tmp_path, 'posix', apparent=64 << 20)
+    result = layers.unpack_blob(io.BytesIO(tar), str(dest), expected_diff_id=sha256(tar))
+    written = os.stat(str(dest / 'sparse'))
+    assert written.st_size == 64 << 20 and result['bytes'] == 64 << 20
+    assert written.st_blocks * 512 <= 4 << 20, 'holes stay holes (only the 1 MiB chunks with data are written)'
+    with open(str(dest / 'sparse'), 'rb') as handle:
+        assert handle.read(4) == b'head'
+        handle.seek((64 << 20) - 4)
+        assert handle.read() == b'tail'
+
+
+def test_check_mode_unpacker_writes_nothing_and_sees_the_same_attacks(tmp_path):
+    """dry_run: the model alone refuses what the filesystem walk would (members below symlinks, hard links)."""
+    import tarfile
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime import untar
+    for members in ([symlink_member('link', '/etc'), file_member('link/passwd', b'x')],
+                    [symlink_member('link', '/etc'), file_member('./link//passwd', b'x')],
+                    [file_member('f', b'x'), file_member('f/g', b'x')],
+                    [hardlink_member('stolen', 'etc/shadow')]):
+        archive = tarfile.open(fileobj=io.BytesIO(tar_bytes(members)), mode='r|')
+        with pytest.raises(untar.UnpackError, match='refusing'):
+            untar.Unpacker(str(tmp_path / 'never'), layers.LayerPolicy(), dry_run=True).unpack(archive)
+    assert not os.path.exists(str(tmp_path / 'never'))

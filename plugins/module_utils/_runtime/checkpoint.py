@@ -1,18 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""CRIU on the host, checkpoint metadata and portable checkpoint archives.
+"""CRIU on the host, and checkpoint, restore, export and import of a container.
 
 A checkpoint lives in ``root/containers/NAME/checkpoints/ID/``: ``images/`` (CRIU's images, as
 ``runc checkpoint --image-path`` writes them), ``work/`` (CRIU's dump and restore logs) and
 ``checkpoint.json`` (metadata). Only the latest checkpoint of a container is kept.
 
-An exported archive is a PAX tar (plain, gzip or zstd) holding ``manifest.json`` first, then
-``config.json`` (the OCI spec), ``images/`` (CRIU), ``upper/`` (the overlay upper dir, i.e. the
-container's own changes of its root filesystem, with overlay whiteouts and opaque dirs) and
-``ctr.log``. Importing validates every member before anything is written: no absolute names, no
-``..``, no member below a symlink of the archive, hard links only to earlier members, device
-nodes only as overlay whiteouts (char 0:0).
+Exported archives, their format and what an imported one may and may not do are
+checkpoint_archive.py's. An import is read once: unpacked into a staging directory of the store
+while every member is checked (and the integrity digest computed), and only then, with the
+configuration the task layer rebuilt from its manifest, turned into a container.
 """
 
 from __future__ import annotations
@@ -22,23 +20,17 @@ import json
 import os
 import secrets
 import shutil
-import stat
 import subprocess
-import tarfile
 import time
-import zlib
 
+from . import checkpoint_archive as archives
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
-from .image_options import lower_dirs as image_lower_dirs
+from .layers import tree_size
 from .oci_cli import cgroup_mode, find_program
-from .rootfs import validate_rootfs
 from .store import atomic_write
 
-ARCHIVE_FORMAT = 'runcible.oci/checkpoint'
-ARCHIVE_VERSION = 1
-COMPRESSIONS = ('zstd', 'gzip', 'none')
-OVERLAY_XATTR_PREFIXES = ('trusted.overlay.', 'user.overlay.')
+COMPRESSIONS = archives.COMPRESSIONS
 CRIU_CHECK_TIMEOUT = 120
 
 _versions = {}
@@ -131,23 +123,7 @@ def _read_json(path):
 
 
 def _write_json(path, data):
-    tmp = path + '.tmp-%d' % os.getpid()
-    with open(tmp, 'w') as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.rename(tmp, path)
-
-
-def tree_size(path):
-    total = 0
-    for directory, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(directory, name)).st_size
-            except OSError:
-                pass
-    return total
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
 
 
 def tail_file(path, lines=15):
@@ -160,252 +136,6 @@ def tail_file(path, lines=15):
     except OSError:
         return ''
     return '\n'.join(text.splitlines()[-lines:])
-
-
-# -- archives ---------------------------------------------------------------------------------------
-
-def _compressor(compress):
-    if compress == 'zstd':
-        path = find_program('zstd')
-        if not path:
-            raise ValidationError('compress=zstd needs the zstd program: install the Debian package "zstd", or use '
-                                  'compress: gzip')
-        return path
-    return None
-
-
-def _open_writer(path, compress):
-    """-> (tarfile, closer). zstd goes through the zstd program; gzip and none through tarfile."""
-    if compress == 'gzip':
-        archive = tarfile.open(path, 'w:gz', format=tarfile.PAX_FORMAT, compresslevel=6)
-        return archive, archive.close
-    if compress == 'none':
-        archive = tarfile.open(path, 'w', format=tarfile.PAX_FORMAT)
-        return archive, archive.close
-    zstd = _compressor('zstd')
-    out = open(path, 'wb')
-    proc = subprocess.Popen([zstd, '-q', '-T0', '-3', '-c'], stdin=subprocess.PIPE, stdout=out, stderr=subprocess.PIPE)
-    archive = tarfile.open(fileobj=proc.stdin, mode='w|', format=tarfile.PAX_FORMAT)
-
-    def close():
-        archive.close()
-        proc.stdin.close()
-        err = proc.stderr.read().decode('utf-8', 'replace')
-        rc = proc.wait()
-        out.close()
-        if rc != 0:
-            raise RuncibleError('zstd failed to compress %s: %s' % (path, err.strip()))
-    return archive, close
-
-
-def detect_compression(path):
-    with open(path, 'rb') as handle:
-        magic = handle.read(4)
-    if magic[:2] == b'\x1f\x8b':
-        return 'gzip'
-    if magic == b'\x28\xb5\x2f\xfd':
-        return 'zstd'
-    return 'none'
-
-
-def _open_reader(path):
-    """-> (tarfile opened for streaming, closer)."""
-    compression = detect_compression(path)
-    if compression == 'gzip':
-        archive = tarfile.open(path, 'r|gz')
-        return archive, archive.close
-    if compression == 'none':
-        archive = tarfile.open(path, 'r|')
-        return archive, archive.close
-    zstd = _compressor('zstd')
-    proc = subprocess.Popen([zstd, '-q', '-d', '-c', path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    archive = tarfile.open(fileobj=proc.stdout, mode='r|')
-
-    def close():
-        archive.close()
-        proc.stdout.close()
-        proc.stderr.close()
-        proc.wait()
-    return archive, close
-
-
-def _add_tree(archive, source, arcname):
-    """Add a directory tree, keeping owners, modes, whiteouts and overlay xattrs (as PAX records)."""
-    for directory, dirs, files in os.walk(source):
-        dirs.sort()
-        for name in [''] + sorted(files) + sorted(d for d in dirs if os.path.islink(os.path.join(directory, d))):
-            full = os.path.join(directory, name) if name else directory
-            relative = os.path.relpath(full, source)
-            member_name = arcname if relative == '.' else arcname + '/' + relative
-            info = archive.gettarinfo(full, member_name)
-            if info is None:
-                continue
-            info.uname = info.gname = ''
-            xattrs = {}
-            try:
-                for key in os.listxattr(full, follow_symlinks=False):
-                    if key.startswith(OVERLAY_XATTR_PREFIXES):
-                        value = os.getxattr(full, key, follow_symlinks=False)
-                        xattrs['SCHILY.xattr.' + key] = value.decode('utf-8', 'surrogateescape')
-            except OSError:
-                pass
-            if xattrs:
-                info.pax_headers = dict(info.pax_headers, **xattrs)
-            if info.isreg():
-                with open(full, 'rb') as handle:
-                    archive.addfile(info, handle)
-            else:
-                archive.addfile(info)
-
-
-def write_archive(path, compress, manifest, config_json, images_dir, upper_dir, log_path):
-    """Write the checkpoint archive atomically (temp file, rename); -> its size."""
-    if compress not in COMPRESSIONS:
-        raise ValidationError('compress: %r is not one of %s' % (compress, ', '.join(COMPRESSIONS)))
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise ValidationError('export: directory %s does not exist' % directory)
-    tmp = os.path.join(directory, '.%s.tmp-%d' % (os.path.basename(path), os.getpid()))
-    archive, close = _open_writer(tmp, compress)
-    try:
-        data = json.dumps(manifest, indent=1, sort_keys=True).encode()
-        info = tarfile.TarInfo('manifest.json')
-        info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
-        archive.addfile(info, _BytesReader(data))
-        archive.add(config_json, 'config.json', recursive=False)
-        _add_tree(archive, images_dir, 'images')
-        if upper_dir and os.path.isdir(upper_dir):
-            _add_tree(archive, upper_dir, 'upper')
-        if log_path and os.path.isfile(log_path):
-            archive.add(log_path, 'ctr.log', recursive=False)
-        close()
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            close()
-        except Exception:
-            pass
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return os.path.getsize(path)
-
-
-class _BytesReader(object):
-    def __init__(self, data):
-        self.data = data
-        self.offset = 0
-
-    def read(self, size=-1):
-        end = len(self.data) if size is None or size < 0 else self.offset + size
-        chunk = self.data[self.offset:end]
-        self.offset += len(chunk)
-        return chunk
-
-
-def _check_member(member, seen, symlinks):
-    name = member.name
-    parts = name.split('/')
-    if name.startswith('/') or '..' in parts or not name or '\0' in name:
-        raise ValidationError('archive member %r has an absolute or ".." path: refusing the archive' % name)
-    top = parts[0]
-    if top not in ('manifest.json', 'config.json', 'images', 'upper', 'ctr.log'):
-        raise ValidationError('archive member %r is not part of a runcible.oci checkpoint archive' % name)
-    for index in range(1, len(parts)):
-        if '/'.join(parts[:index]) in symlinks:
-            raise ValidationError('archive member %r lies below the symlink %s: refusing the archive'
-                                  % (name, '/'.join(parts[:index])))
-    if member.issym():
-        if top != 'upper':
-            raise ValidationError('archive member %r is a symlink outside upper/: refusing the archive' % name)
-        symlinks.add(name)
-    elif member.islnk():
-        if member.linkname not in seen or member.linkname.split('/')[0] != top:
-            raise ValidationError('archive member %r is a hard link to %r, which is not an earlier member of its '
-                                  'part: refusing the archive' % (name, member.linkname))
-    elif member.ischr() or member.isblk():
-        if top != 'upper' or not member.ischr() or member.devmajor != 0 or member.devminor != 0:
-            raise ValidationError('archive member %r is a device node: only overlay whiteouts (char 0:0) are '
-                                  'allowed' % name)
-    elif not (member.isreg() or member.isdir() or member.isfifo()):
-        raise ValidationError('archive member %r has an unsupported type' % name)
-    seen.add(name)
-
-
-def read_manifest(path):
-    """Validate the whole archive (every member) and return its manifest; writes nothing."""
-    if not os.path.isfile(path):
-        raise ValidationError('import: %s does not exist or is not a file' % path)
-    manifest = None
-    seen, symlinks = set(), set()
-    parts = set()
-    close = None
-    try:
-        archive, close = _open_reader(path)
-        for index, member in enumerate(archive):
-            _check_member(member, seen, symlinks)
-            parts.add(member.name.split('/')[0])
-            if index == 0:
-                if member.name != 'manifest.json' or not member.isreg() or member.size > 1 << 20:
-                    raise ValidationError('%s is not a runcible.oci checkpoint archive (no manifest.json first)' % path)
-                manifest = json.loads(archive.extractfile(member).read().decode('utf-8'))
-    except (tarfile.TarError, EOFError, OSError, ValueError, zlib.error) as exc:
-        raise ValidationError('%s is not a readable checkpoint archive (corrupt or truncated?): %s' % (path, exc))
-    finally:
-        if close is not None:
-            with contextlib.suppress(Exception):
-                close()
-    if not isinstance(manifest, dict) or manifest.get('format') != ARCHIVE_FORMAT:
-        raise ValidationError('%s is not a runcible.oci checkpoint archive (foreign manifest)' % path)
-    if manifest.get('version') != ARCHIVE_VERSION:
-        raise ValidationError('%s has archive version %r; this collection reads version %d'
-                              % (path, manifest.get('version'), ARCHIVE_VERSION))
-    missing = set(['config.json', 'images']) - parts
-    if missing:
-        raise ValidationError('%s lacks %s: it is truncated or not a checkpoint archive' % (path, ', '.join(sorted(missing))))
-    for key in ('checkpoint_id', 'config', 'name'):
-        if key not in manifest:
-            raise ValidationError('%s has a manifest without %s' % (path, key))
-    return manifest
-
-
-def extract_archive(path, destination):
-    """Extract a validated archive into ``destination`` (which must be new and empty)."""
-    archive, close = _open_reader(path)
-    seen, symlinks = set(), set()
-    try:
-        for member in archive:
-            _check_member(member, seen, symlinks)
-            target = os.path.join(destination, member.name)
-            parent = os.path.dirname(target)
-            if not os.path.isdir(parent):
-                os.makedirs(parent)
-            if member.islnk():
-                os.link(os.path.join(destination, member.linkname), target)
-                continue
-            if member.isdir():
-                os.makedirs(target, exist_ok=True)
-            elif member.isreg():
-                with archive.extractfile(member) as source, open(target, 'wb') as sink:
-                    shutil.copyfileobj(source, sink, 1 << 20)
-            elif member.issym():
-                os.symlink(member.linkname, target)
-            elif member.ischr():
-                os.mknod(target, stat.S_IFCHR | (member.mode & 0o7777), os.makedev(0, 0))
-            elif member.isfifo():
-                os.mkfifo(target, member.mode & 0o7777)
-            os.lchown(target, member.uid, member.gid)
-            if not member.issym():
-                os.chmod(target, member.mode & 0o7777)
-                os.utime(target, (member.mtime, member.mtime))
-            for key, value in member.pax_headers.items():
-                if key.startswith('SCHILY.xattr.') and key[len('SCHILY.xattr.'):].startswith(OVERLAY_XATTR_PREFIXES):
-                    os.setxattr(target, key[len('SCHILY.xattr.'):], value.encode('utf-8', 'surrogateescape'),
-                                follow_symlinks=False)
-    finally:
-        close()
-    return destination
 
 
 CAP_SYS_RESOURCE = 24
@@ -566,67 +296,78 @@ class Checkpoints(object):
     def manifest(self, record):
         meta = record['checkpoint']
         return {
-            'format': ARCHIVE_FORMAT, 'version': ARCHIVE_VERSION, 'checkpoint_id': meta['id'],
+            'format': archives.ARCHIVE_FORMAT, 'version': archives.ARCHIVE_VERSION, 'checkpoint_id': meta['id'],
             'name': record['name'], 'id': record['id'], 'config': record['config'], 'created': meta['created'],
             'runtime': meta['runtime'], 'runtime_version': meta['runtime_version'],
             'criu_version': meta['criu_version'], 'dump_seconds': meta['dump_seconds'],
             'tcp_established': meta['tcp_established'], 'file_locks': meta['file_locks'],
         }
 
-    def export_is_current(self, record, path):
+    def export_is_current(self, record, path, key=None):
         meta = record.get('checkpoint') or {}
         known = (meta.get('exports') or {}).get(os.path.abspath(path))
-        if not known or not os.path.isfile(path):
+        if not known or not os.path.isfile(path) or os.path.islink(path):
             return False
         info = os.stat(path)
-        return known.get('size') == info.st_size and known.get('mtime_ns') == info.st_mtime_ns
+        return (known.get('size') == info.st_size and known.get('mtime_ns') == info.st_mtime_ns
+                and known.get('key_id') == archives.key_id(key))
 
-    def export(self, record, path, compress='zstd'):
+    def export(self, record, path, compress='zstd', key=None):
         path = os.path.abspath(path)
         meta = record['checkpoint']
         paths = self.engine.paths(record)
         upper = paths.upper if record['config'].get('rootfs_mode') == 'overlay' else None
-        size = write_archive(path, compress, self.manifest(record), paths.config_json, meta['images'], upper,
-                             paths.log)
+        size = archives.write_archive(path, compress, self.manifest(record), paths.config_json, meta['images'], upper,
+                                      paths.log, key=key)
         info = os.stat(path)
         meta.setdefault('exports', {})[path] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns,
-                                                'compress': compress}
+                                                'compress': compress, 'key_id': archives.key_id(key)}
         self.engine.store.save(record)
         return size
 
-    def import_(self, name, path, manifest, keep_logs=False):
-        """Create container ``name`` from a validated archive and restore it; -> record."""
-        config = dict(manifest['config'])
-        if config.get('image'):
-            # The image's layers must be in this host's image store (pull the image here first).
-            image_lower_dirs(self.engine.store.root, config)
-        else:
-            validate_rootfs(config.get('rootfs'))
-        runtime_path = config.get('runtime')
-        if not runtime_path or not os.path.exists(runtime_path):
-            found = find_program(os.path.basename(runtime_path or 'runc'))
-            if not found:
-                raise ValidationError('the archive was made with runtime %s, which is not installed here'
-                                      % os.path.basename(runtime_path or 'runc'))
-            config['runtime'] = found
+    def staging_dir(self):
+        """A new private directory of the store to unpack an archive into (the caller removes it)."""
+        parent = os.path.join(self.engine.store.root, 'imports')
+        os.makedirs(parent, mode=0o700, exist_ok=True)
+        path = os.path.join(parent, secrets.token_hex(8))
+        os.mkdir(path, 0o700)
+        return path
+
+    def inspect_archive(self, path, key=None):
+        """Check a whole archive without writing anything; -> (manifest, integrity)."""
+        return archives.read_archive(path, None, key=key, limits=self._limits())
+
+    def unpack_archive(self, path, staging, key=None):
+        """Unpack and check a whole archive into ``staging``; -> (manifest, integrity)."""
+        return archives.read_archive(path, staging, key=key, limits=self._limits())
+
+    def _limits(self):
+        from .untar import Limits  # pylint: disable=import-outside-toplevel
+        root = self.engine.store.root
+        while not os.path.isdir(root):
+            root = os.path.dirname(root)
+        return Limits(max_bytes=archives.free_bytes(root))
+
+    def import_(self, name, staging, manifest, config, archive_path, keep_logs=False):
+        """Create container ``name`` from an unpacked, checked archive in ``staging`` and restore it; -> record.
+
+        ``config`` is the complete container config the task layer rebuilt from the manifest.
+        ``staging`` is consumed (moved into the container or removed).
+        """
         self.criu()
         engine = self.engine
         record = engine.create(name, config, start=False, launch=False)
         try:
-            staging = os.path.join(engine.paths(record).dir, 'import-' + secrets.token_hex(4))
-            os.makedirs(staging, mode=0o700)
-            extract_archive(path, staging)
             paths = engine.paths(record)
             checkpoint_id = manifest['checkpoint_id']
             base = self.directory(record, checkpoint_id)
             os.makedirs(base, mode=0o700)
             os.rename(os.path.join(staging, 'images'), os.path.join(base, 'images'))
-            if os.path.isdir(os.path.join(staging, 'upper')):
+            if os.path.isdir(os.path.join(staging, 'upper')) and not os.path.islink(os.path.join(staging, 'upper')):
                 shutil.rmtree(paths.upper, ignore_errors=True)
                 os.rename(os.path.join(staging, 'upper'), paths.upper)
             if os.path.isfile(os.path.join(staging, 'ctr.log')):
                 os.rename(os.path.join(staging, 'ctr.log'), paths.log)
-            shutil.rmtree(staging, ignore_errors=True)
             meta = {
                 'id': checkpoint_id, 'path': base, 'images': os.path.join(base, 'images'),
                 'created': manifest.get('created'), 'size': tree_size(os.path.join(base, 'images')),
@@ -635,7 +376,7 @@ class Checkpoints(object):
                 'dump_seconds': manifest.get('dump_seconds'), 'leave_running': False, 'pid_start': None,
                 'tcp_established': bool(manifest.get('tcp_established')),
                 'file_locks': bool(manifest.get('file_locks')), 'restore_seconds': None, 'restored_at': None,
-                'exports': {}, 'imported_from': os.path.abspath(path),
+                'exports': {}, 'imported_from': os.path.abspath(archive_path),
             }
             _write_json(os.path.join(base, 'checkpoint.json'), meta)
             record['checkpoint'] = meta
@@ -645,4 +386,6 @@ class Checkpoints(object):
             with contextlib.suppress(Exception):
                 engine.remove(record, stop_timeout=0)
             raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         return record

@@ -1,34 +1,28 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Safe unpacking of OCI image layers into a directory used as an overlay lower layer.
+"""OCI image layers: a layer blob verified and unpacked into a directory used as an overlay lower layer.
 
 A layer blob is read once: its sha256 (the blob digest, compressed) and the sha256 of the tar
 stream inside (the diff_id) are computed while the tar is unpacked, and both must match what the
 manifest and the image config say, or the unpacked tree is thrown away.
 
-Every member is checked before anything is written, and written without ever following a symlink:
-each parent directory is opened component by component from the layer's root with ``O_NOFOLLOW``
-(a symlink or a non-directory on the way fails the layer), and the member is then created relative
-to its parent's file descriptor (``O_CREAT|O_EXCL|O_NOFOLLOW``, ``mknodat``, ``symlinkat``,
-``linkat`` without following). So absolute names, ``..``, members below a symlink (absolute or
-relative), hard links to anything outside the layer and whiteouts naming ``..`` can never write
-outside the layer directory; they fail the whole layer.
-
-OCI whiteouts become overlayfs whiteouts, so that stacking the layer directories as overlay lower
-dirs gives the image's view: ``.wh.NAME`` -> a character device 0:0 named NAME,
-``DIR/.wh..wh..opq`` -> the ``trusted.overlay.opaque=y`` xattr on DIR.
-
-Owners, modes (set-id bits too), mtimes and extended attributes are kept (``trusted.overlay.*``,
-``user.overlay.*`` and ``security.selinux`` from the layer are dropped: only we decide what
-overlayfs sees). Device nodes are created only when running as root, else skipped and counted.
-The uncompressed size and the number of members are bounded (``Limits``) against tar bombs.
+The unpacking itself is untar.py's, the one unpacker of the collection (checkpoint archives use it
+too): names normalised and checked before anything is written, nothing ever written through a
+symlink or outside the layer directory, expanded sizes (sparse members too) bounded. What is
+particular to layers is :class:`LayerPolicy`: OCI whiteouts become overlayfs whiteouts, so that
+stacking the layer directories as overlay lower dirs gives the image's view (``.wh.NAME`` -> a
+character device 0:0 named NAME, ``DIR/.wh..wh..opq`` -> the ``trusted.overlay.opaque=y`` xattr on
+DIR), and the layer's own ``trusted.overlay.*``, ``user.overlay.*`` and ``security.selinux``
+attributes are dropped (only we decide what overlayfs sees). Owners, modes (set-id bits too),
+mtimes and other extended attributes are kept. Device nodes are created only when running as root,
+else skipped and counted. The uncompressed size and the number of members are bounded (``Limits``)
+against tar bombs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import gzip
 import hashlib
 import os
@@ -38,32 +32,13 @@ import tarfile
 import threading
 import zlib
 
-from .errors import ValidationError
+from . import untar
+from .untar import CHUNK, Limits, OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, detect_compression  # noqa: F401 (the layer API)
 
-WHITEOUT_PREFIX = '.wh.'
-OPAQUE_MARKER = '.wh..wh..opq'
-OPAQUE_XATTR = 'trusted.overlay.opaque'
 DROPPED_XATTR_PREFIXES = ('trusted.overlay.', 'user.overlay.', 'security.selinux')
-DEFAULT_MAX_BYTES = 16 << 30
-DEFAULT_MAX_ENTRIES = 2000000
-CHUNK = 1 << 20
-GZIP_MAGIC = b'\x1f\x8b'
-ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
 
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_O_PATH = getattr(os, 'O_PATH', 0o10000000)
-
-
-class LayerError(ValidationError):
-    """A layer that is corrupt, does not match its digests, or tries to write outside its directory."""
-
-
-class Limits(object):
-    """Bounds of one layer: bytes of the uncompressed tar stream and number of members."""
-
-    def __init__(self, max_bytes=DEFAULT_MAX_BYTES, max_entries=DEFAULT_MAX_ENTRIES):
-        self.max_bytes = max_bytes
-        self.max_entries = max_entries
+# A layer that is corrupt, does not match its digests, or tries to write outside its directory.
+LayerError = untar.UnpackError
 
 
 # -- streams ------------------------------------------------------------------------------------------
@@ -94,14 +69,6 @@ class HashingReader(object):
 
     def digest(self):
         return 'sha256:' + self.hasher.hexdigest()
-
-
-def detect_compression(head):
-    if head.startswith(GZIP_MAGIC):
-        return 'gzip'
-    if head.startswith(ZSTD_MAGIC):
-        return 'zstd'
-    return 'none'
 
 
 class _ZstdStream(object):
@@ -147,290 +114,21 @@ class _ZstdStream(object):
             raise LayerError('the layer blob is not a valid zstd stream: %s' % (err or 'zstd exit %d' % rc))
 
 
-# -- names --------------------------------------------------------------------------------------------
+# -- the policy of image layers ----------------------------------------------------------------------
+
+class LayerPolicy(untar.Policy):
+    """OCI image layers: every file kind, OCI whiteouts, no overlay or SELinux attributes of the author's."""
+
+    what = 'layer'
+    oci_whiteouts = True
+
+    def keep_xattr(self, parts, name, value):
+        return not name.startswith(DROPPED_XATTR_PREFIXES)
+
 
 def member_parts(name, what='member'):
     """Split a tar member name into safe path components; refuses absolute names and ``..``."""
-    if not name or '\0' in name:
-        raise LayerError('layer %s %r has an empty or invalid name' % (what, name))
-    if name.startswith('/'):
-        raise LayerError('layer %s %r is an absolute path: refusing the layer' % (what, name))
-    parts = [part for part in name.split('/') if part not in ('', '.')]
-    if '..' in parts:
-        raise LayerError('layer %s %r contains "..": refusing the layer' % (what, name))
-    return parts
-
-
-# -- the unpacker -------------------------------------------------------------------------------------
-
-class Unpacker(object):
-    """Unpack one tar stream into ``dest`` (an existing, empty directory) safely; see the module doc."""
-
-    def __init__(self, dest, limits=None, as_root=None):
-        self.dest = dest
-        self.limits = limits or Limits()
-        self.as_root = os.geteuid() == 0 if as_root is None else as_root
-        self.root_fd = None
-        self.entries = 0
-        self.bytes = 0
-        self.skipped = {}
-        self.dir_times = []
-        self._parent_cache = (None, None)
-
-    # fds ---------------------------------------------------------------------------------------
-    def _close_cache(self):
-        key, fd = self._parent_cache
-        if fd is not None:
-            os.close(fd)
-        self._parent_cache = (None, None)
-
-    def _open_dir(self, parts, name, create=True):
-        """An fd of the directory ``parts`` under the root, walked without following any symlink."""
-        key = tuple(parts)
-        if self._parent_cache[0] == key:
-            return os.dup(self._parent_cache[1])
-        fd = os.dup(self.root_fd)
-        try:
-            for index, part in enumerate(parts):
-                try:
-                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise LayerError('layer member %r refers to %s, which is not in this layer: refusing the layer'
-                                         % (name, '/'.join(parts[:index + 1])))
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                    next_fd = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except OSError as exc:
-                    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                        raise LayerError('layer member %r lies below %s, which is a symlink or not a directory: '
-                                         'refusing the layer' % (name, '/'.join(parts[:index + 1])))
-                    raise
-                os.close(fd)
-                fd = next_fd
-        except BaseException:
-            os.close(fd)
-            raise
-        self._close_cache()
-        self._parent_cache = (key, os.dup(fd))
-        return fd
-
-    def _remove_at(self, dir_fd, entry):
-        """Remove ``entry`` of ``dir_fd`` whatever it is (a directory recursively, never following links)."""
-        try:
-            info = os.lstat(entry, dir_fd=dir_fd)
-        except FileNotFoundError:
-            return
-        self._close_cache()
-        if not stat.S_ISDIR(info.st_mode):
-            os.unlink(entry, dir_fd=dir_fd)
-            return
-        fd = os.open(entry, _DIR_FLAGS, dir_fd=dir_fd)
-        try:
-            for child in os.listdir(fd):
-                self._remove_at(fd, child)
-        finally:
-            os.close(fd)
-        os.rmdir(entry, dir_fd=dir_fd)
-
-    # metadata --------------------------------------------------------------------------------
-    def _xattrs(self, member):
-        result = []
-        for key, value in member.pax_headers.items():
-            if not key.startswith('SCHILY.xattr.'):
-                continue
-            attr = key[len('SCHILY.xattr.'):]
-            if attr.startswith(DROPPED_XATTR_PREFIXES):
-                self._skip('xattr ' + attr)
-                continue
-            result.append((attr, value.encode('utf-8', 'surrogateescape')))
-        return result
-
-    def _skip(self, what):
-        self.skipped[what] = self.skipped.get(what, 0) + 1
-
-    def _set_metadata(self, fd_or_path, member):
-        """Owner, then mode (chown clears set-id bits), xattrs, mtime of an open fd (or /proc/self/fd path)."""
-        if self.as_root:
-            os.chown(fd_or_path, member.uid, member.gid)
-        os.chmod(fd_or_path, member.mode & 0o7777)
-        for attr, value in self._xattrs(member):
-            try:
-                os.setxattr(fd_or_path, attr, value)
-            except OSError as exc:
-                if exc.errno not in (errno.ENOTSUP, errno.EPERM, errno.EACCES):
-                    raise
-                self._skip('xattr ' + attr)
-        with contextlib.suppress(OverflowError, ValueError):
-            os.utime(fd_or_path, (member.mtime, member.mtime))
-
-    # members ---------------------------------------------------------------------------------
-    def unpack(self, archive):
-        """Unpack every member of ``archive`` (a tarfile opened in stream mode)."""
-        self.root_fd = os.open(self.dest, _DIR_FLAGS)
-        try:
-            for member in archive:
-                self.entries += 1
-                if self.entries > self.limits.max_entries:
-                    raise LayerError('the layer has more than %d members: refusing it' % self.limits.max_entries)
-                self._member(archive, member)
-            self._close_cache()
-            self._apply_dir_times()
-        finally:
-            self._close_cache()
-            os.close(self.root_fd)
-            self.root_fd = None
-        return {'entries': self.entries, 'bytes': self.bytes, 'skipped': dict(self.skipped)}
-
-    def _apply_dir_times(self):
-        for parts, mtime in reversed(self.dir_times):
-            if not parts:
-                os.utime(self.root_fd, (mtime, mtime))
-                continue
-            parent = self._open_dir(parts[:-1], '/'.join(parts), create=False)
-            try:
-                with contextlib.suppress(FileNotFoundError):
-                    os.utime(parts[-1], (mtime, mtime), dir_fd=parent, follow_symlinks=False)
-            finally:
-                os.close(parent)
-
-    def _member(self, archive, member):
-        parts = member_parts(member.name)
-        for part in parts[:-1]:
-            if part.startswith(WHITEOUT_PREFIX):
-                raise LayerError('layer member %r lies below a whiteout: refusing the layer' % member.name)
-        if not parts:
-            # "./": the layer's root directory itself.
-            if not member.isdir():
-                raise LayerError('layer member %r names the layer root but is not a directory' % member.name)
-            self._set_metadata(self.root_fd, member)
-            self.dir_times.append(([], member.mtime))
-            return
-        base = parts[-1]
-        if base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(member, parts)
-            return
-        parent = self._open_dir(parts[:-1], member.name)
-        try:
-            if member.isdir():
-                self._directory(parent, base, member, parts)
-            elif member.isreg():
-                self._regular(archive, parent, base, member)
-            elif member.issym():
-                self._remove_at(parent, base)
-                os.symlink(member.linkname, base, dir_fd=parent)
-                if self.as_root:
-                    os.chown(base, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
-                os.utime(base, (member.mtime, member.mtime), dir_fd=parent, follow_symlinks=False)
-            elif member.islnk():
-                self._hardlink(parent, base, member)
-            elif member.ischr() or member.isblk():
-                if not self.as_root:
-                    self._skip('device node')
-                    return
-                self._remove_at(parent, base)
-                kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-                os.mknod(base, kind | (member.mode & 0o7777), os.makedev(member.devmajor, member.devminor),
-                         dir_fd=parent)
-                self._special_metadata(parent, base, member)
-            elif member.isfifo():
-                self._remove_at(parent, base)
-                os.mkfifo(base, member.mode & 0o7777, dir_fd=parent)
-                self._special_metadata(parent, base, member)
-            else:
-                raise LayerError('layer member %r has an unsupported type %r: refusing the layer'
-                                 % (member.name, member.type))
-        finally:
-            os.close(parent)
-
-    def _directory(self, parent, base, member, parts):
-        try:
-            info = os.lstat(base, dir_fd=parent)
-        except FileNotFoundError:
-            info = None
-        if info is not None and not stat.S_ISDIR(info.st_mode):
-            self._remove_at(parent, base)
-            info = None
-        if info is None:
-            os.mkdir(base, 0o700, dir_fd=parent)
-        fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
-        try:
-            self._set_metadata(fd, member)
-        finally:
-            os.close(fd)
-        self.dir_times.append((parts, member.mtime))
-
-    def _regular(self, archive, parent, base, member):
-        self._remove_at(parent, base)
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
-        try:
-            source = archive.extractfile(member)
-            while True:
-                data = source.read(CHUNK)
-                if not data:
-                    break
-                self.bytes += len(data)
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
-            self._set_metadata(fd, member)
-        finally:
-            os.close(fd)
-
-    def _hardlink(self, parent, base, member):
-        target_parts = member_parts(member.linkname, what='hard link target')
-        if not target_parts:
-            raise LayerError('layer member %r is a hard link to the layer root: refusing the layer' % member.name)
-        source_parent = self._open_dir(target_parts[:-1], member.name, create=False)
-        try:
-            try:
-                info = os.lstat(target_parts[-1], dir_fd=source_parent)
-            except FileNotFoundError:
-                raise LayerError('layer member %r is a hard link to %r, which is not in this layer: refusing the layer'
-                                 % (member.name, member.linkname))
-            if stat.S_ISDIR(info.st_mode):
-                raise LayerError('layer member %r is a hard link to the directory %r: refusing the layer'
-                                 % (member.name, member.linkname))
-            if target_parts[:-1] == member_parts(member.name)[:-1] and target_parts[-1] == base:
-                return  # a link to itself: nothing to do
-            self._remove_at(parent, base)
-            os.link(target_parts[-1], base, src_dir_fd=source_parent, dst_dir_fd=parent, follow_symlinks=False)
-        finally:
-            os.close(source_parent)
-
-    def _special_metadata(self, parent, base, member):
-        """Metadata of a device or fifo, through an O_PATH fd so that the node is never opened."""
-        fd = os.open(base, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-        try:
-            self._set_metadata('/proc/self/fd/%d' % fd, member)
-        finally:
-            os.close(fd)
-
-    def _whiteout(self, member, parts):
-        base = parts[-1]
-        parent = self._open_dir(parts[:-1], member.name)
-        try:
-            if base == OPAQUE_MARKER:
-                os.setxattr(parent, OPAQUE_XATTR, b'y')
-                return
-            if base.startswith(WHITEOUT_PREFIX + WHITEOUT_PREFIX):
-                # aufs metadata (.wh..wh.plnk, .wh..wh.aufs): meaningless here.
-                self._skip('aufs metadata')
-                return
-            hidden = base[len(WHITEOUT_PREFIX):]
-            if hidden in ('', '.', '..'):
-                raise LayerError('layer whiteout %r names %r, outside its directory: refusing the layer'
-                                 % (member.name, hidden))
-            self._remove_at(parent, hidden)
-            try:
-                os.mknod(hidden, stat.S_IFCHR | 0o600, os.makedev(0, 0), dir_fd=parent)
-            except PermissionError:
-                raise LayerError('layer whiteout %r: creating an overlay whiteout (a 0:0 character device) needs root'
-                                 % member.name)
-            if self.as_root:
-                os.chown(hidden, 0, 0, dir_fd=parent, follow_symlinks=False)
-        finally:
-            os.close(parent)
+    return untar.member_parts(name, 'layer', what)
 
 
 # -- one layer blob -----------------------------------------------------------------------------------
@@ -457,7 +155,7 @@ def unpack_blob(blob, dest, expected_digest=None, expected_size=None, expected_d
     else:
         stream = raw
     tar_stream = HashingReader(stream, limit=limits.max_bytes, what='the uncompressed layer')
-    unpacker = Unpacker(dest, limits=limits, as_root=as_root)
+    unpacker = untar.Unpacker(dest, LayerPolicy(), limits=limits, as_root=as_root)
     finished = False
     try:
         archive = tarfile.open(fileobj=tar_stream, mode='r|', errorlevel=2)
