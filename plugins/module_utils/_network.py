@@ -118,11 +118,15 @@ class Task(object):
         self.actions.append('removed')
         self.before = dict(existing, state='present')
         self.after = {'state': 'absent'}
-        if not self.check_mode:
-            del data['networks'][self.name]
-            self.registry.save(data)
-            net.apply_firewall(data)
-            net.delete_bridge(existing)
+        if self.check_mode:
+            self._warn_foreign(existing)
+            return None
+        # The bridge first: a failure leaves the network defined, and the task can be run again.
+        if not net.delete_bridge(existing):
+            self._warn_foreign(existing)
+        del data['networks'][self.name]
+        self.registry.save(data)
+        net.apply_firewall(data)
         return None
 
     # -- kernel ----------------------------------------------------------------------------------
@@ -131,16 +135,28 @@ class Task(object):
         problems = []
         if not net.bridge_ready(network):
             problems.append('bridge %s missing, down or without %s' % (network['bridge'], network['gateway']))
-        if not net.firewall_has(network['name']):
+        if not net.firewall_has(network):
             problems.append('nftables rules of the network missing')
         return problems
 
-    @staticmethod
-    def _bring_up(data, network, previous):
+    def _bring_up(self, data, network, previous):
+        """The kernel side of ``network``: rules first (its bridge's loopback guard with them), then the bridge.
+
+        Only bridges the collection made are changed or deleted (net.bridge_owner); define() has already
+        refused a wanted bridge name that someone else's interface has.
+        """
         if previous is not None and previous['bridge'] != network['bridge']:
-            net.delete_bridge(previous)
-        net.ensure_bridge(network)  # replaces the gateway address when it changed
+            if not net.delete_bridge(previous):
+                self._warn_foreign(previous)
         net.apply_firewall(data)
+        net.ensure_bridge(network)  # replaces the gateway address when it changed
+
+    def _warn_foreign(self, network):
+        """Warn when the network's bridge name is someone else's interface, left as it is."""
+        if net.bridge_owner(network) == 'foreign':
+            self.warnings.append('bridge %s of network %s was not created by runcible.oci: it was left as it is. An '
+                                 'older version may have set its address to %s and route_localnet=1 on it; check '
+                                 'its configuration' % (network['bridge'], network['name'], network['gateway']))
 
     def _warn(self, network):
         warning = net.ip_forward_warning(network)

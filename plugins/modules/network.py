@@ -52,7 +52,8 @@ options:
     description:
       - V(present) creates the network, changes it, or repairs its bridge and rules.
       - V(absent) removes the bridge, the rules and the definition; it fails while containers have
-        addresses on the network (remove them first).
+        addresses on the network (remove them first). A bridge the collection did not create is left
+        as it is, with a warning (see O(bridge)).
     type: str
     default: present
     choices: [present, absent]
@@ -79,6 +80,11 @@ options:
     description:
       - Name of the Linux bridge. Defaults to V(runcible0) for the network C(runcible), and to
         C(rcb-NAME) for others (a hash when that is longer than 15 characters).
+      - The module creates the bridge and marks it as its own with the interface alias
+        C(runcible.oci network NAME) (bridges made by earlier versions carry it too). It never
+        changes or deletes an interface without that alias. When an interface of this name already
+        exists and is not the network's own, the task fails and changes nothing, in check mode too;
+        choose another bridge name, or remove that interface if nothing needs it.
     type: str
 notes:
   - The module must run as root on the managed host, and needs nftables (Debian C(nftables)).
@@ -96,8 +102,14 @@ notes:
     policy in another table (or in iptables-legacy) still drops forwarded traffic.
   - Outbound traffic of a non-internal network needs IPv4 forwarding (C(net.ipv4.ip_forward=1));
     the module never changes that host setting, and warns when it is off. Forwarding is enabled
-    on the network's own bridge, and C(route_localnet) too, so that ports published to the host
-    are reachable at C(127.0.0.1).
+    on the network's own bridge, and C(route_localnet) too, so that the host reaches its published
+    ports at C(127.0.0.1) (the replies come back through the bridge).
+  - Loopback stays the host's own. A port published on a loopback address (any of C(127.0.0.0/8))
+    is forwarded only for the host's own connections, never for traffic from an interface, so a
+    neighbour or container that routes C(127.0.0.1) through the host cannot reach it. And on
+    every bridge of the collection, packets from or to C(127.0.0.0/8) are dropped as they arrive
+    (an nftables chain at raw priority, before conntrack), so C(route_localnet) does not open the
+    host's loopback services to the containers and neighbours on the bridge.
   - IPv6 is not configured in containers.
 seealso:
   - module: runcible.oci.container

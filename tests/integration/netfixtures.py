@@ -5,9 +5,12 @@
 
 Test traffic stays on loopback or in network namespaces made here: a "client" namespace is linked
 to the host by a veth pair on a free /30 of 198.18.0.0/15 (the benchmarking range, never routed on
-the internet); nothing of the host's own interfaces, routes or rules is touched. The ``netenv``
-fixture removes the test's containers, then checks that none of their namespaces, veths, firewall
-rules or address allocations is left, then removes its client namespaces and networks.
+the internet); a "bridge peer" namespace is plugged into a network's bridge instead, as another
+container or a neighbour on that segment would be. Either can be turned into an attacker that
+routes 127.0.0.0/8 out of its eth0 (``route_loopback_via``). Nothing of the host's own interfaces,
+routes or rules is touched. The ``netenv`` fixture removes the test's containers, then checks that
+none of their namespaces, veths, firewall rules or address allocations is left, then removes its
+client (and bridge peer) namespaces and networks.
 """
 
 from __future__ import annotations
@@ -106,6 +109,26 @@ def interfaces():
     return set(os.listdir('/sys/class/net'))
 
 
+def run_ip(*argv):
+    """iproute2's ``ip`` with ``argv``; raises with its output when it fails."""
+    proc = subprocess.run(['ip'] + list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    output = proc.stdout.decode('utf-8', 'replace')
+    assert proc.returncode == 0, 'ip %s: %s' % (' '.join(argv), output)
+    return output
+
+
+def free_client_subnet(prefixlen=30):
+    """A subnet of 198.18.0.0/15 (a /30 unless ``prefixlen`` says otherwise) that no host route overlaps."""
+    taken = [route for route, _device in net.host_routes()]
+    for _attempt in range(100):
+        size = 2 ** (32 - prefixlen)
+        subnet = ipaddress.ip_network('%s/%d' % (CLIENT_POOL.network_address + size * random.randrange(
+            CLIENT_POOL.num_addresses // size), prefixlen))
+        if not any(subnet.overlaps(route) for route in taken):
+            return subnet
+    raise AssertionError('no free /%d left in %s' % (prefixlen, CLIENT_POOL))
+
+
 class ClientNamespace(object):
     """A network namespace of the test, linked to the host: host end HOST_IP/30, inside eth0 NS_IP/30."""
 
@@ -117,12 +140,7 @@ class ClientNamespace(object):
 
     def create(self):
         """The namespace, veth pair, addresses and default route, with the collection's netlink client."""
-        taken = [route for route, _device in net.host_routes()]
-        for _attempt in range(100):
-            subnet = ipaddress.ip_network('%s/30' % (CLIENT_POOL.network_address + 4 * random.randrange(
-                CLIENT_POOL.num_addresses // 4)))
-            if not any(subnet.overlaps(route) for route in taken):
-                break
+        subnet = free_client_subnet()
         self.host_ip, self.ns_ip = str(subnet.network_address + 1), str(subnet.network_address + 2)
         inside_socket = net.create_netns(self.path, netlink=True)
         with netlink.Netlink() as rtnl:
@@ -148,6 +166,16 @@ class ClientNamespace(object):
 
     def socket(self, kind=socket.SOCK_STREAM):
         return netlink.socket_in_netns(self.path, socket.AF_INET, kind, 0)
+
+    def route_loopback_via(self, gateway):
+        """Act as an attacker that sends to 127.0.0.0/8 through ``gateway``: lo without its address (so no
+        local 127/8 routes), 127.0.0.0/8 routed out of eth0 via ``gateway``, route_localnet on eth0 (the
+        kernel then sends such packets, and accepts replies from 127/8 sources). -> ``ip route get 127.0.0.1``."""
+        run_ip('-n', self.name, 'addr', 'flush', 'dev', 'lo')
+        subprocess.run(['ip', 'netns', 'exec', self.name, 'sysctl', '-q', '-w',
+                        'net.ipv4.conf.eth0.route_localnet=1'], check=True)
+        run_ip('-n', self.name, 'route', 'add', '127.0.0.0/8', 'via', gateway, 'dev', 'eth0')
+        return run_ip('-n', self.name, 'route', 'get', '127.0.0.1')
 
     def http_get(self, address, port, timeout=5.0):
         return http_get(address, port, self.socket(), timeout)
@@ -189,6 +217,36 @@ class ClientNamespace(object):
             net.remove_netns(self.path)
 
 
+class BridgePeer(ClientNamespace):
+    """A namespace plugged into a network's bridge (a neighbour on that segment, or a container that
+    configures its own network): its veth's host end on the bridge, eth0 with the subnet's last host
+    address. ``host_ip`` is the network's gateway, ``ns_ip`` its own address; lo stays down, without address."""
+
+    def __init__(self, network):
+        super(BridgePeer, self).__init__()
+        self.network = network
+
+    def create(self):
+        subnet = ipaddress.ip_network(self.network['subnet'])
+        self.host_ip, self.ns_ip = self.network['gateway'], str(subnet.broadcast_address - 1)
+        inside_socket = net.create_netns(self.path, netlink=True)
+        with netlink.Netlink() as rtnl:
+            netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                rtnl.add_veth(self.host_if, 'eth0', netns_fd)
+            finally:
+                os.close(netns_fd)
+            bridge_index = rtnl.link_index(self.network['bridge'])
+            assert bridge_index is not None, 'bridge %s is missing' % self.network['bridge']
+            rtnl.set_link(rtnl.link_index(self.host_if), self.host_if, up=True, master=bridge_index,
+                          alias='runcible.oci integration test bridge peer')
+        with netlink.Netlink(inside_socket) as inside:
+            eth0 = inside.link_index('eth0')
+            inside.add_address(eth0, self.ns_ip, subnet.prefixlen, 'eth0')
+            inside.set_link(eth0, 'eth0', up=True)
+        return self
+
+
 class NetEnv(object):
     """The ``env`` of a test plus its client namespaces and networks, and the ids of its containers."""
 
@@ -202,6 +260,12 @@ class NetEnv(object):
         client = ClientNamespace()
         self.clients.append(client)
         return client.create()
+
+    def peer(self, network):
+        """A BridgePeer on ``network`` (a network dict), removed after the test with the clients."""
+        peer = BridgePeer(network)
+        self.clients.append(peer)
+        return peer.create()
 
     def four_ways(self, params):
         """env.four_ways for runcible.oci.network (``action``/``args``: it has no root or run_root)."""

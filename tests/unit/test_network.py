@@ -28,7 +28,15 @@ ROUTES = ('Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU
 
 
 @pytest.fixture
-def registry(tmp_path, monkeypatch):
+def aliases(monkeypatch):
+    """The host's interfaces as the ownership checks see them: name -> alias (net.link_alias reads this, not /sys)."""
+    found = {}
+    monkeypatch.setattr(net, 'link_alias', found.get)
+    return found
+
+
+@pytest.fixture
+def registry(tmp_path, monkeypatch, aliases):
     """A registry of the test's own (the host's is never read), and host routes: 192.0.2.0/24, 10.89.0.0/24."""
     monkeypatch.setattr(net, 'STATE_DIR', str(tmp_path / 'networks'))
     routes = tmp_path / 'route'
@@ -366,12 +374,14 @@ class RecordingNetlink(object):
                 raise self.fail[method]
             if method == 'link_index':
                 return self.links.get(args[0])
+            if method == 'add_bridge':
+                self.links[args[0]] = max(self.links.values() or [1]) + 1
             return None
         return call
 
 
 @pytest.fixture
-def kernel(monkeypatch, tmp_path):
+def kernel(monkeypatch, tmp_path, aliases):
     """netlink.Netlink replaced by RecordingNetlink; namespace files under tmp_path; bridges ready."""
     monkeypatch.setattr(RecordingNetlink, 'calls', [])
     monkeypatch.setattr(RecordingNetlink, 'links', {'runcible0': 3, 'rcv' + CID[:12]: 8, 'eth0': 2})
@@ -420,12 +430,187 @@ def test_a_kernel_error_while_plumbing_is_a_clear_failure(kernel):
         net.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
 
 
-def test_a_kernel_error_on_the_bridge_is_a_clear_failure(kernel):
+def test_a_kernel_error_on_the_bridge_is_a_clear_failure(kernel, aliases):
     kernel.fail['link_index'] = OSError(errno.EPERM, 'cannot look up the interface rcb-web: Operation not permitted')
     with pytest.raises(RuncibleError, match=r'cannot set up the bridge rcb-web of network web: \[Errno 1\] cannot look'):
         net.ensure_bridge(network_def())
-    with pytest.raises(RuncibleError, match=r'cannot delete the bridge lo of network web: \[Errno 1\]'):
-        net.delete_bridge(dict(network_def(), bridge='lo'))  # an interface that exists: netlink is asked
+    aliases['rcb-web'] = 'runcible.oci network web'  # ours: netlink is asked
+    with pytest.raises(RuncibleError, match=r'cannot delete the bridge rcb-web of network web: \[Errno 1\]'):
+        net.delete_bridge(network_def())
+
+
+# -- bridges the collection did not create -------------------------------------------------------------------
+
+FOREIGN = 'bridge rcb-web already exists and was not created by runcible.oci for network web'
+
+
+@pytest.mark.parametrize('alias, owner', [
+    (None, 'missing'),
+    ('runcible.oci network web', 'ours'),  # made by this version or an older one
+    ('', 'foreign'),  # ip link add rcb-web type bridge
+    ('runcible.oci network other', 'foreign'),
+    ('runcible.oci network web ', 'foreign'),
+    ('docker bridge', 'foreign'),
+])
+def test_bridge_owner_is_the_alias(aliases, alias, owner):
+    if alias is not None:
+        aliases['rcb-web'] = alias
+    assert net.bridge_owner(network_def()) == owner
+
+
+def test_link_alias_reads_sys():
+    assert net.link_alias('lo') == ''
+    assert net.link_alias('rcb-no-such-link') is None
+
+
+def test_ensure_bridge_never_touches_a_foreign_interface(kernel, aliases):
+    kernel.links['rcb-web'] = 5
+    aliases['rcb-web'] = 'made by hand'
+    message = (FOREIGN + r" \(its alias is 'made by hand'\); runcible.oci never changes or deletes .*"
+               r'choose another bridge name .*remove the interface')
+    with pytest.raises(ValidationError, match=message):
+        net.ensure_bridge(network_def())
+    assert [method for _where, method, _args, _kwargs in kernel.calls] == ['link_index'], 'nothing was changed'
+
+
+def test_a_new_bridge_gets_our_alias_or_is_deleted_again(kernel):
+    index = net._create_bridge(kernel(), network_def())
+    assert [call[1:3] for call in kernel.calls if call[1] != 'link_index'] == [
+        ('add_bridge', ('rcb-web',)), ('set_link', (index, 'rcb-web'))]
+    assert kernel.calls[-1][3] == {'alias': 'runcible.oci network web'}
+    del kernel.calls[:]
+    kernel.links.pop('rcb-web')
+    kernel.fail['set_link'] = OSError(errno.ENOMEM, 'no memory')
+    with pytest.raises(OSError):
+        net._create_bridge(kernel(), network_def())
+    assert [call[1] for call in kernel.calls if call[1] != 'link_index'] == ['add_bridge', 'set_link', 'delete_link']
+
+
+def test_delete_bridge_deletes_only_ours(kernel, aliases):
+    assert net.delete_bridge(network_def()) is False, 'missing'
+    aliases['rcb-web'] = ''
+    assert net.delete_bridge(network_def()) is False, 'foreign'
+    assert kernel.calls == [], 'netlink was not even asked'
+    aliases['rcb-web'] = 'runcible.oci network web'
+    kernel.links['rcb-web'] = 5
+    assert net.delete_bridge(network_def()) is True
+    assert [call[1:3] for call in kernel.calls if call[1] != 'link_index'] == [('delete_link', (5, 'rcb-web'))]
+
+
+def test_bridge_ready_is_false_for_a_foreign_bridge(aliases, monkeypatch):
+    monkeypatch.setattr(net.os.path, 'isdir', lambda path: True)
+    aliases['rcb-web'] = 'someone else'
+    assert net.bridge_ready(network_def()) is False
+
+
+def test_define_refuses_a_foreign_bridge_name_and_takes_ours(registry, aliases):
+    data = save(registry)
+    aliases['rcb-web'] = ''
+    with pytest.raises(ValidationError, match=FOREIGN + r' \(it has no alias\)'):
+        net.define(data, 'web', subnet='10.89.5.0/24')
+    aliases['somebr'] = 'x'
+    with pytest.raises(ValidationError, match='bridge somebr already exists and was not created by runcible.oci'):
+        net.define(data, 'other', subnet='10.89.6.0/24', bridge='somebr')
+    aliases['rcb-web'] = 'runcible.oci network web'
+    assert net.define(data, 'web', subnet='10.89.5.0/24')['bridge'] == 'rcb-web'
+
+
+def test_attach_to_a_network_on_a_foreign_bridge_writes_nothing(registry, aliases, monkeypatch):
+    monkeypatch.setattr(net.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
+    save(registry, [network_def()])
+    aliases['rcb-web'] = ''
+    before = open(registry.path).read()
+    engine = type('Engine', (), {'warnings': [], 'store': type('Store', (), {'root': '/r'})()})()
+    with pytest.raises(ValidationError, match=FOREIGN):
+        net.attach(engine, {'id': CID, 'name': 'c', 'config': {'network': 'web'}})
+    assert open(registry.path).read() == before
+
+
+def test_attach_never_defines_the_default_network_on_a_foreign_runcible0(registry, aliases, monkeypatch):
+    monkeypatch.setattr(net.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
+    aliases['runcible0'] = ''
+    engine = type('Engine', (), {'warnings': [], 'store': type('Store', (), {'root': '/r'})()})()
+    with pytest.raises(ValidationError, match='bridge runcible0 already exists and was not created by runcible.oci'):
+        net.attach(engine, {'id': CID, 'name': 'c', 'config': {'network': 'runcible'}})
+    assert 'runcible' not in registry.load()['networks']
+
+
+@pytest.fixture
+def kernel_side(monkeypatch):
+    """The network task's kernel calls recorded: bridges made, bridges deleted (only ours), firewall writes."""
+    done = []
+    monkeypatch.setattr(net, 'ensure_bridge', lambda network, rtnl=None: done.append(('ensure', network['bridge'])))
+    monkeypatch.setattr(net, 'apply_firewall', lambda data: done.append(('firewall', sorted(data['networks']))))
+    original = net.delete_bridge
+
+    def delete(network):
+        deleted = original(network)
+        done.append(('delete', network['bridge'], deleted))
+        return deleted
+
+    monkeypatch.setattr(net, 'delete_bridge', delete)
+    monkeypatch.setattr(RecordingNetlink, 'calls', [])
+    monkeypatch.setattr(RecordingNetlink, 'links', {})
+    monkeypatch.setattr(RecordingNetlink, 'fail', {})
+    monkeypatch.setattr(net.netlink, 'Netlink', RecordingNetlink)
+    return done
+
+
+def test_network_task_refuses_a_foreign_bridge_and_writes_nothing(registry, aliases, kernel_side):
+    aliases['somebr'] = ''
+    for check_mode in (True, False):
+        with pytest.raises(ValidationError, match='bridge somebr already exists and was not created by runcible.oci'):
+            _network.run({'name': 'web', 'bridge': 'somebr', 'subnet': '10.89.5.0/24'}, check_mode=check_mode,
+                         registry=registry)
+    assert 'web' not in registry.load()['networks'] and kernel_side == [] and RecordingNetlink.calls == []
+    assert _network.run({'name': 'web', 'state': 'absent'}, registry=registry)['changed'] is False
+    assert kernel_side == [] and RecordingNetlink.calls == []
+
+
+def test_network_task_releases_a_bridge_an_older_version_took_over(registry, aliases, kernel_side):
+    save(registry, [dict(network_def(), bridge='somebr')])
+    aliases['somebr'] = ''
+    with pytest.raises(ValidationError, match='bridge somebr already exists'):
+        _network.run({'name': 'web'}, registry=registry)
+    assert kernel_side == []
+    removed = _network.run({'name': 'web', 'state': 'absent'}, registry=registry)
+    assert removed['actions'] == ['removed'] and 'web' not in registry.load()['networks']
+    assert removed['warnings'] == ['bridge somebr of network web was not created by runcible.oci: it was left as it '
+                                   'is. An older version may have set its address to 10.89.5.1 and route_localnet=1 '
+                                   'on it; check its configuration'], 'no ip_forward warning either: it is gone'
+    assert kernel_side == [('delete', 'somebr', False), ('firewall', [])] and RecordingNetlink.calls == []
+
+
+def test_network_task_renaming_the_bridge_deletes_only_ours(registry, aliases, kernel_side):
+    save(registry, [network_def()])
+    aliases['rcb-web'] = 'runcible.oci network web'
+    RecordingNetlink.links['rcb-web'] = 5
+    result = _network.run({'name': 'web', 'bridge': 'rcb-web2'}, registry=registry)
+    assert result['actions'] == ['updated']
+    assert not [warning for warning in result.get('warnings', []) if 'not created by runcible.oci' in warning]
+    assert kernel_side == [('delete', 'rcb-web', True), ('firewall', ['web']), ('ensure', 'rcb-web2')], \
+        'the rules (with the new bridge\'s guard) before the bridge'
+    assert [call[1:3] for call in RecordingNetlink.calls if call[1] != 'link_index'] == [('delete_link', (5, 'rcb-web'))]
+    del kernel_side[:]
+    del RecordingNetlink.calls[:]
+    aliases['rcb-web2'] = 'hijacked'  # someone else's by now
+    result = _network.run({'name': 'web', 'bridge': 'rcb-web3'}, registry=registry)
+    assert kernel_side == [('delete', 'rcb-web2', False), ('firewall', ['web']), ('ensure', 'rcb-web3')]
+    assert RecordingNetlink.calls == []
+    assert [warning for warning in result['warnings'] if 'bridge rcb-web2 of network web was not created' in warning]
+
+
+def test_firewall_has_every_rule_of_this_version(monkeypatch):
+    network = network_def()
+    script = ports.render([network], [])
+    listed = [line.split(' ', 5)[5] for line in script.splitlines() if line.startswith('add rule ')]
+    monkeypatch.setattr(ports, 'listed_rules', lambda comment_part=None: listed)
+    assert net.firewall_has(network)
+    # A table written by an older version (no loopback guard) or flushed in part: rewritten.
+    monkeypatch.setattr(ports, 'listed_rules', lambda comment_part=None: [rule for rule in listed if 'guard' not in rule])
+    assert not net.firewall_has(network)
+    monkeypatch.setattr(ports, 'listed_rules', lambda comment_part=None: [])
+    assert not net.firewall_has(network)
 
 
 def test_netlink_needs_only_the_standard_library():

@@ -153,7 +153,7 @@ def test_render_networks_and_published_ports():
     assert all(line.startswith('add rule ip runcible ') for line in lines[flush + 1:])
     rules = lines[flush + 1:]
     tag = 'ctr=%s web' % CID[:12]
-    assert ('add rule ip runcible published ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.89.0.2:80 '
+    assert ('add rule ip runcible published_loopback ip daddr 127.0.0.1 tcp dport 8080 dnat to 10.89.0.2:80 '
             'comment "runcible %s 127.0.0.1:8080:80/tcp"' % tag) in rules
     assert ('add rule ip runcible published udp dport 5353 dnat to 10.89.0.2:53 '
             'comment "runcible %s 5353:53/udp"' % tag) in rules
@@ -164,6 +164,82 @@ def test_render_networks_and_published_ports():
             'comment "runcible net=secret internal"') in rules
     assert [rule for rule in rules if 'net=runcible localhost' in rule and 'ip saddr 127.0.0.0/8 masquerade' in rule]
     assert all('comment "runcible ' in rule for rule in rules), 'every rule is tagged'
+
+
+def _chains(script):
+    """-> {chain: [rules]} and {chain: base spec} of a rendered script."""
+    rules, bases = {}, {}
+    for line in script.splitlines():
+        words = line.split(' ', 5)
+        if line.startswith('add chain '):
+            bases[words[4]] = line.split('{', 1)[1].strip(' }') if '{' in line else None
+            rules.setdefault(words[4], [])
+        elif line.startswith('add rule '):
+            rules[words[4]].append(words[5])
+    return rules, bases
+
+
+def _jumps_to(rules, target):
+    return sorted(chain for chain, chain_rules in rules.items() for rule in chain_rules
+                  if ('jump %s ' % target) in rule + ' ')
+
+
+@pytest.mark.parametrize('host_ip', ['127.0.0.1', '127.0.0.2', '127.1.2.3', '127.255.255.254'])
+@pytest.mark.parametrize('protocol', ['tcp', 'udp'])
+def test_loopback_ports_are_only_for_the_hosts_own_connections(host_ip, protocol):
+    """Issue 13 item 5: a port published on any 127.0.0.0/8 address is DNATed only from the output hook; from
+    prerouting (any interface) nothing is DNATed to 127.0.0.0/8, a wildcard port included."""
+    mappings = ports.expand(['%s:8080:80/%s' % (host_ip, protocol), '9090:90/%s' % protocol])
+    assert [mapping.loopback() for mapping in mappings] == [False, True]
+    rules, bases = _chains(ports.render([NETWORK], [(CID, 'web', '10.89.0.2', mappings)]))
+    assert rules['published_loopback'] == [
+        'ip daddr %s %s dport 8080 dnat to 10.89.0.2:80 comment "runcible ctr=%s web %s:8080:80/%s"'
+        % (host_ip, protocol, CID[:12], host_ip, protocol)]
+    assert rules['published'] == ['%s dport 9090 dnat to 10.89.0.2:90 comment "runcible ctr=%s web 9090:90/%s"'
+                                  % (protocol, CID[:12], protocol)]
+    assert not [rule for rule in rules['published'] if '127.' in rule], 'no loopback rule where prerouting jumps'
+    assert bases['published_loopback'] is None and bases['published'] is None, 'regular chains: only jumped to'
+    assert _jumps_to(rules, 'published_loopback') == ['output'], 'only the host\'s own connections'
+    assert _jumps_to(rules, 'published') == ['output', 'prerouting']
+    assert rules['prerouting'] == ['ip daddr != 127.0.0.0/8 fib daddr type local jump published '
+                                   'comment "runcible published ports, not to 127/8"']
+    assert rules['output'][0].startswith('ip daddr 127.0.0.0/8 jump published_loopback ')
+    assert 'type nat hook output' in bases['output'] and 'type nat hook prerouting' in bases['prerouting']
+
+
+@pytest.mark.parametrize('text, loopback', [
+    ('8080:80', False), ('10.0.0.1:8080:80', False), ('127.0.0.1:8080:80', True), ('127.9.9.9:8080:80/udp', True),
+    ('126.255.255.255:8080:80', False), ('128.0.0.1:8080:80', False),
+])
+def test_mapping_loopback(text, loopback):
+    assert ports.expand([text])[0].loopback() is loopback
+
+
+def test_every_bridge_gets_the_loopback_guard_at_raw_priority():
+    """Issue 13 item 6: whatever arrives on one of our bridges from or to 127.0.0.0/8 is dropped before conntrack
+    and NAT (so the de-NATed replies of the host's own masqueraded flows, which carry the gateway's address on
+    the wire, are not), internal networks included."""
+    other = dict(NETWORK, name='other', bridge='rcb-other', subnet='10.89.2.0/24', gateway='10.89.2.1')
+    rules, bases = _chains(ports.render([NETWORK, INTERNAL, other], []))
+    assert bases['guard'] == 'type filter hook prerouting priority -300; policy accept;'
+    for network in (NETWORK, INTERNAL, other):
+        bridge, name = network['bridge'], network['name']
+        assert ('iifname "%s" ip daddr 127.0.0.0/8 drop comment "runcible net=%s loopback guard, to 127/8"'
+                % (bridge, name)) in rules['guard']
+        assert ('iifname "%s" ip saddr 127.0.0.0/8 drop comment "runcible net=%s loopback guard, from 127/8"'
+                % (bridge, name)) in rules['guard']
+    assert len(rules['guard']) == 6, 'two per bridge, nothing else'
+    assert ports.GUARD_PRIORITY < -200, 'before conntrack (-200) and NAT (-100)'
+
+
+def test_expected_comments_are_those_rendered():
+    script = ports.render([NETWORK, INTERNAL], [])
+    rendered = set(ports.comments_of([line for line in script.splitlines() if line.startswith('add rule ')]))
+    for network in (NETWORK, INTERNAL):
+        expected = ports.expected_comments(network)
+        assert expected and set(expected) <= rendered
+        assert 'comment "runcible net=%s loopback guard, to 127/8"' % network['name'] in expected
+        assert 'comment "runcible published ports, not to 127/8"' in expected
 
 
 def test_render_is_deterministic():

@@ -21,6 +21,12 @@ the published host ports are bound then and handed to conmon (see ports.py). Det
 or by the next task on a container that died behind our back) removes the namespace, which takes
 the veth pair with it, and the firewall rules; the address stays allocated until removal.
 
+A bridge is the collection's only when it carries the alias ``runcible.oci network NAME`` (set when
+it made the bridge, by this version and the older ones alike): an interface of the wanted name
+without it belongs to someone else, and no network is defined on it, changed or deleted with it
+(``define()``, ``ensure_bridge()``, ``delete_bridge()`` and ``bridge_ready()`` all ask
+``bridge_owner()``). Every bridge of the registry gets the loopback guard of ports.py.
+
 Bridges, veths, addresses and routes are made with netlink.py, a small rtnetlink client of our own
 (no Python library to install, nothing slow to import); ``network: none`` and ``host`` need no
 netlink at all, and neither does removing a container.
@@ -51,6 +57,7 @@ NETNS_DIR = '/run/netns'
 DEFAULT_NETWORK = 'runcible'
 DEFAULT_BRIDGE = 'runcible0'
 BRIDGE_ALIAS = 'bridge'
+OWNED_BRIDGE_ALIAS = 'runcible.oci network %s'  # the alias of every bridge the collection makes
 NOT_NETWORKS = ('none', 'host')
 SUBNET_POOL = ipaddress.ip_network('10.89.0.0/16')
 SUBNET_PREFIX = 24
@@ -329,6 +336,7 @@ def define(data, name, subnet=None, gateway=None, internal=False, bridge=None):
     for other_name, other in data['networks'].items():
         if other_name != name and other['bridge'] == bridge:
             raise ValidationError('bridge %s already belongs to network %s' % (bridge, other_name))
+    require_own_bridge({'name': name, 'bridge': bridge})
     clash = _overlap(network, data, skip_network=name)
     if clash:
         raise ValidationError('subnet %s of network %s overlaps %s; choose another subnet' % (network, name, clash))
@@ -447,16 +455,58 @@ def _write_sysctl(path, value):
 
 def _bridge_sysctls(network):
     conf = '/proc/sys/net/ipv4/conf/%s/' % network['bridge']
-    # 127.0.0.1:PORT on the host is DNATed out of this bridge: allow loopback sources on it.
+    # 127.0.0.1:PORT on the host is DNATed out of this bridge, and the replies, de-NATed back to 127.0.0.1,
+    # need loopback routing on it. The loopback guard of ports.py (every bridge of the registry) drops
+    # whatever arrives on it from or to 127.0.0.0/8, so this opens no host loopback service to the bridge.
     _write_sysctl(conf + 'route_localnet', '1')
     # Forward what comes in from the containers (not for internal networks: no way out at all).
     _write_sysctl(conf + 'forwarding', '0' if network.get('internal') else '1')
 
 
+# -- ownership of bridges -----------------------------------------------------------------------------
+
+def owned_alias(network):
+    return OWNED_BRIDGE_ALIAS % network['name']
+
+
+def link_alias(name):
+    """The alias of the interface ``name`` ('' when it has none), or None when there is no such interface."""
+    try:
+        with open(os.path.join('/sys/class/net', name, 'ifalias')) as handle:
+            return handle.read().rstrip('\n')
+    except FileNotFoundError:
+        return None
+    except (IOError, OSError) as exc:
+        raise RuncibleError('cannot read the alias of the interface %s: %s' % (name, exc))
+
+
+def bridge_owner(network):
+    """Who has the network's bridge name: 'missing' (nobody), 'ours' (its alias is the network's) or 'foreign'."""
+    alias = link_alias(network['bridge'])
+    if alias is None:
+        return 'missing'
+    return 'ours' if alias == owned_alias(network) else 'foreign'
+
+
+def foreign_bridge_message(network):
+    alias = link_alias(network['bridge']) or ''
+    return ('bridge %s already exists and was not created by runcible.oci for network %s (%s); runcible.oci never '
+            'changes or deletes an interface it did not create: choose another bridge name for the network (option '
+            'bridge), or remove the interface (ip link delete %s) if nothing else needs it'
+            % (network['bridge'], network['name'], 'its alias is %r' % alias if alias else 'it has no alias',
+               network['bridge']))
+
+
+def require_own_bridge(network):
+    """Raise ValidationError when the network's bridge name is taken by an interface that is not ours."""
+    if bridge_owner(network) == 'foreign':
+        raise ValidationError(foreign_bridge_message(network))
+
+
 def bridge_ready(network):
-    """True when the bridge exists, is up and has the gateway address (by /sys and /proc: no netlink)."""
+    """True when the bridge exists, is ours, is up and has the gateway address (by /sys and /proc: no netlink)."""
     base = os.path.join('/sys/class/net', network['bridge'])
-    if not os.path.isdir(os.path.join(base, 'bridge')):
+    if not os.path.isdir(os.path.join(base, 'bridge')) or bridge_owner(network) != 'ours':
         return False
     try:
         with open(os.path.join(base, 'flags')) as handle:
@@ -479,10 +529,26 @@ def _link_index(rtnl, name, where=''):
     return index
 
 
+def _create_bridge(rtnl, network):
+    """A new bridge with our alias; -> its index. The kernel takes no alias with RTM_NEWLINK's creation, so it is
+    set right after; when that fails, the bridge just made (ours: NLM_F_EXCL) is deleted again."""
+    bridge = network['bridge']
+    rtnl.add_bridge(bridge)
+    index = _link_index(rtnl, bridge)
+    try:
+        rtnl.set_link(index, bridge, alias=owned_alias(network))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            rtnl.delete_link(index, bridge)
+        raise
+    return index
+
+
 def ensure_bridge(network, rtnl=None):
     """Create (or repair) the network's bridge: gateway address, up, sysctls; -> True when it changed.
 
-    ``rtnl``: a netlink.Netlink of the host's namespace to use (else one of its own).
+    ``rtnl``: a netlink.Netlink of the host's namespace to use (else one of its own). An interface of
+    that name that is not ours is never touched: ValidationError.
     """
     bridge = network['bridge']
     changed = False
@@ -491,13 +557,13 @@ def ensure_bridge(network, rtnl=None):
             if rtnl is None:
                 rtnl = stack.enter_context(netlink.Netlink())
             index = rtnl.link_index(bridge)
-            if index is not None and not os.path.isdir('/sys/class/net/%s/bridge' % bridge):
-                raise ValidationError('interface %s exists and is not a bridge: give network %s another bridge name'
-                                      % (bridge, network['name']))
-            if index is None:
-                rtnl.add_bridge(bridge)
-                index = _link_index(rtnl, bridge)
-                rtnl.set_link(index, bridge, alias='runcible.oci network %s' % network['name'])
+            if index is not None:
+                require_own_bridge(network)
+                if not os.path.isdir('/sys/class/net/%s/bridge' % bridge):
+                    raise ValidationError('interface %s exists and is not a bridge: give network %s another bridge '
+                                          'name' % (bridge, network['name']))
+            else:
+                index = _create_bridge(rtnl, network)
                 changed = True
             prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
             addresses = rtnl.addresses(index, bridge)
@@ -517,8 +583,10 @@ def ensure_bridge(network, rtnl=None):
 
 
 def delete_bridge(network):
+    """Delete the network's bridge when it is ours; -> True when deleted. An interface of that name that is
+    not ours is left as it is (see bridge_owner(); the caller may warn)."""
     bridge = network['bridge']
-    if not interface_exists(bridge):
+    if bridge_owner(network) != 'ours':
         return False
     try:
         with netlink.Netlink() as rtnl:
@@ -768,9 +836,11 @@ class Attachment(object):
             detach(self.engine, self.record)
 
 
-def firewall_has(network_name):
-    """Does our nftables table hold the rules of ``network_name`` (else someone flushed it)?"""
-    return any(('net=%s ' % network_name) in rule for rule in ports.listed_rules('net='))
+def firewall_has(network):
+    """Does our nftables table hold every rule this version renders for ``network`` (a dict)? Not when it was
+    flushed, nor when an older version wrote it (without the loopback guard, say): it is rewritten then."""
+    listed = ports.listed_rules()
+    return all(any(comment in rule for rule in listed) for comment in ports.expected_comments(network))
 
 
 def refresh_firewall(registry):
@@ -809,6 +879,8 @@ def attach(engine, record, restore=False):
                 warning = ip_forward_warning(network)
                 if warning and warning not in engine.warnings:
                     engine.warnings.append(warning)
+            else:
+                require_own_bridge(network)  # before anything is written: never plumbed into someone else's bridge
             allocation = data['allocations'].get(container_id) or {}
             address = _address_for(data, network, container_id, config.get('ip_address'), allocation)
             attachment.sockets, dropped = _reserve(data, mappings, container_id)
@@ -827,7 +899,7 @@ def attach(engine, record, restore=False):
 
         def plumbing():
             try:
-                if firewall or not firewall_has(network_name):
+                if firewall or not firewall_has(network):
                     refresh_firewall(registry)
                 plumb(network, container_id, address, record['name'], inside_socket)
             except BaseException as exc:  # handed to the caller by Attachment.wait()
@@ -949,4 +1021,5 @@ def ip_address(record):
 
 
 __all__ = ['attach', 'detach', 'release', 'check_network', 'check_ip_address', 'check_published_ports', 'ip_address', 'map_spec', 'normalise_network',
-           'normalise_ip_address', 'Registry', 'define', 'ensure_bridge', 'delete_bridge', 'apply_firewall']
+           'normalise_ip_address', 'Registry', 'define', 'ensure_bridge', 'delete_bridge', 'bridge_owner',
+           'require_own_bridge', 'apply_firewall']

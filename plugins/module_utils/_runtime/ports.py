@@ -24,6 +24,21 @@ one atomic ``nft -f`` transaction, from the network registry (networks.py) on ev
 * every rule carries a comment naming its network or container (``runcible ctr=ID12 NAME ...``),
   so ``nft list table ip runcible`` says what each one is for.
 
+Loopback stays the host's own, by construction of the table rather than by one rule per port:
+
+* a port published on a loopback address (any of 127.0.0.0/8) is DNATed in the chain
+  ``published_loopback``, which only the ``output`` hook (the host's own connections) jumps to;
+  the ``prerouting`` hook (traffic from any interface) jumps to ``published`` only for destinations
+  outside 127.0.0.0/8, and ``published`` never holds a loopback rule. Otherwise a neighbour that
+  routes 127.0.0.1 through the host would be DNATed before the kernel's martian check could drop
+  it (moby#41872, kube-proxy's CVE-2020-8558);
+* every bridge of the registry gets a guard in the chain ``guard`` (prerouting at raw priority,
+  before conntrack and NAT): what arrives on it from or to 127.0.0.0/8 is dropped. The bridges need
+  ``route_localnet`` for the replies of the host's own ``127.0.0.1:PORT`` connections (masqueraded
+  to the gateway going out, de-NATed back to 127.0.0.1 after this hook), which would otherwise let
+  a container or neighbour on the bridge reach host services bound to 127.0.0.1. Those replies
+  carry the gateway's address on the wire, so the guard never sees them as loopback traffic.
+
 Debian 11+, RHEL 8+ and Ubuntu 20.04+ run iptables on the nftables kernel API anyway
 (``iptables-nft``). Caveat: a host firewall in another table or in iptables-legacy whose forward
 policy is drop still drops forwarded container traffic; nftables evaluates every table's hooks.
@@ -42,6 +57,10 @@ from .oci_cli import find_program
 
 PROTOCOLS = ('tcp', 'udp')
 TABLE = 'runcible'
+LOOPBACK = '127.0.0.0/8'
+# Prerouting filter at raw priority (-300): before conntrack (-200) and before DNAT and the reply
+# de-NAT of masqueraded flows (-100), so daddr is still what came over the wire.
+GUARD_PRIORITY = -300
 COMMENT_PREFIX = 'runcible'
 NFT_HINT = 'nft not found: publishing ports and bridge networks need nftables; install the Debian package "nftables"'
 NFT_TIMEOUT = 60
@@ -82,6 +101,10 @@ class PortMapping(object):
     def from_dict(cls, data):
         return cls(data.get('host_ip') or '', int(data['host_port']), int(data['container_port']),
                    data.get('protocol') or 'tcp')
+
+    def loopback(self):
+        """Published on a loopback address (127.0.0.0/8): for the host's own connections only."""
+        return bool(self.host_ip) and ipaddress.ip_address(self.host_ip).is_loopback
 
     def overlaps(self, other):
         """Both want the same host port: same protocol and port, and the same or a wildcard address."""
@@ -274,7 +297,7 @@ def network_tag(network_name):
 
 
 def dnat_rules(container_id, name, address, mappings):
-    """The DNAT rules (chain ``published``) of one container's mappings."""
+    """The DNAT rules of one container's mappings (render() puts loopback ones in their own chain)."""
     rules = []
     tag = container_tag(container_id, name)
     for mapping in mappings:
@@ -285,12 +308,23 @@ def dnat_rules(container_id, name, address, mappings):
     return rules
 
 
+def guard_rules(network):
+    """The rules (chain ``guard``) that keep loopback the host's own on a network's bridge."""
+    bridge, tag = network['bridge'], network_tag(network['name'])
+    return [
+        # To host services on 127.0.0.1 (route_localnet is set on the bridge) or to loopback-published ports.
+        'iifname "%s" ip daddr %s drop %s' % (bridge, LOOPBACK, _comment(tag + ' loopback guard, to 127/8')),
+        # From a forged loopback source: the kernel accepts any but the host's own addresses (127.0.0.2, say).
+        'iifname "%s" ip saddr %s drop %s' % (bridge, LOOPBACK, _comment(tag + ' loopback guard, from 127/8')),
+    ]
+
+
 def network_rules(network):
-    """-> (postrouting rules, forward rules) of one network (a dict: name, bridge, subnet, internal)."""
+    """-> (postrouting, forward, guard) rules of one network (a dict: name, bridge, subnet, internal)."""
     bridge, subnet, tag = network['bridge'], network['subnet'], network_tag(network['name'])
     postrouting = [
         # Published ports reached from the host's own 127.0.0.1 (route_localnet is set on the bridge).
-        'oifname "%s" ip saddr 127.0.0.0/8 masquerade %s' % (bridge, _comment(tag + ' localhost')),
+        'oifname "%s" ip saddr %s masquerade %s' % (bridge, LOOPBACK, _comment(tag + ' localhost')),
         # A container reaching a published port of its own network through a host address.
         'oifname "%s" ip saddr %s ct status dnat masquerade %s' % (bridge, subnet, _comment(tag + ' hairpin')),
     ]
@@ -303,7 +337,43 @@ def network_rules(network):
     else:
         postrouting.append('ip saddr %s oifname != "%s" masquerade %s'
                            % (subnet, bridge, _comment(tag + ' outbound')))
-    return postrouting, forward
+    return postrouting, forward, guard_rules(network)
+
+
+def hook_rules():
+    """The rules of the NAT hooks that lead to the DNAT chains: -> {chain: rules}."""
+    return {
+        # From any interface: never to 127.0.0.0/8 (see the module docstring).
+        'prerouting': ['ip daddr != %s fib daddr type local jump published %s'
+                       % (LOOPBACK, _comment('published ports, not to 127/8'))],
+        # The host's own connections: its loopback ports first, then the others.
+        'output': ['ip daddr %s jump published_loopback %s' % (LOOPBACK, _comment('loopback ports, from the host')),
+                   'fib daddr type local jump published %s' % _comment('published ports, from the host')],
+    }
+
+
+def chains_of(networks, published):
+    """-> [(chain, base chain spec or None, rules)] of the table, in a stable order."""
+    postrouting, forward, guard, dnat, dnat_loopback = [], [], [], [], []
+    for network in sorted(networks, key=lambda item: item['name']):
+        post, fwd, grd = network_rules(network)
+        postrouting += post
+        forward += fwd
+        guard += grd
+    for container_id, name, address, mappings in sorted(published, key=lambda item: (item[1], item[0])):
+        loopback = [mapping for mapping in mappings if mapping.loopback()]
+        dnat += dnat_rules(container_id, name, address, [mapping for mapping in mappings if mapping not in loopback])
+        dnat_loopback += dnat_rules(container_id, name, address, loopback)
+    hooks = hook_rules()
+    return [
+        ('guard', 'type filter hook prerouting priority %d; policy accept;' % GUARD_PRIORITY, guard),
+        ('prerouting', 'type nat hook prerouting priority -100; policy accept;', hooks['prerouting']),
+        ('output', 'type nat hook output priority -100; policy accept;', hooks['output']),
+        ('published', None, dnat),
+        ('published_loopback', None, dnat_loopback),
+        ('postrouting', 'type nat hook postrouting priority 100; policy accept;', postrouting),
+        ('forward', 'type filter hook forward priority 0; policy accept;', forward),
+    ]
 
 
 def render(networks, published):
@@ -316,22 +386,7 @@ def render(networks, published):
     """
     if not networks and not published:
         return 'add table ip %s\ndelete table ip %s\n' % (TABLE, TABLE)
-    postrouting, forward, dnat = [], [], []
-    for network in sorted(networks, key=lambda item: item['name']):
-        post, fwd = network_rules(network)
-        postrouting += post
-        forward += fwd
-    for container_id, name, address, mappings in sorted(published, key=lambda item: (item[1], item[0])):
-        dnat += dnat_rules(container_id, name, address, mappings)
-    chains = [
-        ('prerouting', 'type nat hook prerouting priority -100; policy accept;',
-         ['fib daddr type local jump published %s' % _comment('published ports')]),
-        ('output', 'type nat hook output priority -100; policy accept;',
-         ['fib daddr type local jump published %s' % _comment('published ports, from the host')]),
-        ('published', None, dnat),
-        ('postrouting', 'type nat hook postrouting priority 100; policy accept;', postrouting),
-        ('forward', 'type filter hook forward priority 0; policy accept;', forward),
-    ]
+    chains = chains_of(networks, published)
     lines = ['add table ip %s' % TABLE]
     for chain, base, _rules in chains:
         lines.append('add chain ip %s %s%s' % (TABLE, chain, ' { %s }' % base if base else ''))
@@ -339,6 +394,20 @@ def render(networks, published):
     for chain, _base, rules in chains:
         lines += ['add rule ip %s %s %s' % (TABLE, chain, rule) for rule in rules]
     return '\n'.join(lines) + '\n'
+
+
+def comments_of(rules):
+    """The ``comment "..."`` parts of rules, as nft lists them back."""
+    return ['comment ' + rule.split(' comment ', 1)[1] for rule in rules if ' comment ' in rule]
+
+
+def expected_comments(network):
+    """The comments of every rule this version renders for ``network`` and of the hooks: all must be listed
+    for the table to be complete (a flushed table, or one written by an older version, is not)."""
+    rules = [rule for chain_rules in hook_rules().values() for rule in chain_rules]
+    for part in network_rules(network):
+        rules += part
+    return sorted(set(comments_of(rules)))
 
 
 _libnft = []
