@@ -18,6 +18,7 @@ import contextlib
 
 from . import _options
 from ._runtime import cgroups
+from ._runtime import secrets as container_secrets
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import ValidationError
 from ._runtime.image_options import PULL_POLICIES, ContainerImages
@@ -64,9 +65,15 @@ class Task(object):
         # An unlocked read is safe, records are replaced atomically; the lock then guards the change.
         record, _live = self.engine.inspect(self.name)
         self._validated(record)
+        if record is None and self.state == 'absent':
+            return self.result(None, None)  # nothing to remove, and no lock file left behind
         lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
+        if self.params.get('secrets') and not self.check_mode:
+            container_secrets.store_key(self.engine.store.root, create=True)
         with lock, self.images.session(apply=not self.check_mode):
             record, live = self.engine.inspect(self.name)
+            if record is not None and not self.check_mode:
+                self.engine.repair(record, live)
             given, modes = self._validated(record)
             if self.state == 'absent':
                 record, live = self._absent(record, live)
@@ -85,6 +92,7 @@ class Task(object):
                    'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
         context['images'] = self.images
         given = _options.normalise_given(self.params, context)
+        self.engine.pending_secrets = context.get('secret_values') or {}
         self.images.check_given(given, record['config'] if record else {})
         if record is None and 'image' not in given:
             missing = [option for option in ('rootfs', 'command') if option not in given]

@@ -21,6 +21,7 @@ import os
 import re
 
 from ._runtime import cgroups, network, ports
+from ._runtime import secrets as container_secrets
 from ._runtime import image_options as oci_images
 from ._runtime import spec as oci_spec
 from ._runtime.errors import ValidationError
@@ -30,20 +31,24 @@ from ._runtime.units import (absolute_path, normalise_mounts, parse_signal, pars
                              split_command, string_dict)
 
 COMPARISONS = ('strict', 'ignore', 'allow_more_present')
+DEFAULT_PIDS_LIMIT = 2048  # podman's default for new containers
 UPDATES = ('recreate', 'live', 'record')
 HOSTNAME_RE = re.compile(r'[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*')
 HOSTNAME_MAX = 64  # the kernel's limit (HOST_NAME_MAX)
 MIN_CPUS = 0.01
 
 
+_SAME_AS_DEFAULT = object()
+
+
 class Option(object):
     """One container option (see the module docstring)."""
 
     __slots__ = ('name', 'type', 'elements', 'choices', 'default', 'normalise', 'spec', 'comparison', 'update',
-                 'no_log', 'equal')
+                 'no_log', 'equal', 'absent')
 
     def __init__(self, name, type, default=None, normalise=None, spec=None, comparison='strict', update='recreate',
-                 elements=None, choices=None, no_log=False, equal=None):
+                 elements=None, choices=None, no_log=False, equal=None, absent=_SAME_AS_DEFAULT):
         self.name = name
         self.type = type
         self.elements = elements
@@ -56,6 +61,8 @@ class Option(object):
         self.no_log = no_log
         # (wanted, actual) -> bool, instead of ==; e.g. images compare by manifest digest.
         self.equal = equal
+        # What a record without this option means (one written before the option or its default existed).
+        self.absent = default if absent is _SAME_AS_DEFAULT else absent
 
     def argument_spec(self):
         entry = {'type': self.type}
@@ -135,6 +142,13 @@ def _mounts(value, context):
         if not os.path.exists(mount['source']):
             raise ValidationError('mounts: source %s does not exist on the host; create it first' % mount['source'])
     return mounts
+
+
+def _secrets(value, context):
+    key = container_secrets.store_key(context.get('root') or '/var/lib/runcible')
+    normalised, values = container_secrets.normalise(value, key)
+    context['secret_values'] = values
+    return normalised
 
 
 def _memory(value, context):
@@ -267,6 +281,7 @@ OPTIONS = [
     Option('ip_address', 'str', normalise=_ip_address),
     Option('published_ports', 'list', elements='str', default=[], normalise=_published_ports),
     Option('mounts', 'list', elements='raw', default=[], normalise=_mounts, spec=oci_spec.map_mounts),
+    Option('secrets', 'dict', default={}, normalise=_secrets, spec=container_secrets.map_spec, no_log=True),
     Option('cgroup_manager', 'str', default=_default_cgroup_manager, normalise=_cgroup_manager,
            choices=('auto', 'cgroupfs', 'systemd')),
     Option('cgroup_parent', 'str', default=_default_cgroup_parent, normalise=_cgroup_parent),
@@ -280,7 +295,7 @@ OPTIONS = [
            update='live'),
     Option('cpuset_mems', 'str', default='', normalise=_cpuset('cpuset_mems'), spec=oci_spec.map_cpuset_mems,
            update='live'),
-    Option('pids_limit', 'int', default=0, normalise=_non_negative_int('pids_limit'), spec=oci_spec.map_pids_limit,
+    Option('pids_limit', 'int', default=DEFAULT_PIDS_LIMIT, absent=0, normalise=_non_negative_int('pids_limit'), spec=oci_spec.map_pids_limit,
            update='live'),
     Option('blkio_weight', 'int', default=0, normalise=_blkio_weight, spec=oci_spec.map_blkio_weight,
            update='live'),
@@ -411,7 +426,7 @@ def differences(given, actual, modes):
         if option.name not in given:
             continue
         wanted = given[option.name]
-        current = actual.get(option.name, option.default)
+        current = actual.get(option.name, option.absent)
         mode = modes[option.name]
         if option.equal is not None and mode != 'ignore':
             same = option.equal(wanted, current)
@@ -453,6 +468,9 @@ def imported_config(name, raw, overrides, runtime, engine):
         raise ValidationError('%s has unknown options %s: refusing it' % (what, ', '.join(unknown)))
     params = dict((key, value) for key, value in raw.items() if key in OPTIONS_BY_NAME and value is not None)
     params.pop('runtime', None)
+    if params.get('secrets'):
+        raise ValidationError('the archive\'s container had secrets (%s), whose values archives do not carry: import '
+                              'is not supported for such containers' % ', '.join(sorted(params['secrets'])))
     if 'rootfs' in overrides or 'image' in overrides:
         params.pop('rootfs', None)
         params.pop('image', None)
@@ -463,6 +481,8 @@ def imported_config(name, raw, overrides, runtime, engine):
     if params.get('image'):
         # By content only: the image must be in this host's image store with this digest.
         params['image'] = oci_images.split_normalised(str(params['image']))[1]
+    if params.get('command') == []:
+        del params['command']  # no command of its own: an image's entrypoint runs (the image fills it in again)
     if params.get('rootfs_mode') == 'direct' and 'rootfs' not in overrides:
         raise ValidationError('the archive\'s container writes to its root filesystem directly (rootfs_mode: direct); '
                               'give rootfs to import it')

@@ -140,7 +140,26 @@ options:
     description:
       - Environment variables of the process. C(PATH), C(HOSTNAME) and C(container) are set
         unless given here.
+      - Plain configuration, shown in C(--diff), in the returned C(container.config) and by
+        M(runcible.oci.container_info), as the peers' C(env) is. Put passwords and tokens in O(secrets).
     type: dict
+  secrets:
+    description:
+      - Secret values for the container, each name mapped to its value, or to a dictionary with
+        C(value), C(type), C(target) and C(mode). Never shown in C(--diff), results, logs or the record in clear (the option is C(no_log));
+        compared by a keyed hash (HMAC-SHA256 with a random key of the store, C(secrets.key) in
+        O(root)), so a changed value recreates the container.
+      - V(type=file) (the default) delivers the value as a read-only file, C(target) (default
+        C(/run/secrets/NAME); a relative target is under C(/run/secrets)), mode C(mode) (default
+        V(0400)), owned by the container's O(user).
+      - V(type=env) delivers it as the environment variable C(target) (default C(NAME)); it overrides
+        O(env). Execs into the container get it too.
+      - Values are kept only on the host's tmpfs (under O(run_root)), never on disk; after a reboot
+        the task that starts the container again must give them again.
+      - Checkpoint archives do not carry secret values (the process memory they hold may, see
+        M(runcible.oci.container_checkpoint)); a container with secrets cannot be imported.
+    type: dict
+    no_log: true
   workdir:
     description:
       - Absolute working directory of the process. Defaults to C(/).
@@ -252,6 +271,9 @@ options:
   pids_limit:
     description:
       - Maximum number of processes; V(0) for no limit. Updated live.
+      - A new container gets V(2048) when this is not given (podman's default), so that a fork bomb
+        in one container cannot exhaust the host's process table. Containers created before this
+        default keep their limit until a task gives one.
     type: int
   blkio_weight:
     description:
@@ -324,6 +346,18 @@ EXAMPLES = r'''
       MODE: production
     mounts:
       - /srv/www:/srv:ro
+
+- name: A database with its password as a file and an API token as a variable
+  runcible.oci.container:
+    name: db
+    rootfs: /srv/rootfs/busybox
+    command: sh -c 'test -s /run/secrets/db_password && exec sleep infinity'
+    secrets:
+      db_password: "{{ vault_db_password }}"
+      api_token:
+        value: "{{ vault_api_token }}"
+        type: env
+        target: API_TOKEN
 
 - name: Stop it (SIGTERM, then SIGKILL after 5 seconds)
   runcible.oci.container:

@@ -169,3 +169,21 @@ def test_blkio_weight_where_the_host_has_no_controller(env):
     else:
         with pytest.raises(RuncibleError, match='no block I/O weight controller'):
             env.run(name='test-blk', rootfs=env.rootfs, command=['true'], blkio_weight=300)
+
+
+def test_defaults_of_a_new_container_as_podmans(env):
+    """A pids limit of 2048 unless given (a fork bomb stays in its container); /proc/interrupts and powercap masked."""
+    from ansible_collections.runcible.oci.plugins.module_utils import _exec
+    container = env.run(name='test-defaults', rootfs=env.rootfs, command=['sh', '-c', LOOP], network='none')['container']
+    assert container['config']['pids_limit'] == 2048
+    assert read(cgroup_file(container['pid'], *PIDS)) == '2048'
+    result = _exec.run({'container': 'test-defaults', 'root': env.root, 'run_root': env.run_root,
+                        'argv': ['sh', '-c', 'wc -c < /proc/interrupts; ls -A /sys/devices/virtual/powercap | wc -l']})
+    assert result['stdout'].split() == ['0', '0'], result
+    # A container made before the default (its record says no limit) is not changed by a task that gives none.
+    record = env.engine.store.load('test-defaults')
+    del record['config']['pids_limit']
+    env.engine.store.save(record)
+    unlimited = env.run(name='test-defaults', rootfs=env.rootfs, command=['sh', '-c', LOOP], network='none',
+                        memory=0)
+    assert unlimited['changed'] is False

@@ -196,17 +196,20 @@ def test_no_mounts_means_only_base_mounts():
 
 # -- resources --------------------------------------------------------------------------------------
 
+DEFAULT_PIDS = {'pids': {'limit': 2048}}  # podman's default for a new container
+
+
 @pytest.mark.parametrize('params, expected', [
-    ({'memory': '64m'}, {'memory': {'limit': 64 << 20}}),
-    ({'memory': 1073741824}, {'memory': {'limit': 1 << 30}}),
-    ({'cpus': 0.5}, {'cpu': {'quota': 50000, 'period': 100000}}),
-    ({'cpus': '1.5'}, {'cpu': {'quota': 150000, 'period': 100000}}),
-    ({'cpus': 2}, {'cpu': {'quota': 200000, 'period': 100000}}),
-    ({'cpus': 0.333333}, {'cpu': {'quota': 33333, 'period': 100000}}),
+    ({'memory': '64m'}, dict(DEFAULT_PIDS, memory={'limit': 64 << 20})),
+    ({'memory': 1073741824}, dict(DEFAULT_PIDS, memory={'limit': 1 << 30})),
+    ({'cpus': 0.5}, dict(DEFAULT_PIDS, cpu={'quota': 50000, 'period': 100000})),
+    ({'cpus': '1.5'}, dict(DEFAULT_PIDS, cpu={'quota': 150000, 'period': 100000})),
+    ({'cpus': 2}, dict(DEFAULT_PIDS, cpu={'quota': 200000, 'period': 100000})),
+    ({'cpus': 0.333333}, dict(DEFAULT_PIDS, cpu={'quota': 33333, 'period': 100000})),
     ({'pids_limit': 100}, {'pids': {'limit': 100}}),
     ({'memory': '512k', 'cpus': 0.25, 'pids_limit': 7},
      {'memory': {'limit': 512 << 10}, 'cpu': {'quota': 25000, 'period': 100000}, 'pids': {'limit': 7}}),
-    ({}, {}),
+    ({}, DEFAULT_PIDS),
     ({'memory': 0, 'cpus': 0, 'pids_limit': 0}, {}),
 ])
 def test_resources(params, expected):

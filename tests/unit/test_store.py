@@ -482,11 +482,19 @@ def test_derive_status_both_dead(paths):
     assert 'killed' in live['reason']
 
 
-@pytest.mark.parametrize('state', ['running', 'paused', 'created'])
-def test_derive_status_alive(paths, state):
-    record = make_record(state, pid=os.getpid(), conmon_pid=os.getpid())
+@pytest.mark.parametrize('truth', ['running', 'paused', 'created'])
+@pytest.mark.parametrize('recorded', ['running', 'paused', 'created'])
+def test_derive_status_alive_says_what_is_true(paths, monkeypatch, recorded, truth):
+    """The record's state is only the last word of a task that may have been killed: the runtime's exec.fifo
+    (created until started) and the cgroup freezer (paused) say what is true."""
+    record = make_record(recorded, pid=os.getpid(), conmon_pid=os.getpid())
+    record['runtime'] = {'name': 'runc', 'path': '/usr/sbin/runc'}
+    if truth == 'created':
+        os.makedirs(paths.runtime_state('runc'))
+        os.mkfifo(os.path.join(paths.runtime_state('runc'), 'exec.fifo'))
+    monkeypatch.setattr(store_mod, 'frozen', lambda pid: truth == 'paused')
     live = derive_status(record, paths, boot_id=BOOT)
-    assert live == {'status': state, 'pid': os.getpid(), 'conmon_pid': os.getpid(), 'exit_code': None,
+    assert live == {'status': truth, 'pid': os.getpid(), 'conmon_pid': os.getpid(), 'exit_code': None,
                     'finished_at': None, 'reason': None}
 
 

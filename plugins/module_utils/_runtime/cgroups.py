@@ -21,6 +21,7 @@ import subprocess
 import time
 
 from .errors import RuncibleError, ValidationError
+from .host import process_cgroups
 from .oci_cli import cgroup_mode, find_program
 
 CGROUP_ROOT = '/sys/fs/cgroup'
@@ -286,21 +287,6 @@ class Placement(object):
 
 
 # -- live values ----------------------------------------------------------------------------------------
-
-def process_cgroups(pid):
-    """-> {controller: path} from /proc/<pid>/cgroup ('' is the v2 unified hierarchy)."""
-    result = {}
-    try:
-        with open('/proc/%d/cgroup' % pid) as handle:
-            for line in handle:
-                parts = line.rstrip('\n').split(':', 2)
-                if len(parts) == 3:
-                    for controller in parts[1].split(','):
-                        result[controller.replace('name=', '')] = parts[2]
-    except OSError:
-        return {}
-    return result
-
 
 def _read(path):
     try:

@@ -28,6 +28,7 @@ from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
 from .layers import tree_size
 from .oci_cli import cgroup_mode, find_program
+from .secrets import env_names as secret_env_names
 from .store import atomic_write
 
 COMPRESSIONS = archives.COMPRESSIONS
@@ -181,11 +182,12 @@ def pin_criu_cgroup_root(paths, cgroup_path):
     """
     conf = os.path.join(paths.bundle, 'criu-runc.conf')
     atomic_write(conf, 'cgroup-root %s\n' % cgroup_path, mode=0o600)
-    with open(paths.config_json) as handle:
+    spec_file = os.path.realpath(paths.config_json)  # on the tmpfs: it may hold secret environment values
+    with open(spec_file) as handle:
         spec = json.load(handle)
     if spec.setdefault('annotations', {}).get(CRIU_CONFIG_ANNOTATION) != conf:
         spec['annotations'][CRIU_CONFIG_ANNOTATION] = conf
-        atomic_write(paths.config_json, json.dumps(spec, indent=1), mode=0o600)
+        atomic_write(spec_file, json.dumps(spec, indent=1), mode=0o600)
 
 
 class Checkpoints(object):
@@ -317,8 +319,15 @@ class Checkpoints(object):
         meta = record['checkpoint']
         paths = self.engine.paths(record)
         upper = paths.upper if record['config'].get('rootfs_mode') == 'overlay' else None
-        size = archives.write_archive(path, compress, self.manifest(record), paths.config_json, meta['images'], upper,
-                                      paths.log, key=key)
+        with open(paths.config_json) as handle:
+            spec = json.load(handle)
+        hidden = secret_env_names(record['config'].get('secrets'))
+        if hidden:
+            # Secret values never travel in an archive (the memory images are another matter: see the docs).
+            spec['process']['env'] = [item for item in spec['process'].get('env') or []
+                                      if item.split('=', 1)[0] not in hidden]
+        size = archives.write_archive(path, compress, self.manifest(record), json.dumps(spec, indent=1).encode(),
+                                      meta['images'], upper, paths.log, key=key)
         info = os.stat(path)
         meta.setdefault('exports', {})[path] = {'size': info.st_size, 'mtime_ns': info.st_mtime_ns,
                                                 'compress': compress, 'key_id': archives.key_id(key)}

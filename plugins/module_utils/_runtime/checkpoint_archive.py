@@ -295,7 +295,10 @@ def write_archive(path, compress, manifest, config_json, images_dir, upper_dir, 
         writer = _Writer(fd, compress)
         archive = ArchiveWriter(writer.tar, digest)
         archive.add_bytes(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
-        archive.add_file('config.json', config_json)
+        if isinstance(config_json, bytes):
+            archive.add_bytes('config.json', config_json)
+        else:
+            archive.add_file('config.json', config_json)
         archive.add_tree(images_dir, 'images')
         if upper_dir and os.path.isdir(upper_dir):
             archive.add_tree(upper_dir, 'upper')

@@ -19,6 +19,7 @@ import time
 
 from .. import _options
 from . import cgroups, conmon, network
+from . import secrets as container_secrets
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .image_options import lower_dirs as image_lower_dirs
 from .oci_cli import OCIRuntime, find_program, select_runtime
@@ -43,6 +44,8 @@ class Engine(object):
         self.requested_runtime = runtime
         self.warnings = []
         self.notes = []
+        # Secret values a task gives ({name: value}); written to the tmpfs store when a container is launched.
+        self.pending_secrets = {}
 
     # -- reading ------------------------------------------------------------------------------
     def paths(self, record):
@@ -54,6 +57,22 @@ class Engine(object):
         if record is None:
             return None, None
         return record, derive_status(record, self.paths(record))
+
+    def repair(self, record, live):
+        """Make the record say what is true (call under the container's lock); -> True when it was wrong.
+
+        A task killed between a runtime call and its record write leaves the record behind the truth
+        (``created`` after ``runtime start``, ``running`` after ``pause``): the live status, read from
+        the runtime's state dir and the cgroup, is written back. Not a change of the container.
+        """
+        status = live.get('status')
+        if status not in ('created', 'running', 'paused') or record.get('state') == status:
+            return False
+        record['state'] = status
+        if status != 'created' and not record.get('started_at'):
+            record['started_at'] = utc_iso()
+        self.store.save(record)
+        return True
 
     def view(self, record, live):
         """The ``container`` dict modules return."""
@@ -137,12 +156,39 @@ class Engine(object):
         return record
 
     def _write_bundle(self, record):
+        """The bundle: the spec on the tmpfs (it may hold secret environment values), linked from bundle/."""
         paths = self.paths(record)
         config = record['config']
         os.makedirs(paths.bundle, mode=0o700, exist_ok=True)
+        os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
         root_path = 'rootfs' if config['rootfs_mode'] == 'overlay' else config['rootfs']
         spec = _options.build_spec(config, record['id'], root_path, self.placement(record).cgroups_path)
-        atomic_write(paths.config_json, json.dumps(spec, indent=1), mode=0o600)
+        if config.get('secrets'):
+            self._put_secrets(record)
+            env = container_secrets.env_values(paths.secrets_dir, config['secrets'])
+            if env:
+                names = set(env)
+                spec['process']['env'] = [item for item in spec['process']['env'] if item.split('=', 1)[0] not in names]
+                spec['process']['env'] += ['%s=%s' % item for item in sorted(env.items())]
+            _link(paths.secrets_dir, os.path.join(paths.bundle, 'secrets'))
+        atomic_write(paths.spec_file, json.dumps(spec, indent=1), mode=0o600)
+        _link(paths.spec_file, paths.config_json)
+
+    def _put_secrets(self, record):
+        """Write the secret values the task gave into the tmpfs store; fail when one is missing there."""
+        config = record['config'].get('secrets') or {}
+        if not config:
+            return
+        paths = self.paths(record)
+        values = dict((name, value) for name, value in self.pending_secrets.items() if name in config)
+        if values:
+            uid, gid = (int(part) for part in str(record['config'].get('user') or '0:0').split(':'))
+            container_secrets.write(paths.secrets_dir, config, values, uid, gid)
+        missing = container_secrets.missing(paths.secrets_dir, config)
+        if missing:
+            raise ValidationError('container %s needs the values of its secrets %s, which are kept only until the '
+                                  'host reboots: give secrets in the task that starts it'
+                                  % (record['name'], ', '.join(missing)))
 
     def _prepare_rootfs(self, record):
         paths = self.paths(record)
@@ -162,9 +208,15 @@ class Engine(object):
         runtime = runtime or self.runtime_for(record)
         for directory in (paths.run_dir, paths.persist_dir, paths.exit_dir, paths.socket_dir, runtime.state_root):
             os.makedirs(directory, mode=0o700, exist_ok=True)
-        # Leftovers of an earlier run of this container: runtime state, exit file, conmon's fifos.
+        if not os.path.exists(paths.config_json):
+            self._write_bundle(record)  # a task killed before it wrote the bundle, or a reboot emptied the tmpfs
+        else:
+            self._put_secrets(record)
+        # Leftovers of an earlier run of this container: runtime state, a conmon of a task killed before it
+        # recorded its pid (it would write an exit file into this run), exit file, conmon's fifos.
         if runtime.knows(record['id']):
             runtime.delete(record['id'], force=True)
+        self._reap_stray_conmon(record, paths)
         for stale in (paths.exit_file, paths.pidfile, paths.conmon_pidfile,
                       os.path.join(paths.bundle, 'ctl'), os.path.join(paths.bundle, 'winsz'),
                       os.path.join(paths.bundle, 'attach'), os.path.join(paths.persist_dir, 'exit')):
@@ -203,6 +255,28 @@ class Engine(object):
             runtime.start(record['id'])
             record.update(state='running', started_at=utc_iso())
             self.store.save(record)
+
+    @staticmethod
+    def _reap_stray_conmon(record, paths):
+        """Wait for (or kill) a conmon of this container that no record knows; its runtime state is gone."""
+        try:
+            with open(paths.conmon_pidfile) as handle:
+                pid = int(handle.read().strip() or 0)
+        except (IOError, OSError, ValueError):
+            return
+        try:
+            with open('/proc/%d/cmdline' % pid, 'rb') as handle:
+                argv = handle.read().split(b'\0')
+        except (IOError, OSError):
+            return
+        if not argv or os.path.basename(argv[0]) != b'conmon' or record['id'].encode() not in argv:
+            return
+        deadline = time.monotonic() + KILL_WAIT
+        while process_alive(pid) and time.monotonic() < deadline:
+            if time.monotonic() > deadline - KILL_WAIT / 2:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
 
     # -- transitions --------------------------------------------------------------------------
     def start(self, record, live):
@@ -308,8 +382,8 @@ class Engine(object):
                     runtime.delete(record['id'], force=True)
             unmount(paths.rootfs_mount)
         network.release(self, record)
-        self.store.forget(record)
         self.placement(record).cleanup()
+        self.store.forget(record)  # the record last: a task killed before this repeats the removal
 
     def update_record(self, record, config):
         record['config'] = config
@@ -322,6 +396,23 @@ class Engine(object):
         record['config'] = config
         self._write_bundle(record)
         self.store.save(record)
+
+
+def _link(target, path):
+    """Make ``path`` a symlink to ``target`` (replacing whatever is there, atomically)."""
+    try:
+        if os.readlink(path) == target:
+            return
+    except OSError:
+        pass
+    temp = '%s.%s' % (path, secrets.token_hex(6))
+    os.symlink(target, temp)
+    try:
+        os.rename(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _start_time(pid):

@@ -16,9 +16,11 @@ DEFAULT_CAPABILITIES = [
     'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
 ]
 
+# podman's default masked paths (containers-common): nothing of the host's hardware, keys or timing leaks.
 MASKED_PATHS = [
     '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats',
-    '/proc/sched_debug', '/proc/scsi', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block',
+    '/proc/sched_debug', '/proc/scsi', '/proc/interrupts', '/sys/firmware', '/sys/fs/selinux', '/sys/dev/block',
+    '/sys/devices/virtual/powercap',
 ]
 READONLY_PATHS = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger']
 

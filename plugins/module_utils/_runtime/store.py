@@ -31,21 +31,9 @@ import tempfile
 import time
 
 from .errors import RuncibleError
+from .host import current_boot_id, frozen, process_alive, read_proc_stat  # noqa: F401 (re-exported)
 
 RECORD_VERSION = 1
-BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
-
-_boot_id_cache = {}
-
-
-def current_boot_id(path=BOOT_ID_PATH):
-    if path not in _boot_id_cache:
-        try:
-            with open(path, 'r') as handle:
-                _boot_id_cache[path] = handle.read().strip()
-        except (IOError, OSError):
-            _boot_id_cache[path] = ''
-    return _boot_id_cache[path]
 
 
 def atomic_write(path, data, mode=0o600):
@@ -72,28 +60,6 @@ def atomic_write(path, data, mode=0o600):
         os.close(dir_fd)
 
 
-def read_proc_stat(pid):
-    """-> (state letter, start time in clock ticks) of ``pid``, or None when it does not exist."""
-    if not pid:
-        return None
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            data = handle.read()
-    except (IOError, OSError):
-        return None
-    # comm may hold spaces and parentheses: the fields start after the last ')'.
-    fields = data[data.rindex(b')') + 2:].split()
-    return fields[0].decode(), int(fields[19])
-
-
-def process_alive(pid, start_time=None):
-    """True when ``pid`` runs (not a zombie) and, if given, started at ``start_time`` (no pid reuse)."""
-    stat = read_proc_stat(pid)
-    if stat is None or stat[0] in ('Z', 'X'):
-        return False
-    return start_time is None or stat[1] == start_time
-
-
 class ContainerPaths(object):
     """Every path of one container, derived from the store roots, its name and its id."""
 
@@ -109,6 +75,7 @@ class ContainerPaths(object):
         self.work = os.path.join(self.dir, 'work')
         self.log = os.path.join(self.dir, 'ctr.log')
         self.lock = os.path.join(root, 'locks', name + '.lock')
+        self.run_root = run_root
         if container_id:
             self.run_dir = os.path.join(run_root, 'containers', container_id)
             self.exit_dir = os.path.join(run_root, 'exits')
@@ -118,6 +85,14 @@ class ContainerPaths(object):
             self.runtime_log = os.path.join(self.run_dir, 'runtime.log')
             self.persist_dir = os.path.join(self.run_dir, 'persist')
             self.socket_dir = os.path.join(run_root, 'socket')
+            # The spec itself lives on the tmpfs (bundle/config.json links to it): it may hold secret
+            # environment values, which never reach a disk; after a reboot it is written again.
+            self.spec_file = os.path.join(self.run_dir, 'config.json')
+            self.secrets_dir = os.path.join(self.run_dir, 'secrets')
+
+    def runtime_state(self, runtime_name):
+        """The runtime's state dir of this container (``runtime --root``/ID)."""
+        return os.path.join(self.run_root, 'runtime', runtime_name, self.id)
 
 
 class Store(object):
@@ -203,7 +178,8 @@ class Store(object):
     def forget(self, record):
         """Remove every file of a container (its record last, so a crash leaves it findable)."""
         paths = self.paths(record['name'], record['id'])
-        for path in (paths.exit_file,):
+        # conmon's attach socket link (socket/ID -> the bundle) outlives it: it goes with the container.
+        for path in (paths.exit_file, os.path.join(paths.socket_dir, record['id'])):
             with contextlib.suppress(OSError):
                 os.unlink(path)
         shutil.rmtree(paths.run_dir, ignore_errors=True)
@@ -251,6 +227,21 @@ def _wait_for_exit_file(exit_file, conmon_pid, conmon_start, grace=EXIT_FILE_GRA
         time.sleep(0.005)
 
 
+def live_state(record, paths):
+    """What the runtime would say of a container whose process lives: created, paused or running.
+
+    The truth, not the record's last word (a task killed between ``runtime start`` and its record
+    write leaves ``created`` in the record): both runc and crun keep ``exec.fifo`` in the
+    container's state dir until it is started, and ``pause`` freezes its cgroup.
+    """
+    runtime_name = (record.get('runtime') or {}).get('name') or 'runc'
+    if os.path.exists(os.path.join(paths.runtime_state(runtime_name), 'exec.fifo')):
+        return 'created'
+    if frozen(record['pid']):
+        return 'paused'
+    return 'running'
+
+
 def derive_status(record, paths, boot_id=None):
     """Live status of a container from its record, conmon's exit file and a check of the processes.
 
@@ -274,7 +265,8 @@ def derive_status(record, paths, boot_id=None):
     conmon_alive = process_alive(record.get('conmon_pid'), record.get('conmon_start'))
     pid_alive = process_alive(record.get('pid'), record.get('pid_start'))
     if conmon_alive or pid_alive:
-        result.update(status=state, pid=record.get('pid') if pid_alive else 0,
+        result.update(status=live_state(record, paths) if pid_alive else state,
+                      pid=record.get('pid') if pid_alive else 0,
                       conmon_pid=record.get('conmon_pid') if conmon_alive else 0)
         if not pid_alive:
             # conmon lives but the process is gone: conmon is about to write the exit file. Give it a moment,

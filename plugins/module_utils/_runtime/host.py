@@ -1,0 +1,89 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Host primitives: processes (/proc), the boot id, a process's cgroups and freezer state.
+
+Small, dependency-free readers every layer of the runtime uses; none of them starts a process.
+"""
+
+from __future__ import annotations
+
+import os
+
+BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
+CGROUP_ROOT = '/sys/fs/cgroup'
+
+_boot_id_cache = {}
+
+
+def current_boot_id(path=BOOT_ID_PATH):
+    """The kernel's boot id (changes with every boot); '' when unreadable."""
+    if path not in _boot_id_cache:
+        try:
+            with open(path, 'r') as handle:
+                _boot_id_cache[path] = handle.read().strip()
+        except (IOError, OSError):
+            _boot_id_cache[path] = ''
+    return _boot_id_cache[path]
+
+
+def proc_stat_fields(pid):
+    """The fields of /proc/PID/stat after the command name (index 0 is the state letter), or None."""
+    if not pid:
+        return None
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            data = handle.read()
+    except (IOError, OSError):
+        return None
+    # comm may hold spaces and parentheses: the fields start after the last ')'.
+    return data[data.rindex(b')') + 2:].split()
+
+
+def read_proc_stat(pid):
+    """-> (state letter, start time in clock ticks) of ``pid``, or None when it does not exist."""
+    fields = proc_stat_fields(pid)
+    if fields is None:
+        return None
+    return fields[0].decode(), int(fields[19])
+
+
+def process_alive(pid, start_time=None):
+    """True when ``pid`` runs (not a zombie) and, if given, started at ``start_time`` (no pid reuse)."""
+    stat = read_proc_stat(pid)
+    if stat is None or stat[0] in ('Z', 'X'):
+        return False
+    return start_time is None or stat[1] == start_time
+
+
+def process_cgroups(pid):
+    """-> {controller: path} from /proc/<pid>/cgroup ('' is the v2 unified hierarchy)."""
+    result = {}
+    try:
+        with open('/proc/%d/cgroup' % pid) as handle:
+            for line in handle:
+                parts = line.rstrip('\n').split(':', 2)
+                if len(parts) == 3:
+                    for controller in parts[1].split(','):
+                        result[controller.replace('name=', '')] = parts[2]
+    except OSError:
+        return {}
+    return result
+
+
+def frozen(pid, root=CGROUP_ROOT):
+    """Is the cgroup of ``pid`` frozen (the runtime's ``pause``)? v1 freezer.state, or v2 cgroup.events."""
+    groups = process_cgroups(pid)
+    if 'freezer' in groups:
+        try:
+            with open(os.path.join(root, 'freezer', groups['freezer'].lstrip('/'), 'freezer.state')) as handle:
+                return handle.read().strip() in ('FROZEN', 'FREEZING')
+        except OSError:
+            return False
+    if '' in groups:
+        try:
+            with open(os.path.join(root, groups[''].lstrip('/'), 'cgroup.events')) as handle:
+                return 'frozen 1' in handle.read().splitlines()
+        except OSError:
+            return False
+    return False
