@@ -42,6 +42,11 @@ options:
       - The user commands run as inside the container, V(name[:group]) or V(uid[:gid]); names are
         looked up in the container's C(/etc/passwd) and C(/etc/group). C(HOME), C(USER) and
         C(LOGNAME) are set from C(/etc/passwd).
+      - These files are read inside the container's root, as the container sees them; a symbolic
+        link in the container never leads to a file of the host. Only a regular file of at most
+        4 MiB is read, and a lookup in a file that is not one fails with the reason. When either
+        file is there but is not a regular file (a FIFO, say), every command fails at once with
+        the reason, whatever the user, since the OCI runtime would block reading it.
       - When not set, the user of the container's own process (its O(runcible.oci.container#module:user)).
     type: str
     vars:
@@ -150,7 +155,7 @@ from ansible_collections.runcible.oci.plugins.module_utils._runtime import execu
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime, select_runtime
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import resolve_user, validate_name
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import check_user_db, resolve_user, validate_name
 
 display = Display()
 
@@ -256,11 +261,13 @@ class Connection(ConnectionBase):
         user = None
         env = {}
         remote_user = self.get_option('remote_user')
-        if remote_user:
-            try:
+        try:
+            if remote_user:
                 user = resolve_user(remote_user, target.rootfs)
-            except RuncibleError as exc:
-                raise AnsibleConnectionFailure('container %s: %s' % (target.record['name'], exc.msg))
+            check_user_db(target.rootfs, 'cannot run commands')
+        except RuncibleError as exc:
+            raise AnsibleConnectionFailure('container %s: %s' % (target.record['name'], exc.msg))
+        if remote_user:
             env = stream.user_env(target.rootfs, user)
         try:
             base = execute.load_container_process(target.paths.config_json)

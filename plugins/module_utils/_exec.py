@@ -20,7 +20,7 @@ import datetime
 from ._runtime import execute
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import RuncibleError, ValidationError
-from ._runtime.units import absolute_path, resolve_user, split_command, string_dict, validate_name
+from ._runtime.units import absolute_path, check_user_db, resolve_user, split_command, string_dict, validate_name
 
 
 def argument_spec():
@@ -120,6 +120,7 @@ class ExecTask(object):
         if skip:
             return self._skipped(skip)
         user = resolve_user(self.params['user'], container_root) if self.params.get('user') else None
+        check_user_db(container_root, 'cannot exec in container %s' % self.name)
         if self.check_mode:
             return {'changed': True, 'cmd': self.argv, 'rc': 0, 'stdout': '', 'stderr': '', 'stdout_lines': [],
                     'stderr_lines': [], 'msg': 'Command would have run if not in check mode'}

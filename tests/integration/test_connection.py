@@ -24,6 +24,8 @@ from conftest import BIN, CALLBACKS, COLLECTIONS, REPO
 
 from ansible_collections.runcible.oci.plugins.module_utils import _exec  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import execute, stream  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import resolve_user  # noqa: E402
 
 DEBIAN_ROOTFS = os.environ.get('RUNCIBLE_DEBIAN_ROOTFS') or os.path.join(REPO, 'build', 'rootfs', 'debian')
 UNICODE = 'héllo wörld ✓ Ωμέγα 日本'
@@ -256,6 +258,57 @@ def test_module_sees_the_containers_own_environment(env, tmp_path):
     tasks = [{'name': 'env', 'ansible.builtin.shell': 'echo "$APP_MODE"; id -un; pwd'}]
     results, output = play(env, {'test-conn-env': {}}, tasks, play_vars={'ansible_pipelining': True})
     assert results['env']['stdout_lines'] == ['ünïcode mode', 'nobody', '/tmp'], output
+
+
+HOST_PASSWD = 'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\nroot:x:0:0:root:/host-root-home:/bin/sh\n'
+
+
+@pytest.mark.timeout(300)
+def test_remote_user_is_looked_up_in_the_container_only(env, tmp_path):
+    """Busybox containers whose /etc/passwd a process inside made a link to a host file, or a FIFO.
+
+    The plugin resolves ansible_user and sets HOME/USER from the container's own view (no such file),
+    and a FIFO fails every command at once instead of hanging the play (raw needs no Python).
+    """
+    host_file = tmp_path / 'host-passwd'
+    host_file.write_text(HOST_PASSWD)
+    for name, plant in (('test-conn-hostlink', ['ln', '-sf', str(host_file), '/etc/passwd']),
+                        ('test-conn-fifo', ['sh', '-c', 'rm /etc/passwd && mkfifo /etc/passwd'])):
+        start(env, name, rootfs=env.rootfs, command=['sleep', '1000000'])
+        planted = _exec.run({'container': name, 'argv': plant, 'root': env.root, 'run_root': env.run_root})
+        assert planted['rc'] == 0, planted
+    _record, live = env.engine.inspect('test-conn-hostlink')
+    with open('/proc/%d/root/etc/passwd' % live['pid']) as handle:
+        assert handle.read() == HOST_PASSWD, 'the attack is real: the host, following the link, reads its own file'
+
+    # In-process, the plugin's two lookups.
+    root = '/proc/%d/root' % live['pid']
+    with pytest.raises(RuncibleError, match="'hostonly' is not in the root filesystem's /etc/passwd"):
+        resolve_user('hostonly', root)
+    assert resolve_user('4321', root) == '4321:0'
+    assert stream.user_env(root, '4321:0') == {'HOME': '/'} and stream.user_env(root, '0:0') == {'HOME': '/'}
+
+    # Through ansible-playbook and the plugin.
+    hosts = {'by-name': {'ansible_host': 'test-conn-hostlink', 'ansible_user': 'hostonly'},
+             'by-uid': {'ansible_host': 'test-conn-hostlink', 'ansible_user': '4321'},
+             'as-root': {'ansible_host': 'test-conn-hostlink', 'ansible_user': 'root'},
+             'fifo-by-name': {'ansible_host': 'test-conn-fifo', 'ansible_user': 'root'},
+             'fifo-default-user': {'ansible_host': 'test-conn-fifo'}}
+    tasks = [{'name': 'whoami', 'ansible.builtin.raw': 'echo "$HOME|$USER|$(id -u):$(id -g)"', 'timeout': 60}]
+    started = time.monotonic()
+    _results, output = play(env, hosts, tasks, expect_rc=4)
+    assert time.monotonic() - started < 120
+    with open(os.path.join(env.base, 'results.json')) as handle:
+        by_host = dict((result['_host'], result) for result in json.load(handle))
+    assert by_host['by-uid']['_status'] == 'ok', output
+    assert by_host['by-uid']['stdout_lines'] == ['/||4321:0'], 'no HOME, USER or gid from the host file'
+    for host in ('by-name', 'as-root'):
+        assert by_host[host]['_status'] == 'unreachable', output
+        assert "is not in the root filesystem's /etc/passwd" in by_host[host]['msg'], by_host[host]['msg']
+    assert "container test-conn-hostlink: user: 'hostonly' is not in the root filesystem" in by_host['by-name']['msg']
+    for host in ('fifo-by-name', 'fifo-default-user'):
+        assert by_host[host]['_status'] == 'unreachable', output
+        assert 'a FIFO, not a regular file' in by_host[host]['msg'], by_host[host]['msg']
 
 
 if __name__ == '__main__':  # pragma: no cover

@@ -393,3 +393,67 @@ def test_exec_into_stopped_paused_or_absent_fails_naming_the_status(env):
 def test_bad_timeout_is_rejected(env, box):
     with pytest.raises(RuncibleError, match='must be more than 0 seconds'):
         api(env, argv=['true'], timeout=0)
+
+
+# -- the container's files are the container's ----------------------------------------------------------------
+
+HOST_PASSWD = 'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\napp:x:4321:4321::/:/bin/sh\n'
+
+
+@pytest.mark.timeout(300)
+def test_user_is_never_looked_up_in_a_host_file_the_container_links_to(env, box, tmp_path):
+    """A process in the container makes /etc/passwd a symlink to a host path: only the container's view counts."""
+    host_file = tmp_path / 'host-passwd'
+    host_file.write_text(HOST_PASSWD)
+    assert api(env, argv=['ln', '-sf', str(host_file), '/etc/passwd'])['rc'] == 0
+    with open(in_container(box, '/etc/passwd')) as handle:
+        assert handle.read() == HOST_PASSWD, 'the attack is real: the host, following the link, reads its own file'
+
+    with pytest.raises(RuncibleError, match="user: 'hostonly' is not in the root filesystem's /etc/passwd"):
+        api(env, argv=['id', '-u'], user='hostonly')
+    with pytest.raises(RuncibleError, match="user: 'app' is not in the root filesystem's /etc/passwd"):
+        api(env, argv=['id', '-u'], user='app')
+    assert api(env, argv=['sh', '-c', 'id -u; id -g'], user='4321')['stdout_lines'] == ['4321', '0'], \
+        'a numeric uid takes no gid from the host file'
+    played = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['id', '-u'], 'user': 'hostonly'},
+                            'ignore_errors': True}])[0]
+    assert played['_status'] == 'failed'
+    assert "user: 'hostonly' is not in the root filesystem's /etc/passwd" in played['msg'], played['msg']
+
+    # An absolute link to a file that is in the container is followed there, as the container does.
+    assert api(env, argv=['sh', '-c', 'mkdir -p /usr/share/base && echo "app:x:1234:1234::/home/app:/bin/sh" '
+                                      '> /usr/share/base/passwd && ln -sf /usr/share/base/passwd /etc/passwd'])['rc'] == 0
+    assert api(env, argv=['sh', '-c', 'id -u; id -g'], user='app')['stdout_lines'] == ['1234', '1234']
+    assert not os.path.islink(os.path.join(env.rootfs, 'etc', 'passwd')), 'the shared root filesystem is untouched'
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize('fifo', ['/etc/passwd', '/etc/group'])
+def test_a_fifo_for_the_user_database_does_not_hang_container_exec(env, box, fifo):
+    """A process in the container makes /etc/passwd (or /etc/group) a FIFO: every exec fails at once, none hangs.
+
+    Our lookup never opens it; runc, which opens both in the container for any user, is not started.
+    """
+    assert api(env, argv=['sh', '-c', 'rm %s && mkfifo %s' % (fifo, fifo)])['rc'] == 0
+    started = time.monotonic()
+    refused = '%s in the root filesystem is refused: a FIFO, not a regular file' % fifo
+    blocked = ('cannot exec in container test-box: %s in its root filesystem is a FIFO, not a regular file, and the OCI '
+               'runtime would block reading it' % fifo)
+    with pytest.raises(RuncibleError, match=refused if fifo == '/etc/passwd' else blocked):
+        api(env, argv=['true'], user='app')
+    with pytest.raises(RuncibleError, match='cannot look up the group of uid 1000: ' + refused
+                       if fifo == '/etc/passwd' else blocked):
+        api(env, argv=['true'], user='1000')
+    with pytest.raises(RuncibleError, match=refused):
+        api(env, argv=['true'], user='app:app')
+    for user in ('1000:1000', None):
+        with pytest.raises(RuncibleError, match=blocked):
+            api(env, argv=['true'], user=user)
+    with pytest.raises(RuncibleError, match=blocked):
+        api(env, check_mode=True, argv=['true'])
+    # creates/removes only look: a FIFO exists, and nothing opens it.
+    assert not api(env, argv=['true'], creates=fifo)['changed']
+    assert time.monotonic() - started < 10
+    played = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['true'], 'user': 'app'}, 'ignore_errors': True}])[0]
+    assert played['_status'] == 'failed' and 'a FIFO, not a regular file' in played['msg'], played['msg']
+    assert os.path.isfile(os.path.join(env.rootfs, fifo.lstrip('/'))), 'the shared root filesystem is untouched'

@@ -250,6 +250,56 @@ def test_user_env_without_passwd(tmp_path):
     assert stream.user_env(str(tmp_path), '0:0') == {'HOME': '/'}
 
 
+@pytest.fixture(params=['openat2', 'walk'])
+def lookup_mode(request, monkeypatch):
+    """Resolve with the kernel's openat2, or with the component walk used where it is missing."""
+    inroot = stream.inroot
+    if request.param == 'openat2':
+        monkeypatch.setattr(inroot, '_openat2', None)
+        if not inroot.have_openat2():
+            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
+    else:
+        monkeypatch.setattr(inroot, '_openat2', False)
+    return request.param
+
+
+HOST_PASSWD = 'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\nroot:x:0:0::/host-root-home:/bin/sh\n'
+
+
+@pytest.mark.parametrize('link', ['{host}', '../../host-passwd', '/../../../../..{host}'])
+def test_user_env_never_reads_a_host_passwd_through_a_symlink(lookup_mode, tmp_path, link):
+    host = tmp_path / 'host-passwd'
+    host.write_text(HOST_PASSWD)
+    root = tmp_path / 'root'
+    (root / 'etc').mkdir(parents=True)
+    os.symlink(link.format(host=str(host)), str(root / 'etc' / 'passwd'))
+    assert stream.user_env(str(root), '4321:0') == {'HOME': '/'}, 'HOME and USER of the host file'
+    assert stream.user_env(str(root), '0:0') == {'HOME': '/'}
+    assert stream.passwd_entry(str(root), 4321) is None
+
+
+@pytest.mark.timeout(20)
+def test_user_env_with_a_fifo_for_passwd_does_not_hang(lookup_mode, tmp_path):
+    root = tmp_path / 'root'
+    (root / 'etc').mkdir(parents=True)
+    (root / 'run').mkdir()
+    os.mkfifo(str(root / 'run' / 'fifo'))
+    os.symlink('/run/fifo', str(root / 'etc' / 'passwd'))
+    assert stream.user_env(str(root), '0:0') == {'HOME': '/'}
+    os.unlink(str(root / 'etc' / 'passwd'))
+    os.mkfifo(str(root / 'etc' / 'passwd'))
+    assert stream.user_env(str(root), '0:0') == {'HOME': '/'}
+
+
+def test_user_env_follows_absolute_links_inside_the_root(lookup_mode, tmp_path):
+    root = tmp_path / 'root'
+    (root / 'etc').mkdir(parents=True)
+    (root / 'usr' / 'share').mkdir(parents=True)
+    (root / 'usr' / 'share' / 'passwd').write_text('app:x:1000:1000::/home/app:/bin/sh\n')
+    os.symlink('/usr/share/passwd', str(root / 'etc' / 'passwd'))
+    assert stream.user_env(str(root), '1000:1000') == {'HOME': '/home/app', 'USER': 'app', 'LOGNAME': 'app'}
+
+
 # -- the connection plugin --------------------------------------------------------------------------
 
 def own_start():
@@ -406,3 +456,34 @@ def test_fetch_of_a_missing_file_leaves_no_partial_file(store, fake_runtime, tmp
     with pytest.raises(AnsibleError, match='failed to fetch .*/absent from container web'):
         conn.fetch_file(str(tmp_path / 'absent'), str(target))
     assert not target.exists()
+
+
+def test_remote_user_is_looked_up_inside_the_container(store, fake_runtime, connection, tmp_path, monkeypatch):
+    """The plugin's user lookup, with the container's root standing in a directory whose /etc/passwd leads to the host."""
+    host = tmp_path / 'host-passwd'
+    host.write_text(HOST_PASSWD)
+    container_root = tmp_path / 'container-root'
+    (container_root / 'etc').mkdir(parents=True)
+    os.symlink(str(host), str(container_root / 'etc' / 'passwd'))
+    add_container(store, 'web', fake_runtime)
+    conn = connection(inventory_hostname='web', ansible_user='hostonly')
+    monkeypatch.setattr(sys.modules[type(conn).__module__].Target, 'rootfs', property(lambda target: str(container_root)))
+    with pytest.raises(AnsibleConnectionFailure, match="container web: user: 'hostonly' is not in the root filesystem"):
+        conn.exec_command('true')
+    conn = connection(inventory_hostname='web', ansible_user='4321')
+    # The fake runtime does not switch users: the environment shows what the plugin looked up.
+    assert conn.exec_command('echo "$HOME|$USER|$LOGNAME"') == (0, b'/||\n', b'')
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_for_passwd_fails_every_command_at_once(store, fake_runtime, connection, tmp_path, monkeypatch):
+    container_root = tmp_path / 'container-root'
+    (container_root / 'etc').mkdir(parents=True)
+    os.mkfifo(str(container_root / 'etc' / 'passwd'))
+    add_container(store, 'web', fake_runtime)
+    for user in ('root', '0:0', None):
+        conn = connection(inventory_hostname='web', **({'ansible_user': user} if user else {}))
+        monkeypatch.setattr(sys.modules[type(conn).__module__].Target, 'rootfs',
+                            property(lambda target: str(container_root)))
+        with pytest.raises(AnsibleConnectionFailure, match='container web: .*/etc/passwd in .* a FIFO, not a regular file'):
+            conn.exec_command('true')

@@ -151,6 +151,36 @@ def test_unknown_user_fails(container_root, user, message):
         resolve_user(user, container_root)
 
 
+@pytest.fixture(params=['openat2', 'walk'])
+def lookup_mode(request, monkeypatch):
+    """Resolve with the kernel's openat2, or with the component walk used where it is missing."""
+    if request.param == 'openat2':
+        monkeypatch.setattr(execute.inroot, '_openat2', None)
+        if not execute.inroot.have_openat2():
+            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
+    else:
+        monkeypatch.setattr(execute.inroot, '_openat2', False)
+    return request.param
+
+
+@pytest.mark.timeout(20)
+def test_exec_user_is_never_resolved_in_a_host_file(lookup_mode, container_root, tmp_path):
+    """/etc/passwd -> a host file: the container has no such file, whatever the host has there."""
+    host = tmp_path.parent / (tmp_path.name + '-host-passwd')
+    host.write_text('hostonly:x:4321:4321::/host-only-home:/bin/sh\napp:x:4321:4321::/:/bin/sh\n')
+    os.unlink(os.path.join(container_root, 'etc', 'passwd'))
+    os.symlink(str(host), os.path.join(container_root, 'etc', 'passwd'))
+    with pytest.raises(ValidationError, match="'hostonly' is not in the root filesystem's /etc/passwd"):
+        resolve_user('hostonly', container_root)
+    with pytest.raises(ValidationError, match="'app' is not in"):
+        resolve_user('app', container_root)
+    assert resolve_user('4321', container_root) == '4321:0'
+    os.unlink(os.path.join(container_root, 'etc', 'passwd'))
+    os.mkfifo(os.path.join(container_root, 'etc', 'passwd'))
+    with pytest.raises(ValidationError, match='a FIFO, not a regular file'):
+        resolve_user('app', container_root)
+
+
 # -- options that need no container ---------------------------------------------------------------------
 
 @pytest.mark.parametrize('value, expected', [(None, None), (1, 1.0), ('2.5', 2.5), (0.1, 0.1)])
@@ -232,6 +262,12 @@ def fake_root(tmp_path):
     ('/../../data', True),
     ('/tmp/dangling', False),
     ('/tmp/host-path', False),
+    ('/tmp/host-path/..', False),
+    ('/tmp/abs/', True),
+    ('/data/deep/file.pid/', False),
+    ('/tmp/*', True),
+    ('/tmp/host-*', False),
+    ('/tmp/dang*', False),
     ('/data/deep/nothing', False),
     ('/data/deep/file.pid/x', False),
     ('/', True),
@@ -243,19 +279,31 @@ def fake_root(tmp_path):
     ('/data/deep/?.pid', False),
     ('/nowhere/*.pid', False),
 ])
-def test_path_exists_in_root(fake_root, path, exists):
+def test_path_exists_in_root(lookup_mode, fake_root, path, exists):
     assert execute.path_exists_in_root(fake_root, path) is exists
 
 
-def test_resolve_in_root_stays_inside(fake_root):
+def test_resolve_in_root_stays_inside(lookup_mode, fake_root):
     assert execute.resolve_in_root(fake_root, '/tmp/escape/deep') == os.path.join(fake_root, 'data', 'deep')
     assert execute.resolve_in_root(fake_root, '/../..') == fake_root
     assert execute.resolve_in_root(fake_root, '/tmp/host-path').startswith(fake_root + '/')
 
 
-def test_symlink_loops_fail(fake_root):
+def test_symlink_loops_fail(lookup_mode, fake_root):
     with pytest.raises(ValidationError, match='symbolic links'):
         execute.path_exists_in_root(fake_root, '/tmp/loop1/x')
+    with pytest.raises(ValidationError, match='symbolic links'):
+        execute.path_exists_in_root(fake_root, '/tmp/loop1/*.pid')
+    with pytest.raises(ValidationError, match='symbolic links'):
+        execute.resolve_in_root(fake_root, '/tmp/loop2')
+
+
+@pytest.mark.timeout(20)
+def test_a_fifo_exists_and_is_never_opened(lookup_mode, fake_root):
+    os.mkfifo(os.path.join(fake_root, 'data', 'fifo'))
+    os.symlink('/data/fifo', os.path.join(fake_root, 'tmp', 'fifo-link'))
+    assert execute.path_exists_in_root(fake_root, '/tmp/fifo-link')
+    assert execute.path_exists_in_root(fake_root, '/data/fi*')
 
 
 def test_glob_only_in_the_last_component(fake_root):

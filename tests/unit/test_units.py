@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 
 import pytest
@@ -425,6 +426,140 @@ def test_resolve_user_rootfs_without_etc(tmp_path):
 def test_resolve_user_superscript_digit_is_a_validation_error(user_rootfs):
     with pytest.raises(ValidationError):
         units.resolve_user('\u00b2', user_rootfs)
+
+
+# -- resolve_user: the root filesystem's files are read inside it ------------------------------------
+
+HOST_PASSWD = 'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\nroot:x:0:4321::/host-root:/bin/sh\n'
+HOST_GROUP = 'hostgroup:x:4444:\n'
+
+
+@pytest.fixture(params=['openat2', 'walk'])
+def lookup_mode(request, monkeypatch):
+    """Resolve with the kernel's openat2, or with the component walk used where it is missing."""
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime import inroot
+    if request.param == 'openat2':
+        monkeypatch.setattr(inroot, '_openat2', None)
+        if not inroot.have_openat2():
+            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
+    else:
+        monkeypatch.setattr(inroot, '_openat2', False)
+    return request.param
+
+
+@pytest.fixture
+def hostile_rootfs(tmp_path):
+    """-> (rootfs, plant): ``plant(name, target)`` makes ``rootfs/etc/NAME`` a symlink to ``target``.
+
+    ``tmp_path/host/passwd`` and ``group`` stand for the host's files: distinctive names, ids, homes.
+    """
+    host = tmp_path / 'host'
+    host.mkdir()
+    (host / 'passwd').write_text(HOST_PASSWD)
+    (host / 'group').write_text(HOST_GROUP)
+    rootfs = tmp_path / 'rootfs'
+    (rootfs / 'etc').mkdir(parents=True)
+
+    def plant(name, target):
+        os.symlink(target, str(rootfs / 'etc' / name))
+    return str(rootfs), plant
+
+
+@pytest.mark.parametrize('link', ['{host}/passwd', '../../host/passwd', '../../../../../../..{host}/passwd',
+                                  '/../../../..{host}/passwd'])
+def test_resolve_user_never_reads_a_host_passwd_through_a_symlink(lookup_mode, hostile_rootfs, tmp_path, link):
+    rootfs, plant = hostile_rootfs
+    plant('passwd', link.format(host=str(tmp_path / 'host')))
+    with pytest.raises(ValidationError, match="'hostonly' is not in the root filesystem's /etc/passwd"):
+        units.resolve_user('hostonly', rootfs)
+    assert units.resolve_user('4321', rootfs) == '4321:0', 'not the gid the host file gives uid 4321'
+    with pytest.raises(ValidationError, match="'root' is not in"):
+        units.resolve_user('root', rootfs)
+
+
+def test_resolve_user_never_reads_a_host_group_through_a_symlink(lookup_mode, hostile_rootfs, tmp_path):
+    rootfs, plant = hostile_rootfs
+    plant('group', str(tmp_path / 'host' / 'group'))
+    with pytest.raises(ValidationError, match="group 'hostgroup' is not in the root filesystem's /etc/group"):
+        units.resolve_user('0:hostgroup', rootfs)
+
+
+def test_resolve_user_through_a_symlinked_etc_dir(lookup_mode, tmp_path):
+    rootfs = tmp_path / 'rootfs'
+    (rootfs / 'usr' / 'etc').mkdir(parents=True)
+    (rootfs / 'usr' / 'etc' / 'passwd').write_text(PASSWD)
+    (tmp_path / 'host-etc').mkdir()
+    (tmp_path / 'host-etc' / 'passwd').write_text(HOST_PASSWD)
+    os.symlink(str(tmp_path / 'host-etc'), str(rootfs / 'etc'))
+    with pytest.raises(ValidationError, match="'hostonly' is not in"):
+        units.resolve_user('hostonly', str(rootfs))
+    os.unlink(str(rootfs / 'etc'))
+    os.symlink('/usr/etc', str(rootfs / 'etc'))
+    assert units.resolve_user('app', str(rootfs)) == '1000:1000', 'an absolute link means the root filesystem\'s own path'
+
+
+def test_resolve_user_follows_absolute_links_inside_the_rootfs(lookup_mode, hostile_rootfs):
+    """An honest image: /etc/passwd -> /usr/share/base-passwd/passwd is that file of the image, not of the host."""
+    rootfs, plant = hostile_rootfs
+    os.makedirs(os.path.join(rootfs, 'usr/share/base-passwd'))
+    with open(os.path.join(rootfs, 'usr/share/base-passwd/passwd'), 'w') as handle:
+        handle.write(PASSWD)
+    plant('passwd', '/usr/share/base-passwd/passwd')
+    assert units.resolve_user('app', rootfs) == '1000:1000'
+    assert units.resolve_user('www-data', rootfs) == '33:33'
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize('fifo_at', ['etc/passwd', 'run/fifo'])
+def test_resolve_user_refuses_a_fifo_without_hanging(lookup_mode, hostile_rootfs, fifo_at):
+    rootfs, plant = hostile_rootfs
+    os.makedirs(os.path.join(rootfs, 'run'))
+    os.mkfifo(os.path.join(rootfs, fifo_at))
+    if fifo_at != 'etc/passwd':
+        plant('passwd', '/' + fifo_at)
+    for value, wanted in (('app', "user 'app'"), ('1000', 'the group of uid 1000')):
+        with pytest.raises(ValidationError) as info:
+            units.resolve_user(value, rootfs)
+        assert info.value.msg == ('user: cannot look up %s: /etc/passwd in the root filesystem is refused: a FIFO, not '
+                                  'a regular file' % wanted)
+    assert units.resolve_user('1000:1000', rootfs) == '1000:1000', 'a numeric uid:gid reads nothing'
+
+
+def test_resolve_user_refuses_a_symlink_loop_and_a_huge_file(lookup_mode, hostile_rootfs):
+    rootfs, plant = hostile_rootfs
+    plant('passwd', 'passwd')
+    with pytest.raises(ValidationError, match='refused: a symbolic link loop'):
+        units.resolve_user('app', rootfs)
+    with open(os.path.join(rootfs, 'etc/group'), 'w') as handle:
+        handle.write('big:x:1:\n' * (1 << 20))
+    with pytest.raises(ValidationError, match='/etc/group in the root filesystem is refused: larger than 4 MiB'):
+        units.resolve_user('0:big', rootfs)
+
+
+def test_resolve_user_in_an_fd_of_the_rootfs(lookup_mode, user_rootfs):
+    fd = os.open(user_rootfs, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert units.resolve_user('app:staff', fd) == '1000:50'
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize('name', ['passwd', 'group'])
+def test_check_user_db_refuses_what_would_block_the_runtime(lookup_mode, user_rootfs, tmp_path, name):
+    units.check_user_db(user_rootfs, 'cannot exec in container web')
+    units.check_user_db(str(tmp_path / 'nothing-here'), 'cannot exec in container web')
+    os.unlink(os.path.join(user_rootfs, 'etc', name))
+    os.symlink(str(tmp_path / 'host-file'), os.path.join(user_rootfs, 'etc', name))
+    os.mkfifo(str(tmp_path / 'host-file'))
+    units.check_user_db(user_rootfs, 'cannot exec in container web')  # a link to a host FIFO leads nowhere inside
+    os.unlink(os.path.join(user_rootfs, 'etc', name))
+    os.mkfifo(os.path.join(user_rootfs, 'etc', name))
+    with pytest.raises(ValidationError) as info:
+        units.check_user_db(user_rootfs, 'cannot exec in container web')
+    assert info.value.msg == ('cannot exec in container web: /etc/%s in its root filesystem is a FIFO, not a regular '
+                              'file, and the OCI runtime would block reading it to set up the user; make it a regular '
+                              'file' % name)
 
 
 # -- validate_name ----------------------------------------------------------------------------------

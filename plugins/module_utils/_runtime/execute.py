@@ -30,10 +30,10 @@ import os
 import secrets
 import selectors
 import signal
-import stat
 import subprocess
 import time
 
+from . import inroot
 from .errors import RuntimeCommandError, ValidationError
 from .oci_cli import _log_errors
 
@@ -41,7 +41,6 @@ KILL_WAIT = 10.0
 DRAIN_WAIT = 2.0
 READ_SIZE = 1 << 16
 WRITE_SIZE = 1 << 16
-MAX_SYMLINKS = 40
 GLOB_CHARS = frozenset('*?[')
 
 
@@ -99,62 +98,56 @@ def load_container_process(config_json):
 
 # -- paths inside the container --------------------------------------------------------------------
 
-def _components(path):
-    return [part for part in path.split('/') if part not in ('', '.')]
-
-
 def resolve_in_root(root, path):
-    """Host path of ``path`` as a process whose root is ``root`` sees it (e.g. ``/proc/PID/root``).
+    """Host path of ``path`` as a process whose root is ``root`` sees it (e.g. ``/proc/PID/root``), for messages.
 
-    Symlinks are resolved inside ``root``: an absolute target starts again at ``root`` and ``..``
-    stops there, as in the container. A missing component ends the walk: the result then does
-    not exist.
+    Symlinks are resolved inside ``root`` by :mod:`.inroot`'s walk: an absolute target starts again
+    at ``root`` and ``..`` stops there, as in the container. A missing component ends the walk: the
+    result then does not exist. Never open the result: the host would resolve it again, following
+    links out of the container; :mod:`.inroot` opens paths inside a root.
     """
-    parts = _components(path)
-    resolved = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == '..':
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *(resolved + [part]))
-        try:
-            mode = os.lstat(candidate).st_mode
-        except OSError:
-            return os.path.join(root, *(resolved + [part] + parts))
-        if stat.S_ISLNK(mode):
-            links += 1
-            if links > MAX_SYMLINKS:
-                raise ValidationError('%s: more than %d symbolic links inside the container' % (path, MAX_SYMLINKS))
-            target = os.readlink(candidate)
-            if target.startswith('/'):
-                resolved = []
-            parts = _components(target) + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved) if resolved else root
+    try:
+        inside = inroot.resolve_path(root, path)
+    except OSError as exc:
+        raise ValidationError('%s: %s inside the container' % (path, inroot.reason(exc)))
+    return root.rstrip('/') + inside if inside != '/' else root
 
 
 def path_exists_in_root(root, path):
-    """True when ``path`` (absolute, inside the container) exists; a glob in its last component matches any entry."""
+    """True when ``path`` (absolute, inside the container) exists; a glob in its last component matches any entry.
+
+    Looked up inside ``root`` by :mod:`.inroot`: no symlink leads out of it. A symlink loop, or a
+    path that cannot be looked up for another reason than being absent, raises ValidationError;
+    an entry a glob matches counts when it leads somewhere (a loop, like a dangling link, does not).
+    """
     directory, _sep, last = path.rstrip('/').rpartition('/')
     if GLOB_CHARS & set(directory):
         raise ValidationError('%s: a glob pattern is only supported in the last path component' % path)
-    if not GLOB_CHARS & set(last):
-        return os.path.exists(resolve_in_root(root, path))
-    host_dir = resolve_in_root(root, directory or '/')
     try:
-        names = os.listdir(host_dir)
-    except OSError:
+        if not GLOB_CHARS & set(last):
+            return inroot.exists(root, path)
+        try:
+            names = inroot.listdir(root, directory or '/')
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        for name in names:
+            if name.startswith('.') and not last.startswith('.'):
+                continue
+            if fnmatch.fnmatchcase(name, last) and _entry_exists(root, directory + '/' + name):
+                return True
         return False
-    for name in names:
-        if name.startswith('.') and not last.startswith('.'):
-            continue
-        if fnmatch.fnmatchcase(name, last) and os.path.exists(resolve_in_root(root, directory + '/' + name)):
-            return True
-    return False
+    except OSError as exc:
+        raise ValidationError('%s: cannot tell whether it exists inside the container: %s' % (path, inroot.reason(exc)))
+
+
+def _entry_exists(root, path):
+    """Does the entry a glob matched lead somewhere? A symlink loop, like a dangling link, does not."""
+    try:
+        return inroot.exists(root, path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return False
+        raise
 
 
 # -- keeping track of every process of an exec -------------------------------------------------------

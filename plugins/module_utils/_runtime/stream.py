@@ -29,7 +29,7 @@ import signal
 import subprocess
 import time
 
-from . import execute
+from . import execute, inroot
 from .errors import RuntimeCommandError
 
 CHUNK_SIZE = 1 << 16
@@ -67,13 +67,17 @@ class BecomeFailed(RuntimeCommandError):
 
 
 def passwd_entry(rootfs, uid):
-    """(name, home) of ``uid`` in the container's /etc/passwd, or None."""
+    """(name, home) of ``uid`` in the container's /etc/passwd, or None.
+
+    ``rootfs``: the container's root (``/proc/PID/root``, or an fd of it). The file is read inside it
+    (:mod:`.inroot`): a symlink never leads to a host file; a file that is not regular, or is larger
+    than 4 MiB, counts as absent.
+    """
     try:
-        with open(os.path.join(rootfs, 'etc/passwd'), 'rb') as handle:
-            lines = handle.read().decode('utf-8', 'replace').splitlines()
-    except (IOError, OSError):
+        data = inroot.read_file(rootfs, '/etc/passwd')
+    except OSError:
         return None
-    for line in lines:
+    for line in data.decode('utf-8', 'replace').splitlines():
         fields = line.split(':')
         if len(fields) >= 6 and fields[2] == str(uid):
             return fields[0], fields[5]

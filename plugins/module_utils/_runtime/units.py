@@ -179,21 +179,60 @@ def normalise_mounts(values):
     return sorted(mounts, key=lambda m: m['target'])
 
 
-def _read_db(path):
-    entries = []
+def _read_db(rootfs, name):
+    """The entries of ``/etc/NAME`` of ``rootfs`` (a directory or an fd), read inside it -> (entries, problem).
+
+    Resolved and read by :mod:`.inroot`: symlinks stay inside ``rootfs``, only a regular file of at
+    most 4 MiB is read. A file that is not there gives no entries; one that is there but refused (a
+    FIFO, a symlink loop, too large, too slow) gives no entries and ``problem``, the reason in words.
+    """
+    from . import inroot  # pylint: disable=import-outside-toplevel
+    path = '/etc/' + name
     try:
-        with open(path, 'r', encoding='utf-8', errors='replace') as handle:
-            for line in handle:
-                fields = line.rstrip('\n').split(':')
-                if len(fields) >= 4 and not line.startswith('#'):
-                    entries.append(fields)
-    except (IOError, OSError):
-        pass
+        data = inroot.read_file(rootfs, path)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], None
+    except OSError as exc:
+        return [], '%s in the root filesystem is refused: %s' % (path, inroot.reason(exc))
+    entries = []
+    for line in data.decode('utf-8', 'replace').replace('\r\n', '\n').replace('\r', '\n').split('\n'):
+        fields = line.split(':')
+        if len(fields) >= 4 and not line.startswith('#'):
+            entries.append(fields)
+    return entries, None
+
+
+def _user_db(rootfs, name, wanted):
+    """The entries of ``/etc/NAME`` to look ``wanted`` up in; raises ValidationError when the file is refused."""
+    if rootfs is None or rootfs == '':
+        return []
+    entries, problem = _read_db(rootfs, name)
+    if problem:
+        raise ValidationError('user: cannot look up %s: %s' % (wanted, problem))
     return entries
 
 
+def check_user_db(rootfs, what):
+    """Refuse a root filesystem whose /etc/passwd or /etc/group is there but is not a regular file.
+
+    The OCI runtime opens both inside the container to set up the user of the process it starts
+    (runc whatever the user, crun for HOME), and opening a FIFO blocks it for good. ``what`` starts
+    the message (``"cannot exec in container web"``).
+    """
+    from . import inroot  # pylint: disable=import-outside-toplevel
+    for path in ('/etc/passwd', '/etc/group'):
+        found = inroot.kind(rootfs, path)
+        if found not in (None, 'a regular file'):
+            raise ValidationError('%s: %s in its root filesystem is %s, not a regular file, and the OCI runtime would '
+                                  'block reading it to set up the user; make it a regular file' % (what, path, found))
+
+
 def resolve_user(value, rootfs):
-    """``uid[:gid]``, ``name[:group]`` -> ``"uid:gid"``; names resolved in the rootfs' /etc/passwd and /etc/group."""
+    """``uid[:gid]``, ``name[:group]`` -> ``"uid:gid"``; names resolved in the rootfs' /etc/passwd and /etc/group.
+
+    ``rootfs``: the root filesystem (a directory such as ``/proc/PID/root``, or an fd of one), or
+    None. Its files are read inside it (:mod:`.inroot`): a symlink never leads to a file of the host.
+    """
     if value is None:
         return None
     text = str(value).strip()
@@ -204,13 +243,13 @@ def resolve_user(value, rootfs):
         # A numeric uid takes its primary group from /etc/passwd when listed there, else gid 0 (as docker does).
         uid = int(user_part)
         gid = 0
-        passwd = _read_db(os.path.join(rootfs, 'etc/passwd')) if rootfs and not group_part else []
+        passwd = _user_db(rootfs, 'passwd', 'the group of uid %s' % user_part) if not group_part else []
         for fields in passwd:
             if fields[2] == user_part and is_number(fields[3]):
                 gid = int(fields[3])
                 break
     else:
-        passwd = _read_db(os.path.join(rootfs, 'etc/passwd')) if rootfs else []
+        passwd = _user_db(rootfs, 'passwd', 'user %r' % user_part)
         match = [fields for fields in passwd if fields[0] == user_part]
         if not match or not is_number(match[0][2]):
             raise ValidationError('user: %r is not in the root filesystem\'s /etc/passwd; use a numeric uid[:gid] '
@@ -221,7 +260,7 @@ def resolve_user(value, rootfs):
         if is_number(group_part):
             gid = int(group_part)
         else:
-            groups = _read_db(os.path.join(rootfs, 'etc/group')) if rootfs else []
+            groups = _user_db(rootfs, 'group', 'group %r' % group_part)
             match = [fields for fields in groups if fields[0] == group_part]
             if not match or not is_number(match[0][2]):
                 raise ValidationError('user: group %r is not in the root filesystem\'s /etc/group; use a numeric gid'
