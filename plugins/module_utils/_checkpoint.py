@@ -9,10 +9,11 @@ import contextlib
 import os
 import shutil
 
-from . import _options
+from . import _container_options as options
 from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilities
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
 from ._runtime.errors import ValidationError
+from ._runtime.record import Record
 from ._runtime.units import validate_name
 
 STATES = ('checkpointed', 'restored')
@@ -136,7 +137,7 @@ class Task(object):
         self.actions.append('restored')
         if self.check_mode:
             return record, dict(live, status='running')
-        self.checkpoints.restore(record, keep_logs=self.params['keep'])
+        self.checkpoints.restore(record, options.build_spec(record['config'], record['id']), keep_logs=self.params['keep'])
         return self.engine.inspect(self.name)
 
     def _import(self, archive, key):
@@ -146,7 +147,7 @@ class Task(object):
         if self.check_mode:
             manifest, self.integrity = self.checkpoints.inspect_archive(archive, key)
             config = self._import_config(manifest)
-            return ({'id': None, 'name': self.name, 'config': config, 'checkpoint': {'id': manifest['checkpoint_id']}},
+            return (Record(id=None, name=self.name, config=config, checkpoint={'id': manifest['checkpoint_id']}),
                     {'status': 'running', 'pid': 0, 'conmon_pid': 0, 'exit_code': None, 'finished_at': None})
         staging = self.checkpoints.staging_dir()
         try:
@@ -157,8 +158,10 @@ class Task(object):
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(staging))
             raise
+        container_id = self.engine.new_id()
         try:
-            self.checkpoints.import_(self.name, staging, manifest, config, archive, keep_logs=self.params['keep'])
+            self.checkpoints.import_(self.name, staging, manifest, config, options.build_spec(config, container_id),
+                                     container_id, archive, keep_logs=self.params['keep'])
         finally:
             with contextlib.suppress(OSError):
                 os.rmdir(os.path.dirname(staging))
@@ -169,7 +172,7 @@ class Task(object):
         overrides = dict((option, self.params.get(option)) for option in ('rootfs', 'image', 'mounts')
                          if self.params.get(option) is not None)
         runtime = self.params.get('runtime') or manifest['runtime']
-        return _options.imported_config(self.name, manifest['config'], overrides, runtime, self.engine)
+        return options.imported_config(self.name, manifest['config'], overrides, runtime, self.engine.store.root)
 
     # -- result -------------------------------------------------------------------------------
     def result(self, record, live):

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 
-from . import _options
+from . import _container_options as options
+from ._container_options.images import PULL_POLICIES, ContainerImages
 from ._runtime import cgroups
 from ._runtime import secrets as container_secrets
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.record import Record
 from ._runtime.errors import ValidationError
-from ._runtime.image_options import PULL_POLICIES, ContainerImages
 from ._runtime.units import validate_name
 
 STATES = ('created', 'started', 'stopped', 'paused', 'absent')
@@ -29,7 +30,7 @@ WANTED_STATUS = {'started': 'running', 'paused': 'paused', 'stopped': 'stopped',
 
 
 def argument_spec():
-    spec = _options.argument_spec()
+    spec = options.argument_spec()
     spec.update(
         name=dict(type='str', required=True),
         state=dict(type='str', default='started', choices=list(STATES)),
@@ -78,22 +79,20 @@ class Task(object):
             if self.state == 'absent':
                 record, live = self._absent(record, live)
             elif record is None:
-                record, live = self._create(given, {'name': self.name, 'rootfs': given.get('rootfs')})
+                record, live = self._create(given)
             else:
                 record, live = self._converge(record, live, given, modes)
         return self.result(record, live)
 
     def _validated(self, record):
         """-> (given options normalised, comparison modes); raises ValidationError on bad input."""
-        modes = _options.comparison_modes(self.params.get('comparisons'))
+        modes = options.comparison_modes(self.params.get('comparisons'))
         if self.state == 'absent':
             return {}, modes
-        context = {'name': self.name, 'root': self.engine.store.root, 'record_config': record['config'] if record else {},
-                   'rootfs': self.params.get('rootfs') or (record['config'].get('rootfs') if record else None)}
-        context['images'] = self.images
-        given = _options.normalise_given(self.params, context)
-        self.engine.pending_secrets = context.get('secret_values') or {}
-        self.images.check_given(given, record['config'] if record else {})
+        self.context = options.Context(self.name, self.engine.store.root, record['config'] if record else {},
+                                       images=self.images)
+        given = options.normalise(self.params, self.context)
+        self.engine.pending_secrets = self.context.secret_values
         if record is None and 'image' not in given:
             missing = [option for option in ('rootfs', 'command') if option not in given]
             if missing:
@@ -112,8 +111,8 @@ class Task(object):
             self.engine.remove(record)
         return None, None
 
-    def _create(self, given, context):
-        config = _options.complete_config(given, context)
+    def _create(self, given):
+        config = options.complete(given, self.context)
         self.images.complete(config, given)
         # Fail now, in check mode too, when the runtime or conmon is missing.
         config['runtime'] = self.engine.select_runtime()[1]
@@ -127,14 +126,16 @@ class Task(object):
         self.before = {'status': 'absent'}
         self.after = dict(config, status=WANTED_STATUS[self.state])
         if self.check_mode:
-            return {'id': None, 'name': self.name, 'config': config}, _planned_live(WANTED_STATUS[self.state])
-        record = self.engine.create(self.name, config, start=start, launch=self.state != 'stopped')
+            return Record(id=None, name=self.name, config=config), _planned_live(WANTED_STATUS[self.state])
+        container_id = self.engine.new_id()
+        record = self.engine.create(self.name, config, options.build_spec(config, container_id), container_id,
+                                    start=start, launch=self.state != 'stopped')
         if self.state == 'paused':
             self.engine.pause(record)
         return self.engine.inspect(self.name)
 
     def _converge(self, record, live, given, modes):
-        changes = _options.differences(given, record['config'], modes)
+        changes = options.differences(given, record['config'], modes)
         if live['status'] in ('running', 'paused', 'created') and live.get('pid'):
             changes = self._with_drift(changes, given, modes, live['pid'])
         recreate = self.params.get('recreate') or any(change.update == 'recreate' for change in changes)
@@ -149,9 +150,10 @@ class Task(object):
             config = dict(record['config'])
             config.update((change.name, change.after) for change in changes)
             if self.check_mode:
-                record = dict(record, config=config)
+                record = record.replace(config=config)
             elif any(change.update == 'live' for change in changes):
-                self.engine.update_resources(record, config, live)
+                self.engine.update_resources(record, config, live, options.build_spec(config, record['id']),
+                                             options.update_resources(config))
             else:
                 self.engine.update_record(record, config)
         return self._reach_status(record, live)
@@ -159,18 +161,9 @@ class Task(object):
     @staticmethod
     def _with_drift(changes, given, modes, pid):
         """Compare live-updatable limits with what the container's cgroup really says (hand edits show)."""
-        wanted_live = [name for name in given if _options.OPTIONS_BY_NAME[name].update == 'live'
-                       and modes[name] != 'ignore']
-        if not wanted_live:
+        if not options.live_options(given, modes):
             return changes
-        live_values = cgroups.read_live(pid)
-        by_name = dict((change.name, change) for change in changes)
-        for name in wanted_live:
-            matches = _options.live_value_matches(name, given[name], live_values)
-            if matches is False:
-                before = live_values.get(name, by_name[name].before if name in by_name else None)
-                by_name[name] = _options.Difference(name, before, given[name], 'live')
-        return [by_name[option.name] for option in _options.OPTIONS if option.name in by_name]
+        return options.with_drift(changes, given, modes, cgroups.read_live(pid))
 
     def _recreate(self, record, live, given, changes):
         config = dict(record['config'])
@@ -187,9 +180,11 @@ class Task(object):
             self.actions.append('paused')
         self.after['status'] = wanted
         if self.check_mode:
-            return dict(record, config=config), _planned_live(wanted)
+            return record.replace(config=config), _planned_live(wanted)
         self.engine.remove(record)
-        new = self.engine.create(self.name, config, start=wanted in ('running', 'paused'), launch=wanted != 'stopped')
+        container_id = self.engine.new_id()
+        new = self.engine.create(self.name, config, options.build_spec(config, container_id), container_id,
+                                 start=wanted in ('running', 'paused'), launch=wanted != 'stopped')
         if wanted == 'paused':
             self.engine.pause(new)
         return self.engine.inspect(self.name)
@@ -216,7 +211,8 @@ class Task(object):
             return record, dict(live, status=self.after['status']) if steps else live
         for step in steps:
             if step == 'started':
-                self.engine.start(record, live)
+                spec = options.build_spec(record['config'], record['id']) if status == 'stopped' else None
+                self.engine.start(record, live, spec)
             elif step == 'unpaused':
                 self.engine.resume(record)
             elif step == 'paused':

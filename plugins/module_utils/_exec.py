@@ -28,10 +28,11 @@ def argument_spec():
         container=dict(type='str', required=True),
         argv=dict(type='list', elements='str'),
         command=dict(type='str'),
-        env=dict(type='dict', no_log=True),
+        env=dict(type='dict'),
+        secrets=dict(type='dict', no_log=True),
         user=dict(type='str'),
         chdir=dict(type='str'),
-        stdin=dict(type='str'),
+        stdin=dict(type='str', no_log=True),
         timeout=dict(type='float'),
         detach=dict(type='bool', default=False),
         creates=dict(type='str'),
@@ -60,12 +61,12 @@ def task_argv(params):
     return argv
 
 
-def task_env(value):
-    """``env`` as a dict of strings; names must not contain ``=`` and values no NUL byte."""
+def task_env(value, option='env'):
+    """``env`` (or ``secrets``) as a dict of strings; names must not contain ``=`` and values no NUL byte."""
     env = string_dict(value, 'env') or {}
     for key, item in env.items():
         if '\0' in key or '\0' in item:
-            raise ValidationError('env: %s holds a NUL byte, which an environment cannot carry' % key)
+            raise ValidationError('%s: %s holds a NUL byte, which an environment cannot carry' % (option, key))
     return env
 
 
@@ -98,6 +99,7 @@ class ExecTask(object):
         self.name = validate_name(params['container'])
         self.argv = task_argv(params)
         self.env = task_env(params.get('env'))
+        self.env.update(task_env(params.get('secrets'), 'secrets'))
         self.chdir = absolute_path(params['chdir'], 'chdir') if params.get('chdir') else None
         self.creates = container_path(params.get('creates'), 'creates')
         self.removes = container_path(params.get('removes'), 'removes')

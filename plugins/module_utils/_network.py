@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 
+from ._runtime import bridges
 from ._runtime import network as net
+from ._runtime import network_registry as netreg
 from ._runtime.errors import ValidationError
 
 STATES = ('present', 'absent')
@@ -35,11 +37,11 @@ class Task(object):
     def __init__(self, params, check_mode=False, registry=None):
         self.params = params
         self.check_mode = check_mode
-        self.name = net.validate_network_name(params['name'])
+        self.name = netreg.validate_network_name(params['name'])
         self.state = params.get('state') or 'present'
         if self.state not in STATES:
             raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
-        self.registry = registry or net.Registry()
+        self.registry = registry or netreg.NetworkRegistry()
         self.actions = []
         self.warnings = []
         self.before = {}
@@ -49,7 +51,7 @@ class Task(object):
         lock = contextlib.nullcontext() if self.check_mode else self.registry.lock()
         with lock:
             data = self.registry.load()
-            net.collect_garbage(data)
+            netreg.collect_garbage(data)
             existing = data['networks'].get(self.name)
             if self.state == 'absent':
                 network = self._absent(data, existing)
@@ -61,13 +63,13 @@ class Task(object):
     def _wanted(self, data, existing):
         params = self.params
         if existing is None:
-            return net.define(data, self.name, subnet=params.get('subnet'), gateway=params.get('gateway'),
+            return netreg.define(data, self.name, subnet=params.get('subnet'), gateway=params.get('gateway'),
                               internal=bool(params.get('internal')), bridge=params.get('bridge'))
         subnet = params.get('subnet') or existing['subnet']
-        same_subnet = net.same_subnet(subnet, existing['subnet'])
+        same_subnet = netreg.same_subnet(subnet, existing['subnet'])
         gateway = params.get('gateway') or (existing['gateway'] if same_subnet else None)
         internal = existing['internal'] if params.get('internal') is None else params['internal']
-        return net.define(data, self.name, subnet=subnet, gateway=gateway, internal=internal,
+        return netreg.define(data, self.name, subnet=subnet, gateway=gateway, internal=internal,
                           bridge=params.get('bridge') or existing['bridge'])
 
     def _present(self, data, existing):
@@ -84,7 +86,7 @@ class Task(object):
             return wanted
         changed = [field for field in FIELDS if wanted[field] != existing[field]]
         if changed:
-            users = net.containers_on(data, self.name)
+            users = netreg.containers_on(data, self.name)
             if users:
                 raise ValidationError('network %s cannot change its %s while containers have addresses on it (%s): '
                                       'remove them first' % (self.name, ', '.join(changed), _names(users)))
@@ -111,7 +113,7 @@ class Task(object):
     def _absent(self, data, existing):
         if existing is None:
             return None
-        users = net.containers_on(data, self.name)
+        users = netreg.containers_on(data, self.name)
         if users:
             raise ValidationError('network %s still has containers with addresses on it (%s): remove them first'
                                   % (self.name, _names(users)))
@@ -122,7 +124,7 @@ class Task(object):
             self._warn_foreign(existing)
             return None
         # The bridge first: a failure leaves the network defined, and the task can be run again.
-        if not net.delete_bridge(existing):
+        if not bridges.delete_bridge(existing):
             self._warn_foreign(existing)
         del data['networks'][self.name]
         self.registry.save(data)
@@ -133,7 +135,7 @@ class Task(object):
     @staticmethod
     def _kernel_problems(network):
         problems = []
-        if not net.bridge_ready(network):
+        if not bridges.bridge_ready(network):
             problems.append('bridge %s missing, down or without %s' % (network['bridge'], network['gateway']))
         if not net.firewall_has(network):
             problems.append('nftables rules of the network missing')
@@ -142,24 +144,24 @@ class Task(object):
     def _bring_up(self, data, network, previous):
         """The kernel side of ``network``: rules first (its bridge's loopback guard with them), then the bridge.
 
-        Only bridges the collection made are changed or deleted (net.bridge_owner); define() has already
+        Only bridges the collection made are changed or deleted (bridges.bridge_owner); define() has already
         refused a wanted bridge name that someone else's interface has.
         """
         if previous is not None and previous['bridge'] != network['bridge']:
-            if not net.delete_bridge(previous):
+            if not bridges.delete_bridge(previous):
                 self._warn_foreign(previous)
         net.apply_firewall(data)
-        net.ensure_bridge(network)  # replaces the gateway address when it changed
+        bridges.ensure_bridge(network)  # replaces the gateway address when it changed
 
     def _warn_foreign(self, network):
         """Warn when the network's bridge name is someone else's interface, left as it is."""
-        if net.bridge_owner(network) == 'foreign':
+        if bridges.bridge_owner(network) == 'foreign':
             self.warnings.append('bridge %s of network %s was not created by runcible.oci: it was left as it is. An '
                                  'older version may have set its address to %s and route_localnet=1 on it; check '
                                  'its configuration' % (network['bridge'], network['name'], network['gateway']))
 
     def _warn(self, network):
-        warning = net.ip_forward_warning(network)
+        warning = netreg.ip_forward_warning(network)
         if warning:
             self.warnings.append(warning)
 
@@ -170,7 +172,7 @@ class Task(object):
         if network is None:
             result['network'] = {}
         else:
-            result['network'] = dict(network, containers=net.containers_on(data, self.name))
+            result['network'] = dict(network, containers=netreg.containers_on(data, self.name))
         if self.warnings:
             result['warnings'] = self.warnings
         return result

@@ -58,9 +58,19 @@ options:
   env:
     description:
       - Environment variables set on top of the container's own environment.
-      - The values are never logged nor put on a command line, as they may be secrets; they reach
-        the runtime in a process spec file readable only by root, removed once the command started.
+      - Plain configuration, shown like any option (a value such as V(two) no longer censors every
+        C(two) in the command's output). Put passwords and tokens in O(secrets).
     type: dict
+  secrets:
+    description:
+      - Secret environment variables for the command, name to value, set on top of O(env).
+      - The option is C(no_log): values never show in results or logs, are never put on a command
+        line, and reach the runtime only in a process spec file readable only by root in the
+        container's run directory (a tmpfs), removed as soon as the command started.
+      - The container's own secrets (O(runcible.oci.container#module:secrets) of type V(env)) are
+        in its environment already.
+    type: dict
+    no_log: true
   user:
     description:
       - User to run the command as, V(uid[:gid]) or V(name[:group]); names are looked up in the
@@ -76,7 +86,10 @@ options:
     description:
       - Text fed to the command's standard input, which is then closed (EOF). No newline is added.
       - Without it, standard input is C(/dev/null).
+      - The option is C(no_log) (it often carries a password or a key): it never shows in results or
+        logs, not even at C(-vvv).
     type: str
+    no_log: true
   timeout:
     description:
       - Seconds the command may run. Then it is killed (SIGKILL) with every process it started in

@@ -28,7 +28,9 @@ import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _network
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import netlink
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import netns
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
 from conftest import wait_for
 
@@ -119,7 +121,7 @@ def run_ip(*argv):
 
 def free_client_subnet(prefixlen=30):
     """A subnet of 198.18.0.0/15 (a /30 unless ``prefixlen`` says otherwise) that no host route overlaps."""
-    taken = [route for route, _device in net.host_routes()]
+    taken = [route for route, _device in bridges.host_routes()]
     for _attempt in range(100):
         size = 2 ** (32 - prefixlen)
         subnet = ipaddress.ip_network('%s/%d' % (CLIENT_POOL.network_address + size * random.randrange(
@@ -134,7 +136,7 @@ class ClientNamespace(object):
 
     def __init__(self):
         self.name = 'rct-' + secrets.token_hex(4)
-        self.path = os.path.join(net.NETNS_DIR, self.name)
+        self.path = os.path.join(netns.NETNS_DIR, self.name)
         self.host_if = self.name + 'h'
         self.host_ip = self.ns_ip = None
 
@@ -142,7 +144,7 @@ class ClientNamespace(object):
         """The namespace, veth pair, addresses and default route, with the collection's netlink client."""
         subnet = free_client_subnet()
         self.host_ip, self.ns_ip = str(subnet.network_address + 1), str(subnet.network_address + 2)
-        inside_socket = net.create_netns(self.path, netlink=True)
+        inside_socket = netns.create_netns(self.path, netlink=True)
         with netlink.Netlink() as rtnl:
             netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -214,7 +216,7 @@ class ClientNamespace(object):
         if self.host_if in interfaces():
             subprocess.run(['ip', 'link', 'del', self.host_if], check=False)
         if os.path.lexists(self.path):
-            net.remove_netns(self.path)
+            netns.remove_netns(self.path)
 
 
 class BridgePeer(ClientNamespace):
@@ -229,7 +231,7 @@ class BridgePeer(ClientNamespace):
     def create(self):
         subnet = ipaddress.ip_network(self.network['subnet'])
         self.host_ip, self.ns_ip = self.network['gateway'], str(subnet.broadcast_address - 1)
-        inside_socket = net.create_netns(self.path, netlink=True)
+        inside_socket = netns.create_netns(self.path, netlink=True)
         with netlink.Netlink() as rtnl:
             netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
             try:
@@ -331,14 +333,14 @@ class NetEnv(object):
         links = interfaces()
         rules = ports.listed_rules('ctr=')
         for container_id in ids:
-            if os.path.lexists(net.netns_path(container_id)):
-                found.append('netns %s' % net.netns_path(container_id))
-            if net.veth_name(container_id) in links:
-                found.append('veth %s' % net.veth_name(container_id))
+            if os.path.lexists(netns.netns_path(container_id)):
+                found.append('netns %s' % netns.netns_path(container_id))
+            if bridges.veth_name(container_id) in links:
+                found.append('veth %s' % bridges.veth_name(container_id))
             tagged = [rule for rule in rules if 'ctr=%s ' % container_id[:12] in rule]
             if tagged:
                 found.append('nft rules %s' % tagged)
-        data = net.Registry().load()
+        data = netreg.NetworkRegistry().load()
         for container_id, allocation in data['allocations'].items():
             if container_id in ids or (whole_store and allocation.get('root') == self.env.engine.store.root):
                 found.append('address allocation %s (%s)' % (allocation['ip'], allocation['name']))
@@ -368,7 +370,7 @@ def netenv(env):
             _network.run({'name': name, 'state': 'absent'})
         except Exception as exc:  # report, but go on cleaning up
             problems.append('network %s: %s' % (name, exc))
-    data = net.Registry().load()
+    data = netreg.NetworkRegistry().load()
     problems += ['network %s left in the registry' % name for name in helper.networks if name in data['networks']]
     links = interfaces()
     problems += ['client link %s left' % client.host_if for client in helper.clients if client.host_if in links]
@@ -379,12 +381,12 @@ def netenv(env):
 @pytest.fixture(scope='module', autouse=True)
 def restore_default_network():
     """Leave the host as found: the default network, when these tests made it, goes when no container uses it."""
-    existed = net.DEFAULT_NETWORK in net.Registry().load()['networks']
+    existed = netreg.DEFAULT_NETWORK in netreg.NetworkRegistry().load()['networks']
     yield
     if not existed:
         # Fails (and is left alone) while another test run's containers still have addresses on it.
         with contextlib.suppress(Exception):
-            _network.run({'name': net.DEFAULT_NETWORK, 'state': 'absent'})
+            _network.run({'name': netreg.DEFAULT_NETWORK, 'state': 'absent'})
 
 
 @pytest.fixture(scope='session')

@@ -398,7 +398,7 @@ def test_integrity_key_four_ways_and_tampering(env, tmp_path):
     assert [r.get('integrity') for r in results] == ['verified'] * 4
     assert key not in results[0]['_output'], 'the key is no_log'
     assert_continues(results[1]['container']['log_path'], dumped[-1], len(dumped))
-    record = json.dumps(env.engine.store.load('test-sig2'))
+    record = json.dumps(env.engine.store.load('test-sig2').to_dict())
     assert key not in record
 
 

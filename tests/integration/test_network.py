@@ -17,7 +17,9 @@ import socket
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import netns
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
 from conftest import read_log, wait_for
@@ -61,8 +63,8 @@ def test_bridge_container_has_address_route_hosts_and_resolv_conf(netenv):
                        'ip route; echo ---; cat /etc/hosts; echo ---; cat /etc/resolv.conf', hostname='box1')
     container = netenv.env.inspect('test-inside')
     address = container['ip_address']
-    data = net.Registry().load()
-    network = data['networks'][net.DEFAULT_NETWORK]
+    data = netreg.NetworkRegistry().load()
+    network = data['networks'][netreg.DEFAULT_NETWORK]
     subnet = ipaddress.ip_network(network['subnet'])
     assert container['config']['network'] == 'runcible'
     assert ipaddress.ip_address(address) in subnet and address != network['gateway']
@@ -77,8 +79,8 @@ def test_bridge_container_has_address_route_hosts_and_resolv_conf(netenv):
     assert [line for line in resolv if line.startswith('nameserver')] == host_servers, lines
     # It exited: the next task on it releases its namespace and veth; the address stays its own until removal.
     assert not netenv.run(name='test-inside', state='stopped')['changed']
-    assert wait_for(lambda: not os.path.exists(net.netns_path(container['id'])))
-    assert wait_for(lambda: net.veth_name(container['id']) not in os.listdir('/sys/class/net'))
+    assert wait_for(lambda: not os.path.exists(netns.netns_path(container['id'])))
+    assert wait_for(lambda: bridges.veth_name(container['id']) not in os.listdir('/sys/class/net'))
     assert netenv.env.inspect('test-inside')['ip_address'] == address
     assert data['allocations'][container['id']]['ip'] == address
 
@@ -89,7 +91,7 @@ def test_network_none_has_only_loopback_and_needs_no_registry(netenv):
     assert [line.strip() for line in lines[:2]] == ['lo', '0'], lines
     container = netenv.env.inspect('test-none')
     assert container['ip_address'] is None and container['config']['published_ports'] == []
-    assert container['id'] not in net.Registry().load()['allocations']
+    assert container['id'] not in netreg.NetworkRegistry().load()['allocations']
 
 
 # -- published ports ----------------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ def test_udp_through_a_published_port(netenv, udp_echo):
                         mounts=['%s:/udpecho:ro' % udp_echo], published_ports=['%d:5353/udp' % port])
     container = result['container']
     assert wait_for(lambda: 'udp echo on 5353' in read_log(container['log_path']))
-    network = net.Registry().load()['networks'][net.DEFAULT_NETWORK]
+    network = netreg.NetworkRegistry().load()['networks'][netreg.DEFAULT_NETWORK]
     # From the host's 127.0.0.1: masqueraded to the gateway (the reply must come back out of the bridge).
     assert udp_ask('127.0.0.1', port, b'hi') == b'hi from %s' % network['gateway'].encode()
     client = netenv.client()
@@ -325,7 +327,7 @@ def test_killed_container_is_cleaned_or_repaired_by_the_next_task(netenv):
     assert wait_for(lambda: netenv.env.inspect('test-kill')['status'] == 'stopped')
     # The port is free (conmon held it); the namespace and the rule are still there.
     assert wait_for(lambda: not bind_fails(port))
-    assert os.path.exists(net.netns_path(container['id']))
+    assert os.path.exists(netns.netns_path(container['id']))
     assert ports.listed_rules('ctr=%s ' % container['id'][:12])
 
     # Another container may take the port now: the dead one's rule must not shadow it.
@@ -347,7 +349,7 @@ def test_killed_container_is_cleaned_or_repaired_by_the_next_task(netenv):
     assert wait_for(lambda: netenv.env.inspect('test-kill')['status'] == 'stopped')
     stopped = netenv.run(name='test-kill', state='stopped')
     assert not stopped['changed']
-    assert not os.path.exists(net.netns_path(container['id']))
+    assert not os.path.exists(netns.netns_path(container['id']))
     assert not ports.listed_rules('ctr=%s ' % container['id'][:12])
 
 
@@ -391,7 +393,7 @@ def test_network_module_four_ways_change_and_removal(netenv):
     assert created['bridge'] == 'rcb-' + name and created['internal'] is False and created['containers'] == []
     subnet = ipaddress.ip_network(created['subnet'])
     assert subnet.prefixlen == 24 and created['gateway'] == str(subnet.network_address + 1)
-    assert net.bridge_ready(created)
+    assert bridges.bridge_ready(created)
     assert ports.listed_rules('net=%s outbound' % name)
 
     results = netenv.four_ways({'name': name, 'internal': True})
@@ -408,15 +410,15 @@ def test_network_module_four_ways_change_and_removal(netenv):
     netenv.run(name='test-user', state='absent')
 
     # Repaired when its bridge is removed behind our back.
-    net.delete_bridge(created)
+    bridges.delete_bridge(created)
     repaired = netenv.network(name=name)
-    assert repaired['actions'] == ['repaired'] and net.bridge_ready(created)
+    assert repaired['actions'] == ['repaired'] and bridges.bridge_ready(created)
 
     results = netenv.four_ways({'name': name, 'state': 'absent'})
     assert results[1]['actions'] == ['removed']
     assert not os.path.exists('/sys/class/net/rcb-' + name)
     assert not ports.listed_rules('net=%s ' % name)
-    assert name not in net.Registry().load()['networks']
+    assert name not in netreg.NetworkRegistry().load()['networks']
 
 
 def test_network_module_validation(netenv):
@@ -431,8 +433,8 @@ def test_network_module_validation(netenv):
     ]:
         with pytest.raises(RuncibleError, match=message):
             netenv.network(check_mode=True, **params)
-    ours = set(network['bridge'] for network in net.Registry().load()['networks'].values())
-    route = [route for route, device in net.host_routes() if device not in ours and not device.startswith('rc')][0]
+    ours = set(network['bridge'] for network in netreg.NetworkRegistry().load()['networks'].values())
+    route = [route for route, device in bridges.host_routes() if device not in ours and not device.startswith('rc')][0]
     with pytest.raises(RuncibleError, match='overlaps the host route %s' % route):
         netenv.network(check_mode=True, name='rctv', subnet=str(route))
-    assert 'rctv' not in net.Registry().load()['networks']
+    assert 'rctv' not in netreg.NetworkRegistry().load()['networks']

@@ -25,7 +25,8 @@ import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _network
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import netlink
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 from conftest import read_log, wait_for
@@ -106,7 +107,7 @@ def test_a_routed_neighbour_cannot_reach_ports_published_on_loopback(netenv, udp
     hello = b'hello from test-lo-routed\n'
     serve_tcp_and_udp(netenv, udp_echo, 'test-lo-routed', stop_timeout=0, published_ports=[
         '127.0.0.1:%d:80' % tcp_port, '127.0.0.2:%d:5353/udp' % udp_port, '%d:80' % public])
-    network = net.Registry().load()['networks'][net.DEFAULT_NETWORK]
+    network = netreg.NetworkRegistry().load()['networks'][netreg.DEFAULT_NETWORK]
     # The host reaches its loopback ports (masqueraded to the gateway, the reply comes back out of the bridge).
     assert http_get('127.0.0.1', tcp_port) == hello
     assert udp_ask('127.0.0.2', udp_port, b'hi') == b'hi from %s' % network['gateway'].encode()
@@ -228,7 +229,7 @@ def foreign_bridge(alias=None):
 
 def save_network(definition):
     """A registry entry as an older version of the collection left it (it took the bridge over)."""
-    registry = net.Registry()
+    registry = netreg.NetworkRegistry()
     with registry.lock():
         data = registry.load()
         data['networks'][definition['name']] = definition
@@ -248,7 +249,7 @@ def test_the_network_module_never_takes_over_a_bridge_it_did_not_create(netenv):
             assert ('bridge %s already exists and was not created by runcible.oci' % bridge) in result['msg'], result
             assert 'choose another bridge name' in result['msg'] and 'remove the interface' in result['msg']
         assert link_state(bridge) == before, 'the bridge was not touched'
-        assert name not in net.Registry().load()['networks'], 'nothing left in the registry'
+        assert name not in netreg.NetworkRegistry().load()['networks'], 'nothing left in the registry'
         assert not ports.listed_rules('net=%s ' % name), 'no firewall rule left'
         # absent: there is no such network; the bridge is not ours to delete.
         assert _network.run({'name': name, 'state': 'absent'})['changed'] is False
@@ -272,9 +273,9 @@ def test_a_bridge_taken_over_by_an_older_version_is_released_not_deleted(netenv)
             netenv.run(name='test-intruder', rootfs=netenv.env.rootfs, command=['sleep', '60'], network=name)
         assert netenv.env.inspect('test-intruder') is None
         assert link_state(bridge) == before
-        assert not [link for link in interfaces() if link.startswith(net.VETH_PREFIX) and _master(link) == bridge]
+        assert not [link for link in interfaces() if link.startswith(bridges.VETH_PREFIX) and _master(link) == bridge]
         removed = _network.run({'name': name, 'state': 'absent'})
-        assert removed['actions'] == ['removed'] and name not in net.Registry().load()['networks']
+        assert removed['actions'] == ['removed'] and name not in netreg.NetworkRegistry().load()['networks']
         assert any('not created by runcible.oci' in warning for warning in removed.get('warnings', [])), removed
         assert link_state(bridge) == before, 'the interface is left as it was'
         assert not ports.listed_rules('net=%s ' % name)
@@ -296,7 +297,7 @@ def test_a_bridge_of_an_older_version_is_recognised_by_its_alias(netenv):
         definition = {'name': name, 'bridge': bridge, 'subnet': str(subnet), 'gateway': gateway, 'internal': False}
         save_network(definition)
         repaired = _network.run({'name': name})
-        assert repaired['actions'] == ['repaired'] and net.bridge_ready(definition)
+        assert repaired['actions'] == ['repaired'] and bridges.bridge_ready(definition)
         assert link_state(bridge)['addresses'] == [(gateway, 24)]
         assert ports.listed_rules('net=%s ' % name)
         assert _network.run({'name': name, 'state': 'absent'})['actions'] == ['removed']

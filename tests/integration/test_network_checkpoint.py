@@ -19,7 +19,7 @@ import time
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import netns
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
 from conftest import read_log, wait_for
@@ -67,7 +67,7 @@ def test_checkpoint_and_restore_keep_the_address_and_the_published_port(netenv):
     assert wait_for(lambda: not netenv.leftovers([container['id']]) or
                     netenv.leftovers([container['id']]) == ['address allocation %s (test-ckn)'
                                                             % container['ip_address']])
-    assert not os.path.exists(net.netns_path(container['id']))
+    assert not os.path.exists(netns.netns_path(container['id']))
     assert not ports.listed_rules('ctr=%s ' % container['id'][:12])
     assert not port_reserved(port)
     before = counts(container['log_path'])
@@ -78,7 +78,7 @@ def test_checkpoint_and_restore_keep_the_address_and_the_published_port(netenv):
     assert wait_for(lambda: len(counts(container['log_path'])) >= len(before) + 5)
     after = counts(container['log_path'])[len(before):]
     assert after[0] == before[-1] + 1, 'it continued, not restarted: %s then %s' % (before[-3:], after[:3])
-    assert os.path.exists(net.netns_path(container['id']))
+    assert os.path.exists(netns.netns_path(container['id']))
     assert len(ports.listed_rules('ctr=%s ' % container['id'][:12])) == 1
     assert port_reserved(port), 'conmon of the restored container holds the port again'
 
@@ -114,7 +114,7 @@ def test_tcp_connection_survives_checkpoint_with_tcp_established(netenv):
                 print(message)
                 pytest.skip(message)
             raise AssertionError('checkpoint failed for another reason: %s' % exc.msg)
-        assert not os.path.exists(net.netns_path(server['id']))
+        assert not os.path.exists(netns.netns_path(server['id']))
         time.sleep(0.5)
         restored = ckpt(env, name='test-tcp', state='restored')
         assert restored['container']['ip_address'] == server['ip_address']

@@ -68,7 +68,7 @@ def test_secrets_four_ways_delivered_and_never_shown(env):
     # Nothing in clear under root: the record, the bundle (its config.json is a link to the run_root), logs.
     assert not files_holding(env.root, [PASSWORD, TOKEN])
     record = env.engine.store.load('test-sec')
-    assert PASSWORD not in json.dumps(record) and TOKEN not in json.dumps(record)
+    assert PASSWORD not in json.dumps(record.to_dict()) and TOKEN not in json.dumps(record.to_dict())
     info = env.playbook([{'runcible.oci.container_info': {'name': 'test-sec'}}])[0]
     assert PASSWORD not in json.dumps(info) and TOKEN not in json.dumps(info)
 
@@ -112,3 +112,21 @@ def test_bad_secrets_fail_clearly_and_change_nothing(env, bad, message):
     with pytest.raises(RuncibleError, match=message):
         env.run(name='test-sec4', rootfs=env.rootfs, command=['true'], secrets=bad)
     assert env.inspect('test-sec4') is None
+
+
+def test_exec_env_is_plain_stdin_and_secrets_are_no_log(env):
+    """exec env no longer censors output; stdin and secrets never show, not even at -vvv."""
+    env.run(name='test-sec5', rootfs=env.rootfs, command=['sh', '-c', LOOP])
+    stdin_text = 'stdin-secret-' + TOKEN
+    results = env.playbook([
+        {'name': 'env', 'runcible.oci.container_exec': {'container': 'test-sec5', 'argv': ['sh', '-c', 'echo one $WORD three'],
+                                                        'env': {'WORD': 'two'}}},
+        {'name': 'stdin and secrets', 'runcible.oci.container_exec': {
+            'container': 'test-sec5', 'argv': ['sh', '-c', 'read line; test "$line" = "%s" && test "$API" = "%s" '
+                                                           '&& echo matched' % (stdin_text, TOKEN)],
+            'stdin': stdin_text, 'secrets': {'API': TOKEN}}},
+    ], extra_args=['-vvv'])
+    assert results[0]['stdout'] == 'one two three', 'an env value no longer censors the output'
+    assert results[1]['stdout'] == 'matched' and results[1]['rc'] == 0
+    output = results[0]['_output']
+    assert stdin_text not in output and TOKEN not in output, 'stdin and secrets are no_log'

@@ -12,6 +12,7 @@ else, the same layout in a temporary directory.
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import shutil
 import sys
@@ -50,6 +51,24 @@ def _collections_path():
 COLLECTIONS = _collections_path()
 if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
+
+
+def _import_every_module_util():
+    """Import every module_utils module now, through sys.path.
+
+    The collection loads some modules on first use (the option table's bindings, for one). Once a test
+    has called Ansible's init_plugin_loader(), imports of ``ansible_collections.*`` go through Ansible's
+    collection finder, which refuses a package it did not load itself; so everything is loaded first.
+    """
+    base = os.path.join(REPO, 'plugins', 'module_utils')
+    for directory, _dirs, files in os.walk(base):
+        for name in sorted(files):
+            if name.endswith('.py') and name != '__init__.py':
+                relative = os.path.relpath(os.path.join(directory, name[:-3]), base).replace(os.sep, '.')
+                importlib.import_module('ansible_collections.runcible.oci.plugins.module_utils.' + relative)
+
+
+_import_every_module_util()
 
 
 @pytest.fixture

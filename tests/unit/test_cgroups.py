@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _options
+from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 
@@ -198,7 +198,12 @@ def test_read_live_v2(tmp_path, monkeypatch):
     live = cgroups.read_live(1, root=root)
     assert live == {'memory': 0, 'memory_reservation': 1 << 20, 'cpus': 0.25, 'cpu_weight': 39, 'cpuset_cpus': '',
                     'pids_limit': 12, 'blkio_weight': 300}
-    assert _options.live_value_matches('cpu_shares', 512, live) is (cgroups.shares_to_weight(512) == 39)
+    assert live_match('cpu_shares', 512, live) is (cgroups.shares_to_weight(512) == 39)
+
+
+def live_match(name, wanted, live):
+    """The option table's rule: does the live cgroup value say ``wanted``?"""
+    return options.OPTIONS_BY_NAME[name].live.match(wanted, live)
 
 
 @pytest.mark.parametrize('name, wanted, live, expected', [
@@ -214,7 +219,7 @@ def test_read_live_v2(tmp_path, monkeypatch):
     ('cpuset_cpus', '0', {'cpuset_cpus': '0-1'}, False),
 ])
 def test_live_value_matches(name, wanted, live, expected):
-    assert _options.live_value_matches(name, wanted, live) is expected
+    assert live_match(name, wanted, live) is expected
 
 
 def test_shares_to_weight():

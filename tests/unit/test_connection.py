@@ -27,7 +27,7 @@ from ansible.plugins.loader import connection_loader, init_plugin_loader
 
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import stream
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Store, current_boot_id, read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store, current_boot_id, read_proc_stat
 
 FAKE_RUNTIME = r'''#!PYTHON
 import json, os, sys
@@ -318,6 +318,7 @@ def add_container(store, name, runtime, state='running', env=None):
     if state != 'stopped':
         record.update(pid=os.getpid(), pid_start=own_start(), conmon_pid=os.getpid(), conmon_start=own_start(),
                       boot_id=current_boot_id())
+    record = Record.from_dict(record)
     store.save(record)
     paths = store.paths(name, CID)
     os.makedirs(paths.bundle)

@@ -13,10 +13,11 @@ import os
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container, _options
+from ansible_collections.runcible.oci.plugins.module_utils import _container
+from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import engine, oci_cli
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Store
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store
 
 CID = '5a' * 32
 RUNC = '/usr/sbin/runc'
@@ -138,7 +139,7 @@ def test_check_mode_create_writes_nothing(tools, rootfs, dirs, tree, state, acti
     assert config['runtime'] == RUNC
     assert config['hostname'] == 'web'
     assert config['stop_signal'] == 15
-    assert sorted(config) == sorted(_options.OPTIONS_BY_NAME)
+    assert sorted(config) == sorted(options.OPTIONS_BY_NAME)
     assert result['diff']['before'] == {'status': 'absent'}
     assert result['diff']['after']['status'] == status
     assert result['diff']['after']['memory'] == 64 << 20
@@ -188,14 +189,14 @@ def test_check_mode_create_warns_when_crun_is_skipped(tools, rootfs, dirs, monke
 def existing(tools, rootfs, dirs):
     """A stopped container 'web' in the store, as Engine.create records it; -> (store, record)."""
     store = Store(dirs['root'], dirs['run_root'])
-    context = {'name': 'web', 'rootfs': rootfs}
-    given = _options.normalise_given({'rootfs': rootfs, 'command': 'sleep 100', 'memory': '64m',
-                                      'env': {'A': '1', 'B': '2'}}, context)
-    config = _options.complete_config(given, context)
+    context = options.Context('web', dirs['root'])
+    given = options.normalise({'rootfs': rootfs, 'command': 'sleep 100', 'memory': '64m',
+                               'env': {'A': '1', 'B': '2'}}, context)
+    config = options.complete(given, context)
     config['runtime'] = RUNC
-    record = {'id': CID, 'name': 'web', 'created_at': '2026-01-01T00:00:00.000000Z', 'config': config,
-              'runtime': {'name': 'runc', 'path': RUNC}, 'conmon': CONMON, 'state': 'stopped', 'exit_code': 0,
-              'finished_at': '2026-01-01T00:01:00.000000Z', 'started_at': '2026-01-01T00:00:01.000000Z'}
+    record = Record(id=CID, name='web', created_at='2026-01-01T00:00:00.000000Z', config=config,
+                    runtime={'name': 'runc', 'path': RUNC}, conmon=CONMON, state='stopped', exit_code=0,
+                    finished_at='2026-01-01T00:01:00.000000Z', started_at='2026-01-01T00:00:01.000000Z')
     store.save(record)
     with store.lock('web'):
         pass

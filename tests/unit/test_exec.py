@@ -225,9 +225,10 @@ def test_exec_into_an_absent_container(store_dirs, tree):
     assert tree(root) is None and tree(run_root) is None
 
 
-def test_argument_spec_declares_env_no_log():
+def test_argument_spec_secrets_and_stdin_are_no_log_env_is_plain():
     spec = _exec.argument_spec()
-    assert spec['env']['no_log'] is True
+    assert spec['secrets']['no_log'] is True and spec['stdin']['no_log'] is True
+    assert not spec['env'].get('no_log'), 'env is plain configuration (a no_log env censored output)'
     assert spec['strip_empty_ends']['default'] is True and spec['detach']['default'] is False
 
 

@@ -18,8 +18,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from oci_build import LayoutBuilder, dir_member, file_member  # noqa: E402
 
-from ansible_collections.runcible.oci.plugins.module_utils import _image, _options  # noqa: E402
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import image_options, images  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils import _image  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import images as image_options  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import images  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.layers import LayerError  # noqa: E402
 
@@ -248,17 +250,17 @@ def test_find_in_layers_honours_whiteouts(tmp_path, layout):
 def test_container_config_from_the_image(tmp_path, layout):
     root = str(tmp_path / 'root')
     container_images = image_options.ContainerImages(root)
-    context = {'name': 'web', 'root': root, 'record_config': {}, 'rootfs': None, 'images': container_images}
+    context = options.Context('web', root, images=container_images)
     with container_images.session(apply=True):
-        given = _options.normalise_given({'image': 'oci:%s:v1' % layout.path, 'env': {'B': '2'}}, context)
-        config = _options.complete_config(given, {'name': 'web'})
+        given = options.normalise({'image': 'oci:%s:v1' % layout.path, 'env': {'B': '2'}}, context)
+        config = options.complete(given, context)
         container_images.complete(config, given)
     assert given['image'] == 'oci:%s:v1@%s' % (layout.path, layout.v1)
     assert config['entrypoint'] == ['/app/run'] and config['command'] == ['serve']
     assert config['workdir'] == '/app' and config['user'] == '1000:1001' and config['stop_signal'] == 2
     assert config['env'] == {'B': '2'} and config['image_config']['env'] == {'A': '1'}
     assert config['rootfs'] is None
-    spec = _options.build_spec(config, 'f' * 64, 'rootfs', '/runcible/x')
+    spec = options.build_spec(config, 'f' * 64)
     assert spec['process']['args'] == ['/app/run', 'serve']
     assert 'A=1' in spec['process']['env'] and 'B=2' in spec['process']['env']
     assert spec['annotations']['io.runcible.image'] == given['image']
@@ -267,8 +269,8 @@ def test_container_config_from_the_image(tmp_path, layout):
     for extra, argv in (({'entrypoint': '/bin/sh -c'}, ['/bin/sh', '-c']),
                         ({'command': ['status']}, ['/app/run', 'status']),
                         ({'entrypoint': [], 'command': 'echo hi'}, ['echo', 'hi'])):
-        given = _options.normalise_given(dict(extra, image='oci:%s:v1' % layout.path), dict(context))
-        config = container_images.complete(_options.complete_config(given, {'name': 'web'}), given)
+        given = options.normalise(dict(extra, image='oci:%s:v1' % layout.path), context)
+        config = container_images.complete(options.complete(given, context), given)
         assert config['entrypoint'] + config['command'] == argv, extra
 
     # Recreated onto new content: what came from the old image follows the new one, what the task set stays.
@@ -277,9 +279,9 @@ def test_container_config_from_the_image(tmp_path, layout):
     previous.update(workdir='/app', user='0:0')  # workdir from the image, user set by the task
     previous['image_config'] = dict(container_images.image_config('x@' + layout.v1))
     container_images = image_options.ContainerImages(root, pull='always')
-    context['images'] = container_images
+    context = options.Context('web', root, images=container_images)
     with container_images.session(apply=True):
-        given = _options.normalise_given({'image': 'oci:%s:v1' % layout.path}, dict(context))
+        given = options.normalise({'image': 'oci:%s:v1' % layout.path}, context)
         config = dict(previous)
         config.update(given)
         container_images.complete(config, given, previous=previous)
@@ -290,11 +292,12 @@ def test_container_config_from_the_image(tmp_path, layout):
 
 
 def test_image_and_rootfs_are_exclusive(tmp_path):
-    container_images = image_options.ContainerImages(str(tmp_path))
+    from ansible_collections.runcible.oci.plugins.module_utils._container_options import groups
     with pytest.raises(ValidationError, match='mutually exclusive'):
-        container_images.check_given({'image': 'x', 'rootfs': '/'}, {})
+        groups.images({'image': 'x', 'rootfs': '/'}, options.Context('web', str(tmp_path)), False)
     with pytest.raises(ValidationError, match='direct'):
-        container_images.check_given({'rootfs_mode': 'direct'}, {'image': 'oci:/x@' + DIGEST})
+        groups.images({'rootfs_mode': 'direct'}, options.Context('web', str(tmp_path), {'image': 'oci:/x@' + DIGEST}),
+                      False)
 
 
 def test_pull_never_needs_a_local_image(tmp_path):
@@ -325,7 +328,7 @@ def test_deleted_layers_are_restored_by_a_pull(tmp_path, layout):
     store = images.ImageStore(root)
     shutil.rmtree(store.layer_dir(layout.top.diff_id))
     with pytest.raises(RuncibleError, match='missing from the image store'):
-        image_options.lower_dirs(root, {'image': 'x', 'image_config': {'layers': [images.hex_of(layout.top.diff_id)]}})
+        images.lower_dirs(root, {'image': 'x', 'image_config': {'layers': [images.hex_of(layout.top.diff_id)]}})
     result = _image.run({'name': 'oci:%s:v1' % layout.path, 'root': root}, check_mode=True)
     assert result['actions'] == ['imported', 'restored 1 deleted layer'] and not store.has_layer(layout.top.diff_id)
     result = _image.run({'name': 'oci:%s:v1' % layout.path, 'root': root})
@@ -338,5 +341,5 @@ def test_too_many_layers_for_one_overlay_mount(tmp_path):
     for layer in hexes:
         os.makedirs(os.path.join(str(tmp_path), 'images', 'layers', layer, 'diff'))
     with pytest.raises(RuncibleError, match='60 layers, too many for one overlay mount'):
-        image_options.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes}})
-    assert len(image_options.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes[:10]}})) == 10
+        images.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes}})
+    assert len(images.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes[:10]}})) == 10

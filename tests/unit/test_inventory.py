@@ -22,7 +22,7 @@ from ansible.inventory.data import InventoryData
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 from ansible.plugins.loader import init_plugin_loader, inventory_loader
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Store, current_boot_id, read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store, current_boot_id, read_proc_stat
 
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(sys.modules[Store.__module__].__file__), *['..'] * 6))
 TEMPLATE = "{{ lookup('pipe', 'touch /tmp/runcible-inventory-test-pwned') }}"
@@ -56,6 +56,7 @@ def add(store, name, state='running', labels=None, exit_code=None):
     if state != 'stopped':
         record.update(pid=os.getpid(), pid_start=own_start, conmon_pid=os.getpid(), conmon_start=own_start,
                       boot_id=current_boot_id(), started_at='2026-12-01T10:00:01.000000Z')
+    record = Record.from_dict(record)
     store.save(record)
     return record
 

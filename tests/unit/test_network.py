@@ -14,8 +14,14 @@ import sys
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _network, _options
+from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils import _network
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import network as network_options
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import etc_files
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import netns
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network as net
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 
@@ -29,21 +35,23 @@ ROUTES = ('Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU
 
 @pytest.fixture
 def aliases(monkeypatch):
-    """The host's interfaces as the ownership checks see them: name -> alias (net.link_alias reads this, not /sys)."""
+    """The host's interfaces as the ownership checks see them: name -> alias (bridges.link_alias reads this, not /sys)."""
     found = {}
-    monkeypatch.setattr(net, 'link_alias', found.get)
+    monkeypatch.setattr(bridges, 'link_alias', found.get)
     return found
 
 
 @pytest.fixture
 def registry(tmp_path, monkeypatch, aliases):
     """A registry of the test's own (the host's is never read), and host routes: 192.0.2.0/24, 10.89.0.0/24."""
-    monkeypatch.setattr(net, 'STATE_DIR', str(tmp_path / 'networks'))
+    monkeypatch.setattr(netreg, 'STATE_DIR', str(tmp_path / 'networks'))
     routes = tmp_path / 'route'
     routes.write_text(ROUTES)
-    original = net.host_routes
-    monkeypatch.setattr(net, 'host_routes', lambda exclude_devices=(), path=str(routes): original(exclude_devices, path))
-    return net.Registry()
+    original = bridges.host_routes
+    fake = lambda exclude_devices=(), path=str(routes): original(exclude_devices, path)  # noqa: E731
+    monkeypatch.setattr(netreg, 'host_routes', fake)
+    monkeypatch.setattr(bridges, 'host_routes', fake)
+    return netreg.NetworkRegistry()
 
 
 def save(registry, networks=(), allocations=None):
@@ -54,15 +62,15 @@ def save(registry, networks=(), allocations=None):
 
 def network_def(name='web', subnet='10.89.5.0/24', internal=False):
     gateway = str(ipaddress.ip_network(subnet).network_address + 1)
-    return {'name': name, 'bridge': net.default_bridge_name(name), 'subnet': subnet, 'gateway': gateway,
+    return {'name': name, 'bridge': netreg.default_bridge_name(name), 'subnet': subnet, 'gateway': gateway,
             'internal': internal}
 
 
 # -- names --------------------------------------------------------------------------------------------------
 
 def test_kernel_names_come_from_the_container_id():
-    assert net.netns_path(CID) == '/run/netns/rc-' + CID[:16]
-    assert net.veth_name(CID) == 'rcv' + CID[:12] and len(net.veth_name(CID)) == 15
+    assert netns.netns_path(CID) == '/run/netns/rc-' + CID[:16]
+    assert bridges.veth_name(CID) == 'rcv' + CID[:12] and len(bridges.veth_name(CID)) == 15
 
 
 @pytest.mark.parametrize('value, expected', [
@@ -70,13 +78,14 @@ def test_kernel_names_come_from_the_container_id():
     (' backend ', 'backend'),
 ])
 def test_normalise_network(value, expected):
-    assert net.normalise_network(value) == expected
+    known = type('Registry', (), {'load': lambda self: {'networks': {'backend': {}}}})()
+    assert network_options.network(value, options.Context('c', '/r'), registry=known) == expected
 
 
 @pytest.mark.parametrize('value', ['a/b', '-x', '', 'a' * 65, 'a..b', 'has space'])
 def test_normalise_network_rejects(value):
     with pytest.raises(ValidationError, match='not a valid network name'):
-        net.normalise_network(value)
+        network_options.network(value, options.Context('c', '/r'))
 
 
 @pytest.mark.parametrize('name, bridge', [
@@ -84,7 +93,7 @@ def test_normalise_network_rejects(value):
     ('abcdefghijkl', 'rcb-' + __import__('hashlib').sha1(b'abcdefghijkl').hexdigest()[:11]),
 ])
 def test_default_bridge_name(name, bridge):
-    assert net.default_bridge_name(name) == bridge
+    assert netreg.default_bridge_name(name) == bridge
     assert len(bridge) <= 15
 
 
@@ -93,21 +102,21 @@ def test_default_bridge_name(name, bridge):
     ({'network': 'bridge'}, 'runcible'), ({'network': 'web'}, 'web'),
 ])
 def test_network_of(config, expected):
-    assert net.network_of(config) == expected
+    assert netreg.network_of(config) == expected
 
 
 @pytest.mark.parametrize('value, message', [('10.89.0.300', 'not an IPv4 address'), ('fd00::1', 'only IPv4')])
 def test_normalise_ip_address_rejects(value, message):
     with pytest.raises(ValidationError, match=message):
-        net.normalise_ip_address(value)
+        network_options.ip_address(value, options.Context('c', '/r'))
 
 
 # -- the spec -----------------------------------------------------------------------------------------------
 
 def _spec(network):
-    context = {'name': 'web', 'rootfs': None}
-    config = _options.complete_config({'command': ['true'], 'network': network}, context)
-    return _options.build_spec(config, CID, 'rootfs', '/runcible/x')
+    context = options.Context('web', '/r')
+    config = options.complete({'command': ['true'], 'network': network, 'cgroup_manager': 'cgroupfs'}, context)
+    return options.build_spec(config, CID)
 
 
 def test_spec_of_a_bridge_network_joins_the_named_namespace_and_mounts_etc_files():
@@ -130,7 +139,7 @@ def test_spec_of_none_and_host_is_unchanged(network):
 # -- definitions, subnets, routes -----------------------------------------------------------------------------
 
 def test_host_routes_parse_proc_net_route(registry):
-    routes = net.host_routes()
+    routes = bridges.host_routes()
     assert (ipaddress.ip_network('192.0.2.0/24'), 'eth0') in routes
     assert (ipaddress.ip_network('10.89.0.0/24'), 'docker0') in routes
     assert not [route for route, _device in routes if route.prefixlen == 0], 'the default route is left out'
@@ -138,7 +147,7 @@ def test_host_routes_parse_proc_net_route(registry):
 
 def test_define_picks_the_first_free_subnet(registry):
     data = save(registry, [network_def('a', '10.89.1.0/24')])
-    created = net.define(data, 'b')
+    created = netreg.define(data, 'b')
     # 10.89.0.0/24 is a host route here (docker0), 10.89.1.0/24 network a.
     assert created == {'name': 'b', 'bridge': 'rcb-b', 'subnet': '10.89.2.0/24', 'gateway': '10.89.2.1',
                        'internal': False}
@@ -162,16 +171,16 @@ def test_define_picks_the_first_free_subnet(registry):
 def test_define_rejects(registry, params, message):
     data = save(registry, [network_def('a', '10.89.1.0/24')])
     with pytest.raises(ValidationError, match=message):
-        net.define(data, 'b', **params)
+        netreg.define(data, 'b', **params)
 
 
 def test_define_keeps_its_own_subnet_when_redefined(registry, monkeypatch):
     data = save(registry, [network_def('a', '10.89.1.0/24')])
     # Its own bridge's route does not count as a clash.
-    monkeypatch.setattr(net, 'host_routes', lambda exclude_devices=(), path=None: [
+    monkeypatch.setattr(netreg, 'host_routes', lambda exclude_devices=(), path=None: [
         (route, device) for route, device in [(ipaddress.ip_network('10.89.1.0/24'), 'rcb-a')]
         if device not in exclude_devices])
-    assert net.define(data, 'a', subnet='10.89.1.0/24', internal=True)['internal'] is True
+    assert netreg.define(data, 'a', subnet='10.89.1.0/24', internal=True)['internal'] is True
 
 
 # -- the registry ---------------------------------------------------------------------------------------------
@@ -183,9 +192,9 @@ def test_registry_round_trip_and_lock(registry):
     assert oct(os.stat(registry.path).st_mode & 0o777) == '0o600'
     with registry.lock():
         with pytest.raises(RuncibleError, match='timed out after 0s waiting for the network lock'):
-            with net.Registry(registry.dir).lock(timeout=0.05):
+            with netreg.NetworkRegistry(registry.dir).lock(timeout=0.05):
                 pass
-    with net.Registry(registry.dir).lock(timeout=0.05):
+    with netreg.NetworkRegistry(registry.dir).lock(timeout=0.05):
         pass
 
 
@@ -212,9 +221,9 @@ def test_collect_garbage_drops_allocations_of_containers_that_are_gone(tmp_path,
         'c' * 64: {'network': 'web', 'ip': '10.89.5.3', 'root': root, 'name': 'replaced'},
         'd' * 64: {'network': 'web', 'ip': '10.89.5.4', 'root': '/nonexistent', 'name': 'gone'},
     })
-    assert net.collect_garbage(data) is True
+    assert netreg.collect_garbage(data) is True
     assert list(data['allocations']) == ['a' * 64]
-    assert net.collect_garbage(data) is False
+    assert netreg.collect_garbage(data) is False
 
 
 # -- addresses and ports under the lock ---------------------------------------------------------------------
@@ -264,30 +273,32 @@ def test_checks_of_the_container_options(registry):
     port = taken.getsockname()[1]
     save(registry, [network_def()], {'o': {'network': 'web', 'ip': '10.89.5.9', 'root': '/r', 'name': 'other',
                                            'attached': True, 'ports': []}})
-    new = {'name': 'c', 'root': '/r', 'record_config': {}}
+    new = options.Context('c', '/r')
+
+    def check(context=new, **given):
+        return network_options.check(given, context)
     try:
-        assert net.check_network('web', new) == 'web'
-        assert net.check_network('runcible', new) == 'runcible', 'the default network is made on first use'
+        assert network_options.network('web', new) == 'web'
+        assert network_options.network('runcible', new) == 'runcible', 'the default network is made on first use'
         with pytest.raises(ValidationError, match='network nope does not exist'):
-            net.check_network('nope', new)
-        on_web = dict(new, network='web')
-        assert net.check_ip_address('10.89.5.10', on_web) == '10.89.5.10'
+            network_options.network('nope', new)
+        check(ip_address='10.89.5.10', network='web')
         with pytest.raises(ValidationError, match='already the address of container other'):
-            net.check_ip_address('10.89.5.9', on_web)
-        assert net.check_ip_address('10.89.5.9', dict(on_web, name='other')) == '10.89.5.9', 'its own address'
+            check(ip_address='10.89.5.9', network='web')
+        check(options.Context('other', '/r'), ip_address='10.89.5.9', network='web')  # its own address
         with pytest.raises(ValidationError, match='is the gateway'):
-            net.check_ip_address('10.89.5.1', on_web)
+            check(ip_address='10.89.5.1', network='web')
         with pytest.raises(ValidationError, match='not a host address of network web'):
-            net.check_ip_address('10.89.6.1', on_web)
+            check(ip_address='10.89.6.1', network='web')
         with pytest.raises(ValidationError, match='ip_address needs a bridge network'):
-            net.check_ip_address('10.89.5.10', dict(new, network='host'))
+            check(ip_address='10.89.5.10', network='host')
         with pytest.raises(ValidationError, match='ip_address needs a bridge network'):
-            net.check_ip_address('10.89.5.10', dict(new, record_config={'network': 'none'}))
+            check(options.Context('c', '/r', {'network': 'none'}), ip_address='10.89.5.10')
         with pytest.raises(ValidationError, match='in use by another process; nothing was changed'):
-            net.check_published_ports(['127.0.0.1:%d:80/tcp' % port], on_web)
+            check(published_ports=['127.0.0.1:%d:80/tcp' % port], network='web')
         with pytest.raises(ValidationError, match='published_ports needs a bridge network'):
-            net.check_published_ports(['8080:80/tcp'], dict(new, network='none'))
-        assert net.check_published_ports([], dict(new, network='none')) == []
+            check(published_ports=['8080:80/tcp'], network='none')
+        check(published_ports=[], network='none')
     finally:
         taken.close()
 
@@ -301,10 +312,10 @@ def test_ports_held_by_the_same_container_are_not_probed(registry):
     save(registry, [network_def()], {'me': {'network': 'web', 'ip': '10.89.5.9', 'root': '/r', 'name': 'web',
                                             'attached': True, 'ports': [mapping.as_dict()]}})
     try:
-        context = {'name': 'web', 'root': '/r', 'record_config': {'network': 'web'}}
-        assert net.check_published_ports([mapping.text()], context) == [mapping.text()]
+        network_options.check({'published_ports': [mapping.text()]}, options.Context('web', '/r', {'network': 'web'}))
         with pytest.raises(ValidationError, match=r'in use by container web \(root /r\)'):
-            net.check_published_ports([mapping.text()], dict(context, root='/elsewhere'))
+            network_options.check({'published_ports': [mapping.text()]},
+                                  options.Context('web', '/elsewhere', {'network': 'web'}))
     finally:
         taken.close()
 
@@ -316,26 +327,26 @@ def test_resolv_conf_leaves_loopback_servers_out(tmp_path, monkeypatch):
     stub.write_text('# systemd-resolved\nnameserver 127.0.0.53\noptions edns0\nsearch example.org\n')
     upstream = tmp_path / 'upstream'
     upstream.write_text('nameserver 127.0.0.1\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example.org\n')
-    monkeypatch.setattr(net, 'RESOLV_PATHS', (str(stub), str(upstream)))
-    assert net.resolv_conf() == 'nameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example.org\n'
-    monkeypatch.setattr(net, 'RESOLV_PATHS', (str(stub), str(tmp_path / 'missing')))
-    assert net.resolv_conf().startswith('# runcible.oci: the host has no name server')
+    monkeypatch.setattr(etc_files, 'RESOLV_PATHS', (str(stub), str(upstream)))
+    assert etc_files.resolv_conf() == 'nameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch example.org\n'
+    monkeypatch.setattr(etc_files, 'RESOLV_PATHS', (str(stub), str(tmp_path / 'missing')))
+    assert etc_files.resolv_conf().startswith('# runcible.oci: the host has no name server')
 
 
 def test_hosts_file():
-    assert net.hosts_file('box', 'web', '10.89.0.2') == (
+    assert etc_files.hosts_file('box', 'web', '10.89.0.2') == (
         '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n10.89.0.2\tbox web\n')
-    assert net.hosts_file('web', 'web', '10.89.0.2').endswith('10.89.0.2\tweb\n')
+    assert etc_files.hosts_file('web', 'web', '10.89.0.2').endswith('10.89.0.2\tweb\n')
 
 
 def test_ip_forward_warning(tmp_path, monkeypatch):
     flag = tmp_path / 'ip_forward'
-    monkeypatch.setattr(net, 'IP_FORWARD', str(flag))
+    monkeypatch.setattr(netreg, 'IP_FORWARD', str(flag))
     flag.write_text('0\n')
-    assert 'net.ipv4.ip_forward is 0' in net.ip_forward_warning(network_def())
-    assert net.ip_forward_warning(network_def(internal=True)) is None
+    assert 'net.ipv4.ip_forward is 0' in netreg.ip_forward_warning(network_def())
+    assert netreg.ip_forward_warning(network_def(internal=True)) is None
     flag.write_text('1\n')
-    assert net.ip_forward_warning(network_def()) is None
+    assert netreg.ip_forward_warning(network_def()) is None
 
 
 # -- the kernel side, through a recording netlink client ------------------------------------------------------
@@ -386,17 +397,17 @@ def kernel(monkeypatch, tmp_path, aliases):
     monkeypatch.setattr(RecordingNetlink, 'calls', [])
     monkeypatch.setattr(RecordingNetlink, 'links', {'runcible0': 3, 'rcv' + CID[:12]: 8, 'eth0': 2})
     monkeypatch.setattr(RecordingNetlink, 'fail', {})
-    monkeypatch.setattr(net.netlink, 'Netlink', RecordingNetlink)
-    monkeypatch.setattr(net, 'NETNS_DIR', str(tmp_path))
-    (tmp_path / net.netns_name(CID)).write_text('')
-    monkeypatch.setattr(net, 'bridge_ready', lambda network: True)
+    monkeypatch.setattr(bridges.netlink, 'Netlink', RecordingNetlink)
+    monkeypatch.setattr(netns, 'NETNS_DIR', str(tmp_path))
+    (tmp_path / netns.netns_name(CID)).write_text('')
+    monkeypatch.setattr(bridges, 'bridge_ready', lambda network: True)
     return RecordingNetlink
 
 
 def test_plumb_makes_the_veth_pair_and_configures_eth0_inside(kernel):
     network = dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0')
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as inside:  # stands for the netlink socket
-        net.plumb(network, CID, '10.89.0.2', 'web', inside)
+        bridges.plumb(network, CID, '10.89.0.2', 'web', inside)
     host_end = 'rcv' + CID[:12]
     calls = [(where, method, args, kwargs) for where, method, args, kwargs in kernel.calls if method != 'link_index']
     assert calls[0][:2] == ('host', 'add_veth') and calls[0][2][:2] == (host_end, 'eth0')
@@ -412,9 +423,9 @@ def test_plumb_makes_the_veth_pair_and_configures_eth0_inside(kernel):
 def test_plumb_of_an_internal_network_adds_no_route_and_opens_its_own_socket_inside(kernel):
     network = dict(network_def('runcible', '10.89.0.0/24', internal=True), bridge='runcible0')
     kernel.fail['delete_neighbour'] = OSError(errno.ENOENT, 'no such neighbour')  # suppressed
-    net.plumb(network, CID, '10.89.0.2', 'web')
+    bridges.plumb(network, CID, '10.89.0.2', 'web')
     methods = [(where, method) for where, method, _args, _kwargs in kernel.calls if method != 'link_index']
-    inside = 'inside:' + net.netns_path(CID)
+    inside = 'inside:' + netns.netns_path(CID)
     assert methods[-3:] == [(inside, 'set_link'), (inside, 'add_address'), (inside, 'set_link')]
 
 
@@ -423,20 +434,20 @@ def test_a_kernel_error_while_plumbing_is_a_clear_failure(kernel):
                                                     'File exists')
     with pytest.raises(RuncibleError, match=r'cannot attach container web to network runcible \(veth rcv%s, '
                                             r'namespace .*\): \[Errno 17\] cannot add the veth pair' % CID[:12]):
-        net.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
+        bridges.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
     kernel.links.pop('eth0')
     kernel.fail.clear()
     with pytest.raises(RuncibleError, match='the interface eth0 in the namespace is missing'):
-        net.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
+        bridges.plumb(dict(network_def('runcible', '10.89.0.0/24'), bridge='runcible0'), CID, '10.89.0.2', 'web')
 
 
 def test_a_kernel_error_on_the_bridge_is_a_clear_failure(kernel, aliases):
     kernel.fail['link_index'] = OSError(errno.EPERM, 'cannot look up the interface rcb-web: Operation not permitted')
     with pytest.raises(RuncibleError, match=r'cannot set up the bridge rcb-web of network web: \[Errno 1\] cannot look'):
-        net.ensure_bridge(network_def())
+        bridges.ensure_bridge(network_def())
     aliases['rcb-web'] = 'runcible.oci network web'  # ours: netlink is asked
     with pytest.raises(RuncibleError, match=r'cannot delete the bridge rcb-web of network web: \[Errno 1\]'):
-        net.delete_bridge(network_def())
+        bridges.delete_bridge(network_def())
 
 
 # -- bridges the collection did not create -------------------------------------------------------------------
@@ -455,12 +466,12 @@ FOREIGN = 'bridge rcb-web already exists and was not created by runcible.oci for
 def test_bridge_owner_is_the_alias(aliases, alias, owner):
     if alias is not None:
         aliases['rcb-web'] = alias
-    assert net.bridge_owner(network_def()) == owner
+    assert bridges.bridge_owner(network_def()) == owner
 
 
 def test_link_alias_reads_sys():
-    assert net.link_alias('lo') == ''
-    assert net.link_alias('rcb-no-such-link') is None
+    assert bridges.link_alias('lo') == ''
+    assert bridges.link_alias('rcb-no-such-link') is None
 
 
 def test_ensure_bridge_never_touches_a_foreign_interface(kernel, aliases):
@@ -469,12 +480,12 @@ def test_ensure_bridge_never_touches_a_foreign_interface(kernel, aliases):
     message = (FOREIGN + r" \(its alias is 'made by hand'\); runcible.oci never changes or deletes .*"
                r'choose another bridge name .*remove the interface')
     with pytest.raises(ValidationError, match=message):
-        net.ensure_bridge(network_def())
+        bridges.ensure_bridge(network_def())
     assert [method for _where, method, _args, _kwargs in kernel.calls] == ['link_index'], 'nothing was changed'
 
 
 def test_a_new_bridge_gets_our_alias_or_is_deleted_again(kernel):
-    index = net._create_bridge(kernel(), network_def())
+    index = bridges._create_bridge(kernel(), network_def())
     assert [call[1:3] for call in kernel.calls if call[1] != 'link_index'] == [
         ('add_bridge', ('rcb-web',)), ('set_link', (index, 'rcb-web'))]
     assert kernel.calls[-1][3] == {'alias': 'runcible.oci network web'}
@@ -482,56 +493,54 @@ def test_a_new_bridge_gets_our_alias_or_is_deleted_again(kernel):
     kernel.links.pop('rcb-web')
     kernel.fail['set_link'] = OSError(errno.ENOMEM, 'no memory')
     with pytest.raises(OSError):
-        net._create_bridge(kernel(), network_def())
+        bridges._create_bridge(kernel(), network_def())
     assert [call[1] for call in kernel.calls if call[1] != 'link_index'] == ['add_bridge', 'set_link', 'delete_link']
 
 
 def test_delete_bridge_deletes_only_ours(kernel, aliases):
-    assert net.delete_bridge(network_def()) is False, 'missing'
+    assert bridges.delete_bridge(network_def()) is False, 'missing'
     aliases['rcb-web'] = ''
-    assert net.delete_bridge(network_def()) is False, 'foreign'
+    assert bridges.delete_bridge(network_def()) is False, 'foreign'
     assert kernel.calls == [], 'netlink was not even asked'
     aliases['rcb-web'] = 'runcible.oci network web'
     kernel.links['rcb-web'] = 5
-    assert net.delete_bridge(network_def()) is True
+    assert bridges.delete_bridge(network_def()) is True
     assert [call[1:3] for call in kernel.calls if call[1] != 'link_index'] == [('delete_link', (5, 'rcb-web'))]
 
 
 def test_bridge_ready_is_false_for_a_foreign_bridge(aliases, monkeypatch):
-    monkeypatch.setattr(net.os.path, 'isdir', lambda path: True)
+    monkeypatch.setattr(bridges.os.path, 'isdir', lambda path: True)
     aliases['rcb-web'] = 'someone else'
-    assert net.bridge_ready(network_def()) is False
+    assert bridges.bridge_ready(network_def()) is False
 
 
 def test_define_refuses_a_foreign_bridge_name_and_takes_ours(registry, aliases):
     data = save(registry)
     aliases['rcb-web'] = ''
     with pytest.raises(ValidationError, match=FOREIGN + r' \(it has no alias\)'):
-        net.define(data, 'web', subnet='10.89.5.0/24')
+        netreg.define(data, 'web', subnet='10.89.5.0/24')
     aliases['somebr'] = 'x'
     with pytest.raises(ValidationError, match='bridge somebr already exists and was not created by runcible.oci'):
-        net.define(data, 'other', subnet='10.89.6.0/24', bridge='somebr')
+        netreg.define(data, 'other', subnet='10.89.6.0/24', bridge='somebr')
     aliases['rcb-web'] = 'runcible.oci network web'
-    assert net.define(data, 'web', subnet='10.89.5.0/24')['bridge'] == 'rcb-web'
+    assert netreg.define(data, 'web', subnet='10.89.5.0/24')['bridge'] == 'rcb-web'
 
 
 def test_attach_to_a_network_on_a_foreign_bridge_writes_nothing(registry, aliases, monkeypatch):
-    monkeypatch.setattr(net.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
+    monkeypatch.setattr(bridges.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
     save(registry, [network_def()])
     aliases['rcb-web'] = ''
     before = open(registry.path).read()
-    engine = type('Engine', (), {'warnings': [], 'store': type('Store', (), {'root': '/r'})()})()
     with pytest.raises(ValidationError, match=FOREIGN):
-        net.attach(engine, {'id': CID, 'name': 'c', 'config': {'network': 'web'}})
+        net.attach({'id': CID, 'name': 'c', 'config': {'network': 'web'}}, '/r', '/r/bundle')
     assert open(registry.path).read() == before
 
 
 def test_attach_never_defines_the_default_network_on_a_foreign_runcible0(registry, aliases, monkeypatch):
-    monkeypatch.setattr(net.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
+    monkeypatch.setattr(bridges.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
     aliases['runcible0'] = ''
-    engine = type('Engine', (), {'warnings': [], 'store': type('Store', (), {'root': '/r'})()})()
     with pytest.raises(ValidationError, match='bridge runcible0 already exists and was not created by runcible.oci'):
-        net.attach(engine, {'id': CID, 'name': 'c', 'config': {'network': 'runcible'}})
+        net.attach({'id': CID, 'name': 'c', 'config': {'network': 'runcible'}}, '/r', '/r/bundle')
     assert 'runcible' not in registry.load()['networks']
 
 
@@ -539,20 +548,20 @@ def test_attach_never_defines_the_default_network_on_a_foreign_runcible0(registr
 def kernel_side(monkeypatch):
     """The network task's kernel calls recorded: bridges made, bridges deleted (only ours), firewall writes."""
     done = []
-    monkeypatch.setattr(net, 'ensure_bridge', lambda network, rtnl=None: done.append(('ensure', network['bridge'])))
+    monkeypatch.setattr(bridges, 'ensure_bridge', lambda network, rtnl=None: done.append(('ensure', network['bridge'])))
     monkeypatch.setattr(net, 'apply_firewall', lambda data: done.append(('firewall', sorted(data['networks']))))
-    original = net.delete_bridge
+    original = bridges.delete_bridge
 
     def delete(network):
         deleted = original(network)
         done.append(('delete', network['bridge'], deleted))
         return deleted
 
-    monkeypatch.setattr(net, 'delete_bridge', delete)
+    monkeypatch.setattr(bridges, 'delete_bridge', delete)
     monkeypatch.setattr(RecordingNetlink, 'calls', [])
     monkeypatch.setattr(RecordingNetlink, 'links', {})
     monkeypatch.setattr(RecordingNetlink, 'fail', {})
-    monkeypatch.setattr(net.netlink, 'Netlink', RecordingNetlink)
+    monkeypatch.setattr(bridges.netlink, 'Netlink', RecordingNetlink)
     return done
 
 
@@ -617,7 +626,7 @@ def test_netlink_needs_only_the_standard_library():
     import ast
     if not hasattr(sys, 'stdlib_module_names'):
         pytest.skip('Python 3.10+ lists its standard library')
-    tree = ast.parse(open(net.netlink.__file__).read())
+    tree = ast.parse(open(bridges.netlink.__file__).read())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -629,16 +638,16 @@ def test_netlink_needs_only_the_standard_library():
 
 
 def test_attach_of_none_and_host_does_nothing(monkeypatch):
-    monkeypatch.setattr(net.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used for none/host'))
-    monkeypatch.setattr(net, 'Registry', lambda *a: pytest.fail('registry touched for none/host'))
+    monkeypatch.setattr(bridges.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used for none/host'))
+    monkeypatch.setattr(net, 'NetworkRegistry', lambda *a: pytest.fail('registry touched for none/host'))
     for network in ('none', 'host'):
         record = {'id': CID, 'name': 'web', 'config': {'network': network}}
-        attachment = net.attach(None, record)
+        attachment = net.attach(record, '/r', '/r/bundle')
         assert attachment.fds == []
         with attachment:
             pass
-        net.detach(None, record)
-        net.release(None, record)
+        net.detach(record)
+        net.release(record)
         assert net.ip_address(record) is None
 
 

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""_options.py: the option table, its agreement with the module's documentation, and comparisons."""
+"""_container_options: the option table, its agreement with the module's documentation, and comparisons."""
 
 from __future__ import annotations
 
@@ -13,12 +13,15 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container, _options
+from ansible_collections.runcible.oci.plugins.module_utils import _container
+from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import base
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import spec as oci_spec
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CONTEXT = {'name': 'web', 'rootfs': None}
+CONTEXT = options.Context('web', '/var/lib/runcible')
 
 
 def _assigned_string(path, name):
@@ -52,37 +55,37 @@ ARGUMENT_SPEC = _container.argument_spec()
 # -- the table --------------------------------------------------------------------------------------
 
 def test_option_names_are_unique_and_indexed():
-    names = [option.name for option in _options.OPTIONS]
+    names = [option.name for option in options.OPTIONS]
     assert len(names) == len(set(names))
-    assert sorted(_options.OPTIONS_BY_NAME) == sorted(names)
+    assert sorted(options.OPTIONS_BY_NAME) == sorted(names)
 
 
 def test_argument_spec_keys_are_the_options():
-    assert list(_options.argument_spec()) == [option.name for option in _options.OPTIONS]
+    assert list(options.argument_spec()) == [option.name for option in options.OPTIONS]
 
 
 def test_argument_spec_has_no_defaults():
     # None means "not given": a default would make every option compared on every task.
-    for name, entry in _options.argument_spec().items():
+    for name, entry in options.argument_spec().items():
         assert 'default' not in entry, name
         assert 'required' not in entry, name
 
 
-@pytest.mark.parametrize('option', _options.OPTIONS, ids=lambda option: option.name)
+@pytest.mark.parametrize('option', options.OPTIONS, ids=lambda option: option.name)
 def test_option_declaration(option):
     assert option.type in DEFAULT_TYPE_VALIDATORS
     if option.elements is not None:
         assert option.type == 'list'
         assert option.elements in DEFAULT_TYPE_VALIDATORS
-    assert option.comparison in _options.COMPARISONS
-    assert option.update in _options.UPDATES
+    assert option.comparison in base.COMPARISONS
+    assert option.update in base.UPDATES
     if option.choices is not None and option.default is not None:
         assert option.default_value(CONTEXT) in option.choices
     if option.spec is not None:
         assert callable(option.spec)
 
 
-@pytest.mark.parametrize('option', [o for o in _options.OPTIONS if o.default is not None], ids=lambda o: o.name)
+@pytest.mark.parametrize('option', [o for o in options.OPTIONS if o.default is not None], ids=lambda o: o.name)
 def test_defaults_are_already_normalised(option):
     default = option.default_value(CONTEXT)
     if option.normalise is not None:
@@ -91,12 +94,12 @@ def test_defaults_are_already_normalised(option):
 
 
 def test_default_values_are_copies():
-    env = _options.OPTIONS_BY_NAME['env'].default_value(CONTEXT)
+    env = options.OPTIONS_BY_NAME['env'].default_value(CONTEXT)
     env['X'] = '1'
-    mounts = _options.OPTIONS_BY_NAME['mounts'].default_value(CONTEXT)
+    mounts = options.OPTIONS_BY_NAME['mounts'].default_value(CONTEXT)
     mounts.append('x')
-    assert _options.OPTIONS_BY_NAME['env'].default_value(CONTEXT) == {}
-    assert _options.OPTIONS_BY_NAME['mounts'].default_value(CONTEXT) == []
+    assert options.OPTIONS_BY_NAME['env'].default_value(CONTEXT) == {}
+    assert options.OPTIONS_BY_NAME['mounts'].default_value(CONTEXT) == []
 
 
 @pytest.mark.parametrize('name, expected', [
@@ -112,15 +115,15 @@ def test_default_values_are_copies():
     pytest.param('a_.b', None),
 ])
 def test_default_hostname_is_a_valid_hostname(name, expected):
-    context = {'name': name, 'rootfs': None}
-    hostname = _options.OPTIONS_BY_NAME['hostname'].default_value(context)
-    assert _options.OPTIONS_BY_NAME['hostname'].normalise(hostname, context) == hostname
+    context = options.Context(name, '/var/lib/runcible')
+    hostname = options.OPTIONS_BY_NAME['hostname'].default_value(context)
+    assert options.OPTIONS_BY_NAME['hostname'].normalise(hostname, context) == hostname
     if expected is not None:
         assert hostname == expected
 
 
 def test_only_stop_timeout_is_a_record_update():
-    assert [o.name for o in _options.OPTIONS if o.update == 'record'] == ['stop_timeout']
+    assert [o.name for o in options.OPTIONS if o.update == 'record'] == ['stop_timeout']
 
 
 def test_argument_spec_validates_a_typical_task():
@@ -189,7 +192,7 @@ def test_module_argument_spec_extras():
     ({'log_driver': 'journald', 'log_size_max': '10m'}, {'log_driver': 'journald', 'log_size_max': 10 << 20}),
 ])
 def test_normalise_given(params, expected):
-    assert _options.normalise_given(params, CONTEXT) == expected
+    assert options.normalise(params, CONTEXT) == expected
 
 
 @pytest.mark.parametrize('params, fragment', [
@@ -216,39 +219,39 @@ def test_normalise_given(params, expected):
 ])
 def test_normalise_given_rejects(params, fragment):
     with pytest.raises(ValidationError) as info:
-        _options.normalise_given(params, CONTEXT)
+        options.normalise(params, CONTEXT)
     assert fragment in info.value.msg
 
 
 def test_hostname_longer_than_the_kernel_allows_is_rejected():
     with pytest.raises(ValidationError):
-        _options.normalise_given({'hostname': 'a' * 63 + '.' + 'b' * 10}, CONTEXT)
+        options.normalise({'hostname': 'a' * 63 + '.' + 'b' * 10}, CONTEXT)
 
 
 def test_hostname_with_trailing_newline_is_rejected():
     with pytest.raises(ValidationError):
-        _options.normalise_given({'hostname': 'web\n'}, CONTEXT)
+        options.normalise({'hostname': 'web\n'}, CONTEXT)
 
 
 @pytest.mark.parametrize('value', ['nan', 'inf', float('inf')])
 def test_cpus_not_finite_is_rejected(value):
     with pytest.raises(ValidationError):
-        _options.normalise_given({'cpus': value}, CONTEXT)
+        options.normalise({'cpus': value}, CONTEXT)
 
 
 def test_cpus_below_the_kernel_minimum_quota_is_rejected():
     value = 0.001
-    assert int(round(value * oci_spec.CPU_PERIOD)) < 1000
+    assert int(round(value * cgroups.CPU_PERIOD)) < 1000
     with pytest.raises(ValidationError):
-        _options.normalise_given({'cpus': value}, CONTEXT)
+        options.normalise({'cpus': value}, CONTEXT)
 
 
 # -- complete_config --------------------------------------------------------------------------------
 
 def test_complete_config_fills_defaults():
-    given = _options.normalise_given({'command': 'sleep 1', 'memory': '1g'}, CONTEXT)
-    config = _options.complete_config(given, CONTEXT)
-    assert sorted(config) == sorted(_options.OPTIONS_BY_NAME)
+    given = options.normalise({'command': 'sleep 1', 'memory': '1g'}, CONTEXT)
+    config = options.complete(given, CONTEXT)
+    assert sorted(config) == sorted(options.OPTIONS_BY_NAME)
     assert config['memory'] == 1 << 30
     assert config['command'] == ['sleep', '1']
     assert config['hostname'] == 'web'
@@ -294,26 +297,26 @@ MOUNT_B = {'source': '/b', 'target': '/b', 'type': 'bind', 'options': ['rbind', 
     (None, None, True, True),
 ])
 def test_values_match(wanted, actual, strict, allow_more):
-    assert _options.values_match(wanted, actual, 'strict') is strict
-    assert _options.values_match(wanted, actual, 'allow_more_present') is allow_more
-    assert _options.values_match(wanted, actual, 'ignore') is True
+    assert options.values_match(wanted, actual, 'strict') is strict
+    assert options.values_match(wanted, actual, 'allow_more_present') is allow_more
+    assert options.values_match(wanted, actual, 'ignore') is True
 
 
 def test_comparison_modes_defaults():
     for comparisons in (None, {}):
-        modes = _options.comparison_modes(comparisons)
-        assert modes == dict((o.name, o.comparison) for o in _options.OPTIONS)
+        modes = options.comparison_modes(comparisons)
+        assert modes == dict((o.name, o.comparison) for o in options.OPTIONS)
         assert set(modes.values()) == {'strict'}
 
 
 @pytest.mark.parametrize('comparisons, expected', [
-    ({'*': 'ignore'}, dict((o.name, 'ignore') for o in _options.OPTIONS)),
-    ({'*': 'ignore', 'env': 'strict'}, dict((o.name, 'strict' if o.name == 'env' else 'ignore') for o in _options.OPTIONS)),
+    ({'*': 'ignore'}, dict((o.name, 'ignore') for o in options.OPTIONS)),
+    ({'*': 'ignore', 'env': 'strict'}, dict((o.name, 'strict' if o.name == 'env' else 'ignore') for o in options.OPTIONS)),
     ({'env': 'allow_more_present', 'memory': 'ignore'},
-     dict((o.name, {'env': 'allow_more_present', 'memory': 'ignore'}.get(o.name, 'strict')) for o in _options.OPTIONS)),
+     dict((o.name, {'env': 'allow_more_present', 'memory': 'ignore'}.get(o.name, 'strict')) for o in options.OPTIONS)),
 ])
 def test_comparison_modes(comparisons, expected):
-    assert _options.comparison_modes(comparisons) == expected
+    assert options.comparison_modes(comparisons) == expected
 
 
 @pytest.mark.parametrize('comparisons, fragment', [
@@ -325,7 +328,7 @@ def test_comparison_modes(comparisons, expected):
 ])
 def test_comparison_modes_rejects(comparisons, fragment):
     with pytest.raises(ValidationError) as info:
-        _options.comparison_modes(comparisons)
+        options.comparison_modes(comparisons)
     assert info.value.msg.startswith('comparisons: ')
     assert fragment in info.value.msg
 
@@ -334,14 +337,14 @@ def test_comparison_modes_rejects(comparisons, fragment):
 
 def actual_config(**params):
     params.setdefault('command', 'sleep 10')
-    given = _options.normalise_given(params, CONTEXT)
-    return _options.complete_config(given, CONTEXT)
+    given = options.normalise(params, CONTEXT)
+    return options.complete(given, CONTEXT)
 
 
 def diff(params, actual, comparisons=None):
-    given = _options.normalise_given(params, CONTEXT)
+    given = options.normalise(params, CONTEXT)
     return [(d.name, d.before, d.after, d.update)
-            for d in _options.differences(given, actual, _options.comparison_modes(comparisons))]
+            for d in options.differences(given, actual, options.comparison_modes(comparisons))]
 
 
 @pytest.mark.parametrize('params', [

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""_runtime/spec.py and _options.build_spec: the OCI config.json made from a container's options."""
+"""_runtime/spec.py and _container_options.build_spec: the OCI config.json made from a container's options."""
 
 from __future__ import annotations
 
@@ -10,20 +10,21 @@ import resource
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _options
+from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import spec as oci_spec
 
 CID = 'c0ffee' * 10 + 'abcd'
 CGROUPS = '/runcible/runcible-' + CID
 
 
-def build(params, name='web', root_path='rootfs', rootfs=None):
-    """config.json for ``params`` (raw, as a task gives them), the way the engine builds it."""
+def build(params, name='web'):
+    """config.json for ``params`` (raw, as a task gives them), the way the task layer builds it."""
     params = dict(params)
     params.setdefault('command', ['sleep', '10'])
-    context = {'name': name, 'rootfs': rootfs}
-    config = _options.complete_config(_options.normalise_given(params, context), context)
-    return _options.build_spec(config, CID, root_path, CGROUPS)
+    params.setdefault('cgroup_manager', 'cgroupfs')
+    context = options.Context(name, '/var/lib/runcible')
+    config = options.complete(options.normalise(params, context), context)
+    return options.build_spec(config, CID)
 
 
 def namespace_types(spec):
@@ -88,11 +89,10 @@ def test_specs_share_no_mutable_state():
 
 
 def test_build_spec_does_not_change_the_config():
-    context = {'name': 'web', 'rootfs': None}
-    config = _options.complete_config(_options.normalise_given({'command': 'sleep 1', 'env': {'A': '1'}}, context),
-                                      context)
+    context = options.Context('web', '/var/lib/runcible')
+    config = options.complete(options.normalise({'command': 'sleep 1', 'env': {'A': '1'}}, context), context)
     before = json.dumps(config, sort_keys=True)
-    _options.build_spec(config, CID, 'rootfs', CGROUPS)
+    options.build_spec(config, CID)
     assert json.dumps(config, sort_keys=True) == before
 
 
@@ -168,7 +168,7 @@ def test_root_user_keeps_caps(user, gid):
 def test_user_by_name_from_rootfs(tmp_path):
     (tmp_path / 'etc').mkdir()
     (tmp_path / 'etc' / 'passwd').write_text('root:x:0:0::/root:/bin/sh\nwww:x:33:34::/:/bin/sh\n')
-    spec = build({'user': 'www', 'rootfs': str(tmp_path)}, rootfs=str(tmp_path))
+    spec = build({'user': 'www', 'rootfs': str(tmp_path)})
     assert spec['process']['user'] == {'uid': 33, 'gid': 34}
 
 
@@ -234,7 +234,7 @@ UNSET = {'memory': {'limit': -1, 'reservation': -1}, 'cpu': {'quota': -1, 'perio
      dict(UNSET, memory={'limit': -1, 'reservation': 1 << 20}, blockIO={'weight': 300})),
 ])
 def test_resources_for_update(config, expected):
-    assert _options.resources_for_update(config) == expected
+    assert options.update_resources(config) == expected
 
 
 # -- env, labels, read_only, workdir, hostname ------------------------------------------------------
@@ -291,4 +291,4 @@ def test_workdir():
 
 
 def test_direct_rootfs_uses_the_absolute_path():
-    assert build({}, root_path='/srv/rootfs')['root']['path'] == '/srv/rootfs'
+    assert build({'rootfs_mode': 'direct', 'rootfs': '/srv'})['root']['path'] == '/srv'

@@ -20,7 +20,7 @@ import pytest
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import store as store_mod
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import (
-    RECORD_VERSION, Store, atomic_write, derive_status, process_alive, read_exit_file, read_proc_stat)
+    RECORD_VERSION, Record, Store, atomic_write, derive_status, process_alive, read_exit_file, read_proc_stat)
 
 CID = '0123456789abcdef' * 4
 
@@ -129,19 +129,19 @@ def test_store_creates_nothing_until_it_writes(store, tree):
 
 
 def test_save_load_names_forget_round_trip(store, tree):
-    record = {'name': 'web', 'id': CID, 'config': {'memory': 1 << 20, 'env': {'A': 'é'}}, 'state': 'stopped',
-              'list': [1, 2, None]}
+    record = Record(name='web', id=CID, config={'memory': 1 << 20, 'env': {'A': 'é'}, 'list': [1, 2, None]},
+                    state='stopped')
     store.save(record)
-    assert record['version'] == RECORD_VERSION
+    assert record.version == RECORD_VERSION
     loaded = store.load('web')
-    assert loaded == record
+    assert loaded == record and isinstance(loaded, Record)
     path = store.paths('web').record
     assert path == os.path.join(store.root, 'containers', 'web', 'record.json')
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     assert os.listdir(os.path.dirname(path)) == ['record.json']
 
-    store.save({'name': 'db', 'id': 'f' * 64})
+    store.save(Record(name='db', id='f' * 64))
     os.makedirs(os.path.join(store.root, 'containers', 'no-record'))
     assert store.names() == ['db', 'web']
 
@@ -156,8 +156,8 @@ def test_save_load_names_forget_round_trip(store, tree):
 
 
 def test_forget_removes_every_file_of_the_container(store):
-    record = {'name': 'web', 'id': CID, 'state': 'stopped'}
-    other = {'name': 'db', 'id': 'e' * 64, 'state': 'stopped'}
+    record = Record(name='web', id=CID, state='stopped')
+    other = Record(name='db', id='e' * 64, state='stopped')
     for rec in (record, other):
         store.save(rec)
         paths = store.paths(rec['name'], rec['id'])
@@ -181,7 +181,7 @@ def test_forget_removes_every_file_of_the_container(store):
 
 
 def test_forget_keeps_going_when_parts_are_missing(store):
-    record = {'name': 'web', 'id': CID}
+    record = Record(name='web', id=CID)
     store.forget(record)  # nothing at all
     store.save(record)
     store.forget(record)
@@ -190,7 +190,7 @@ def test_forget_keeps_going_when_parts_are_missing(store):
 
 @pytest.mark.parametrize('content', ['not json{', '', '{"name": "web", ', '\x00\x01'])
 def test_corrupt_record_names_the_path(store, content):
-    store.save({'name': 'web', 'id': CID})
+    store.save(Record(name='web', id=CID))
     with open(store.paths('web').record, 'w') as handle:
         handle.write(content)
     with pytest.raises(RuncibleError) as info:
@@ -275,13 +275,13 @@ def _increment(store, name, iterations):
     for dummy in range(iterations):
         with store.lock(name):
             record = store.load(name)
-            record['n'] += 1
+            record.exit_code += 1
             store.save(record)
 
 
 def test_concurrent_writers_lose_no_update(store):
     workers, iterations = 8, 50
-    store.save({'name': 'web', 'id': CID, 'n': 0})
+    store.save(Record(name='web', id=CID, exit_code=0))
     context = multiprocessing.get_context('fork')
     processes = [context.Process(target=_increment, args=(store, 'web', iterations)) for dummy in range(workers)]
     for process in processes:
@@ -291,7 +291,7 @@ def test_concurrent_writers_lose_no_update(store):
     assert [p.exitcode for p in processes] == [0] * workers
     with open(store.paths('web').record, 'r') as handle:
         record = json.load(handle)
-    assert record['n'] == workers * iterations
+    assert record['exit_code'] == workers * iterations
     assert sorted(os.listdir(store.paths('web').dir)) == ['record.json']
 
 
@@ -308,7 +308,7 @@ def _fds_open_on(path):
 
 
 def test_forget_keeps_the_lock_exclusive(store):
-    record = {'name': 'web', 'id': CID, 'state': 'stopped'}
+    record = Record(name='web', id=CID, state='stopped')
     store.save(record)
     lock_path = store.paths('web').lock
     waiter_has_lock = threading.Event()
@@ -421,7 +421,7 @@ def make_record(state, pid=0, conmon_pid=0, **extra):
               'pid': pid, 'pid_start': own_start_time(pid) if pid else None,
               'conmon_pid': conmon_pid, 'conmon_start': own_start_time(conmon_pid) if conmon_pid else None}
     record.update(extra)
-    return record
+    return Record.from_dict(record)
 
 
 @pytest.fixture
@@ -454,7 +454,7 @@ def test_derive_status_after_reboot(paths, state):
 
 def test_derive_status_without_boot_id_in_record_is_stopped(paths):
     record = make_record('running', pid=os.getpid(), conmon_pid=os.getpid())
-    del record['boot_id']
+    record.boot_id = None
     assert derive_status(record, paths, boot_id=BOOT)['status'] == 'stopped'
 
 

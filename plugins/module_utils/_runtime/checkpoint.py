@@ -261,8 +261,11 @@ class Checkpoints(object):
         return meta
 
     # -- restore --------------------------------------------------------------------------------
-    def restore(self, record, tcp_established=None, file_locks=None, keep_logs=False):
-        """Bring a stopped container back from its latest checkpoint, supervised by conmon."""
+    def restore(self, record, spec, tcp_established=None, file_locks=None, keep_logs=False):
+        """Bring a stopped container back from its latest checkpoint, supervised by conmon.
+
+        ``spec``: the container's spec (the option layer's), for a bundle a reboot took away.
+        """
         meta = record.get('checkpoint')
         if not meta or not os.path.isdir(meta.get('images', '')):
             raise ValidationError('container %s has no checkpoint to restore from' % record['name'])
@@ -275,11 +278,12 @@ class Checkpoints(object):
             args.append('--tcp-established')
         if meta.get('file_locks') if file_locks is None else file_locks:
             args.append('--file-locks')
+        self.engine.ensure_bundle(record, spec)
         if runtime.name == 'runc' and cgroup_mode() == 'unified':
             pin_criu_cgroup_root(self.engine.paths(record), self.engine.placement(record).cgroup_path)
         started = time.monotonic()
         try:
-            self.engine._launch(record, restore=(meta['images'], args), runtime=runtime)
+            self.engine.restore(record, spec, meta['images'], args, runtime)
         except RuncibleError as exc:
             log = os.path.join(work, 'restore.log')
             with contextlib.suppress(Exception):
@@ -357,15 +361,15 @@ class Checkpoints(object):
             root = os.path.dirname(root)
         return Limits(max_bytes=archives.free_bytes(root))
 
-    def import_(self, name, staging, manifest, config, archive_path, keep_logs=False):
+    def import_(self, name, staging, manifest, config, spec, container_id, archive_path, keep_logs=False):
         """Create container ``name`` from an unpacked, checked archive in ``staging`` and restore it; -> record.
 
-        ``config`` is the complete container config the task layer rebuilt from the manifest.
-        ``staging`` is consumed (moved into the container or removed).
+        ``config`` is the complete container config the task layer rebuilt from the manifest, ``spec`` its
+        OCI spec for ``container_id``. ``staging`` is consumed (moved into the container or removed).
         """
         self.criu()
         engine = self.engine
-        record = engine.create(name, config, start=False, launch=False)
+        record = engine.create(name, config, spec, container_id, start=False, launch=False)
         try:
             paths = engine.paths(record)
             checkpoint_id = manifest['checkpoint_id']
@@ -390,7 +394,7 @@ class Checkpoints(object):
             _write_json(os.path.join(base, 'checkpoint.json'), meta)
             record['checkpoint'] = meta
             engine.store.save(record)
-            self.restore(record, keep_logs=keep_logs)
+            self.restore(record, spec, keep_logs=keep_logs)
         except BaseException:
             with contextlib.suppress(Exception):
                 engine.remove(record, stop_timeout=0)

@@ -1,10 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Container lifecycle on top of the store, the spec, conmon and the OCI runtime.
+"""Container lifecycle on top of the store, conmon and the OCI runtime.
 
 This is also the Python API: ``Engine(root, run_root).inspect('web')`` and friends work without
 Ansible. Callers hold ``engine.store.lock(name)`` around every change of a container.
+
+The engine knows no options: it gets a container's config (whose keys it reads for its own stages:
+root filesystem, network, cgroups, conmon's log), the finished OCI spec, and for a live update the
+runtime's resources document, all made by the option layer above it.
 """
 
 from __future__ import annotations
@@ -17,14 +21,13 @@ import secrets
 import signal
 import time
 
-from .. import _options
 from . import cgroups, conmon, network
 from . import secrets as container_secrets
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
-from .image_options import lower_dirs as image_lower_dirs
 from .oci_cli import OCIRuntime, find_program, select_runtime
 from .rootfs import mount_overlay, unmount
-from .store import ContainerPaths, Store, atomic_write, current_boot_id, derive_status, process_alive, read_proc_stat
+from .store import (ContainerPaths, Record, Store, atomic_write, current_boot_id, derive_status, process_alive,
+                    read_proc_stat)
 
 DEFAULT_ROOT = '/var/lib/runcible'
 DEFAULT_RUN_ROOT = '/run/runcible'
@@ -121,8 +124,13 @@ class Engine(object):
             raise ValidationError(conmon.CONMON_PACKAGE_HINT)
         return path
 
-    def create(self, name, config, start=True, launch=True):
-        """Create a new container from a complete ``config``; -> record.
+    @staticmethod
+    def new_id():
+        """A new container id (64 hex digits), to build its spec with before create()."""
+        return secrets.token_hex(32)
+
+    def create(self, name, config, spec, container_id, start=True, launch=True):
+        """Create a new container from a complete ``config`` and its ``spec`` (made for ``container_id``); -> record.
 
         ``launch``: start its process under conmon (``runtime create``), else it is recorded as
         stopped with its bundle ready; ``start``: also ``runtime start`` it.
@@ -134,35 +142,30 @@ class Engine(object):
         runtime_name = os.path.basename(runtime_path)
         conmon_path = self.conmon_path()
         config = dict(config, runtime=runtime_path)
-        record = {
-            'id': secrets.token_hex(32),
-            'name': name,
-            'created_at': utc_iso(),
-            'config': config,
-            'runtime': {'name': runtime_name, 'path': runtime_path},
-            'conmon': conmon_path,
-            'state': 'stopped',
-            'exit_code': None,
-        }
+        record = Record(id=container_id, name=name, created_at=utc_iso(), config=config,
+                        runtime={'name': runtime_name, 'path': runtime_path}, conmon=conmon_path, state='stopped',
+                        exit_code=None)
         try:
             self.store.save(record)
-            self._write_bundle(record)
+            self._write_bundle(record, spec)
             if launch:
-                self._launch(record, start=start)
+                self._launch(record, spec, start=start)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.remove(record, stop_timeout=0)
             raise
         return record
 
-    def _write_bundle(self, record):
+    def _write_bundle(self, record, spec):
         """The bundle: the spec on the tmpfs (it may hold secret environment values), linked from bundle/."""
         paths = self.paths(record)
         config = record['config']
+        if spec is None:
+            raise RuncibleError('container %s has no bundle (the host rebooted?) and no spec was given to write one'
+                                % record['name'])
+        spec = json.loads(json.dumps(spec))
         os.makedirs(paths.bundle, mode=0o700, exist_ok=True)
         os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
-        root_path = 'rootfs' if config['rootfs_mode'] == 'overlay' else config['rootfs']
-        spec = _options.build_spec(config, record['id'], root_path, self.placement(record).cgroups_path)
         if config.get('secrets'):
             self._put_secrets(record)
             env = container_secrets.env_values(paths.secrets_dir, config['secrets'])
@@ -195,11 +198,17 @@ class Engine(object):
         config = record['config']
         if config['rootfs_mode'] == 'overlay':
             # An image's layers (shared, read-only, top first) or the user's directory, under the container's upper.
-            lower = image_lower_dirs(self.store.root, config) if config.get('image') else [config['rootfs']]
+            if config.get('image'):
+                from .images import lower_dirs  # pylint: disable=import-outside-toplevel
+                lower = lower_dirs(self.store.root, config)
+            else:
+                lower = [config['rootfs']]
             mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount)
 
-    def _launch(self, record, start=True, restore=None, runtime=None):
+    def _launch(self, record, spec=None, start=True, restore=None, runtime=None):
         """Start conmon (runtime create) for a container that has no process; then ``runtime start``.
+
+        ``spec`` is needed only when the bundle is gone (a reboot emptied the tmpfs, a task was killed).
 
         ``restore``: (image dir, extra ``runtime restore`` args) to restore a checkpoint instead; the
         restored process runs at once, supervised by conmon like a started one.
@@ -209,7 +218,7 @@ class Engine(object):
         for directory in (paths.run_dir, paths.persist_dir, paths.exit_dir, paths.socket_dir, runtime.state_root):
             os.makedirs(directory, mode=0o700, exist_ok=True)
         if not os.path.exists(paths.config_json):
-            self._write_bundle(record)  # a task killed before it wrote the bundle, or a reboot emptied the tmpfs
+            self._write_bundle(record, spec)  # a task killed before it wrote the bundle, or a reboot emptied the tmpfs
         else:
             self._put_secrets(record)
         # Leftovers of an earlier run of this container: runtime state, a conmon of a task killed before it
@@ -224,7 +233,11 @@ class Engine(object):
                 os.unlink(stale)
         self._prepare_rootfs(record)
         # Namespace, veth, address and reserved host ports (their sockets go to conmon as fds 5+).
-        attachment = network.attach(self, record, restore=bool(restore))
+        attachment = network.attach(record, self.store.root, paths.bundle, restore=bool(restore),
+                                    undo_launch=lambda: runtime.delete(record['id'], force=True))
+        self.warnings.extend(warning for warning in attachment.warnings if warning not in self.warnings)
+        if attachment.entry is not None:
+            record['network'] = attachment.entry
         launch = conmon.ConmonLaunch(
             conmon_path=record.get('conmon') or self.conmon_path(), runtime=runtime,
             container_id=record['id'], name=record['name'], bundle=paths.bundle, pidfile=paths.pidfile,
@@ -279,8 +292,11 @@ class Engine(object):
             time.sleep(0.01)
 
     # -- transitions --------------------------------------------------------------------------
-    def start(self, record, live):
-        """Bring a created or stopped container to running (a stopped one gets a new process)."""
+    def start(self, record, live, spec=None):
+        """Bring a created or stopped container to running (a stopped one gets a new process).
+
+        ``spec``: the container's spec, for a stopped one whose bundle is gone.
+        """
         if live['status'] == 'created':
             self.runtime_for(record).start(record['id'])
             record.update(state='running', started_at=utc_iso())
@@ -289,7 +305,7 @@ class Engine(object):
             self.resume(record)
         elif live['status'] == 'stopped':
             self._finish(record, live)
-            self._launch(record, start=True)
+            self._launch(record, spec, start=True)
 
     def pause(self, record):
         self.runtime_for(record).pause(record['id'])
@@ -360,7 +376,7 @@ class Engine(object):
                 raise
         if record['config'].get('rootfs_mode') == 'overlay':
             unmount(paths.rootfs_mount)
-        network.detach(self, record)
+        network.detach(record)
         if record.get('state') != 'stopped' or record.get('exit_code') != live.get('exit_code'):
             finished = live.get('finished_at')
             record.update(state='stopped', exit_code=live.get('exit_code'),
@@ -381,7 +397,7 @@ class Engine(object):
                 with contextlib.suppress(RuntimeCommandError):
                     runtime.delete(record['id'], force=True)
             unmount(paths.rootfs_mount)
-        network.release(self, record)
+        network.release(record)
         self.placement(record).cleanup()
         self.store.forget(record)  # the record last: a task killed before this repeats the removal
 
@@ -389,13 +405,25 @@ class Engine(object):
         record['config'] = config
         self.store.save(record)
 
-    def update_resources(self, record, config, live):
-        """Apply changed resource limits: ``runtime update`` when it runs, and the bundle for its next start."""
+    def update_resources(self, record, config, live, spec, resources):
+        """Apply changed resource limits (``resources``: the runtime's update document) when it runs, and the
+        bundle (``spec``, of the new ``config``) for its next start."""
         if live['status'] in ('running', 'paused', 'created'):
-            self.runtime_for(record).update(record['id'], _options.resources_for_update(config))
+            self.runtime_for(record).update(record['id'], resources)
         record['config'] = config
-        self._write_bundle(record)
+        self._write_bundle(record, spec)
         self.store.save(record)
+
+    def ensure_bundle(self, record, spec):
+        """Write the bundle when it is gone (after a reboot); the secrets of the task go to the tmpfs store."""
+        if not os.path.exists(self.paths(record).config_json):
+            self._write_bundle(record, spec)
+        else:
+            self._put_secrets(record)
+
+    def restore(self, record, spec, images, criu_args, runtime):
+        """Bring a stopped container back from the CRIU ``images`` (``runtime restore`` through conmon)."""
+        self._launch(record, spec, restore=(images, criu_args), runtime=runtime)
 
 
 def _link(target, path):

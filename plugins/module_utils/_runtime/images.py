@@ -46,7 +46,6 @@ import tempfile
 import time
 
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
-from .image_options import split_normalised
 from .oci_cli import find_program
 from .store import atomic_write
 
@@ -197,6 +196,16 @@ def _docker_reference(rest, text):
     if not tag and not digest:
         tag = 'latest'
     return Reference('docker', tag=tag, digest=digest, registry=registry, repository=repository)
+
+
+def split_normalised(value):
+    """-> (reference text, manifest digest) of a normalised ``image`` value (or (None, None))."""
+    if not value:
+        return None, None
+    if '@' in value:
+        reference, digest = value.rsplit('@', 1)
+        return reference, digest
+    return value, value
 
 
 def join_normalised(reference, digest):
@@ -1048,3 +1057,27 @@ def resolve(reference, store, tls_verify=True, auth_file=None):
 
 __all__ = ['ImageStore', 'Reference', 'Registry', 'parse_reference', 'resolve', 'join_normalised', 'config_defaults',
            'find_in_layers', 'verify_bytes']
+
+
+OVERLAY_OPTIONS_MAX = 3800
+
+
+def lower_dirs(root, config):
+    """The overlay lower dirs (top first) of a container created from an image."""
+    image_config = config.get('image_config') or {}
+    layers = image_config.get('layers') or []
+    if not layers:
+        raise RuncibleError('the container has the image %s but no layers recorded: recreate it' % config.get('image'))
+    result = []
+    for layer in reversed(layers):
+        path = os.path.join(root, 'images', 'layers', layer, 'diff')
+        if not os.path.isdir(path):
+            raise RuncibleError('layer sha256:%s of image %s is missing from the image store (%s): pull the image '
+                                'again (runcible.oci.image with state=present restores it)' % (layer, config.get('image'), path))
+        result.append(path)
+    # overlayfs takes its options in one page: about 40 layers under the default root.
+    if len(':'.join(result)) > OVERLAY_OPTIONS_MAX:
+        raise RuncibleError('image %s has %d layers, too many for one overlay mount under %s (%d bytes of lower dirs, '
+                            'the kernel takes about %d): use a shorter root, or an image with fewer layers'
+                            % (config.get('image'), len(result), root, len(':'.join(result)), OVERLAY_OPTIONS_MAX))
+    return result

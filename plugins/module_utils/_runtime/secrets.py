@@ -140,15 +140,6 @@ def normalise(value, key):
     return normalised, values
 
 
-def map_spec(spec, value, config):
-    """Spec mapper of ``secrets``: a read-only bind mount of each file secret from the tmpfs store."""
-    for name, entry in sorted((value or {}).items()):
-        if entry['type'] == 'file':
-            spec['mounts'].append({'destination': entry['target'], 'type': 'bind',
-                                   'source': os.path.join('secrets', name),
-                                   'options': ['rbind', 'ro', 'nosuid', 'nodev', 'noexec']})
-
-
 def write(secrets_dir, config, values, uid, gid):
     """Put the values of ``config``'s secrets into the tmpfs store (exclusively created files, then renamed)."""
     os.makedirs(secrets_dir, mode=0o700, exist_ok=True)

@@ -33,7 +33,7 @@ import time
 from .errors import RuncibleError
 from .host import current_boot_id, frozen, process_alive, read_proc_stat  # noqa: F401 (re-exported)
 
-RECORD_VERSION = 1
+from .record import RECORD_VERSION, Record  # noqa: F401 (re-exported: the store's record type)
 
 
 def atomic_write(path, data, mode=0o600):
@@ -149,10 +149,10 @@ class Store(object):
 
     # -- records -----------------------------------------------------------------------------
     def load(self, name):
-        """The record of ``name`` as a dict, or None when there is no such container."""
+        """The Record of ``name``, or None when there is no such container."""
         try:
             with open(self.paths(name).record, 'r') as handle:
-                record = json.load(handle)
+                return Record.from_dict(json.load(handle), 'the record of container %s' % name)
         except (IOError, OSError) as exc:
             if exc.errno == errno.ENOENT:
                 return None
@@ -160,13 +160,13 @@ class Store(object):
         except ValueError as exc:
             raise RuncibleError('the record of container %s is corrupt (%s): remove %s to forget it'
                                 % (name, exc, self.paths(name).dir))
-        return record
 
     def save(self, record):
-        record['version'] = RECORD_VERSION
-        paths = self.paths(record['name'])
+        """Write a Record (atomically; call under the container's lock)."""
+        record.version = RECORD_VERSION
+        paths = self.paths(record.name)
         os.makedirs(paths.dir, mode=0o700, exist_ok=True)
-        atomic_write(paths.record, json.dumps(record, indent=1, sort_keys=True))
+        atomic_write(paths.record, json.dumps(record.to_dict(), indent=1, sort_keys=True))
 
     def names(self):
         try:

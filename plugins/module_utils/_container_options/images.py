@@ -1,10 +1,9 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The container options ``image``, ``entrypoint`` and ``pull``: what a container task needs of images.
+"""The image stage of the container options: ``image`` and what a container takes from its image.
 
-Kept small and free of heavy imports, because every container task loads it (Ansible compiles
-module_utils on every run): the image store (``images``) is imported only when a task names an image.
+The image store (``_runtime/images.py``) is imported only when a task names an image.
 
 The value of ``image`` is ``<canonical reference>@<manifest digest>``; two values are the same image
 when their digests are equal. A container from an image records ``image_config``: the digest, its
@@ -18,26 +17,18 @@ from __future__ import annotations
 import contextlib
 import os
 
-from .errors import RuncibleError, ValidationError
-from .units import is_number, resolve_user
-
-
-OVERLAY_OPTIONS_MAX = 3800
+from .._runtime.errors import RuncibleError, ValidationError
+from .._runtime.units import is_number, resolve_user
 
 
 def _images():
-    from . import images  # pylint: disable=import-outside-toplevel
+    from .._runtime import images  # pylint: disable=import-outside-toplevel
     return images
 
 
 def split_normalised(value):
     """-> (reference text, manifest digest) of a normalised ``image`` value (or (None, None))."""
-    if not value:
-        return None, None
-    if '@' in value:
-        reference, digest = value.rsplit('@', 1)
-        return reference, digest
-    return value, value
+    return _images().split_normalised(value)
 
 
 def same_image(wanted, actual):
@@ -51,25 +42,9 @@ def map_image(spec, value, config):
         spec['annotations']['io.runcible.image'] = value
 
 
-def lower_dirs(root, config):
-    """The overlay lower dirs (top first) of a container created from an image."""
-    image_config = config.get('image_config') or {}
-    layers = image_config.get('layers') or []
-    if not layers:
-        raise RuncibleError('the container has the image %s but no layers recorded: recreate it' % config.get('image'))
-    result = []
-    for layer in reversed(layers):
-        path = os.path.join(root, 'images', 'layers', layer, 'diff')
-        if not os.path.isdir(path):
-            raise RuncibleError('layer sha256:%s of image %s is missing from the image store (%s): pull the image '
-                                'again (runcible.oci.image with state=present restores it)' % (layer, config.get('image'), path))
-        result.append(path)
-    # overlayfs takes its options in one page: about 40 layers under the default root.
-    if len(':'.join(result)) > OVERLAY_OPTIONS_MAX:
-        raise RuncibleError('image %s has %d layers, too many for one overlay mount under %s (%d bytes of lower dirs, '
-                            'the kernel takes about %d): use a shorter root, or an image with fewer layers'
-                            % (config.get('image'), len(result), root, len(':'.join(result)), OVERLAY_OPTIONS_MAX))
-    return result
+def image(value, context):
+    """The normaliser of ``image``: ``<canonical reference>@<manifest digest>`` (resolved, pulled if allowed)."""
+    return context.container_images().normalise(value)
 
 
 PULL_POLICIES = ('missing', 'always', 'never')
@@ -156,16 +131,8 @@ class ContainerImages(object):
         return resolved.digest
 
     # -- users ----------------------------------------------------------------------------------
-    @staticmethod
-    def uses_image(context):
-        """Does the task's container run from an image (given now, or recorded and no rootfs given)?"""
-        if context.get('image'):
-            return True
-        return not context.get('rootfs') and bool((context.get('record_config') or {}).get('image'))
-
-    def resolve_user(self, value, context):
-        """``user`` of a container from an image: names are looked up in the image's /etc/passwd."""
-        image = context.get('image') or (context.get('record_config') or {}).get('image')
+    def resolve_user(self, value, image):
+        """``user`` of a container from ``image``: names are looked up in the image's /etc/passwd."""
         user_db = self.user_db(image)
         if user_db is None and not self.allow_pull:
             text = str(value).strip()
@@ -209,23 +176,13 @@ class ContainerImages(object):
         else:
             defaults['user'] = '0:0'
         if defaults['stop_signal']:
-            from .units import parse_signal  # pylint: disable=import-outside-toplevel
+            from .._runtime.units import parse_signal  # pylint: disable=import-outside-toplevel
             try:
                 defaults['stop_signal'] = parse_signal(defaults['stop_signal'], 'the image\'s StopSignal')
             except ValidationError:
                 defaults['stop_signal'] = None
         self._defaults[digest] = defaults
         return dict(defaults)
-
-    def check_given(self, given, record_config):
-        """Refuse combinations that cannot work (both rootfs and image, image with rootfs_mode direct)."""
-        if 'image' in given and 'rootfs' in given:
-            raise ValidationError('image and rootfs are mutually exclusive: give one of them')
-        has_image = 'image' in given or (record_config.get('image') and 'rootfs' not in given)
-        mode = given.get('rootfs_mode', record_config.get('rootfs_mode'))
-        if has_image and mode == 'direct':
-            raise ValidationError('rootfs_mode: direct needs rootfs; a container from an image always uses an overlay '
-                                  'of its shared read-only layers')
 
     def complete(self, config, given, previous=None):
         """Fill the config of a new container (or of a recreated one, ``previous`` its old config).
@@ -283,4 +240,4 @@ def _derived(option, image_config, given):
     raise KeyError(option)
 
 
-__all__ = ['ContainerImages', 'PULL_POLICIES', 'lower_dirs', 'map_image', 'same_image', 'split_normalised']
+__all__ = ['ContainerImages', 'PULL_POLICIES', 'image', 'map_image', 'same_image', 'split_normalised']

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checks across options: they run after every given option was normalised on its own.
+
+Each is ``(values, context, complete)``: ``values`` are the given options (``complete`` false) or a
+new container's whole config (``complete`` true). A check may finish a value that depends on
+another option (a user name resolved in the root filesystem the container will have) and raises
+ValidationError for combinations that cannot work. The container's other options, when not given,
+are its recorded ones (``context.effective``).
+"""
+
+from __future__ import annotations
+
+from .._runtime import cgroups
+from .._runtime.errors import ValidationError
+from .._runtime.units import resolve_user
+
+
+def images(values, context, complete):
+    """``image`` and ``rootfs`` exclude each other; an image always runs on an overlay of its layers."""
+    if 'image' in values and values.get('rootfs') and (not complete or values.get('image')):
+        raise ValidationError('image and rootfs are mutually exclusive: give one of them')
+    has_image = values.get('image') or (context.record_config.get('image') and 'rootfs' not in values)
+    mode = context.effective(values, 'rootfs_mode')
+    if has_image and mode == 'direct':
+        raise ValidationError('rootfs_mode: direct needs rootfs; a container from an image always uses an overlay '
+                              'of its shared read-only layers')
+
+
+def user(values, context, complete):
+    """A user name is looked up in the /etc/passwd of the root filesystem the container will have."""
+    if 'user' not in values or values['user'] is None:
+        return
+    image = values.get('image') or (context.record_config.get('image') if not values.get('rootfs') else None)
+    if image:
+        values['user'] = context.container_images().resolve_user(values['user'], image)
+    else:
+        values['user'] = resolve_user(values['user'], context.effective(values, 'rootfs'))
+
+
+def memory(values, context, complete):
+    """``memory_swap`` is memory plus swap: at least ``memory`` (or -1 for unlimited swap)."""
+    swap = values.get('memory_swap')
+    limit = context.effective(values, 'memory')
+    if swap and swap > 0 and limit and swap < limit:
+        raise ValidationError('memory_swap: %s is less than memory (%s): memory_swap is memory plus swap, so it must '
+                              'be at least memory, or -1 for unlimited swap' % (swap, limit))
+
+
+def placement(values, context, complete):
+    """``cgroup_parent`` is a path for cgroupfs and a slice for systemd; a new container gets its manager's default."""
+    if 'cgroup_parent' not in values and not complete:
+        return
+    manager = context.effective(values, 'cgroup_manager') or cgroups.resolve_manager('auto')
+    values['cgroup_parent'] = cgroups.validate_parent(manager, values.get('cgroup_parent'))
+
+
+def network(values, context, complete):
+    """``ip_address`` and ``published_ports`` against the network the container will be on."""
+    from . import network as network_options  # pylint: disable=import-outside-toplevel
+    if not complete:
+        network_options.check(values, context)
+
+
+# In this order: the image and the root filesystem first (the user is resolved in them).
+GROUPS = (images, user, memory, placement, network)

@@ -1,0 +1,75 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A container config that comes from outside a task: a checkpoint archive's manifest."""
+
+from __future__ import annotations
+
+from .._runtime.errors import ValidationError
+from .base import Context
+from .images import ContainerImages, split_normalised
+from .table import OPTIONS_BY_NAME
+
+IMPORTED_EXTRA = ('image_config',)
+
+
+def _check_types(params, what):
+    """Types and choices of ``params`` exactly as Ansible checks a task's own options."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # pylint: disable=import-outside-toplevel
+    from . import argument_spec  # pylint: disable=import-outside-toplevel
+    result = ArgumentSpecValidator(argument_spec()).validate(params)
+    if result.error_messages:
+        raise ValidationError('%s: %s; refusing it' % (what, '; '.join(result.error_messages)))
+    return dict((key, value) for key, value in result.validated_parameters.items() if value is not None)
+
+
+def imported_config(name, raw, overrides, runtime, store_root):
+    """The complete config of a container imported from a checkpoint archive whose manifest says ``raw``.
+
+    Nothing of an archive is trusted: unknown options are refused; host paths (``rootfs``, bind
+    ``mounts``) come only from the importing task (``overrides``), which must give them when the
+    archive's container had them; an image is taken by digest from this host's image store only; the
+    runtime is chosen by name (``runtime``: runc or crun, or the task's own choice); every value goes
+    through the type checks and normalisers of a task's own options.
+    """
+    what = "the archive's container config"
+    if not isinstance(raw, dict):
+        raise ValidationError('%s is not a dictionary: refusing it' % what)
+    unknown = sorted(set(raw) - set(OPTIONS_BY_NAME) - set(IMPORTED_EXTRA))
+    if unknown:
+        raise ValidationError('%s has unknown options %s: refusing it' % (what, ', '.join(unknown)))
+    params = dict((key, value) for key, value in raw.items() if key in OPTIONS_BY_NAME and value is not None)
+    params.pop('runtime', None)
+    if params.get('secrets'):
+        raise ValidationError('the archive\'s container had secrets (%s), whose values archives do not carry: import '
+                              'is not supported for such containers' % ', '.join(sorted(params['secrets'])))
+    if 'rootfs' in overrides or 'image' in overrides:
+        params.pop('rootfs', None)
+        params.pop('image', None)
+    elif params.get('rootfs'):
+        raise ValidationError('the archive\'s container ran on the root filesystem %s of its host; an archive may not '
+                              'choose host paths: give rootfs (the directory on this host the container may use, '
+                              'usually the same) to import it' % params['rootfs'])
+    if params.get('image'):
+        # By content only: the image must be in this host's image store with this digest.
+        params['image'] = split_normalised(str(params['image']))[1]
+    if params.get('command') == []:
+        del params['command']  # no command of its own: an image's entrypoint runs (the image fills it in again)
+    if params.get('rootfs_mode') == 'direct' and 'rootfs' not in overrides:
+        raise ValidationError('the archive\'s container writes to its root filesystem directly (rootfs_mode: direct); '
+                              'give rootfs to import it')
+    if 'mounts' not in overrides and params.get('mounts'):
+        raise ValidationError('the archive\'s container binds host paths at %s; an archive may not choose host paths: '
+                              'give mounts (the host directories to bind there) to import it'
+                              % ', '.join(str((mount or {}).get('target') if isinstance(mount, dict) else mount)
+                                          for mount in params['mounts']))
+    params.update(overrides)
+    params['runtime'] = runtime
+    params = _check_types(params, what)
+    from . import complete, normalise  # pylint: disable=import-outside-toplevel
+    images = ContainerImages(store_root, 'never')
+    context = Context(name, store_root, images=images)
+    given = normalise(params, context)
+    config = complete(given, context)
+    images.complete(config, given)
+    return config

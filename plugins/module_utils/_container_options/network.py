@@ -1,0 +1,108 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Options of the container's network: ``network``, ``ip_address`` and ``published_ports``.
+
+The values are checked against the host's network registry (does the network exist, is the address
+or the host port free or already this container's) without writing anything, so check mode and bad
+input change nothing; the runtime's network stage (``_runtime/network.py``) applies them when the
+container is launched.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+from .._runtime import network_registry as netreg
+from .._runtime import ports
+from .._runtime.errors import ValidationError
+from .._runtime.etc_files import ETC_MOUNT_OPTIONS, HOSTS_FILE, RESOLV_FILE
+from .._runtime.netns import netns_path
+
+
+# -- normalisers ---------------------------------------------------------------------------------------
+
+def network(value, context, registry=None):
+    """``none``, ``host``, ``bridge`` (= the default network) or the name of a network that exists."""
+    value = str(value).strip()
+    if value in netreg.NOT_NETWORKS:
+        return value
+    name = netreg.DEFAULT_NETWORK if value == netreg.BRIDGE_ALIAS else netreg.validate_network_name(value, 'network')
+    if name != netreg.DEFAULT_NETWORK and name not in (registry or netreg.NetworkRegistry()).load()['networks']:
+        raise ValidationError('network %s does not exist: create it first with runcible.oci.network' % name)
+    return name
+
+
+def ip_address(value, context):
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ValidationError('ip_address: %r is not an IPv4 address' % (value,))
+    if address.version != 4:
+        raise ValidationError('ip_address: %r: only IPv4 addresses are supported' % (value,))
+    return str(address)
+
+
+def published_ports(value, context):
+    return ports.normalise(value)
+
+
+def map_network(spec, value, config):
+    """The spec's network: none (a namespace of its own), host (none), a bridge network (the named netns)."""
+    if netreg.network_of(config) is None:
+        if value != 'host':
+            spec['linux']['namespaces'].append({'type': 'network'})
+        return
+    container_id = spec['annotations']['io.runcible.container.id']
+    spec['linux']['namespaces'].append({'type': 'network', 'path': netns_path(container_id)})
+    # Relative sources are relative to the bundle (where the network stage writes them).
+    for source, destination in ((HOSTS_FILE, '/etc/hosts'), (RESOLV_FILE, '/etc/resolv.conf')):
+        spec['mounts'].append({'destination': destination, 'type': 'bind', 'source': source,
+                               'options': list(ETC_MOUNT_OPTIONS)})
+
+
+# -- the group check: the address and the ports against the network the container will be on -----------
+
+def _is_self(allocation, context):
+    """Is ``allocation`` the container of this task (same name, and same root)?"""
+    return allocation['name'] == context.name and allocation['root'] == os.path.normpath(context.root)
+
+
+def check(given, context, registry=None):
+    """``ip_address`` and ``published_ports`` need a bridge network; the address and host ports must be free."""
+    if 'ip_address' not in given and not given.get('published_ports'):
+        return
+    network_name = netreg.network_of({'network': context.effective(given, 'network', netreg.DEFAULT_NETWORK)})
+    shown = context.effective(given, 'network', 'none')
+    if network_name is None:
+        option = 'ip_address' if 'ip_address' in given else 'published_ports'
+        raise ValidationError('%s needs a bridge network (network: bridge or a network name); the container has '
+                              'network: %s' % (option, shown))
+    data = (registry or netreg.NetworkRegistry()).load()
+    if 'ip_address' in given:
+        _check_address(given['ip_address'], network_name, data, context)
+    for mapping in ports.expand(given.get('published_ports')):
+        holder = netreg.holder_of(data, mapping)
+        if holder and _is_self(holder[1], context):
+            continue
+        try:
+            ports.probe([mapping])
+        except ports.PortInUse as exc:
+            who = netreg.holder_text(holder[1]) if holder else 'another process'
+            raise ValidationError('published_ports: %s by %s; nothing was changed' % (exc.msg, who), port=mapping.text())
+
+
+def _check_address(address, network_name, data, context):
+    network_def = data['networks'].get(network_name)
+    if network_def is None:
+        return  # the default network, made on first use: its subnet is checked then
+    subnet = ipaddress.ip_network(network_def['subnet'])
+    value = ipaddress.ip_address(address)
+    if value not in subnet or value in (subnet.network_address, subnet.broadcast_address):
+        raise ValidationError('ip_address: %s is not a host address of network %s (%s)' % (address, network_name, subnet))
+    if address == network_def['gateway']:
+        raise ValidationError('ip_address: %s is the gateway of network %s' % (address, network_name))
+    for allocation in data['allocations'].values():
+        if allocation['ip'] == address and allocation['network'] == network_name and not _is_self(allocation, context):
+            raise ValidationError('ip_address: %s is already the address of %s' % (address, netreg.holder_text(allocation)))

@@ -1,0 +1,197 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Resource limits: normalisers, spec mappers and the rules that compare them with the live cgroup.
+
+Every limit here updates live (``runtime update``) and is read back from the container's cgroup
+(``cgroups.read_live``), where the kernel may say it differently: byte limits rounded down to whole
+pages, a CPU quota per period, v2's ``cpu.weight`` for v1's shares. A matcher says whether the live
+value means the wanted one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from .._runtime import cgroups
+from .._runtime.errors import ValidationError
+from .._runtime.units import parse_size
+
+CPU_PERIOD = cgroups.CPU_PERIOD
+MIN_CPUS = 0.01
+
+
+# -- normalisers ---------------------------------------------------------------------------------------
+
+def size(option):
+    def normalise(value, context):
+        return parse_size(value, option)
+    return normalise
+
+
+memory = size('memory')
+memory_reservation = size('memory_reservation')
+
+
+def memory_swap(value, context):
+    """Memory plus swap; -1 is unlimited swap (checked against ``memory`` by the group check ``memory``)."""
+    if str(value).strip() == '-1':
+        return -1
+    return parse_size(value, 'memory_swap')
+
+
+def cpus(value, context):
+    try:
+        count = float(value)
+    except (TypeError, ValueError):
+        raise ValidationError('cpus: %r is not a number of CPUs (e.g. 0.5 or 2)' % (value,))
+    if not math.isfinite(count) or count < 0:
+        raise ValidationError('cpus: %r must be 0 (no limit) or a positive number of CPUs' % (value,))
+    if 0 < count < MIN_CPUS:
+        raise ValidationError('cpus: %r is below the smallest limit the kernel takes (%s CPUs: a 1 ms quota per '
+                              '100 ms period)' % (value, MIN_CPUS))
+    return count
+
+
+def cpu_shares(value, context):
+    if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 2 <= value <= 262144:
+        raise ValidationError('cpu_shares: %r must be 0 (default) or from 2 to 262144' % (value,))
+    return value
+
+
+def cpuset(option):
+    def normalise(value, context):
+        try:
+            return cgroups.normalise_cpuset(value)
+        except ValidationError as exc:
+            raise ValidationError('%s: %s' % (option, exc.msg))
+    return normalise
+
+
+cpuset_cpus = cpuset('cpuset_cpus')
+cpuset_mems = cpuset('cpuset_mems')
+
+
+def pids_limit(value, context):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValidationError('pids_limit: %r must be a whole number of 0 or more' % (value,))
+    return value
+
+
+def blkio_weight(value, context):
+    if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 10 <= value <= 1000:
+        raise ValidationError('blkio_weight: %r must be 0 (default) or from 10 to 1000' % (value,))
+    if value and not cgroups.blkio_weight_supported():
+        raise ValidationError('blkio_weight: this host has no block I/O weight controller (blkio.weight, or '
+                              'io.weight with the BFQ scheduler); leave blkio_weight out here')
+    return value
+
+
+# -- spec mappers (also make the runtime update document) -----------------------------------------------
+
+def _resources(spec):
+    return spec['linux']['resources']
+
+
+def map_memory(spec, value, config):
+    if value:
+        _resources(spec).setdefault('memory', {})['limit'] = value
+
+
+def map_memory_reservation(spec, value, config):
+    if value:
+        _resources(spec).setdefault('memory', {})['reservation'] = value
+
+
+def map_memory_swap(spec, value, config):
+    # OCI's memory.swap is memory + swap; -1 is unlimited swap.
+    if value:
+        _resources(spec).setdefault('memory', {})['swap'] = value
+
+
+def map_cpus(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {}).update(quota=int(round(value * CPU_PERIOD)), period=CPU_PERIOD)
+
+
+def map_cpu_shares(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {})['shares'] = value
+
+
+def map_cpuset_cpus(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {})['cpus'] = value
+
+
+def map_cpuset_mems(spec, value, config):
+    if value:
+        _resources(spec).setdefault('cpu', {})['mems'] = value
+
+
+def map_pids_limit(spec, value, config):
+    if value:
+        _resources(spec)['pids'] = {'limit': value}
+
+
+def map_blkio_weight(spec, value, config):
+    if value:
+        _resources(spec)['blockIO'] = {'weight': value}
+
+
+# -- live matchers: (wanted, live values) -> True / False / None (not readable here) ---------------------
+
+def _bytes(name):
+    def match(wanted, live):
+        if name not in live:
+            return None
+        if wanted and wanted > 0:
+            # The kernel rounds byte limits down to whole pages.
+            page = os.sysconf('SC_PAGE_SIZE')
+            return live[name] == wanted // page * page
+        return live[name] == wanted
+    return match
+
+
+match_memory = _bytes('memory')
+match_memory_reservation = _bytes('memory_reservation')
+
+
+def match_memory_swap(wanted, live):
+    if not wanted:
+        return True  # no swap limit asked: whatever the kernel says
+    return _bytes('memory_swap')(wanted, live)
+
+
+def match_cpus(wanted, live):
+    if 'cpus' not in live:
+        return None
+    return int(round(live['cpus'] * CPU_PERIOD)) == int(round(wanted * CPU_PERIOD))
+
+
+def match_cpu_shares(wanted, live):
+    if not wanted:
+        return True
+    if 'cpu_shares' in live:
+        return live['cpu_shares'] == wanted
+    if 'cpu_weight' in live:
+        return live['cpu_weight'] == cgroups.shares_to_weight(wanted)  # cgroup v2
+    return None
+
+
+def _unless_unset(name):
+    def match(wanted, live):
+        if not wanted:
+            return True  # nothing asked: whatever the parent cgroup gives is right
+        return live[name] == wanted if name in live else None
+    return match
+
+
+match_cpuset_cpus = _unless_unset('cpuset_cpus')
+match_cpuset_mems = _unless_unset('cpuset_mems')
+match_blkio_weight = _unless_unset('blkio_weight')
+
+
+def match_pids_limit(wanted, live):
+    return live['pids_limit'] == wanted if 'pids_limit' in live else None

@@ -1,0 +1,70 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""THE option table: every container option, declared once, with every binding it has.
+
+To add an option: one ``Option(...)`` entry here (its normaliser, spec mapper, live read-back in
+the module of its kind), and its documentation in ``plugins/modules/container.py``. Nothing else
+names an option: the module's argument_spec, the comparison, the diff, the spec, the live update
+and the drift check all come from this table. Bindings are ``'module:function'`` names of this
+package, imported on first use; a default that is computed is ``Bound('module:function')``.
+"""
+
+from __future__ import annotations
+
+from .base import Bound, Live, Option
+
+DEFAULT_PIDS_LIMIT = 2048  # podman's default for a new container
+DEFAULT_NETWORK = 'runcible'  # the runtime's default bridge network (network.DEFAULT_NETWORK)
+
+
+def _limit(name, type_, default=0, unset=None, absent=None):
+    """A resource limit: normalised in resources.py, mapped into linux.resources, updated and read back live."""
+    return Option(name, type_, 'spec', default=default, absent=default if absent is None else absent,
+                  normalise='resources:' + name, spec='resources:map_' + name, update='live',
+                  live=Live(match='resources:match_' + name, unset=unset))
+
+
+OPTIONS = [
+    # What runs, and on what.
+    Option('rootfs', 'path', 'image', normalise='storage:rootfs'),
+    Option('image', 'str', 'image', normalise='images:image', spec='images:map_image', equal='images:same_image'),
+    Option('rootfs_mode', 'str', 'runtime', default='overlay', choices=('overlay', 'direct')),
+    Option('entrypoint', 'raw', 'spec', default=[], normalise='process:entrypoint'),
+    Option('command', 'raw', 'spec', normalise='process:command', spec='process:map_command'),
+    Option('hostname', 'str', 'spec', default=Bound('process:default_hostname'), normalise='process:hostname',
+           spec='process:map_hostname'),
+    Option('env', 'dict', 'spec', default={}, normalise='process:env', spec='process:map_env'),
+    Option('workdir', 'str', 'spec', default='/', normalise='process:workdir', spec='process:map_workdir'),
+    Option('user', 'str', 'spec', default='0:0', normalise='process:user', spec='process:map_user'),
+    Option('read_only', 'bool', 'spec', default=False, spec='process:map_read_only'),
+    # Its network.
+    Option('network', 'str', 'network', default=DEFAULT_NETWORK, normalise='network:network',
+           spec='network:map_network'),
+    Option('ip_address', 'str', 'network', normalise='network:ip_address'),
+    Option('published_ports', 'list', 'network', elements='str', default=[], normalise='network:published_ports'),
+    # What it sees on disk.
+    Option('mounts', 'list', 'spec', elements='raw', default=[], normalise='storage:mounts', spec='storage:map_mounts'),
+    Option('secrets', 'dict', 'spec', default={}, normalise='storage:secrets', spec='storage:map_secrets', no_log=True),
+    # Where it runs, and its limits (updated live, read back from its cgroup).
+    Option('cgroup_manager', 'str', 'runtime', default=Bound('placement:default_cgroup_manager'),
+           normalise='placement:cgroup_manager', choices=('auto', 'cgroupfs', 'systemd')),
+    Option('cgroup_parent', 'str', 'runtime', normalise='placement:cgroup_parent'),
+    _limit('memory', 'raw', unset=('memory', 'limit', -1)),
+    _limit('memory_reservation', 'raw', unset=('memory', 'reservation', -1)),
+    _limit('memory_swap', 'raw'),
+    _limit('cpus', 'float', default=0.0, unset=('cpu', 'quota', -1)),
+    _limit('cpu_shares', 'int'),
+    _limit('cpuset_cpus', 'str', default=''),
+    _limit('cpuset_mems', 'str', default=''),
+    _limit('pids_limit', 'int', default=DEFAULT_PIDS_LIMIT, absent=0, unset=('pids', 'limit', -1)),
+    _limit('blkio_weight', 'int'),
+    # How it is stopped, logged and run.
+    Option('stop_signal', 'raw', 'runtime', default=15, normalise='process:stop_signal'),
+    Option('stop_timeout', 'int', 'record', default=10, normalise='process:stop_timeout', update='record'),
+    Option('labels', 'dict', 'spec', default={}, normalise='process:labels', spec='process:map_labels'),
+    Option('log_driver', 'str', 'runtime', default='k8s-file', choices=('k8s-file', 'journald', 'none')),
+    Option('log_size_max', 'raw', 'runtime', default=0, normalise='process:log_size_max'),
+    Option('runtime', 'str', 'runtime', normalise='placement:runtime'),
+]
+OPTIONS_BY_NAME = dict((option.name, option) for option in OPTIONS)

@@ -1,0 +1,249 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Links on the host: the networks' bridges (ours only), and each container's veth pair into its namespace.
+
+A bridge is the collection's only when it carries the alias ``runcible.oci network NAME`` (set when
+it made the bridge, by this version and the older ones alike): an interface of the wanted name
+without it belongs to someone else, and no network is defined on it, changed or deleted with it
+(``ensure_bridge()``, ``delete_bridge()`` and ``bridge_ready()`` all ask ``bridge_owner()``).
+Every bridge of the registry gets the loopback guard of ports.py. Links, addresses and routes are
+made with netlink.py, a small rtnetlink client of our own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+
+from . import netlink
+from .errors import RuncibleError, ValidationError
+from .netns import netns_path
+
+OWNED_BRIDGE_ALIAS = 'runcible.oci network %s'  # the alias of every bridge the collection makes
+VETH_PREFIX = 'rcv'
+CONTAINER_IFNAME = 'eth0'
+
+
+def veth_name(container_id):
+    return VETH_PREFIX + container_id[:12]
+
+
+def host_routes(exclude_devices=(), path='/proc/net/route'):
+    """IPv4 routes of the main table (/proc/net/route) as (network, device), default route left out."""
+    routes = []
+    try:
+        with open(path, 'r') as handle:
+            lines = handle.read().splitlines()[1:]
+    except (IOError, OSError):
+        return routes
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8 or fields[0] in exclude_devices:
+            continue
+        destination = ipaddress.IPv4Address(int(fields[1], 16).to_bytes(4, 'little'))
+        mask = ipaddress.IPv4Address(int(fields[7], 16).to_bytes(4, 'little'))
+        network = ipaddress.ip_network('%s/%s' % (destination, mask), strict=False)
+        if network.prefixlen:
+            routes.append((network, fields[0]))
+    return routes
+
+
+def interface_exists(name):
+    return os.path.exists(os.path.join('/sys/class/net', name))
+
+
+def _write_sysctl(path, value):
+    try:
+        with open(path, 'w') as handle:
+            handle.write(value)
+    except (IOError, OSError) as exc:
+        raise RuncibleError('cannot set %s to %s: %s' % (path, value, exc))
+
+
+def _bridge_sysctls(network):
+    conf = '/proc/sys/net/ipv4/conf/%s/' % network['bridge']
+    # 127.0.0.1:PORT on the host is DNATed out of this bridge, and the replies, de-NATed back to 127.0.0.1,
+    # need loopback routing on it. The loopback guard of ports.py (every bridge of the registry) drops
+    # whatever arrives on it from or to 127.0.0.0/8, so this opens no host loopback service to the bridge.
+    _write_sysctl(conf + 'route_localnet', '1')
+    # Forward what comes in from the containers (not for internal networks: no way out at all).
+    _write_sysctl(conf + 'forwarding', '0' if network.get('internal') else '1')
+
+
+def owned_alias(network):
+    return OWNED_BRIDGE_ALIAS % network['name']
+
+
+def link_alias(name):
+    """The alias of the interface ``name`` ('' when it has none), or None when there is no such interface."""
+    try:
+        with open(os.path.join('/sys/class/net', name, 'ifalias')) as handle:
+            return handle.read().rstrip('\n')
+    except FileNotFoundError:
+        return None
+    except (IOError, OSError) as exc:
+        raise RuncibleError('cannot read the alias of the interface %s: %s' % (name, exc))
+
+
+def bridge_owner(network):
+    """Who has the network's bridge name: 'missing' (nobody), 'ours' (its alias is the network's) or 'foreign'."""
+    alias = link_alias(network['bridge'])
+    if alias is None:
+        return 'missing'
+    return 'ours' if alias == owned_alias(network) else 'foreign'
+
+
+def foreign_bridge_message(network):
+    alias = link_alias(network['bridge']) or ''
+    return ('bridge %s already exists and was not created by runcible.oci for network %s (%s); runcible.oci never '
+            'changes or deletes an interface it did not create: choose another bridge name for the network (option '
+            'bridge), or remove the interface (ip link delete %s) if nothing else needs it'
+            % (network['bridge'], network['name'], 'its alias is %r' % alias if alias else 'it has no alias',
+               network['bridge']))
+
+
+def require_own_bridge(network):
+    """Raise ValidationError when the network's bridge name is taken by an interface that is not ours."""
+    if bridge_owner(network) == 'foreign':
+        raise ValidationError(foreign_bridge_message(network))
+
+
+def bridge_ready(network):
+    """True when the bridge exists, is ours, is up and has the gateway address (by /sys and /proc: no netlink)."""
+    base = os.path.join('/sys/class/net', network['bridge'])
+    if not os.path.isdir(os.path.join(base, 'bridge')) or bridge_owner(network) != 'ours':
+        return False
+    try:
+        with open(os.path.join(base, 'flags')) as handle:
+            if not int(handle.read().strip(), 16) & 1:
+                return False
+    except (IOError, OSError, ValueError):
+        return False
+    gateway = ipaddress.ip_address(network['gateway'])
+    for route, device in host_routes():
+        if device == network['bridge'] and gateway in route and str(route) == network['subnet']:
+            return True
+    return False
+
+
+def _link_index(rtnl, name, where=''):
+    """The index of the interface ``name`` (netlink.Netlink ``rtnl``'s namespace); OSError when missing."""
+    index = rtnl.link_index(name)
+    if index is None:
+        raise OSError(errno.ENODEV, 'the interface %s%s is missing' % (name, where))
+    return index
+
+
+def _create_bridge(rtnl, network):
+    """A new bridge with our alias; -> its index. The kernel takes no alias with RTM_NEWLINK's creation, so it is
+    set right after; when that fails, the bridge just made (ours: NLM_F_EXCL) is deleted again."""
+    bridge = network['bridge']
+    rtnl.add_bridge(bridge)
+    index = _link_index(rtnl, bridge)
+    try:
+        rtnl.set_link(index, bridge, alias=owned_alias(network))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            rtnl.delete_link(index, bridge)
+        raise
+    return index
+
+
+def ensure_bridge(network, rtnl=None):
+    """Create (or repair) the network's bridge: gateway address, up, sysctls; -> True when it changed.
+
+    ``rtnl``: a netlink.Netlink of the host's namespace to use (else one of its own). An interface of
+    that name that is not ours is never touched: ValidationError.
+    """
+    bridge = network['bridge']
+    changed = False
+    try:
+        with contextlib.ExitStack() as stack:
+            if rtnl is None:
+                rtnl = stack.enter_context(netlink.Netlink())
+            index = rtnl.link_index(bridge)
+            if index is not None:
+                require_own_bridge(network)
+                if not os.path.isdir('/sys/class/net/%s/bridge' % bridge):
+                    raise ValidationError('interface %s exists and is not a bridge: give network %s another bridge '
+                                          'name' % (bridge, network['name']))
+            else:
+                index = _create_bridge(rtnl, network)
+                changed = True
+            prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
+            addresses = rtnl.addresses(index, bridge)
+            if (network['gateway'], prefixlen) not in addresses:
+                for address, other_prefixlen in addresses:
+                    rtnl.delete_address(index, address, other_prefixlen, bridge)
+                rtnl.add_address(index, network['gateway'], prefixlen, bridge)
+                changed = True
+            with open('/sys/class/net/%s/flags' % bridge) as handle:
+                if not int(handle.read().strip(), 16) & 1:
+                    rtnl.set_link(index, bridge, up=True)
+                    changed = True
+    except OSError as exc:
+        raise RuncibleError('cannot set up the bridge %s of network %s: %s' % (bridge, network['name'], exc))
+    _bridge_sysctls(network)
+    return changed
+
+
+def delete_bridge(network):
+    """Delete the network's bridge when it is ours; -> True when deleted. An interface of that name that is
+    not ours is left as it is (see bridge_owner(); the caller may warn)."""
+    bridge = network['bridge']
+    if bridge_owner(network) != 'ours':
+        return False
+    try:
+        with netlink.Netlink() as rtnl:
+            index = rtnl.link_index(bridge)
+            if index is not None:
+                rtnl.delete_link(index, bridge)
+    except OSError as exc:
+        raise RuncibleError('cannot delete the bridge %s of network %s: %s' % (bridge, network['name'], exc))
+    return True
+
+
+def plumb(network, container_id, address, name, inside_socket=None):
+    """The veth pair of a container: host end on the bridge, eth0 in its namespace with address and routes.
+
+    ``inside_socket``: a netlink socket opened in the container's namespace, used and closed here
+    (else one is opened in it by a thread that enters the namespace).
+    """
+    path = netns_path(container_id)
+    host_end = veth_name(container_id)
+    prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
+    try:
+        with netlink.Netlink() as rtnl:
+            if not bridge_ready(network):
+                ensure_bridge(network, rtnl)
+            stale = rtnl.link_index(host_end) if interface_exists(host_end) else None
+            if stale is not None:
+                rtnl.delete_link(stale, host_end)
+            netns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                rtnl.add_veth(host_end, CONTAINER_IFNAME, netns_fd)
+            finally:
+                os.close(netns_fd)
+            bridge_index = _link_index(rtnl, network['bridge'])
+            rtnl.set_link(_link_index(rtnl, host_end), host_end, up=True, master=bridge_index,
+                          alias='runcible.oci container %s' % name)
+            # The host may still know the address with the MAC of its previous owner.
+            with contextlib.suppress(OSError):
+                rtnl.delete_neighbour(bridge_index, address, network['bridge'])
+        if inside_socket is not None:
+            inside = netlink.Netlink(inside_socket)
+        else:
+            inside = netlink.Netlink.in_netns(path)
+        with inside:
+            inside.set_link(1, 'lo', up=True)  # lo: always index 1 in a namespace
+            eth0 = _link_index(inside, CONTAINER_IFNAME, ' in the namespace')
+            inside.add_address(eth0, address, prefixlen, CONTAINER_IFNAME)
+            inside.set_link(eth0, CONTAINER_IFNAME, up=True)
+            if not network.get('internal'):
+                inside.add_default_route(network['gateway'])
+    except OSError as exc:
+        raise RuncibleError('cannot attach container %s to network %s (veth %s, namespace %s): %s'
+                            % (name, network['name'], host_end, path, exc))

@@ -1,0 +1,115 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Network namespaces of containers: made with unshare(2) in a thread, bound at ``/run/netns/rc-ID16``.
+
+``ip netns`` sees them (the same directory, a shared mount point), the runtime joins one by path,
+and a netlink socket opened inside it configures it without a process in the namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+import threading
+
+from . import libc
+from .errors import RuncibleError
+
+NETNS_DIR = '/run/netns'
+NETNS_PREFIX = 'rc-'
+NETLINK_ROUTE = 0  # netlink.NETLINK_ROUTE (the protocol number, fixed by the kernel ABI)
+CLONE_NEWNET = 0x40000000
+MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
+MNT_DETACH = 2
+
+
+def netns_name(container_id):
+    return NETNS_PREFIX + container_id[:16]
+
+
+def netns_path(container_id):
+    return os.path.join(NETNS_DIR, netns_name(container_id))
+
+
+def _os_error(what, path, exc):
+    return OSError(exc.errno, '%s: %s' % (what, exc.strerror), path)
+
+
+def _share_netns_dir():
+    """Make /run/netns a shared mount point, as iproute2 does, so every mount namespace sees our namespaces."""
+    os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
+    try:
+        libc.mount('none', NETNS_DIR, None, MS_SHARED | MS_REC, None)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR, exc)
+    # Not a mount point yet: bind it onto itself, then share it.
+    try:
+        libc.mount(NETNS_DIR, NETNS_DIR, 'none', MS_BIND | MS_REC, None)
+    except OSError as exc:
+        raise _os_error('cannot bind-mount %s' % NETNS_DIR, NETNS_DIR, exc)
+    try:
+        libc.mount('none', NETNS_DIR, None, MS_SHARED | MS_REC, None)
+    except OSError as exc:
+        raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR, exc)
+
+
+def create_netns(path, netlink=False):
+    """Create a network namespace bound at ``path`` (a new one; a leftover at ``path`` is removed first).
+
+    ``netlink``: also return a NETLINK_ROUTE socket opened inside it (no process needed to configure it).
+    """
+    if os.path.lexists(path):
+        remove_netns(path)
+    _share_netns_dir()
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    outcome = {}
+
+    def unshare_and_bind():
+        # A thread of its own: unshare(CLONE_NEWNET) moves only the calling thread, which then ends.
+        try:
+            libc.unshare(CLONE_NEWNET)
+        except OSError as exc:
+            outcome['error'] = _os_error('unshare(CLONE_NEWNET) failed', path, exc)
+            return
+        try:
+            libc.mount('/proc/thread-self/ns/net', path, 'none', MS_BIND, None)
+        except OSError as exc:
+            outcome['error'] = _os_error('cannot bind the new network namespace', path, exc)
+            return
+        # Addresses are reused: a gratuitous ARP when eth0 comes up tells the bridge's neighbours
+        # (the host, the other containers) its new MAC at once (sysctls are the opener's namespace's).
+        try:
+            with open('/proc/sys/net/ipv4/conf/default/arp_notify', 'w') as handle:
+                handle.write('1')
+        except (IOError, OSError):
+            pass
+        if netlink:
+            # A socket belongs to the namespace it was made in, whichever thread uses it later.
+            outcome['socket'] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+
+    worker = threading.Thread(target=unshare_and_bind, name='runcible-netns')
+    worker.start()
+    worker.join()
+    if 'error' in outcome:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise RuncibleError('cannot create the network namespace %s: %s' % (path, outcome['error']))
+    return outcome.get('socket')
+
+
+def remove_netns(path):
+    """Unmount and delete a namespace file; the kernel frees the namespace, and its veth pair, when unused."""
+    try:
+        libc.umount2(path, MNT_DETACH)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOENT):
+            raise RuncibleError('cannot unmount the network namespace %s: %s' % (path, exc.strerror))
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

@@ -1,0 +1,255 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The host's networks and address allocations: one JSON file, changed under one lock.
+
+Networks are host objects (a bridge, a subnet route, firewall rules), so their registry is host-wide,
+whatever ``root`` a container lives in: ``/var/lib/runcible/networks/networks.json`` holds every
+network's definition and every container's address allocation (and, while it is attached, its
+published ports), changed only under ``networks/lock``. Parallel tasks therefore never get the same
+address or port, and two container stores on one host never fight over a bridge or a subnet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import re
+import time
+
+from . import ports
+from .bridges import VETH_PREFIX, host_routes, require_own_bridge
+from .errors import RuncibleError, ValidationError
+from .store import atomic_write
+
+STATE_DIR = '/var/lib/runcible/networks'
+DEFAULT_NETWORK = 'runcible'
+DEFAULT_BRIDGE = 'runcible0'
+BRIDGE_ALIAS = 'bridge'
+NOT_NETWORKS = ('none', 'host')
+SUBNET_POOL = ipaddress.ip_network('10.89.0.0/16')
+SUBNET_PREFIX = 24
+LOCK_TIMEOUT = 120.0
+REGISTRY_VERSION = 1
+IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
+_NAMES = {}
+
+
+def _name_re(kind):
+    if kind not in _NAMES:
+        _NAMES['network'] = re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}')
+        _NAMES['ifname'] = re.compile(r'[a-zA-Z0-9_.-]{1,15}')
+    return _NAMES[kind]
+
+
+def validate_network_name(name, option='name'):
+    if not isinstance(name, str) or not _name_re('network').fullmatch(name) or '..' in name:
+        raise ValidationError('%s: %r is not a valid network name: 1 to 64 characters from [a-zA-Z0-9_.-], starting '
+                              'with a letter or digit' % (option, name))
+    if name in NOT_NETWORKS or name == BRIDGE_ALIAS:
+        raise ValidationError('%s: %r is reserved (network: none, host and bridge are not network names)' % (option, name))
+    return name
+
+
+def default_bridge_name(name):
+    if name == DEFAULT_NETWORK:
+        return DEFAULT_BRIDGE
+    candidate = 'rcb-' + name
+    if _name_re('ifname').fullmatch(candidate) and candidate not in ('.', '..'):
+        return candidate
+    return 'rcb-' + hashlib.sha1(name.encode()).hexdigest()[:11]
+
+
+def validate_bridge_name(name):
+    if not isinstance(name, str) or not _name_re('ifname').fullmatch(name) or name in ('.', '..'):
+        raise ValidationError('bridge: %r is not a valid interface name (1 to 15 characters from [a-zA-Z0-9_.-])'
+                              % (name,))
+    if name.startswith((VETH_PREFIX, 'eth', 'lo')) and name != DEFAULT_BRIDGE:
+        raise ValidationError('bridge: %r looks like a host or container interface name; choose another' % name)
+    return name
+
+
+def network_of(config):
+    """The name of the bridge network of a container config, or None for none/host (or no network)."""
+    value = (config or {}).get('network')
+    if not value or value in NOT_NETWORKS:
+        return None
+    return DEFAULT_NETWORK if value == BRIDGE_ALIAS else value
+
+
+class NetworkRegistry(object):
+    """Networks and address allocations of the host: one JSON file, changed under one lock."""
+
+    def __init__(self, state_dir=None):
+        self.dir = state_dir or STATE_DIR
+        self.path = os.path.join(self.dir, 'networks.json')
+        self.lock_path = os.path.join(self.dir, 'lock')
+
+    @contextlib.contextmanager
+    def lock(self, timeout=LOCK_TIMEOUT):
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except (IOError, OSError) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise RuncibleError('timed out after %ds waiting for the network lock %s (another task holds '
+                                            'it)' % (timeout, self.lock_path))
+                    time.sleep(0.005)
+            yield
+        finally:
+            os.close(fd)
+
+    def load(self):
+        try:
+            with open(self.path, 'r') as handle:
+                data = json.load(handle)
+        except (IOError, OSError) as exc:
+            if exc.errno != errno.ENOENT:
+                raise RuncibleError('cannot read the network registry %s: %s' % (self.path, exc))
+            data = {}
+        except ValueError as exc:
+            raise RuncibleError('the network registry %s is corrupt (%s); fix or remove it (its bridges and '
+                                'addresses are then forgotten)' % (self.path, exc))
+        data.setdefault('networks', {})
+        data.setdefault('allocations', {})
+        return data
+
+    def save(self, data):
+        data['version'] = REGISTRY_VERSION
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def _record_of(allocation):
+    path = os.path.join(allocation.get('root') or '/', 'containers', allocation.get('name') or '', 'record.json')
+    try:
+        with open(path, 'r') as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return None
+
+
+def collect_garbage(data):
+    """Forget allocations whose container no longer exists (its store removed, say); -> True if any."""
+    stale = [cid for cid, allocation in data['allocations'].items()
+             if (_record_of(allocation) or {}).get('id') != cid]
+    for cid in stale:
+        del data['allocations'][cid]
+    return bool(stale)
+
+
+def containers_on(data, network_name):
+    return sorted(({'name': allocation['name'], 'root': allocation['root'], 'ip_address': allocation['ip']}
+                   for allocation in data['allocations'].values() if allocation['network'] == network_name),
+                  key=lambda item: (item['root'], item['name']))
+
+
+def holder_of(data, mapping, exclude_id=None):
+    """The allocation (id, dict) of an attached container that publishes an overlapping host port."""
+    for cid, allocation in data['allocations'].items():
+        if cid == exclude_id or not allocation.get('attached'):
+            continue
+        for item in allocation.get('ports') or []:
+            if ports.PortMapping.from_dict(item).overlaps(mapping):
+                return cid, allocation
+    return None
+
+
+def holder_text(allocation):
+    return 'container %s (root %s)' % (allocation['name'], allocation['root'])
+
+
+def _overlap(subnet, data, skip_network=None):
+    """What ``subnet`` overlaps: another network of the registry or a host route; None when free."""
+    own_bridge = None
+    for name, network in data['networks'].items():
+        if name == skip_network:
+            own_bridge = network['bridge']
+            continue
+        if subnet.overlaps(ipaddress.ip_network(network['subnet'])):
+            return 'network %s (%s)' % (name, network['subnet'])
+    for route, device in host_routes(exclude_devices=(own_bridge,) if own_bridge else ()):
+        if subnet.overlaps(route):
+            return 'the host route %s dev %s' % (route, device)
+    return None
+
+
+def same_subnet(first, second):
+    try:
+        return ipaddress.ip_network(str(first), strict=False) == ipaddress.ip_network(str(second), strict=False)
+    except ValueError:
+        return False
+
+
+def pick_subnet(data):
+    for subnet in SUBNET_POOL.subnets(new_prefix=SUBNET_PREFIX):
+        if _overlap(subnet, data) is None:
+            return subnet
+    raise ValidationError('no free /%d left in %s for a new network: give its subnet' % (SUBNET_PREFIX, SUBNET_POOL))
+
+
+def define(data, name, subnet=None, gateway=None, internal=False, bridge=None):
+    """A validated network definition (dict), not yet in ``data``."""
+    validate_network_name(name)
+    if subnet:
+        try:
+            network = ipaddress.ip_network(str(subnet), strict=False)
+        except ValueError:
+            raise ValidationError('subnet: %r is not an IPv4 network in CIDR form (e.g. 10.89.5.0/24)' % (subnet,))
+        if network.version != 4:
+            raise ValidationError('subnet: %r: only IPv4 networks are supported' % (subnet,))
+        if str(network) != str(subnet).strip() and '/' in str(subnet):
+            raise ValidationError('subnet: %r has host bits set; did you mean %s?' % (subnet, network))
+        if network.prefixlen > 29:
+            raise ValidationError('subnet: %s is too small: use a /29 or larger' % network)
+        if network.is_loopback or network.is_multicast or network.is_link_local or network.is_unspecified:
+            raise ValidationError('subnet: %s is not a usable network for containers' % network)
+    else:
+        network = pick_subnet(data)
+    if gateway:
+        try:
+            gateway_address = ipaddress.ip_address(str(gateway))
+        except ValueError:
+            raise ValidationError('gateway: %r is not an IPv4 address' % (gateway,))
+        if gateway_address not in network or gateway_address in (network.network_address, network.broadcast_address):
+            raise ValidationError('gateway: %s is not a host address of the subnet %s' % (gateway_address, network))
+    else:
+        gateway_address = network.network_address + 1
+    bridge = validate_bridge_name(bridge) if bridge else default_bridge_name(name)
+    for other_name, other in data['networks'].items():
+        if other_name != name and other['bridge'] == bridge:
+            raise ValidationError('bridge %s already belongs to network %s' % (bridge, other_name))
+    require_own_bridge({'name': name, 'bridge': bridge})
+    clash = _overlap(network, data, skip_network=name)
+    if clash:
+        raise ValidationError('subnet %s of network %s overlaps %s; choose another subnet' % (network, name, clash))
+    return {'name': name, 'bridge': bridge, 'subnet': str(network), 'gateway': str(gateway_address),
+            'internal': bool(internal)}
+
+
+def ip_forward_warning(network):
+    """A warning when outbound traffic of a (non-internal) network cannot leave the host, else None."""
+    if network.get('internal'):
+        return None
+    try:
+        with open(IP_FORWARD) as handle:
+            enabled = handle.read().strip() == '1'
+    except (IOError, OSError):
+        return None
+    if enabled:
+        return None
+    return ('net.ipv4.ip_forward is 0 on this host: containers on network %s reach the host, each other and their '
+            'published ports, but not other hosts. Set it to 1 (e.g. with ansible.posix.sysctl) to let their traffic '
+            'out; runcible.oci does not change it for you' % network['name'])

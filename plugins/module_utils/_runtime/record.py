@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The record of one container (``root/containers/NAME/record.json``): every field, written down once.
+
+Only the store reads and writes record files; the engine and its stages change a Record's fields
+and hand it back to the store. A record file with a field this class does not know is refused (it
+was written by another version, or by hand), and so is setting one.
+"""
+
+from __future__ import annotations
+
+RECORD_VERSION = 1
+
+# field: (type or types, meaning)
+FIELDS = {
+    'version': (int, 'the record format; RECORD_VERSION when written'),
+    'id': (str, 'the container id, 64 hex digits, also the runtime\'s id'),
+    'name': (str, 'the container name'),
+    'created_at': (str, 'when it was created (UTC, ISO 8601)'),
+    'config': (dict, 'its options, normalised (the option layer\'s keys) and complete, plus image_config'),
+    'runtime': (dict, '{"name": runc|crun, "path": its absolute path}'),
+    'conmon': (str, 'the path of the conmon that runs it'),
+    'state': (str, 'the last state a task saw: created, running, paused or stopped (the truth is live)'),
+    'exit_code': ((int, type(None)), 'the exit code of its last process, when known'),
+    'pid': (int, 'the host pid of its process while launched'),
+    'pid_start': ((int, type(None)), 'its start time in clock ticks (guards against pid reuse)'),
+    'conmon_pid': (int, 'the host pid of its conmon'),
+    'conmon_start': ((int, type(None)), 'conmon\'s start time in clock ticks'),
+    'boot_id': (str, 'the boot it was launched in: another boot means it is stopped'),
+    'started_at': ((str, type(None)), 'when its process last started'),
+    'finished_at': ((str, int, float, type(None)), 'when its process last ended'),
+    'network': ((dict, type(None)), 'its network attachment: {"name", "ip_address", "netns", "veth"}'),
+    'checkpoint': ((dict, type(None)), 'its latest checkpoint (checkpoint.py writes the keys)'),
+}
+
+
+class Record(object):
+    """A container's record; fields by attribute (``record.state``) or, for older callers, by key."""
+
+    __slots__ = tuple(FIELDS)
+
+    def __init__(self, **fields):
+        for field in FIELDS:
+            object.__setattr__(self, field, None)
+        self.update(**fields)
+
+    def __setattr__(self, field, value):
+        if field not in FIELDS:
+            raise AttributeError('a container record has no field %r' % field)
+        object.__setattr__(self, field, value)
+
+    def update(self, **fields):
+        for field, value in fields.items():
+            setattr(self, field, value)
+
+    # dict-like access, for code that reads a record like the JSON it is
+    def __getitem__(self, field):
+        if field not in FIELDS:
+            raise KeyError(field)
+        return getattr(self, field)
+
+    def __setitem__(self, field, value):
+        if field not in FIELDS:
+            raise KeyError(field)
+        setattr(self, field, value)
+
+    def get(self, field, default=None):
+        value = getattr(self, field) if field in FIELDS else None
+        return default if value is None else value
+
+    def __contains__(self, field):
+        return field in FIELDS and getattr(self, field) is not None
+
+    def replace(self, **fields):
+        """A copy with ``fields`` changed (check mode plans on copies)."""
+        copy = Record(**self.to_dict())
+        copy.update(**fields)
+        return copy
+
+    def to_dict(self):
+        return dict((field, getattr(self, field)) for field in FIELDS if getattr(self, field) is not None)
+
+    @classmethod
+    def from_dict(cls, data, what='the record'):
+        """A Record from its JSON; ValueError naming the field when one is unknown or of the wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError('%s is not a JSON object' % what)
+        unknown = sorted(set(data) - set(FIELDS))
+        if unknown:
+            raise ValueError('%s has unknown fields %s (written by another version?)' % (what, ', '.join(unknown)))
+        for field, value in data.items():
+            kinds = FIELDS[field][0]
+            if value is not None and not isinstance(value, kinds) or isinstance(value, bool) and kinds is int:
+                raise ValueError('%s: field %s has the wrong type (%s)' % (what, field, type(value).__name__))
+        return cls(**data)
+
+    def __eq__(self, other):
+        return isinstance(other, Record) and self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        return 'Record(%s %s %s)' % (self.name, (self.id or '')[:12], self.state)
