@@ -64,13 +64,13 @@ class Task(object):
         params = self.params
         if existing is None:
             return netreg.define(data, self.name, subnet=params.get('subnet'), gateway=params.get('gateway'),
-                              internal=bool(params.get('internal')), bridge=params.get('bridge'))
+                                 internal=bool(params.get('internal')), bridge=params.get('bridge'))
         subnet = params.get('subnet') or existing['subnet']
         same_subnet = netreg.same_subnet(subnet, existing['subnet'])
         gateway = params.get('gateway') or (existing['gateway'] if same_subnet else None)
         internal = existing['internal'] if params.get('internal') is None else params['internal']
         return netreg.define(data, self.name, subnet=subnet, gateway=gateway, internal=internal,
-                          bridge=params.get('bridge') or existing['bridge'])
+                             bridge=params.get('bridge') or existing['bridge'])
 
     def _present(self, data, existing):
         wanted = self._wanted(data, existing)

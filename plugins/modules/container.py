@@ -159,7 +159,6 @@ options:
       - Checkpoint archives do not carry secret values (the process memory they hold may, see
         M(runcible.oci.container_checkpoint)); a container with secrets cannot be imported.
     type: dict
-    no_log: true
   workdir:
     description:
       - Absolute working directory of the process. Defaults to C(/).

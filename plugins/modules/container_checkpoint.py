@@ -16,9 +16,9 @@ description:
     exactly like a started one; stop, exit codes and logs work as before.
   - Only the latest checkpoint of a container is kept, under O(root).
   - B(A checkpoint is process memory that is restored as root.) Importing an archive restores the
-    processes it holds, with their code, in a container on this host: import only archives you
+    processes it holds, with their code, in a container on this host; import only archives you
     would run as an image. What an archive cannot do is reach outside the container store or
-    choose anything on the host: see O(import_archive). O(integrity_key) lets the importing task
+    choose anything on the host (see O(import_archive)). O(integrity_key) lets the importing task
     refuse an archive that was changed after its export.
 author:
   - runcible.oci contributors (@runcible)
@@ -86,15 +86,15 @@ options:
     description:
       - Archive written by O(export) to create the container O(name) from and restore.
         Needs O(state=restored).
-      - The archive is read once and checked whole before a container is made from it: it is
+      - The archive is read once and checked whole before a container is made from it. It is
         unpacked into a private directory of the store without ever following a symlink or writing
         outside it (absolute names, C(..), members below a symlink, duplicate names, hard links to
         anything but an earlier file of the same part, device nodes other than overlay whiteouts,
         CRIU images other than files are refused), and its expanded size (sparse members at their full
         size) must fit the free space of O(root).
-      - Its manifest is checked field by field (identifiers by strict patterns, the runtime by name:
+      - Its manifest is checked field by field (identifiers by strict patterns, the runtime by name,
         C(runc) or C(crun), never a path) and the container's configuration is rebuilt from it through
-        the type checks and normalisers of M(runcible.oci.container)'s own options: unknown options are
+        the type checks and normalisers of M(runcible.oci.container)'s own options; unknown options are
         refused, host paths are never taken from an archive (give O(rootfs) and O(mounts)), an image
         only by digest from this host's image store.
       - When a container O(name) exists and comes from this archive's checkpoint, it is only restored
@@ -125,7 +125,7 @@ options:
     description:
       - With O(import_archive), the bind mounts of the imported container, as
         O(runcible.oci.container#module:mounts) takes them; needed when the archive's container had
-        bind mounts (the same targets: the restored processes expect them).
+        bind mounts (the same targets; the restored processes expect them).
     type: list
     elements: raw
   tcp_established:

@@ -64,13 +64,12 @@ options:
   secrets:
     description:
       - Secret environment variables for the command, name to value, set on top of O(env).
-      - The option is C(no_log): values never show in results or logs, are never put on a command
+      - The option is C(no_log). Values never show in results or logs, are never put on a command
         line, and reach the runtime only in a process spec file readable only by root in the
         container's run directory (a tmpfs), removed as soon as the command started.
       - The container's own secrets (O(runcible.oci.container#module:secrets) of type V(env)) are
         in its environment already.
     type: dict
-    no_log: true
   user:
     description:
       - User to run the command as, V(uid[:gid]) or V(name[:group]); names are looked up in the
@@ -86,10 +85,9 @@ options:
     description:
       - Text fed to the command's standard input, which is then closed (EOF). No newline is added.
       - Without it, standard input is C(/dev/null).
-      - The option is C(no_log) (it often carries a password or a key): it never shows in results or
+      - The option is C(no_log) (it often carries a password or a key); it never shows in results or
         logs, not even at C(-vvv).
     type: str
-    no_log: true
   timeout:
     description:
       - Seconds the command may run. Then it is killed (SIGKILL) with every process it started in

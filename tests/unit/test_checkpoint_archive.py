@@ -111,8 +111,7 @@ def test_export_never_follows_a_symlink_of_the_upper_dir(tmp_path):
     images = tmp_path / 'images'
     images.mkdir()
     path = str(tmp_path / 'b.tar')
-    archives.write_archive(path, 'none', manifest(), '/dev/null' if False else _config(tmp_path), str(images), str(upper),
-                           None)
+    archives.write_archive(path, 'none', manifest(), _config(tmp_path), str(images), str(upper), None)
     with tarfile.open(path) as tar:
         member = tar.getmember('upper/etc/shadow')
         assert member.issym() and member.linkname == str(secret)
@@ -192,9 +191,9 @@ def _hostile(path, members, first=None):
 
 HOSTILE = {
     'symlink, then a regular member of the same name': (
-        [_member('config.json', b'{}'), _member('images/x', b'x'), _member('upper/v', kind=tarfile.SYMTYPE,
-                                                                             linkname='{victim}'),
-         _member('upper/v', b'overwritten')], 'appears twice'),
+        [_member('config.json', b'{}'), _member('images/x', b'x'),
+         _member('upper/v', kind=tarfile.SYMTYPE, linkname='{victim}'), _member('upper/v', b'overwritten')],
+        'appears twice'),
     'symlink to a host dir, then ./ through it': (
         [_member('config.json', b'{}'), _member('images/x', b'x'),
          _member('upper/d', kind=tarfile.SYMTYPE, linkname='{victim_dir}'), _member('upper/./d/x', b'pwned')],

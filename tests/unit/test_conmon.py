@@ -22,7 +22,7 @@ import pytest
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import conmon
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuntimeCommandError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import read_proc_stat
 
 CID = 'ab' * 32
 

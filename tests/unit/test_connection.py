@@ -27,7 +27,8 @@ from ansible.plugins.loader import connection_loader, init_plugin_loader
 
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import stream
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store, current_boot_id, read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import current_boot_id, read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store
 
 FAKE_RUNTIME = r'''#!PYTHON
 import json, os, sys

@@ -22,7 +22,8 @@ from ansible.inventory.data import InventoryData
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 from ansible.plugins.loader import init_plugin_loader, inventory_loader
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store, current_boot_id, read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import current_boot_id, read_proc_stat
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store
 
 COLLECTIONS = os.path.abspath(os.path.join(os.path.dirname(sys.modules[Store.__module__].__file__), *['..'] * 6))
 TEMPLATE = "{{ lookup('pipe', 'touch /tmp/runcible-inventory-test-pwned') }}"

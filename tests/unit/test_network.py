@@ -48,7 +48,9 @@ def registry(tmp_path, monkeypatch, aliases):
     routes = tmp_path / 'route'
     routes.write_text(ROUTES)
     original = bridges.host_routes
-    fake = lambda exclude_devices=(), path=str(routes): original(exclude_devices, path)  # noqa: E731
+
+    def fake(exclude_devices=(), path=str(routes)):
+        return original(exclude_devices, path)
     monkeypatch.setattr(netreg, 'host_routes', fake)
     monkeypatch.setattr(bridges, 'host_routes', fake)
     return netreg.NetworkRegistry()
@@ -683,7 +685,7 @@ def test_network_task_rejects_names(registry, name):
 def test_detach_waits_for_conmon_to_let_the_ports_go():
     import subprocess
     import time
-    from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import read_proc_stat
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import read_proc_stat
     child = subprocess.Popen(['sleep', '0.3'])
     try:
         record = {'conmon_pid': child.pid, 'conmon_start': read_proc_stat(child.pid)[1]}

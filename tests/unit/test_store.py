@@ -19,8 +19,10 @@ import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import store as store_mod
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.files import atomic_write
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import process_alive, read_proc_stat
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import (
-    RECORD_VERSION, Record, Store, atomic_write, derive_status, process_alive, read_exit_file, read_proc_stat)
+    RECORD_VERSION, Record, Store, derive_status, read_exit_file)
 
 CID = '0123456789abcdef' * 4
 

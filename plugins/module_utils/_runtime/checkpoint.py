@@ -26,10 +26,10 @@ import time
 from . import checkpoint_archive as archives
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
-from .layers import tree_size
+from .files import tree_size
 from .oci_cli import cgroup_mode, find_program
 from .secrets import env_names as secret_env_names
-from .store import atomic_write
+from .files import atomic_write
 
 COMPRESSIONS = archives.COMPRESSIONS
 CRIU_CHECK_TIMEOUT = 120

@@ -26,8 +26,9 @@ from . import secrets as container_secrets
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .oci_cli import OCIRuntime, find_program, select_runtime
 from .rootfs import mount_overlay, unmount
-from .store import (ContainerPaths, Record, Store, atomic_write, current_boot_id, derive_status, process_alive,
-                    read_proc_stat)
+from .files import atomic_write
+from .host import current_boot_id, process_alive, read_proc_stat
+from .store import ContainerPaths, Record, Store, derive_status
 
 DEFAULT_ROOT = '/var/lib/runcible'
 DEFAULT_RUN_ROOT = '/run/runcible'

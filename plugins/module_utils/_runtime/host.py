@@ -9,6 +9,7 @@ Small, dependency-free readers every layer of the runtime uses; none of them sta
 from __future__ import annotations
 
 import os
+import time
 
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 CGROUP_ROOT = '/sys/fs/cgroup'
@@ -87,3 +88,16 @@ def frozen(pid, root=CGROUP_ROOT):
         except OSError:
             return False
     return False
+
+
+def wait_until(predicate, timeout, first_delay=0.002, max_delay=0.05):
+    """Call ``predicate()`` until it returns a true value or ``timeout`` seconds passed (backing off from
+    ``first_delay`` to ``max_delay``); -> its last value."""
+    deadline = time.monotonic() + timeout
+    delay = first_delay
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, max_delay)

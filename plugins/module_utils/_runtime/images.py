@@ -47,7 +47,7 @@ import time
 
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .oci_cli import find_program
-from .store import atomic_write
+from .files import atomic_write
 
 INDEX_VERSION = 1
 MAX_JSON = 4 << 20

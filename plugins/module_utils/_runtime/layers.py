@@ -26,14 +26,13 @@ import contextlib
 import gzip
 import hashlib
 import os
-import stat
 import subprocess
 import tarfile
 import threading
 import zlib
 
 from . import untar
-from .untar import CHUNK, Limits, OPAQUE_MARKER, OPAQUE_XATTR, WHITEOUT_PREFIX, detect_compression  # noqa: F401 (the layer API)
+from .untar import CHUNK, Limits, detect_compression
 
 DROPPED_XATTR_PREFIXES = ('trusted.overlay.', 'user.overlay.', 'security.selinux')
 
@@ -198,19 +197,3 @@ class _Prefixed(object):
             data, self.head = self.head[:size], self.head[size:]
             return data
         return self.raw.read(size)
-
-
-def tree_size(path):
-    """Bytes of the regular files under ``path`` (hard links counted once)."""
-    total = 0
-    seen = set()
-    for directory, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                info = os.lstat(os.path.join(directory, name))
-            except OSError:
-                continue
-            if stat.S_ISREG(info.st_mode) and (info.st_dev, info.st_ino) not in seen:
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_size
-    return total

@@ -12,20 +12,17 @@ address or port, and two container stores on one host never fight over a bridge 
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import hashlib
 import ipaddress
 import json
 import os
 import re
-import time
 
 from . import ports
 from .bridges import VETH_PREFIX, host_routes, require_own_bridge
 from .errors import RuncibleError, ValidationError
-from .store import atomic_write
+from .files import atomic_write, locked
 
 STATE_DIR = '/var/lib/runcible/networks'
 DEFAULT_NETWORK = 'runcible'
@@ -90,26 +87,9 @@ class NetworkRegistry(object):
         self.path = os.path.join(self.dir, 'networks.json')
         self.lock_path = os.path.join(self.dir, 'lock')
 
-    @contextlib.contextmanager
     def lock(self, timeout=LOCK_TIMEOUT):
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except (IOError, OSError) as exc:
-                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise RuncibleError('timed out after %ds waiting for the network lock %s (another task holds '
-                                            'it)' % (timeout, self.lock_path))
-                    time.sleep(0.005)
-            yield
-        finally:
-            os.close(fd)
+        """``with registry.lock():`` -- the one lock every change of the registry (and the firewall) takes."""
+        return locked(self.lock_path, 'the network lock %s' % self.lock_path, timeout=timeout, interval=0.005)
 
     def load(self):
         try:

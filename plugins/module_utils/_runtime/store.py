@@ -23,41 +23,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import shutil
-import tempfile
 import time
 
 from .errors import RuncibleError
-from .host import current_boot_id, frozen, process_alive, read_proc_stat  # noqa: F401 (re-exported)
+from .files import atomic_write, lock_file
+from .host import current_boot_id, frozen, process_alive
 
-from .record import RECORD_VERSION, Record  # noqa: F401 (re-exported: the store's record type)
-
-
-def atomic_write(path, data, mode=0o600):
-    """Write bytes or text to ``path`` atomically: temp file in the same dir, fsync, rename, fsync dir."""
-    if isinstance(data, str):
-        data = data.encode('utf-8')
-    directory = os.path.dirname(path)
-    fd, tmp_path = tempfile.mkstemp(prefix='.tmp-', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_path, mode)
-        os.rename(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+from .record import RECORD_VERSION, Record
 
 
 class ContainerPaths(object):
@@ -114,23 +89,9 @@ class Store(object):
     @contextlib.contextmanager
     def lock(self, name, timeout=300.0):
         """Exclusive fcntl lock of one container name (creates the lock dir: not for check mode)."""
-        lock_dir = os.path.join(self.root, 'locks')
-        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
-        path = os.path.join(lock_dir, name + '.lock')
-        deadline = time.monotonic() + timeout
+        path = os.path.join(self.root, 'locks', name + '.lock')
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except (IOError, OSError) as exc:
-                os.close(fd)
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    raise RuncibleError('timed out after %ds waiting for the lock of container %s (another task '
-                                        'holds it)' % (timeout, name))
-                time.sleep(0.01)
-                continue
+            fd = lock_file(path, 'the lock of container %s' % name, timeout=timeout)
             # The holder before us may have removed the container and its lock file: then our lock is
             # on a deleted file that a newcomer would not see. Lock the file that is there now instead.
             try:
@@ -138,10 +99,9 @@ class Store(object):
             except OSError:
                 current = None
             held = os.fstat(fd)
-            if current is None or (current.st_dev, current.st_ino) != (held.st_dev, held.st_ino):
-                os.close(fd)
-                continue
-            break
+            if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+                break
+            os.close(fd)
         try:
             yield
         finally:
