@@ -1,8 +1,8 @@
 # Developer and CI entry points for the runcible.oci collection (run as root).
 #
 #   make setup        host packages, CRIU, build/venv, test rootfs (cached)
-#   make test         setup, then unit, integration, molecule, sanity, docs-check, vm-test (quick subset)
-#   make unit | integration | molecule | sanity | docs-check | demo | bench
+#   make test         setup, then unit, typecheck, integration, molecule, sanity, docs-check, vm-test (quick subset)
+#   make unit | integration | molecule | sanity | docs-check | typecheck | demo | bench
 #   make vm           build the Debian 12 VM image (cached) and boot VMS (default vm-a) for tests/vm/inventory.yml
 #   make vm-stop      shut down the VMs `make vm` booted
 #   make vm-test      the VM suite (tests/vm): boots its own VMs; VM_TESTS=quick for the subset make test runs
@@ -52,7 +52,7 @@ define run_pytest
 	fi
 endef
 
-.PHONY: help setup collections test unit integration molecule sanity docs-check demo bench clean vm vm-stop vm-test
+.PHONY: help setup collections test unit typecheck integration molecule sanity docs-check demo bench clean vm vm-stop vm-test
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
@@ -74,16 +74,25 @@ collections:
 
 test: setup
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory typecheck
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory molecule
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory docs-check
 	@$(MAKE) --no-print-directory vm-test VM_TESTS=quick
-	@echo "make: all tests passed (unit, integration, molecule, sanity, docs-check, vm-test quick)"
+	@echo "make: all tests passed (unit, typecheck, integration, molecule, sanity, docs-check, vm-test quick)"
 
 unit: setup
 	@echo "==> unit tests"
 	$(call run_pytest,tests/unit)
+
+# mypy (pinned in tests/requirements.txt) on the runtime library and the option package, with the
+# settings of tests/mypy.ini (every function typed there).
+typecheck: setup
+	@echo "==> mypy (_runtime, _container_options)"
+	@cd "$(COLLECTIONS)" && "$(VENV)/bin/mypy" --config-file "$(REPO)/tests/mypy.ini" \
+		-p ansible_collections.runcible.oci.plugins.module_utils._runtime \
+		-p ansible_collections.runcible.oci.plugins.module_utils._container_options
 
 integration: setup
 	@echo "==> integration tests"

@@ -342,18 +342,6 @@ def test_run_stdin_is_dev_null(fake, tmp_path):
     assert (tmp_path / 'bin' / 'fd0').read_text().strip() == '/dev/null'
 
 
-def test_state(fake):
-    fake.mode('state')
-    assert fake.runtime().state('abc') == {'ociVersion': '1.0.2', 'id': 'abc', 'status': 'running', 'pid': 4242}
-    assert fake.argv()[-2:] == ['state', 'abc']
-
-
-@pytest.mark.parametrize('mode', ['fail-log', 'bad-json'])
-def test_state_unknown(fake, mode):
-    fake.mode(mode)
-    assert fake.runtime().state('abc') is None
-
-
 @pytest.mark.parametrize('mode, expected', [('ok', True), ('fail-silent', False)])
 def test_kill(fake, mode, expected):
     fake.mode(mode)

@@ -27,7 +27,7 @@ from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .oci_cli import OCIRuntime, find_program, select_runtime
 from .rootfs import mount_overlay, unmount
 from .files import atomic_write
-from .host import current_boot_id, process_alive, read_proc_stat
+from .host import current_boot_id, process_alive, read_proc_stat, wait_until
 from .store import ContainerPaths, Record, Store, derive_status
 
 DEFAULT_ROOT = '/var/lib/runcible'
@@ -285,12 +285,10 @@ class Engine(object):
             return
         if not argv or os.path.basename(argv[0]) != b'conmon' or record['id'].encode() not in argv:
             return
-        deadline = time.monotonic() + KILL_WAIT
-        while process_alive(pid) and time.monotonic() < deadline:
-            if time.monotonic() > deadline - KILL_WAIT / 2:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.01)
+        if not wait_until(lambda: not process_alive(pid), KILL_WAIT / 2, first_delay=0.01, max_delay=0.01):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+            wait_until(lambda: not process_alive(pid), KILL_WAIT / 2, first_delay=0.01, max_delay=0.01)
 
     # -- transitions --------------------------------------------------------------------------
     def start(self, record, live, spec=None):

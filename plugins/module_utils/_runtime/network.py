@@ -26,13 +26,12 @@ import contextlib
 import ipaddress
 import os
 import threading
-import time
 
 from . import ports
 from .bridges import bridge_ready, ensure_bridge, plumb, require_own_bridge, veth_name
 from .errors import RuncibleError, ValidationError
 from .etc_files import write_etc_files
-from .host import process_alive
+from .host import process_alive, wait_until
 from .netns import create_netns, netns_path, remove_netns
 from .network_registry import (DEFAULT_NETWORK, NetworkRegistry, collect_garbage, define, holder_of, holder_text,
                                ip_forward_warning, network_of)
@@ -258,9 +257,8 @@ def _reserve(data, mappings, container_id):
 def _wait_conmon_gone(record, timeout=CONMON_EXIT_WAIT):
     """conmon holds the reserved ports until it exits, a moment after the container's exit code is written:
     wait for that, so that the next task (another container on the same port, say) finds them free."""
-    deadline = time.monotonic() + timeout
-    while process_alive(record.get('conmon_pid'), record.get('conmon_start')) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    wait_until(lambda: not process_alive(record.get('conmon_pid'), record.get('conmon_start')), timeout,
+               first_delay=0.005, max_delay=0.005)
 
 
 def detach(record):

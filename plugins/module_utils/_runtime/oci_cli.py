@@ -149,16 +149,6 @@ class OCIRuntime(object):
                                    stderr=stderr, runtime_log=log_path)
 
     # -- commands -------------------------------------------------------------------------------
-    def state(self, container_id):
-        """The runtime's state of the container as a dict, or None when it does not know it."""
-        proc = self.run(['state', container_id], check=False)
-        if proc.returncode != 0:
-            return None
-        try:
-            return json.loads(proc.stdout.decode('utf-8', 'replace'))
-        except ValueError:
-            return None
-
     def knows(self, container_id):
         """Cheap check (no subprocess): does the runtime keep state for this container?"""
         return os.path.isdir(os.path.join(self.state_root, container_id))

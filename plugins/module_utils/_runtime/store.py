@@ -26,11 +26,10 @@ import errno
 import json
 import os
 import shutil
-import time
 
 from .errors import RuncibleError
 from .files import atomic_write, lock_file
-from .host import current_boot_id, frozen, process_alive
+from .host import current_boot_id, frozen, process_alive, wait_until
 
 from .record import RECORD_VERSION, Record
 
@@ -179,12 +178,9 @@ EXIT_FILE_GRACE = 1.0
 
 
 def _wait_for_exit_file(exit_file, conmon_pid, conmon_start, grace=EXIT_FILE_GRACE):
-    deadline = time.monotonic() + grace
-    while True:
-        exit_info = read_exit_file(exit_file)
-        if exit_info is not None or not process_alive(conmon_pid, conmon_start) or time.monotonic() >= deadline:
-            return exit_info if exit_info is not None else read_exit_file(exit_file)
-        time.sleep(0.005)
+    wait_until(lambda: read_exit_file(exit_file) is not None or not process_alive(conmon_pid, conmon_start), grace,
+               first_delay=0.005, max_delay=0.005)
+    return read_exit_file(exit_file)
 
 
 def live_state(record, paths):
