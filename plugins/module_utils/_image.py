@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT
 from ._runtime.errors import ValidationError
-from ._runtime.images import ImageStore, config_defaults, hex_of, parse_reference, resolve
+from ._runtime.image_refs import hex_of, parse_reference
+from ._runtime.image_sources import config_defaults, resolve
+from ._runtime.image_store import ImageStore
 from ._runtime.units import parse_size
 
 STATES = ('present', 'absent')

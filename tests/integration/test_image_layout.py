@@ -19,7 +19,8 @@ from oci_build import (LayoutBuilder, dir_member, file_member, hardlink_member, 
 
 from ansible_collections.runcible.oci.plugins.module_utils import _image  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError  # noqa: E402
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.images import ImageStore, hex_of  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.image_refs import hex_of  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.image_store import ImageStore  # noqa: E402
 from conftest import read_log, wait_for  # noqa: E402
 
 LOOP = "trap 'exit 0' TERM; while true; do sleep 0.05; done"

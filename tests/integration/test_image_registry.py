@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from oci_build import LayoutBuilder, dir_member, file_member  # noqa: E402
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.images import ImageStore  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.image_store import ImageStore  # noqa: E402
 from conftest import read_log, wait_for  # noqa: E402
 
 LOOP = "trap 'exit 0' TERM; while true; do sleep 0.05; done"

@@ -21,7 +21,7 @@ from oci_build import LayoutBuilder, dir_member, file_member  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils import _image  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import images as image_options  # noqa: E402
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import images  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import image_refs, image_sources, image_store  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.layers import LayerError  # noqa: E402
 
@@ -43,37 +43,37 @@ DIGEST = 'sha256:' + 'a' * 64
     (DIGEST, DIGEST),
 ])
 def test_parse_reference(text, canonical):
-    assert images.parse_reference(text).canonical == canonical
+    assert image_refs.parse_reference(text).canonical == canonical
 
 
 @pytest.mark.parametrize('text', ['busybox', 'oci:relative/path', 'docker://UPPER/case', 'docker://app@sha256:12',
                                   'docker://app:-bad', 'sha512:' + 'a' * 128, '', 'dir:/x'])
 def test_parse_reference_refuses(text):
     with pytest.raises(ValidationError):
-        images.parse_reference(text)
+        image_refs.parse_reference(text)
 
 
 def test_normalised_image_value_and_comparison():
-    ref = images.parse_reference('oci:/srv/layout:v1')
-    value = images.join_normalised(ref, DIGEST)
+    ref = image_refs.parse_reference('oci:/srv/layout:v1')
+    value = image_refs.join_normalised(ref, DIGEST)
     assert value == 'oci:/srv/layout:v1@' + DIGEST
     assert image_options.split_normalised(value) == ('oci:/srv/layout:v1', DIGEST)
-    pinned = images.parse_reference('docker://localhost/app@' + DIGEST)
-    assert images.join_normalised(pinned, DIGEST) == 'docker://localhost/app@' + DIGEST
+    pinned = image_refs.parse_reference('docker://localhost/app@' + DIGEST)
+    assert image_refs.join_normalised(pinned, DIGEST) == 'docker://localhost/app@' + DIGEST
     assert image_options.same_image('oci:/other:x@' + DIGEST, value)
     assert not image_options.same_image('oci:/srv/layout:v1@sha256:' + 'b' * 64, value)
     assert not image_options.same_image(value, None)
 
 
 def test_config_defaults():
-    defaults = images.config_defaults({'config': {
+    defaults = image_sources.config_defaults({'config': {
         'Entrypoint': ['/entry'], 'Cmd': 'run', 'Env': ['A=1', 'B=x=y', 'EMPTY='], 'WorkingDir': 'srv',
         'User': 'app', 'Labels': {'tier': 'web'}, 'ExposedPorts': {'80/tcp': {}, '53/udp': {}},
         'StopSignal': 'SIGQUIT'}})
     assert defaults == {'entrypoint': ['/entry'], 'cmd': ['run'], 'env': {'A': '1', 'B': 'x=y', 'EMPTY': ''},
                         'workdir': '/srv', 'user': 'app', 'labels': {'tier': 'web'},
                         'exposed_ports': ['53/udp', '80/tcp'], 'stop_signal': 'SIGQUIT'}
-    assert images.config_defaults({})['workdir'] == '/'
+    assert image_sources.config_defaults({})['workdir'] == '/'
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -93,9 +93,9 @@ def layout(tmp_path):
 
 
 def pull(root, text, **kwargs):
-    store = images.ImageStore(root, **kwargs)
-    reference = images.parse_reference(text)
-    return store, store.pull(images.resolve(reference, store))
+    store = image_store.ImageStore(root, **kwargs)
+    reference = image_refs.parse_reference(text)
+    return store, store.pull(image_sources.resolve(reference, store))
 
 
 @needs_root
@@ -136,9 +136,9 @@ def test_layers_are_shared_between_images(tmp_path, layout):
     pull(root, 'oci:%s:base-only' % layout.path)
     assert os.stat(store.layer_diff(layout.base.diff_id)).st_ino == inode
     assert sorted(os.listdir(store.path('layers'))) == sorted(
-        images.hex_of(layer.diff_id) for layer in (layout.base, layout.top))
+        image_refs.hex_of(layer.diff_id) for layer in (layout.base, layout.top))
     # Removing one image keeps the layer the other still has.
-    plan, collected = store.remove(images.parse_reference('oci:%s:v1' % layout.path))
+    plan, collected = store.remove(image_refs.parse_reference('oci:%s:v1' % layout.path))
     assert plan['remove_image'] and collected['layers'] == [layout.top.diff_id]
     assert store.has_layer(layout.base.diff_id) and other in store.load_index()['images']
 
@@ -158,7 +158,7 @@ def test_a_blob_whose_digest_does_not_match_is_refused(tmp_path, layout, what):
     root = str(tmp_path / 'root')
     with pytest.raises((LayerError, ValidationError), match='mismatch|not a valid'):
         pull(root, 'oci:%s:v1' % layout.path)
-    store = images.ImageStore(root)
+    store = image_store.ImageStore(root)
     assert store.load_index()['images'] == {}
     assert not store.has_layer(layout.top.diff_id)
     assert not os.path.isdir(store.path('tmp')) or os.listdir(store.path('tmp')) == []
@@ -190,9 +190,9 @@ def _fake_container(root, name, normalised, layer_hexes):
 def test_removing_an_image_a_container_uses(tmp_path, layout):
     root = str(tmp_path / 'root')
     store, _result = pull(root, 'oci:%s:v1' % layout.path)
-    hexes = [images.hex_of(layer.diff_id) for layer in (layout.base, layout.top)]
+    hexes = [image_refs.hex_of(layer.diff_id) for layer in (layout.base, layout.top)]
     container = _fake_container(root, 'web', 'oci:%s:v1@%s' % (layout.path, layout.v1), hexes)
-    reference = images.parse_reference('oci:%s:v1' % layout.path)
+    reference = image_refs.parse_reference('oci:%s:v1' % layout.path)
     with pytest.raises(ValidationError, match='used by container web'):
         store.remove(reference)
     assert layout.v1 in store.load_index()['images']
@@ -221,9 +221,9 @@ def test_parallel_pulls_of_the_same_image(tmp_path, layout):
     with multiprocessing.get_context('fork').Pool(6) as pool:
         results = pool.map(_pull_in_child, [(root, text)] * 12)
     assert results == [layout.v1] * 12
-    store = images.ImageStore(root)
+    store = image_store.ImageStore(root)
     assert sorted(os.listdir(store.path('layers'))) == sorted(
-        images.hex_of(layer.diff_id) for layer in (layout.base, layout.top))
+        image_refs.hex_of(layer.diff_id) for layer in (layout.base, layout.top))
     assert os.listdir(store.path('tmp')) == []
     assert list(store.load_index()['images']) == [layout.v1]
 
@@ -233,14 +233,14 @@ def test_find_in_layers_honours_whiteouts(tmp_path, layout):
     root = str(tmp_path / 'root')
     store, _result = pull(root, 'oci:%s:v1' % layout.path)
     lowers = [store.layer_diff(layout.top.diff_id), store.layer_diff(layout.base.diff_id)]
-    assert images.find_in_layers(lowers, ['motd']) is None
-    assert images.find_in_layers(lowers, ['opt', 'old']) == os.path.join(lowers[1], 'opt', 'old')
+    assert image_store.find_in_layers(lowers, ['motd']) is None
+    assert image_store.find_in_layers(lowers, ['opt', 'old']) == os.path.join(lowers[1], 'opt', 'old')
     opaque = layout.layer([dir_member('opt'), file_member('opt/.wh..wh..opq'), file_member('opt/new', b'n')])
     image = layout.image([layout.base, opaque], tag='opaque')
     pull(root, 'oci:%s:opaque' % layout.path)
     lowers = [store.layer_diff(opaque.diff_id), store.layer_diff(layout.base.diff_id)]
-    assert images.find_in_layers(lowers, ['opt', 'old']) is None
-    assert images.find_in_layers(lowers, ['opt', 'new']) is not None
+    assert image_store.find_in_layers(lowers, ['opt', 'old']) is None
+    assert image_store.find_in_layers(lowers, ['opt', 'new']) is not None
     assert image in store.load_index()['images']
 
 
@@ -288,7 +288,7 @@ def test_container_config_from_the_image(tmp_path, layout):
     assert image_options.split_normalised(config['image'])[1] == v2
     assert config['workdir'] == '/srv' and config['user'] == '0:0'
     # The old image lost its tag and no container uses it: pruned when the session ended.
-    assert layout.v1 not in images.ImageStore(root).load_index()['images']
+    assert layout.v1 not in image_store.ImageStore(root).load_index()['images']
 
 
 def test_image_and_rootfs_are_exclusive(tmp_path):
@@ -325,10 +325,10 @@ def test_check_mode_reads_the_source_and_writes_nothing(tmp_path, layout):
 def test_deleted_layers_are_restored_by_a_pull(tmp_path, layout):
     root = str(tmp_path / 'root')
     _image.run({'name': 'oci:%s:v1' % layout.path, 'root': root})
-    store = images.ImageStore(root)
+    store = image_store.ImageStore(root)
     shutil.rmtree(store.layer_dir(layout.top.diff_id))
     with pytest.raises(RuncibleError, match='missing from the image store'):
-        images.lower_dirs(root, {'image': 'x', 'image_config': {'layers': [images.hex_of(layout.top.diff_id)]}})
+        image_store.lower_dirs(root, {'image': 'x', 'image_config': {'layers': [image_refs.hex_of(layout.top.diff_id)]}})
     result = _image.run({'name': 'oci:%s:v1' % layout.path, 'root': root}, check_mode=True)
     assert result['actions'] == ['imported', 'restored 1 deleted layer'] and not store.has_layer(layout.top.diff_id)
     result = _image.run({'name': 'oci:%s:v1' % layout.path, 'root': root})
@@ -341,5 +341,5 @@ def test_too_many_layers_for_one_overlay_mount(tmp_path):
     for layer in hexes:
         os.makedirs(os.path.join(str(tmp_path), 'images', 'layers', layer, 'diff'))
     with pytest.raises(RuncibleError, match='60 layers, too many for one overlay mount'):
-        images.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes}})
-    assert len(images.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes[:10]}})) == 10
+        image_store.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes}})
+    assert len(image_store.lower_dirs(str(tmp_path), {'image': 'x', 'image_config': {'layers': hexes[:10]}})) == 10

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The image stage of the container options: ``image`` and what a container takes from its image.
 
-The image store (``_runtime/images.py``) is imported only when a task names an image.
+The runtime's image modules (``_runtime/image_refs.py``, ``image_sources.py``, ``image_store.py``) are
+imported only when a task names an image.
 
 The value of ``image`` is ``<canonical reference>@<manifest digest>``; two values are the same image
 when their digests are equal. A container from an image records ``image_config``: the digest, its
@@ -21,14 +22,14 @@ from .._runtime.errors import RuncibleError, ValidationError
 from .._runtime.units import is_number, resolve_user
 
 
-def _images():
-    from .._runtime import images  # pylint: disable=import-outside-toplevel
-    return images
+def _image_refs():
+    from .._runtime import image_refs  # pylint: disable=import-outside-toplevel
+    return image_refs
 
 
 def split_normalised(value):
     """-> (reference text, manifest digest) of a normalised ``image`` value (or (None, None))."""
-    return _images().split_normalised(value)
+    return _image_refs().split_normalised(value)
 
 
 def same_image(wanted, actual):
@@ -76,7 +77,8 @@ class ContainerImages(object):
     @property
     def store(self):
         if self._store is None:
-            self._store = _images().ImageStore(self.root, tls_verify=self.tls_verify, auth_file=self.auth_file)
+            from .._runtime.image_store import ImageStore  # pylint: disable=import-outside-toplevel
+            self._store = ImageStore(self.root, tls_verify=self.tls_verify, auth_file=self.auth_file)
         return self._store
 
     @contextlib.contextmanager
@@ -96,9 +98,9 @@ class ContainerImages(object):
 
     # -- the option's normaliser ------------------------------------------------------------------
     def normalise(self, value):
-        images = _images()
-        reference = images.parse_reference(value)
-        return images.join_normalised(reference, self._digest(reference))
+        refs = _image_refs()
+        reference = refs.parse_reference(value)
+        return refs.join_normalised(reference, self._digest(reference))
 
     def _hold(self):
         if self.allow_pull and self._gc_fd is None:
@@ -122,7 +124,8 @@ class ContainerImages(object):
             return local
         resolved = self._resolved.get(reference.canonical)
         if resolved is None:
-            resolved = _images().resolve(reference, self.store, tls_verify=self.tls_verify, auth_file=self.auth_file)
+            from .._runtime.image_sources import resolve  # pylint: disable=import-outside-toplevel
+            resolved = resolve(reference, self.store, tls_verify=self.tls_verify, auth_file=self.auth_file)
             self._resolved[reference.canonical] = resolved
         if self.allow_pull and (resolved.digest not in index['images'] or local != resolved.digest):
             _record, previous, _pulled = self.store.pull(resolved)
@@ -161,10 +164,10 @@ class ContainerImages(object):
             if not resolved:
                 raise ValidationError('image %s is not in the local image store' % normalised)
             config = resolved[0].config  # check mode: the image is not pulled yet
-        images = _images()
-        defaults = images.config_defaults(config)
+        from .._runtime.image_sources import config_defaults  # pylint: disable=import-outside-toplevel
+        defaults = config_defaults(config)
         defaults['digest'] = digest
-        defaults['layers'] = [images.hex_of(diff_id) for diff_id in config['rootfs']['diff_ids']]
+        defaults['layers'] = [_image_refs().hex_of(diff_id) for diff_id in config['rootfs']['diff_ids']]
         user_db = self.user_db(normalised)
         if defaults['user']:
             try:

@@ -200,7 +200,7 @@ class Engine(object):
         if config['rootfs_mode'] == 'overlay':
             # An image's layers (shared, read-only, top first) or the user's directory, under the container's upper.
             if config.get('image'):
-                from .images import lower_dirs  # pylint: disable=import-outside-toplevel
+                from .image_store import lower_dirs  # pylint: disable=import-outside-toplevel
                 lower = lower_dirs(self.store.root, config)
             else:
                 lower = [config['rootfs']]
