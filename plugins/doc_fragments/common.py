@@ -6,7 +6,10 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    """The options every runcible.oci module shares: where the state lives and which OCI runtime runs."""
+    """The options every runcible.oci module shares: where the state lives and which OCI runtime runs.
+
+    Their argument_spec is ``module_utils/_task.py``'s common_argument_spec(); a unit test keeps the two equal.
+    """
 
     DOCUMENTATION = r'''
 options:

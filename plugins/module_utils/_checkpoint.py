@@ -11,16 +11,17 @@ import shutil
 
 from . import _container_options as options
 from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilities
-from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.engine import Engine
 from ._runtime.errors import ValidationError
 from ._runtime.record import Record
 from ._runtime.units import validate_name
+from ._task import common_argument_spec, with_defaults
 
 STATES = ('checkpointed', 'restored')
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         name=dict(type='str', required=True),
         state=dict(type='str', default='checkpointed', choices=list(STATES)),
         leave_running=dict(type='bool', default=False),
@@ -35,19 +36,18 @@ def argument_spec():
         rootfs=dict(type='path'),
         image=dict(type='str'),
         mounts=dict(type='list', elements='raw'),
-        root=dict(type='path', default=DEFAULT_ROOT),
-        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
-        runtime=dict(type='str'),
     )
+    spec.update(common_argument_spec())
+    return spec
 
 
 class Task(object):
     def __init__(self, params, check_mode=False):
+        """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them."""
         self.params = params
         self.check_mode = check_mode
         self.name = validate_name(params['name'])
-        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT,
-                             params.get('runtime'))
+        self.engine = Engine(params['root'], params['run_root'], params['runtime'])
         self.checkpoints = Checkpoints(self.engine, use_cache=not check_mode)
         self.actions = []
         self.warnings = []
@@ -203,9 +203,8 @@ class Task(object):
 
 
 def run(params, check_mode=False):
-    full = dict((key, spec.get('default')) for key, spec in argument_spec().items())
-    if 'import' in params:
-        params = dict(params)
-        params['import_archive'] = params.pop('import')
-    full.update(params)
-    return Task(full, check_mode=check_mode).run()
+    """Run one checkpoint task; -> the module result (raises RuncibleError subclasses on failure).
+
+    ``import`` is accepted for ``import_archive``, as the module accepts it.
+    """
+    return Task(with_defaults(argument_spec(), params), check_mode=check_mode).run()

@@ -20,16 +20,19 @@ from . import _container_options as options
 from ._container_options.images import PULL_POLICIES, ContainerImages
 from ._runtime import cgroups
 from ._runtime import secrets as container_secrets
-from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.engine import Engine
 from ._runtime.record import Record
 from ._runtime.errors import ValidationError
 from ._runtime.units import validate_name
+from ._task import common_argument_spec, with_defaults
 
 STATES = ('created', 'started', 'stopped', 'paused', 'absent')
 WANTED_STATUS = {'started': 'running', 'paused': 'paused', 'stopped': 'stopped', 'created': 'created'}
 
 
 def argument_spec():
+    """The option table's entries, the task's own options, and the common ones (``runtime`` is both an
+    option of the table, compared with the container's, and a common option: the two entries are equal)."""
     spec = options.argument_spec()
     spec.update(
         name=dict(type='str', required=True),
@@ -39,24 +42,23 @@ def argument_spec():
         tls_verify=dict(type='bool', default=True),
         auth_file=dict(type='path'),
         comparisons=dict(type='dict'),
-        root=dict(type='path', default=DEFAULT_ROOT),
-        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
     )
+    spec.update(common_argument_spec())
     return spec
 
 
 class Task(object):
     def __init__(self, params, check_mode=False):
+        """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them."""
         self.params = params
         self.check_mode = check_mode
         self.name = validate_name(params['name'])
-        self.state = params.get('state') or 'started'
+        self.state = params['state']
         if self.state not in STATES:
             raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
-        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT,
-                             params.get('runtime'))
-        self.images = ContainerImages(self.engine.store.root, params.get('pull') or 'missing',
-                                      tls_verify=params.get('tls_verify') is not False, auth_file=params.get('auth_file'))
+        self.engine = Engine(params['root'], params['run_root'], params['runtime'])
+        self.images = ContainerImages(self.engine.store.root, params['pull'], tls_verify=params['tls_verify'] is not False,
+                                      auth_file=params['auth_file'])
         self.actions = []
         self.before = {}
         self.after = {}
@@ -256,7 +258,4 @@ def _final_status(status, steps):
 
 def run(params, check_mode=False):
     """Run one container task; -> the module result (raises RuncibleError subclasses on failure)."""
-    full = dict((key, None) for key in argument_spec())
-    full.update(state='started', recreate=False, pull='missing', root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
-    full.update(params)
-    return Task(full, check_mode=check_mode).run()
+    return Task(with_defaults(argument_spec(), params), check_mode=check_mode).run()

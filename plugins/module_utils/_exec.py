@@ -18,14 +18,15 @@ from __future__ import annotations
 import datetime
 
 from ._runtime import execute
-from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.engine import Engine
 from ._runtime.errors import RuncibleError, ValidationError
 from ._runtime.units import absolute_path, check_user_db, resolve_user, split_command, string_dict, validate_name
+from ._task import common_argument_spec, with_defaults
 
 
 def argument_spec():
-    return dict(
-        container=dict(type='str', required=True),
+    spec = dict(
+        container=dict(type='str', required=True, aliases=['name']),
         argv=dict(type='list', elements='str'),
         command=dict(type='str'),
         env=dict(type='dict'),
@@ -38,10 +39,9 @@ def argument_spec():
         creates=dict(type='str'),
         removes=dict(type='str'),
         strip_empty_ends=dict(type='bool', default=True),
-        root=dict(type='path', default=DEFAULT_ROOT),
-        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
-        runtime=dict(type='str'),
     )
+    spec.update(common_argument_spec())
+    return spec
 
 
 MUTUALLY_EXCLUSIVE = [('argv', 'command'), ('detach', 'stdin'), ('detach', 'timeout')]
@@ -93,6 +93,7 @@ def task_timeout(value):
 
 class ExecTask(object):
     def __init__(self, params, check_mode=False, use_cgroup=True):
+        """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them."""
         self.params = params
         self.check_mode = check_mode
         self.use_cgroup = use_cgroup
@@ -104,13 +105,14 @@ class ExecTask(object):
         self.creates = container_path(params.get('creates'), 'creates')
         self.removes = container_path(params.get('removes'), 'removes')
         self.timeout = task_timeout(params.get('timeout'))
-        self.detach = bool(params.get('detach'))
+        self.detach = bool(params['detach'])
         stdin = params.get('stdin')
         if self.detach and (stdin is not None or self.timeout is not None):
             raise ValidationError('detach cannot be combined with stdin or timeout: a detached command runs on '
                                   'its own, with stdin, stdout and stderr on /dev/null')
         self.stdin = stdin.encode('utf-8', 'surrogateescape') if stdin is not None else None
-        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT)
+        self.strip_empty_ends = params['strip_empty_ends']
+        self.engine = Engine(params['root'], params['run_root'])
 
     def run(self):
         record, live = self.engine.inspect(self.name)
@@ -167,10 +169,9 @@ class ExecTask(object):
                 'msg': 'Did not run command since %s' % reason}
 
     def _result(self, outcome, start, end, runtime_name):
-        strip = self.params.get('strip_empty_ends', True)
         stdout = outcome.stdout.decode('utf-8', 'replace')
         stderr = outcome.stderr.decode('utf-8', 'replace')
-        if strip:
+        if self.strip_empty_ends:
             stdout = stdout.rstrip('\r\n')
             stderr = stderr.rstrip('\r\n')
         result = {'changed': True, 'cmd': self.argv, 'rc': outcome.rc, 'stdout': stdout, 'stderr': stderr,
@@ -198,7 +199,4 @@ def run(params, check_mode=False, use_cgroup=True):
 
     Raises RuncibleError subclasses for bad input and a container that is not running.
     """
-    full = dict((key, None) for key in argument_spec())
-    full.update(detach=False, strip_empty_ends=True, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
-    full.update(params)
-    return ExecTask(full, check_mode=check_mode, use_cgroup=use_cgroup).run()
+    return ExecTask(with_defaults(argument_spec(), params), check_mode=check_mode, use_cgroup=use_cgroup).run()

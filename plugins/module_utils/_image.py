@@ -15,37 +15,37 @@
 
 from __future__ import annotations
 
-from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT
 from ._runtime.errors import ValidationError
 from ._runtime.image_refs import hex_of, parse_reference
 from ._runtime.image_sources import config_defaults, resolve
 from ._runtime.image_store import ImageStore
 from ._runtime.units import parse_size
+from ._task import common_argument_spec, with_defaults
 
 STATES = ('present', 'absent')
 
 
 def argument_spec():
-    return dict(
+    """``run_root`` and ``runtime`` are accepted and not used: images live under ``root`` (module_defaults)."""
+    spec = dict(
         name=dict(type='str', required=True),
         state=dict(type='str', default='present', choices=list(STATES)),
         force=dict(type='bool', default=False),
         tls_verify=dict(type='bool', default=True),
         auth_file=dict(type='path'),
         layer_size_limit=dict(type='raw'),
-        root=dict(type='path', default=DEFAULT_ROOT),
-        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
-        runtime=dict(type='str'),
     )
+    spec.update(common_argument_spec())
+    return spec
 
 
 def info_argument_spec():
-    return dict(
+    """``run_root`` and ``runtime`` are accepted and not used, as by argument_spec()."""
+    spec = dict(
         name=dict(type='list', elements='str'),
-        root=dict(type='path', default=DEFAULT_ROOT),
-        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
-        runtime=dict(type='str'),
     )
+    spec.update(common_argument_spec())
+    return spec
 
 
 def _limits(value):
@@ -60,15 +60,15 @@ def _limits(value):
 
 class ImageTask(object):
     def __init__(self, params, check_mode=False):
+        """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them."""
         self.params = params
         self.check_mode = check_mode
-        self.state = params.get('state') or 'present'
+        self.state = params['state']
         if self.state not in STATES:
             raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
-        self.reference = parse_reference(params.get('name'))
-        self.store = ImageStore(params.get('root') or DEFAULT_ROOT, limits=_limits(params.get('layer_size_limit')),
-                                tls_verify=params.get('tls_verify', True) is not False,
-                                auth_file=params.get('auth_file'))
+        self.reference = parse_reference(params['name'])
+        self.store = ImageStore(params['root'], limits=_limits(params['layer_size_limit']),
+                                tls_verify=params['tls_verify'] is not False, auth_file=params['auth_file'])
         self.actions = []
         self.before = {}
         self.after = {}
@@ -168,26 +168,38 @@ def _collected(collected):
     return 'collected %d unused layer%s' % (count, '' if count == 1 else 's')
 
 
+class ImageInfoTask(object):
+    """The ``runcible.oci.image_info`` task: every local image, or those the given references name."""
+
+    def __init__(self, params, check_mode=False):
+        """``params``: complete, as ``_task.with_defaults(info_argument_spec(), ...)`` gives them. Reads only, in
+        check mode too (``check_mode`` is accepted as every task accepts it)."""
+        self.params = params
+        self.check_mode = check_mode
+        self.store = ImageStore(params['root'])
+
+    def run(self):
+        store = self.store
+        index = store.load_index()
+        users = store.container_users()
+        names = self.params['name']
+        if names:
+            digests = []
+            for name in names:
+                digest = store.find(parse_reference(name), index)
+                if digest and digest not in digests:
+                    digests.append(digest)
+        else:
+            digests = sorted(index['images'], key=lambda d: (store.references_of(index, d) or ['~'], d))
+        return {'changed': False, 'images': [store.view(digest, index, users) for digest in digests]}
+
+
 def run(params, check_mode=False):
     """Run one image task; -> the module result (raises RuncibleError subclasses on failure)."""
-    full = dict((key, None) for key in argument_spec())
-    full.update(state='present', force=False, tls_verify=True, root=DEFAULT_ROOT)
-    full.update(params)
-    return ImageTask(full, check_mode=check_mode).run()
+    return ImageTask(with_defaults(argument_spec(), params), check_mode=check_mode).run()
 
 
 def info(params):
-    """-> {'images': [...]}: every local image, or those the given references name (unknown ones skipped)."""
-    store = ImageStore(params.get('root') or DEFAULT_ROOT)
-    index = store.load_index()
-    users = store.container_users()
-    names = params.get('name')
-    if names:
-        digests = []
-        for name in names:
-            digest = store.find(parse_reference(name), index)
-            if digest and digest not in digests:
-                digests.append(digest)
-    else:
-        digests = sorted(index['images'], key=lambda d: (store.references_of(index, d) or ['~'], d))
-    return {'images': [store.view(digest, index, users) for digest in digests]}
+    """-> {'changed': False, 'images': [...]}: every local image, or those the given references name (unknown ones
+    skipped); the image_info module's result."""
+    return ImageInfoTask(with_defaults(info_argument_spec(), params)).run()

@@ -10,20 +10,20 @@ records are replaced atomically, so a concurrent change shows either the old or 
 from __future__ import annotations
 
 from ._runtime import logs
-from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT, Engine
+from ._runtime.engine import Engine
 from ._runtime.errors import ValidationError
 from ._runtime.units import validate_name
+from ._task import common_argument_spec, with_defaults
 
 
 def argument_spec():
-    return dict(
+    spec = dict(
         name=dict(type='raw'),
         logs_tail=dict(type='int', default=0),
         logs_since=dict(type='str'),
-        root=dict(type='path', default=DEFAULT_ROOT),
-        run_root=dict(type='path', default=DEFAULT_RUN_ROOT),
-        runtime=dict(type='str'),
     )
+    spec.update(common_argument_spec())
+    return spec
 
 
 def task_names(value):
@@ -54,16 +54,19 @@ def container_logs(engine, record, tail, since_ns):
 
 
 class InfoTask(object):
-    def __init__(self, params):
+    def __init__(self, params, check_mode=False):
+        """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them. Reads only, in check
+        mode too (``check_mode`` is accepted as every task accepts it)."""
         self.params = params
-        self.names, self.single = task_names(params.get('name'))
-        tail = params.get('logs_tail') or 0
+        self.check_mode = check_mode
+        self.names, self.single = task_names(params['name'])
+        tail = params['logs_tail']
         if isinstance(tail, bool) or not isinstance(tail, int) or tail < -1:
             raise ValidationError('logs_tail: %r must be 0 (no logs), a number of lines, or -1 (all lines)' % (tail,))
-        self.since_ns = logs.parse_since(params.get('logs_since'))
+        self.since_ns = logs.parse_since(params['logs_since'])
         self.want_logs = tail != 0 or self.since_ns is not None
         self.tail = None if tail in (0, -1) else tail
-        self.engine = Engine(params.get('root') or DEFAULT_ROOT, params.get('run_root') or DEFAULT_RUN_ROOT)
+        self.engine = Engine(params['root'], params['run_root'])
 
     def run(self):
         names = self.names if self.names is not None else self.engine.store.names()
@@ -91,7 +94,4 @@ class InfoTask(object):
 
 def run(params):
     """Read containers; -> the module result (raises RuncibleError subclasses on bad input)."""
-    full = dict((key, None) for key in argument_spec())
-    full.update(logs_tail=0, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT)
-    full.update(params)
-    return InfoTask(full).run()
+    return InfoTask(with_defaults(argument_spec(), params)).run()

@@ -17,12 +17,14 @@ from ._runtime import bridges
 from ._runtime import network as net
 from ._runtime import network_registry as netreg
 from ._runtime.errors import ValidationError
+from ._task import with_defaults
 
 STATES = ('present', 'absent')
 FIELDS = ('bridge', 'subnet', 'gateway', 'internal')
 
 
 def argument_spec():
+    """No root, run_root or runtime: networks are the host's, in one registry for every store."""
     return dict(
         name=dict(type='str', required=True),
         state=dict(type='str', default='present', choices=list(STATES)),
@@ -35,10 +37,11 @@ def argument_spec():
 
 class Task(object):
     def __init__(self, params, check_mode=False, registry=None):
+        """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them."""
         self.params = params
         self.check_mode = check_mode
         self.name = netreg.validate_network_name(params['name'])
-        self.state = params.get('state') or 'present'
+        self.state = params['state']
         if self.state not in STATES:
             raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
         self.registry = registry or netreg.NetworkRegistry()
@@ -184,7 +187,4 @@ def _names(users):
 
 def run(params, check_mode=False, registry=None):
     """Run one network task; -> the module result (raises RuncibleError subclasses on failure)."""
-    full = dict((key, None) for key in argument_spec())
-    full.update(state='present')
-    full.update(params)
-    return Task(full, check_mode=check_mode, registry=registry).run()
+    return Task(with_defaults(argument_spec(), params), check_mode=check_mode, registry=registry).run()

@@ -476,15 +476,12 @@ container:
     exit_code: null
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.runcible.oci.plugins.module_utils import _container
 from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_container.argument_spec(), supports_check_mode=True)
-    run_task(module, _container.Task)
+    run_task(_container.Task, _container.argument_spec())
 
 
 if __name__ == '__main__':

@@ -241,15 +241,12 @@ checkpoint:
     restore_seconds: 0.27
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint
 from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_checkpoint.argument_spec(), supports_check_mode=True)
-    run_task(module, _checkpoint.Task)
+    run_task(_checkpoint.Task, _checkpoint.argument_spec())
 
 
 if __name__ == '__main__':

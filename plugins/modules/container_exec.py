@@ -40,8 +40,10 @@ options:
   container:
     description:
       - Name of the container, as given to M(runcible.oci.container). It must be running.
+      - O(name) is an alias, the option's name in every other runcible.oci module.
     type: str
     required: true
+    aliases: [name]
   argv:
     description:
       - The command as a list of arguments; the first is the program, looked up in the
@@ -266,22 +268,13 @@ container_status:
   sample: stopped
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.runcible.oci.plugins.module_utils import _exec
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_exec.argument_spec(), supports_check_mode=True,
-                           mutually_exclusive=_exec.MUTUALLY_EXCLUSIVE, required_one_of=_exec.REQUIRED_ONE_OF)
-    try:
-        result = _exec.ExecTask(module.params, check_mode=module.check_mode).run()
-    except RuncibleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    if result.pop('failed', False):
-        module.fail_json(**result)
-    module.exit_json(**result)
+    run_task(_exec.ExecTask, _exec.argument_spec(), mutually_exclusive=_exec.MUTUALLY_EXCLUSIVE,
+             required_one_of=_exec.REQUIRED_ONE_OF)
 
 
 if __name__ == '__main__':

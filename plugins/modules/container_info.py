@@ -195,26 +195,12 @@ containers:
       logs: [listening on :8080]
 '''
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.runcible.oci.plugins.module_utils import _info
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.logs import MissingLibraryError
+from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_info.argument_spec(), supports_check_mode=True)
-    try:
-        result = _info.InfoTask(module.params).run()
-    except MissingLibraryError as exc:
-        module.fail_json(msg=missing_required_lib(exc.library, reason=exc.reason), exception=exc.import_traceback)
-    except RuncibleError as exc:
-        module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.details)
-    for warning in result.pop('warnings', []):
-        module.warn(warning)
-    module.exit_json(**result)
+    run_task(_info.InfoTask, _info.argument_spec())
 
 
 if __name__ == '__main__':

@@ -235,23 +235,12 @@ image:
       type: str
 '''
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.runcible.oci.plugins.module_utils import _image
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_image.argument_spec(), supports_check_mode=True)
-    try:
-        result = _image.ImageTask(module.params, check_mode=module.check_mode).run()
-    except RuncibleError as exc:
-        module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.details)
-    if not module._diff:
-        result.pop('diff', None)
-    module.exit_json(**result)
+    run_task(_image.ImageTask, _image.argument_spec())
 
 
 if __name__ == '__main__':

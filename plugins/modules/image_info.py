@@ -89,21 +89,12 @@ images:
         stop_signal: null
 '''
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.runcible.oci.plugins.module_utils import _image
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
+from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_image.info_argument_spec(), supports_check_mode=True)
-    try:
-        result = _image.info(module.params)
-    except RuncibleError as exc:
-        module.fail_json(msg=exc.msg, exception=traceback.format_exc(), **exc.details)
-    module.exit_json(changed=False, **result)
+    run_task(_image.ImageInfoTask, _image.info_argument_spec())
 
 
 if __name__ == '__main__':

@@ -183,15 +183,12 @@ network:
         ip_address: 10.89.5.2
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.runcible.oci.plugins.module_utils import _network
 from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 
 
 def main():
-    module = AnsibleModule(argument_spec=_network.argument_spec(), supports_check_mode=True)
-    run_task(module, _network.Task)
+    run_task(_network.Task, _network.argument_spec())
 
 
 if __name__ == '__main__':
