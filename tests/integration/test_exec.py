@@ -5,13 +5,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from conftest import wait_for
+from conftest import COLLECTIONS, wait_for
 
 from ansible_collections.runcible.oci.plugins.module_utils import _exec  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError  # noqa: E402
@@ -216,10 +220,12 @@ def test_env_user_chdir(env, box):
     run_dir = env.engine.paths(env.engine.store.load('test-box')).run_dir
     assert not [name for name in os.listdir(run_dir) if name.startswith('exec-')], 'process spec files are removed'
 
-    # Through Ansible: env is no_log, so a secret printed by the command is masked in the result.
-    played = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['sh', '-c', 'echo "$SECRET"'],
-                                     'env': {'SECRET': 'hunter2-secret'}}}], extra_args=['-v'])[0]
-    assert played['stdout'] != 'hunter2-secret' and 'hunter2-secret' not in played['_output']
+    # Through Ansible: secrets are no_log, so a secret printed by the command is masked in the result;
+    # env is plain configuration, shown as it is.
+    played = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['sh', '-c', 'echo "$SECRET $PLAIN"'],
+                                     'secrets': {'SECRET': 'hunter2-secret'}, 'env': {'PLAIN': 'visible'}}}],
+                          extra_args=['-v'])[0]
+    assert played['stdout'].endswith(' visible') and 'hunter2-secret' not in played['_output']
 
 
 def test_exec_gets_the_containers_capabilities_and_limits(env, box):
@@ -359,7 +365,7 @@ def test_detach_returns_the_pid_and_the_process_keeps_running(env, box):
     # It is in the container's own cgroup, not in a per-exec one (which would be removed).
     with open('/proc/%d/cgroup' % pid) as handle:
         assert 'runcible-exec-' not in handle.read()
-    bad = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['true'], 'detach': True, 'stdin': 'x'},
+    bad = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['true'], 'detach': True, 'stdin': 'some input'},
                          'ignore_errors': True}])[0]
     assert bad['_status'] == 'failed' and 'mutually exclusive' in bad['msg']
     failed = api(env, argv=['/no/such/program'], detach=True)
@@ -457,3 +463,59 @@ def test_a_fifo_for_the_user_database_does_not_hang_container_exec(env, box, fif
     played = env.playbook([{MODULE: {'container': 'test-box', 'argv': ['true'], 'user': 'app'}, 'ignore_errors': True}])[0]
     assert played['_status'] == 'failed' and 'a FIFO, not a regular file' in played['msg'], played['msg']
     assert os.path.isfile(os.path.join(env.rootfs, fifo.lstrip('/'))), 'the shared root filesystem is untouched'
+
+
+# The exec of a task, in a process of its own as under ansible-playbook: argv = collections path, root, run_root, user.
+EXEC_IN_A_PROCESS = r'''
+import sys
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import execute, stream
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine
+
+engine = Engine(sys.argv[2], sys.argv[3])
+record, live = engine.inspect('test-box')
+paths = engine.paths(record)
+process = execute.build_process(execute.load_container_process(paths.config_json), ['echo', 'never'])
+run = stream.run if sys.argv[4] == 'connection' else execute.run_attached
+print('running', flush=True)
+run(engine.runtime_for(record), record['id'], paths.run_dir, process, live['pid'])
+'''
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize('user', ['container_exec', 'connection'])
+def test_ctrl_c_kills_runc_blocked_on_a_fifo_before_waiting_for_it(env, box, user):
+    """runc's init opens the container's /etc/passwd: a FIFO there blocks it, and runc waits for it for ever.
+
+    container_exec and the connection refuse such a container up front, but a process in it can plant the
+    FIFO after that check. Interrupted then (Ctrl-C; Ansible's task timeout alike), the exec kills runc and
+    its init first, and only then waits: it ends at once and leaves nothing behind. Should it wait first,
+    a writer opening the FIFO lets the init go afterwards, so that the test ends.
+    """
+    assert api(env, argv=['sh', '-c', 'rm /etc/passwd && mkfifo /etc/passwd'])['rc'] == 0
+    fifo = in_container(box, '/etc/passwd')
+    run_dir = env.engine.paths(env.engine.inspect('test-box')[0]).run_dir
+    since = ticks_now()
+    proc = subprocess.Popen([sys.executable, '-c', EXEC_IN_A_PROCESS, COLLECTIONS, env.root, env.run_root, user],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b'running\n'
+        assert wait_for(lambda: foreign_processes(box), timeout=10), "runc's init never showed in the container"
+        time.sleep(0.5)
+        blocked = foreign_processes(box)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        _out, err = proc.communicate(timeout=60)
+    assert [cmdline.endswith('runc init') for _state, cmdline in blocked.values()] == [True], blocked
+    assert elapsed < 15, 'after Ctrl-C, the exec still waited for runc %.1f s later' % elapsed
+    assert b'KeyboardInterrupt' in err, err.decode('utf-8', 'replace')
+    # runc's init, blocked, or killed but not reaped, would be one of them.
+    assert wait_for(lambda: not foreign_processes(box), timeout=5), foreign_processes(box)
+    assert not host_zombies(since), host_zombies(since)
+    assert not [name for name in os.listdir(run_dir) if name.startswith('exec-')], 'exec files left behind'

@@ -3,6 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The runcible.oci.oci connection plugin and its streaming exec (_runtime/stream.py), with a fake runtime.
 
+The exec loop under it is container_exec's too (_runtime/exec_loop.py): its interruption is tested here for both.
+
 The fake runtime is a small script that does what ``runc exec --detach --process P --pid-file F ID``
 does to our pipes: it starts the process of the spec with its own stdio (which are ours), writes the
 pid and exits, so the process becomes our child through the subreaper. It does not enter any
@@ -15,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import tracemalloc
 
@@ -25,7 +28,7 @@ from ansible.playbook.play_context import PlayContext
 from ansible.utils.collection_loader import AnsibleCollectionConfig
 from ansible.plugins.loader import connection_loader, init_plugin_loader
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import stream
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import exec_loop, execute, stream
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import current_boot_id, read_proc_stat
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store
@@ -40,6 +43,16 @@ log = value('--log')
 if process['args'][0] == 'RUNTIME-FAILS':
     with open(log, 'a') as handle:
         handle.write(json.dumps({'level': 'error', 'msg': 'exec failed: no such container'}) + '\n')
+    sys.exit(1)
+if process['args'][0] == 'RUNTIME-BLOCKS':
+    # As runc whose init opens a FIFO in the container (its /etc/passwd): the init blocks, the runtime waits for it.
+    init = os.fork()
+    if init == 0:
+        open(process['args'][1], 'rb').close()
+        os._exit(1)
+    with open(process['args'][2], 'w') as handle:
+        handle.write('%d %d' % (os.getpid(), init))
+    os.waitpid(init, 0)
     sys.exit(1)
 pid = os.fork()
 if pid == 0:
@@ -161,7 +174,7 @@ def test_runtime_failure_carries_its_log_message(fake_runtime, run_dir):
 
 def test_background_processes_outlive_the_command(fake_runtime, run_dir, monkeypatch, tmp_path):
     """As over ssh: a daemon the command starts keeps running; its open pipe costs only DRAIN_WAIT."""
-    monkeypatch.setattr(stream, 'DRAIN_WAIT', 0.3)
+    monkeypatch.setattr(exec_loop, 'DRAIN_WAIT', 0.3)
     pidfile = tmp_path / 'daemon.pid'
     started = time.monotonic()
     result = run(fake_runtime, run_dir, ['sh', '-c', 'sleep 30 & echo $! > %s; echo started' % pidfile])
@@ -232,6 +245,78 @@ def test_become_timeout_kills_the_command(fake_runtime, run_dir, tmp_path):
         run(fake_runtime, run_dir, ['sh', '-c', 'echo $$ > %s; exec sleep 30' % pidfile], become=become(timeout=0.5))
     pid = int(pidfile.read_text())
     assert read_proc_stat(pid) is None, 'the command was left running'
+
+
+# -- the exec loop (container_exec's and the connection's), interrupted ------------------------------------
+
+def _unblock(fifo):
+    """Let a process that blocks opening ``fifo`` for reading go; -> True when there was one."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        return False  # ENXIO: no reader
+    return True
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize('user, interruption', [('connection', 'become timeout'), ('connection', 'task timeout'),
+                                                ('container_exec', 'task timeout'), ('container_exec', 'ctrl-c'),
+                                                ('container_exec', 'timeout option')])
+def test_an_interrupted_exec_kills_a_blocked_runtime_before_waiting_for_it(fake_runtime, run_dir, tmp_path, user,
+                                                                           interruption):
+    """The runtime never exits on its own (its init blocks opening a FIFO): cleanup must kill it, then wait.
+
+    container_exec's ``timeout`` option is no interruption (the exec ends, timed out), but kills the same way.
+    A watchdog lets the init go after ``release`` seconds, so that a cleanup that waits first ends (late) instead
+    of hanging the test for ever.
+    """
+    release, timeout = 8.0, 1.0
+    fifo, pids = str(tmp_path / 'fifo'), tmp_path / 'pids'
+    os.mkfifo(fifo)
+    args = ['RUNTIME-BLOCKS', fifo, str(pids)]
+    expected = {'become timeout': stream.BecomeFailed, 'ctrl-c': KeyboardInterrupt,
+                'task timeout': TimeoutError}.get(interruption)
+
+    def call():
+        if user == 'connection':
+            return run(fake_runtime, run_dir, args,
+                       **({'become': become(timeout=timeout)} if interruption == 'become timeout' else {}))
+        return execute.run_attached(fake_runtime, CID, run_dir, process(args), os.getpid(), use_cgroup=False,
+                                    timeout=timeout if interruption == 'timeout option' else None)
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt() if interruption == 'ctrl-c' else TimeoutError('the task timed out')
+
+    def send():
+        """Interrupt the loop once the runtime runs (and blocks)."""
+        deadline = time.monotonic() + release / 2
+        while not pids.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if interruption in ('task timeout', 'ctrl-c'):
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    watchdog = threading.Timer(release, _unblock, [fifo])
+    sender = threading.Thread(target=send)
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    started = time.monotonic()
+    watchdog.start()
+    sender.start()
+    try:
+        if expected is None:
+            assert call().timed_out
+        else:
+            with pytest.raises(expected):
+                call()
+        elapsed = time.monotonic() - started
+    finally:
+        sender.join()
+        signal.signal(signal.SIGUSR1, previous)
+        watchdog.cancel()
+    runtime_pid, init_pid = [int(pid) for pid in pids.read_text().split()]
+    assert elapsed < release - 2, 'the cleanup waited %.1f s for a runtime nobody had killed' % elapsed
+    assert not _unblock(fifo), "the runtime's init was left blocked on the FIFO"
+    assert read_proc_stat(runtime_pid) is None and read_proc_stat(init_pid) is None, 'not killed, or a zombie'
+    assert os.listdir(run_dir) == []
 
 
 @pytest.mark.parametrize('passwd, uid, expected', [

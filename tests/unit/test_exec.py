@@ -12,7 +12,7 @@ import signal
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _exec, _info
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import execute
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import exec_loop, execute
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import resolve_user
 
@@ -349,7 +349,7 @@ def test_no_exec_cgroup_without_a_freezer_or_v2(tmp_path):
 @pytest.mark.parametrize('status, expected', [(0, 0), (3 << 8, 3), (255 << 8, 255), (signal.SIGKILL, 137),
                                               (signal.SIGTERM, 143)])
 def test_exit_code(status, expected):
-    assert execute.exit_code(status) == expected
+    assert exec_loop.exit_code(status) == expected
 
 
 # -- container_info's names ---------------------------------------------------------------------------

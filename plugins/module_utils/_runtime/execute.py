@@ -18,6 +18,8 @@ Design: ``runtime exec --process FILE --pid-file FILE [--cgroup SUB] ID``, not c
   that cgroup (background children, daemons that double-forked or called setsid) is frozen,
   SIGKILLed and thawed, then the cgroup is removed. Without such a cgroup the process's session
   (the runtime makes the exec'd process a session leader) and its descendants are killed instead.
+
+The event loop of an attached exec is :mod:`.exec_loop`'s, shared with the connection plugin (:mod:`.stream`).
 """
 
 from __future__ import annotations
@@ -28,19 +30,15 @@ import fnmatch
 import json
 import os
 import secrets
-import selectors
 import signal
 import subprocess
 import time
 
-from . import inroot
+from . import host, inroot
 from .errors import RuntimeCommandError, ValidationError
+from .exec_loop import KILL_WAIT, ExecLoop
 from .oci_cli import _log_errors
 
-KILL_WAIT = 10.0
-DRAIN_WAIT = 2.0
-READ_SIZE = 1 << 16
-WRITE_SIZE = 1 << 16
 GLOB_CHARS = frozenset('*?[')
 
 
@@ -169,11 +167,6 @@ def _pids(procs_file):
         return []
 
 
-def _kill(pid, signal_number=signal.SIGKILL):
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal_number)
-
-
 class ExecCgroup(object):
     """A sub-cgroup of the container for one exec: every process the command starts stays in it."""
 
@@ -235,12 +228,14 @@ class ExecCgroup(object):
                 _write(os.path.join(self.dir, 'cgroup.kill'), '1')
         else:
             self._freeze_and_kill(deadline)
-        delay = 0.001
-        while self.pids() and time.monotonic() < deadline:
-            for pid in self.pids():
-                _kill(pid)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        host.wait_until(self._kill_round, max(0.0, deadline - time.monotonic()), first_delay=0.001)
+
+    def _kill_round(self):
+        """SIGKILL what is left in the cgroup; -> True when nothing is."""
+        pids = self.pids()
+        for pid in pids:
+            host.kill(pid)
+        return not pids
 
     def _freeze_and_kill(self, deadline):
         if self.freezer_v1:
@@ -255,10 +250,10 @@ class ExecCgroup(object):
                 while _read(state_file).strip() != 'FROZEN' and time.monotonic() < freeze_deadline:
                     time.sleep(0.001)
             for pid in self.pids():
-                _kill(pid)
+                host.kill(pid)
         except (IOError, OSError):
             for pid in self.pids():
-                _kill(pid)
+                host.kill(pid)
         finally:
             with contextlib.suppress(IOError, OSError):
                 _write(state_file, thawed)
@@ -266,34 +261,25 @@ class ExecCgroup(object):
     def remove(self, timeout=KILL_WAIT):
         if not self.created:
             return
-        deadline = time.monotonic() + timeout
-        delay = 0.001
-        while True:
-            try:
-                os.rmdir(self.dir)
-                self.created = False
-                return
-            except OSError as exc:
-                if exc.errno == errno.ENOENT:
-                    self.created = False
-                    return
-                if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
-                    raise RuntimeCommandError('cannot remove the exec cgroup %s: %s' % (self.dir, exc))
-            for pid in self.pids():
-                _kill(pid)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        busy: list[OSError] = []
+        if not host.wait_until(lambda: self._try_rmdir(busy), timeout, first_delay=0.001):
+            raise RuntimeCommandError('cannot remove the exec cgroup %s: %s' % (self.dir, busy[0]))
+        self.created = False
 
-
-def _stat_fields(pid):
-    """-> (ppid, session id) of ``pid`` from /proc/PID/stat, or None."""
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            data = handle.read()
-    except (IOError, OSError):
-        return None
-    fields = data[data.rindex(b')') + 2:].split()
-    return int(fields[1]), int(fields[3])
+    def _try_rmdir(self, busy):
+        """-> True when the cgroup is gone; while it is busy (``busy`` then holds the error), kill what is in it."""
+        try:
+            os.rmdir(self.dir)
+            return True
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return True
+            if exc.errno != errno.EBUSY:
+                raise RuntimeCommandError('cannot remove the exec cgroup %s: %s' % (self.dir, exc))
+            busy[:] = [exc]
+        for pid in self.pids():
+            host.kill(pid)
+        return False
 
 
 def pid_namespace(pid):
@@ -315,7 +301,7 @@ def session_processes(leader, pidns):
         if not entry.isdigit():
             continue
         pid = int(entry)
-        fields = _stat_fields(pid)
+        fields = host.parent_and_session(pid)
         if fields is None:
             continue
         ppid, session = fields
@@ -329,7 +315,7 @@ def session_processes(leader, pidns):
             if child not in found:
                 found.add(child)
                 stack.append(child)
-    if _stat_fields(leader) is not None:
+    if host.parent_and_session(leader) is not None:
         found.add(leader)
     return set(pid for pid in found if pid_namespace(pid) == pidns)
 
@@ -345,29 +331,28 @@ def kill_session(leader, pidns, timeout=KILL_WAIT):
         if not pids:
             break
         for pid in pids:
-            _kill(pid, signal.SIGSTOP)
+            host.kill(pid, signal.SIGSTOP)
         seen |= pids
     for pid in seen:
-        _kill(pid, signal.SIGKILL)
-        _kill(pid, signal.SIGCONT)
-    delay = 0.001
-    while time.monotonic() < deadline:
-        left = [pid for pid in session_processes(leader, pidns) if not _zombie(pid)]
-        if not left:
-            return
-        for pid in left:
-            _kill(pid)
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
+        host.kill(pid, signal.SIGKILL)
+        host.kill(pid, signal.SIGCONT)
+    host.wait_until(lambda: _kill_left(leader, pidns), max(0.0, deadline - time.monotonic()), first_delay=0.001)
 
 
-def _zombie(pid):
-    try:
-        with open('/proc/%d/stat' % pid, 'rb') as handle:
-            data = handle.read()
-        return data[data.rindex(b')') + 2:data.rindex(b')') + 3] in (b'Z', b'X')
-    except (IOError, OSError):
-        return True
+def _kill_left(leader, pidns):
+    """SIGKILL what of the session still runs (zombies are dead already); -> True when nothing does."""
+    left = [pid for pid in session_processes(leader, pidns) if host.process_alive(pid)]
+    for pid in left:
+        host.kill(pid)
+    return not left
+
+
+def kill_exec_processes(pid, cgroup, pidns):
+    """SIGKILL every process of an exec: its cgroup's, or else the session ``pid`` leads and its descendants."""
+    if cgroup is not None:
+        cgroup.kill_all()
+    else:
+        kill_session(pid, pidns)
 
 
 # -- running it ----------------------------------------------------------------------------------------
@@ -447,47 +432,6 @@ def run_detached(runtime, container_id, run_dir, process, timeout=60.0):
         files.remove()
 
 
-PR_SET_CHILD_SUBREAPER = 36
-PR_GET_CHILD_SUBREAPER = 37
-
-
-class ChildSubreaper(object):
-    """Make this process a child subreaper while an exec runs, then restore what it was.
-
-    ``runtime exec --detach`` exits once the process started; the process, its child, is then
-    re-parented to the nearest subreaper among its ancestors: us. So we wait for it ourselves
-    (exact exit status, no zombie) while it writes straight into our pipes.
-    """
-
-    def __init__(self):
-        import ctypes
-        self._libc = ctypes.CDLL(None, use_errno=True)
-        self._ctypes = ctypes
-        self.previous = None
-
-    def __enter__(self):
-        value = self._ctypes.c_int(0)
-        if self._libc.prctl(PR_GET_CHILD_SUBREAPER, self._ctypes.byref(value), 0, 0, 0) != 0:
-            raise RuntimeCommandError('prctl(PR_GET_CHILD_SUBREAPER) failed: %s'
-                                      % os.strerror(self._ctypes.get_errno()))
-        self.previous = value.value
-        if not self.previous and self._libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-            raise RuntimeCommandError('prctl(PR_SET_CHILD_SUBREAPER) failed: %s'
-                                      % os.strerror(self._ctypes.get_errno()))
-        return self
-
-    def __exit__(self, *exc_info):
-        if not self.previous:
-            self._libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-        return False
-
-
-def exit_code(status):
-    """A wait status -> the exit code, or 128 + the signal number for a process killed by a signal."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
 def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=None, timeout=None, use_cgroup=True):
     """Run ``process`` to its end with its stdio on our pipes; -> ExecResult (``rc`` is the process's).
 
@@ -501,7 +445,6 @@ def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=N
         # "controller:path" sub-cgroups on cgroup v1 are runc's syntax; elsewhere use the session fallback.
         cgroup = None
     pidns = pid_namespace(container_pid)
-    exec_run = None
     try:
         files.write_process(process)
         if cgroup is not None:
@@ -510,20 +453,13 @@ def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=N
             except OSError:
                 cgroup = None
         argv = exec_argv(runtime, container_id, files, cgroup_arg=cgroup.runtime_arg if cgroup else None, detach=True)
-        with ChildSubreaper():
-            exec_run = _ExecRun(argv, files, cgroup, pidns, stdin, timeout)
-            exec_run.start()
-            try:
-                exec_run.communicate()
-            except BaseException:
-                exec_run.abort()
-                raise
-        result = ExecResult(rc=exec_run.rc, stdout=b''.join(exec_run.chunks[1]), stderr=b''.join(exec_run.chunks[2]),
+        exec_run = ExecLoop(argv, files, lambda pid: kill_exec_processes(pid, cgroup, pidns), stdin=stdin, timeout=timeout)
+        exec_run.run()
+        result = ExecResult(rc=exec_run.rc, stdout=b''.join(exec_run.out), stderr=b''.join(exec_run.err),
                             timed_out=exec_run.timed_out, pid=exec_run.pid, argv=argv)
         if exec_run.runtime_rc:
             # The runtime failed, so the command never ran: say why, in the runtime's words.
-            result.runtime_error = '; '.join(files.errors()) or exec_run.runtime_problem or (
-                '%s exec exited with %d' % (runtime.name, exec_run.runtime_rc))
+            result.runtime_error = exec_run.runtime_error(runtime.name)
             result.rc = exec_run.runtime_rc
         return result
     finally:
@@ -533,188 +469,3 @@ def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=N
                 cgroup.remove()
         finally:
             files.remove()
-
-
-class _ExecRun(object):
-    """One attached exec in flight: the runtime (until it started the process), the process, the pipes."""
-
-    def __init__(self, argv, files, cgroup, pidns, stdin, timeout):
-        self.argv = argv
-        self.files = files
-        self.cgroup = cgroup
-        self.pidns = pidns
-        self.stdin = memoryview(stdin) if stdin is not None else None
-        self.deadline = time.monotonic() + timeout if timeout else None
-        self.chunks = {1: [], 2: []}
-        self.selector = selectors.DefaultSelector()
-        self.runtime = None
-        self.runtime_rc = None
-        self.runtime_problem = None
-        self.pid = 0
-        self.rc = None
-        self.timed_out = False
-        self._fds = {}
-        self._pidfds = {}
-
-    def start(self):
-        try:
-            self.runtime = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.stdin is not None else subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
-        except OSError as exc:
-            raise RuntimeCommandError('cannot run %s: %s' % (self.argv[0], exc), argv=self.argv)
-        self._fds = {self.runtime.stdout.fileno(): 1, self.runtime.stderr.fileno(): 2}
-        for fd in self._fds:
-            self.selector.register(fd, selectors.EVENT_READ)
-        if self.stdin is not None:
-            if self.stdin:
-                os.set_blocking(self.runtime.stdin.fileno(), False)
-                self.selector.register(self.runtime.stdin.fileno(), selectors.EVENT_WRITE)
-            else:
-                self._close_stdin()
-        self._watch('runtime', self.runtime.pid)
-
-    def _watch(self, what, pid):
-        if hasattr(os, 'pidfd_open'):
-            try:
-                fd = os.pidfd_open(pid)
-            except OSError:
-                return
-            self._pidfds[fd] = what
-            self.selector.register(fd, selectors.EVENT_READ)
-
-    def _close_stdin(self):
-        stream = self.runtime.stdin
-        if stream is None or stream.closed:
-            return
-        if stream.fileno() in (self.selector.get_map() or {}):
-            self.selector.unregister(stream.fileno())
-        with contextlib.suppress(OSError):
-            stream.close()
-
-    def _kill_everything(self):
-        if self.cgroup is not None:
-            self.cgroup.kill_all()
-        elif self.pid:
-            kill_session(self.pid, self.pidns)
-        if self.pid and self.rc is None:
-            _kill(self.pid)
-
-    def _reap_runtime(self):
-        """The runtime exited: the process started (its pid is in the pid file) or it failed."""
-        self.runtime_rc = self.runtime.poll()
-        # The runtime has read the process spec (it may hold secrets in env): remove it now.
-        with contextlib.suppress(OSError):
-            os.unlink(self.files.process)
-        if self.runtime_rc == 0:
-            self.pid = self.files.read_pid()
-            if self.pid:
-                self._watch('process', self.pid)
-                self._reap_process()
-                return
-            self.runtime_rc = 255
-            self.runtime_problem = 'the runtime reported success but wrote no pid file (%s)' % self.files.pidfile
-        # Nothing runs: the runtime failed before or while starting the process.
-        self.rc = self.runtime_rc
-        self._finished()
-
-    def _reap_process(self):
-        """-> True when the process ended (it is our child once the runtime exited: we are a subreaper)."""
-        try:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            pid, status = self.pid, None
-        if pid == 0:
-            return False
-        self.rc = exit_code(status) if status is not None else 255
-        self._finished()
-        return True
-
-    def _finished(self):
-        # Whatever the command left behind could hold our pipes open forever: kill it, then drain.
-        self._close_stdin()
-        self._kill_everything()
-        self.drain_deadline = time.monotonic() + DRAIN_WAIT
-
-    def _write_stdin(self, fd):
-        try:
-            written = os.write(fd, self.stdin[:WRITE_SIZE])
-        except BlockingIOError:
-            return
-        except OSError:
-            self._close_stdin()
-            return
-        self.stdin = self.stdin[written:]
-        if not self.stdin:
-            self._close_stdin()
-
-    def communicate(self):
-        self.drain_deadline = None
-        try:
-            while self.rc is None or any(fd in self.selector.get_map() for fd in self._fds):
-                now = time.monotonic()
-                waits = [0.05] if not self._pidfds and self.rc is None else []
-                if self.deadline is not None and self.rc is None:
-                    waits.append(self.deadline - now)
-                if self.drain_deadline is not None:
-                    waits.append(self.drain_deadline - now)
-                for key, _mask in self.selector.select(max(0.0, min(waits)) if waits else None):
-                    fd = key.fd
-                    if fd in self._pidfds:
-                        self.selector.unregister(fd)
-                        os.close(fd)
-                        what = self._pidfds.pop(fd)
-                        if what == 'runtime':
-                            self.runtime.wait()
-                            self._reap_runtime()
-                        elif self.rc is None:
-                            self._reap_process()
-                    elif fd in self._fds:
-                        data = os.read(fd, READ_SIZE)
-                        if data:
-                            self.chunks[self._fds[fd]].append(data)
-                        else:
-                            self.selector.unregister(fd)
-                    else:
-                        self._write_stdin(fd)
-                if not self._pidfds and self.rc is None:
-                    # No pidfd (kernel < 5.3): poll.
-                    if self.runtime_rc is None and self.runtime.poll() is not None:
-                        self._reap_runtime()
-                    elif self.pid:
-                        self._reap_process()
-                now = time.monotonic()
-                if self.deadline is not None and not self.timed_out and self.rc is None and now >= self.deadline:
-                    self.timed_out = True
-                    self._close_stdin()
-                    self._kill_everything()
-                    if self.runtime_rc is None:
-                        self.runtime.kill()
-                    self.deadline = now + KILL_WAIT
-                elif self.timed_out and self.rc is None and now >= self.deadline:
-                    raise RuntimeCommandError('the process of the exec did not end within %ss of SIGKILL' % KILL_WAIT,
-                                              argv=self.argv)
-                if self.drain_deadline is not None and now >= self.drain_deadline:
-                    break
-        finally:
-            self._close()
-
-    def abort(self):
-        self._kill_everything()
-        if self.runtime is not None and self.runtime.poll() is None:
-            self.runtime.kill()
-            self.runtime.wait()
-        if self.pid and self.rc is None:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self.pid, 0)
-
-    def _close(self):
-        self._close_stdin()
-        for fd in list(self._pidfds):
-            os.close(fd)
-        self._pidfds = {}
-        self.selector.close()
-        if self.runtime is not None:
-            if self.runtime.poll() is None:
-                self.runtime.wait()
-            for stream in (self.runtime.stdout, self.runtime.stderr):
-                stream.close()

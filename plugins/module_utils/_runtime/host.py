@@ -1,14 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Host primitives: processes (/proc), the boot id, a process's cgroups and freezer state.
+"""Host primitives: processes (/proc, signals), the boot id, a process's cgroups and freezer state.
 
-Small, dependency-free readers every layer of the runtime uses; none of them starts a process.
+Small, dependency-free readers every layer of the runtime uses, and kill(); none of them starts a process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
@@ -47,6 +49,36 @@ def read_proc_stat(pid):
     if fields is None:
         return None
     return fields[0].decode(), int(fields[19])
+
+
+def parent_and_session(pid):
+    """-> (parent pid, session id) of ``pid`` from /proc/PID/stat, or None when it does not exist."""
+    fields = proc_stat_fields(pid)
+    if fields is None:
+        return None
+    return int(fields[1]), int(fields[3])
+
+
+def child_pids(pid):
+    """The pids whose parent is ``pid`` (from /proc; thread-group leaders, as /proc lists them)."""
+    children = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            ids = parent_and_session(int(entry))
+            if ids is not None and ids[0] == pid:
+                children.append(int(entry))
+    return children
+
+
+def kill(pid, signal_number=signal.SIGKILL):
+    """Send ``signal_number`` to ``pid``; a process that is already gone is no error.
+
+    Only a real pid: 0 or a negative number would signal a whole process group.
+    """
+    if pid <= 0:
+        return
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal_number)
 
 
 def process_alive(pid, start_time=None):

@@ -24,7 +24,7 @@ file, or block forever on a FIFO. Every read of a container's file by name goes 
 The root itself (the ``root`` argument) is the caller's and is followed as given. Failures are
 ``OSError``: ``FileNotFoundError``/``NotADirectoryError`` when the path is not there in the root,
 others (``ELOOP``, ``EINVAL`` for a file that is not regular, ``EFBIG``, ``ETIMEDOUT``) when it is
-refused; :func:`reason` says which in words. ctypes is imported on the first lookup only.
+refused; :func:`reason` says which in words. ctypes is imported on the first lookup only (by :mod:`.libc`).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ import errno
 import os
 import stat
 import time
+
+from . import libc
 
 MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 MAX_FILE_SIZE = 4 << 20
@@ -53,45 +55,15 @@ _openat2 = None
 
 # -- openat2(2) ------------------------------------------------------------------------------------
 
-def _syscall_number():
-    """openat2's number: 437 in the table shared by x86_64 and the generic (asm-generic) ABIs; None elsewhere."""
-    machine = os.uname().machine
-    if machine in ('x86_64', 'i386', 'i486', 'i586', 'i686', 'aarch64', 'arm64', 'riscv64', 'loongarch64',
-                   'ppc64le', 'ppc64', 'ppc', 's390x') or machine.startswith('arm'):
-        return 437
-    return None
-
-
 def _load_openat2():
-    number = _syscall_number()
-    if number is None:
-        return False
-    import ctypes  # pylint: disable=import-outside-toplevel
-
-    if os.uname().machine == 'x86_64' and ctypes.sizeof(ctypes.c_void_p) != 8:
-        return False  # i386 or x32 on an x86_64 kernel: two tables, not worth guessing which
-
-    class OpenHow(ctypes.Structure):
-        _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]
-
-    syscall = ctypes.CDLL(None, use_errno=True).syscall
-    syscall.restype = ctypes.c_long
-    size = ctypes.c_size_t(ctypes.sizeof(OpenHow))
-
-    def openat2(dir_fd, path, flags, resolve):
-        how = OpenHow(flags, 0, resolve)
-        fd = syscall(ctypes.c_long(number), ctypes.c_long(dir_fd), ctypes.c_char_p(os.fsencode(path)),
-                     ctypes.byref(how), size)
-        if fd < 0:
-            code = ctypes.get_errno()
-            raise OSError(code, os.strerror(code), path)
-        return fd
-
+    """-> :func:`.libc.openat2` when a probe of it succeeds here, else False."""
     try:
-        os.close(openat2(_AT_FDCWD, '/', _O_PATH | os.O_CLOEXEC, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS))
+        os.close(libc.openat2(_AT_FDCWD, '/', _O_PATH | os.O_CLOEXEC, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS))
     except OSError:
-        return False  # ENOSYS (kernel < 5.6), EPERM (a seccomp filter), EINVAL/E2BIG (flags unknown)
-    return openat2
+        # ENOSYS (kernel < 5.6, or an ABI whose number libc does not know), EPERM (a seccomp filter),
+        # EINVAL/E2BIG (flags unknown)
+        return False
+    return libc.openat2
 
 
 def have_openat2():

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The C library calls Python's ``os`` module lacks: mount, umount2, unshare.
+"""The C library calls Python's ``os`` module lacks: mount, umount2, unshare, prctl, the openat2 system call.
 
 One loader for the whole runtime. The library comes from the process's own symbols
 (``CDLL(None)``): ``ctypes.util.find_library`` would run ldconfig in a subprocess. ctypes itself is
@@ -11,12 +11,25 @@ raises ``OSError(errno, strerror)``.
 
 from __future__ import annotations
 
+import errno
 import os
+from typing import Any
 
-_libc = None
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+
+# openat2's number in the table shared by x86_64 and the generic (asm-generic) ABIs.
+_OPENAT2_NUMBER = 437
+_OPENAT2_MACHINES = ('x86_64', 'i386', 'i486', 'i586', 'i686', 'aarch64', 'arm64', 'riscv64', 'loongarch64',
+                     'ppc64le', 'ppc64', 'ppc', 's390x')
+
+_libc: Any = None
+# None: not set up yet; False: no known number for this ABI; else (struct open_how, number, size).
+_openat2: Any = None
 
 
 def _load():
+    """-> (the C library, the ctypes module), loaded on the first call."""
     global _libc
     if _libc is None:
         import ctypes
@@ -24,7 +37,8 @@ def _load():
         lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
         lib.unshare.argtypes = [ctypes.c_int]
-        _libc = (lib, ctypes.get_errno)
+        lib.syscall.restype = ctypes.c_long
+        _libc = (lib, ctypes)
     return _libc
 
 
@@ -32,11 +46,17 @@ def _bytes(value):
     return value.encode() if isinstance(value, str) else value
 
 
-def _call(name, *args):
-    lib, get_errno = _load()
-    if getattr(lib, name)(*args) != 0:
-        code = get_errno()
+def _raise(ctypes, filename=None):
+    code = ctypes.get_errno()
+    if filename is None:
         raise OSError(code, os.strerror(code))
+    raise OSError(code, os.strerror(code), filename)
+
+
+def _call(name, *args):
+    lib, ctypes = _load()
+    if getattr(lib, name)(*args) != 0:
+        _raise(ctypes)
 
 
 def mount(source, target, fstype, flags, data):
@@ -51,3 +71,56 @@ def umount2(target, flags):
 def unshare(flags):
     """unshare(2) for the calling thread (os.unshare exists only from Python 3.12 on)."""
     _call('unshare', flags)
+
+
+def child_subreaper():
+    """prctl(PR_GET_CHILD_SUBREAPER): is this process a child subreaper (non-zero)?"""
+    lib, ctypes = _load()
+    value = ctypes.c_int(0)
+    if lib.prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(value), 0, 0, 0) != 0:
+        _raise(ctypes)
+    return value.value
+
+
+def set_child_subreaper(enabled):
+    """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process (or no longer)."""
+    _call('prctl', PR_SET_CHILD_SUBREAPER, 1 if enabled else 0, 0, 0, 0)
+
+
+def _setup_openat2():
+    global _openat2
+    if _openat2 is None:
+        machine = os.uname().machine
+        if machine not in _OPENAT2_MACHINES and not machine.startswith('arm'):
+            _openat2 = False
+            return _openat2
+        _load()
+        import ctypes  # loaded by _load() already
+
+        if machine == 'x86_64' and ctypes.sizeof(ctypes.c_void_p) != 8:
+            _openat2 = False  # i386 or x32 on an x86_64 kernel: two tables, not worth guessing which
+            return _openat2
+
+        class OpenHow(ctypes.Structure):
+            _fields_ = [('flags', ctypes.c_uint64), ('mode', ctypes.c_uint64), ('resolve', ctypes.c_uint64)]
+
+        _openat2 = (OpenHow, ctypes.c_long(_OPENAT2_NUMBER), ctypes.c_size_t(ctypes.sizeof(OpenHow)))
+    return _openat2
+
+
+def openat2(dir_fd, path, flags, resolve):
+    """openat2(2) with ``struct open_how`` {flags, mode 0, resolve} -> a new fd; raises OSError(errno, strerror, path).
+
+    ``ENOSYS`` where the kernel lacks it (< 5.6) or its number is not known here (an architecture
+    outside the shared table, or a 32-bit process on an x86_64 kernel; ctypes is not even loaded then).
+    """
+    setup = _setup_openat2()
+    if setup is False:
+        raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS), path)
+    open_how, number, size = setup
+    lib, ctypes = _load()
+    how = open_how(flags, 0, resolve)
+    fd = lib.syscall(number, ctypes.c_long(dir_fd), ctypes.c_char_p(os.fsencode(path)), ctypes.byref(how), size)
+    if fd < 0:
+        _raise(ctypes, path)
+    return fd
