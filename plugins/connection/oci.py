@@ -155,7 +155,7 @@ from ansible_collections.runcible.oci.plugins.module_utils._runtime import execu
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime, select_runtime
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import check_user_db, resolve_user, validate_name
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.parsers import check_user_db, resolve_user, validate_name
 
 display = Display()
 

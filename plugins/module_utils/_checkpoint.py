@@ -14,7 +14,7 @@ from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilit
 from ._runtime.engine import Engine
 from ._runtime.errors import ValidationError
 from ._runtime.record import Record
-from ._runtime.units import validate_name
+from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
 
 STATES = ('checkpointed', 'restored')

@@ -23,7 +23,7 @@ from ._runtime import secrets as container_secrets
 from ._runtime.engine import Engine
 from ._runtime.record import Record
 from ._runtime.errors import ValidationError
-from ._runtime.units import validate_name
+from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
 
 STATES = ('created', 'started', 'stopped', 'paused', 'absent')

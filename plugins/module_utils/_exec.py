@@ -20,7 +20,7 @@ import datetime
 from ._runtime import execute
 from ._runtime.engine import Engine
 from ._runtime.errors import RuncibleError, ValidationError
-from ._runtime.units import absolute_path, check_user_db, resolve_user, split_command, string_dict, validate_name
+from ._runtime.parsers import absolute_path, check_user_db, resolve_user, split_command, string_dict, validate_name
 from ._task import common_argument_spec, with_defaults
 
 

@@ -19,7 +19,7 @@ from ._runtime.errors import ValidationError
 from ._runtime.image_refs import hex_of, parse_reference
 from ._runtime.image_sources import config_defaults, resolve
 from ._runtime.image_store import ImageStore
-from ._runtime.units import parse_size
+from ._runtime.parsers import parse_size
 from ._task import common_argument_spec, with_defaults
 
 STATES = ('present', 'absent')

@@ -12,7 +12,7 @@ from __future__ import annotations
 from ._runtime import logs
 from ._runtime.engine import Engine
 from ._runtime.errors import ValidationError
-from ._runtime.units import validate_name
+from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
 
 

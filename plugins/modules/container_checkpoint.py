@@ -107,7 +107,8 @@ options:
         O(export), the archive gets a keyed digest (HMAC-SHA256) of every member; with
         O(import_archive), an archive without that digest, or whose digest does not match with this
         key, is refused before a container is made from it.
-      - Never written anywhere in clear; the record keeps a keyed fingerprint of it to notice a new key.
+      - The option is C(no_log). The key is never written anywhere in clear; the record keeps a keyed
+        fingerprint of it to notice a new key.
     type: str
   rootfs:
     description:

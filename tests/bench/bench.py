@@ -31,7 +31,7 @@ sys.path.insert(0, COLLECTIONS)
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _container, _exec  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.checkpoint import find_criu  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine  # noqa: E402
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import find_program  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import find_program  # noqa: E402
 
 N = int(os.environ.get('BENCH_N', '10'))
 REPEATS = int(os.environ.get('BENCH_REPEATS', '3'))

@@ -25,7 +25,7 @@ from conftest import BIN, CALLBACKS, COLLECTIONS, REPO
 from ansible_collections.runcible.oci.plugins.module_utils import _exec  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import execute, stream  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError  # noqa: E402
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import resolve_user  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.parsers import resolve_user  # noqa: E402
 
 DEBIAN_ROOTFS = os.environ.get('RUNCIBLE_DEBIAN_ROOTFS') or os.path.join(REPO, 'build', 'rootfs', 'debian')
 UNICODE = 'héllo wörld ✓ Ωμέγα 日本'

@@ -16,7 +16,7 @@ import pytest
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import checkpoint_archive as archives
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import untar
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import find_program
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import find_program
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason='whiteouts (mknod), owners and trusted.* xattrs need root')
 KEY = 'a key of thirty-two characters!!'

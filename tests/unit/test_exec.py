@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.runcible.oci.plugins.module_utils import _exec, _info
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import exec_loop, execute
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.units import resolve_user
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.parsers import resolve_user
 
 CAPS = ['CAP_CHOWN', 'CAP_KILL', 'CAP_SETUID']
 BASE = {

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import oci_cli
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import host, oci_cli
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuntimeCommandError, ValidationError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.oci_cli import OCIRuntime
 
@@ -113,32 +113,32 @@ def test_cgroup_mode(tmp_path, files, expected):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text('')
-    assert oci_cli.cgroup_mode(str(tmp_path)) == expected
+    assert host.cgroup_mode(str(tmp_path)) == expected
 
 
 def test_cgroup_mode_of_a_missing_root(tmp_path):
-    assert oci_cli.cgroup_mode(str(tmp_path / 'missing')) == 'legacy'
+    assert host.cgroup_mode(str(tmp_path / 'missing')) == 'legacy'
 
 
 def test_cgroup_mode_of_this_host():
-    assert oci_cli.cgroup_mode() in ('unified', 'hybrid', 'legacy')
+    assert host.cgroup_mode() in ('unified', 'hybrid', 'legacy')
 
 
 # -- find_program -----------------------------------------------------------------------------------
 
 def test_find_program_searches_sbin_without_path(monkeypatch):
     monkeypatch.setenv('PATH', '')
-    found = oci_cli.find_program('sh')
+    found = host.find_program('sh')
     assert found is not None and os.path.isabs(found) and os.access(found, os.X_OK)
 
 
 def test_find_program_uses_path_first(monkeypatch, fake):
     monkeypatch.setenv('PATH', os.path.dirname(fake.path))
-    assert oci_cli.find_program('runc') == fake.path
+    assert host.find_program('runc') == fake.path
 
 
 def test_find_program_missing():
-    assert oci_cli.find_program('runcible-no-such-program') is None
+    assert host.find_program('runcible-no-such-program') is None
 
 
 # -- select_runtime ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .._runtime import cgroups
 from .._runtime.errors import ValidationError
-from .._runtime.units import resolve_user
+from .._runtime.parsers import resolve_user
 
 
 def images(values, context, complete):

@@ -19,7 +19,7 @@ import contextlib
 import os
 
 from .._runtime.errors import RuncibleError, ValidationError
-from .._runtime.units import is_number, resolve_user
+from .._runtime.parsers import is_number, resolve_user
 
 
 def _image_refs():
@@ -179,7 +179,7 @@ class ContainerImages(object):
         else:
             defaults['user'] = '0:0'
         if defaults['stop_signal']:
-            from .._runtime.units import parse_signal  # pylint: disable=import-outside-toplevel
+            from .._runtime.parsers import parse_signal  # pylint: disable=import-outside-toplevel
             try:
                 defaults['stop_signal'] = parse_signal(defaults['stop_signal'], 'the image\'s StopSignal')
             except ValidationError:

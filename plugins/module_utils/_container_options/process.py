@@ -9,7 +9,7 @@ import re
 
 from .._runtime.errors import ValidationError
 from .._runtime.spec import DEFAULT_PATH
-from .._runtime.units import absolute_path, parse_signal, parse_size, split_command, string_dict
+from .._runtime.parsers import absolute_path, parse_signal, parse_size, split_command, string_dict
 
 HOSTNAME_MAX = 64  # the kernel's limit (HOST_NAME_MAX)
 _HOSTNAME_RE = []

@@ -16,7 +16,7 @@ import os
 
 from .._runtime import cgroups
 from .._runtime.errors import ValidationError
-from .._runtime.units import parse_size
+from .._runtime.parsers import parse_size
 
 CPU_PERIOD = cgroups.CPU_PERIOD
 MIN_CPUS = 0.01

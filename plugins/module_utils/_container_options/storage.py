@@ -10,7 +10,7 @@ import os
 from .._runtime import secrets as container_secrets
 from .._runtime.errors import ValidationError
 from .._runtime.rootfs import validate_rootfs
-from .._runtime.units import normalise_mounts
+from .._runtime.parsers import normalise_mounts
 
 
 def rootfs(value, context):

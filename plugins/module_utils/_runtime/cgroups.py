@@ -22,7 +22,7 @@ import time
 
 from .errors import RuncibleError, ValidationError
 from .host import process_cgroups
-from .oci_cli import cgroup_mode, find_program
+from .host import cgroup_mode, find_program
 
 CGROUP_ROOT = '/sys/fs/cgroup'
 DEFAULT_CGROUPFS_PARENT = '/runcible'

@@ -27,7 +27,7 @@ from . import checkpoint_archive as archives
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
 from .files import tree_size
-from .oci_cli import cgroup_mode, find_program
+from .host import cgroup_mode, find_program
 from .secrets import env_names as secret_env_names
 from .files import atomic_write
 

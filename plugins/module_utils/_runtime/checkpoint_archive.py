@@ -48,7 +48,8 @@ import zlib
 
 from . import untar
 from .errors import RuncibleError, ValidationError
-from .oci_cli import KNOWN_RUNTIMES, find_program
+from .host import find_program
+from .oci_cli import KNOWN_RUNTIMES
 
 ARCHIVE_FORMAT = 'runcible.oci/checkpoint'
 ARCHIVE_VERSION = 1

@@ -24,7 +24,8 @@ import time
 from . import cgroups, conmon, network
 from . import secrets as container_secrets
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
-from .oci_cli import OCIRuntime, find_program, select_runtime
+from .host import find_program
+from .oci_cli import OCIRuntime, select_runtime
 from .rootfs import mount_overlay, unmount
 from .files import atomic_write
 from .host import current_boot_id, process_alive, read_proc_stat, wait_until
@@ -33,6 +34,7 @@ from .store import ContainerPaths, Record, Store, derive_status
 DEFAULT_ROOT = '/var/lib/runcible'
 DEFAULT_RUN_ROOT = '/run/runcible'
 KILL_WAIT = 10.0
+EXIT_CODE_WAIT = 2.0  # conmon writes the exit code a moment after the container's processes are gone
 
 
 def utc_iso(epoch=None):
@@ -347,22 +349,20 @@ class Engine(object):
                 os.kill(record['pid'], signal_number)
 
     def _wait_stopped(self, record, timeout):
-        """Poll until the container's processes are gone and conmon wrote the exit code (or died)."""
+        """Wait until the container's processes are gone (``timeout``), then for conmon to write the exit code
+        (a moment later) or die; -> the last live status."""
         paths = self.paths(record)
-        deadline = time.monotonic() + timeout
-        exit_file_deadline = deadline + 2.0
-        delay = 0.002
-        while True:
-            live = derive_status(record, paths)
-            now = time.monotonic()
-            if live['status'] == 'stopped':
-                if (live['exit_code'] is not None or now >= exit_file_deadline
-                        or not process_alive(record.get('conmon_pid'), record.get('conmon_start'))):
-                    return live
-            elif now >= deadline:
-                return live
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+        last = []
+
+        def status():
+            last[:] = [derive_status(record, paths)]
+            return last[0]
+
+        if not wait_until(lambda: status()['status'] == 'stopped', timeout):
+            return last[0]
+        wait_until(lambda: status()['exit_code'] is not None
+                   or not process_alive(record.get('conmon_pid'), record.get('conmon_start')), EXIT_CODE_WAIT)
+        return last[0]
 
     def _finish(self, record, live):
         """Record a stopped container and release what only a live one needs (runtime state, mount)."""

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Host primitives: processes (/proc, signals), the boot id, a process's cgroups and freezer state.
+"""Host primitives: processes (/proc, signals), the boot id, a process's cgroups and freezer state, the cgroup
+mode, programs on the PATH.
 
 Small, dependency-free readers every layer of the runtime uses, and kill(); none of them starts a process.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 
@@ -133,3 +135,18 @@ def wait_until(predicate, timeout, first_delay=0.002, max_delay=0.05):
             return value
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, max_delay)
+
+
+def cgroup_mode(cgroup_root='/sys/fs/cgroup'):
+    """``unified`` (cgroup v2 only), ``hybrid`` (v1 controllers, v2 at unified/) or ``legacy`` (v1 only)."""
+    if os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')):
+        return 'unified'
+    if os.path.exists(os.path.join(cgroup_root, 'unified', 'cgroup.controllers')):
+        return 'hybrid'
+    return 'legacy'
+
+
+def find_program(name, package=None):
+    """Absolute path of ``name`` on PATH (plus the sbin dirs a non-login PATH may lack), or None."""
+    search = os.environ.get('PATH', '') + ':/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+    return shutil.which(name, path=search)

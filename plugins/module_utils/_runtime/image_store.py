@@ -37,7 +37,7 @@ from .errors import RuncibleError, ValidationError
 from .files import atomic_write, lock_file
 from .image_refs import hex_of, sha256_digest, split_normalised, verify_bytes
 from .image_sources import MAX_JSON, DirSource, config_defaults, media_type_of, parse_json, read_limited, validate_manifest
-from .oci_cli import find_program
+from .host import find_program
 from .skopeo import SkopeoClient
 from .untar import OPAQUE_XATTR
 

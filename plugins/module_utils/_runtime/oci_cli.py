@@ -7,29 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 from .errors import RuntimeCommandError, ValidationError
+from .host import cgroup_mode, find_program
 
 KNOWN_RUNTIMES = ('crun', 'runc')
 DEBIAN_PACKAGES = {'runc': 'runc', 'crun': 'crun', 'conmon': 'conmon', 'criu': 'criu'}
 DEFAULT_TIMEOUT = 120
-
-
-def cgroup_mode(cgroup_root='/sys/fs/cgroup'):
-    """``unified`` (cgroup v2 only), ``hybrid`` (v1 controllers, v2 at unified/) or ``legacy`` (v1 only)."""
-    if os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')):
-        return 'unified'
-    if os.path.exists(os.path.join(cgroup_root, 'unified', 'cgroup.controllers')):
-        return 'hybrid'
-    return 'legacy'
-
-
-def find_program(name, package=None):
-    """Absolute path of ``name`` on PATH (plus the sbin dirs a non-login PATH may lack), or None."""
-    search = os.environ.get('PATH', '') + ':/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
-    return shutil.which(name, path=search)
 
 
 def unsupported_reason(runtime_name, mode):

@@ -53,7 +53,7 @@ import socket
 import subprocess
 
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
-from .oci_cli import find_program
+from .host import find_program
 
 PROTOCOLS = ('tcp', 'udp')
 TABLE = 'runcible'

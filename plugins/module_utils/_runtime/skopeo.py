@@ -12,7 +12,7 @@ import re
 import subprocess
 
 from .errors import RuntimeCommandError, ValidationError
-from .oci_cli import find_program
+from .host import find_program
 
 SKOPEO_INSPECT_TIMEOUT = 120
 SKOPEO_HINT = 'skopeo not found: pulling docker:// images needs skopeo; install the Debian package "skopeo"'

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""_runtime/units.py: sizes, signals, commands, string dicts, mounts, users and names."""
+"""_runtime/parsers.py: sizes, signals, commands, string dicts, mounts, users and names."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import units
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import parsers
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 
 KIB, MIB, GIB, TIB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
@@ -47,7 +47,7 @@ KIB, MIB, GIB, TIB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
     ('64 m', 64 * MIB),
 ])
 def test_parse_size_accepts(value, expected):
-    result = units.parse_size(value)
+    result = parsers.parse_size(value)
     assert result == expected
     assert isinstance(result, int) and not isinstance(result, bool)
 
@@ -59,18 +59,18 @@ def test_parse_size_accepts(value, expected):
 ])
 def test_parse_size_rejects(value):
     with pytest.raises(ValidationError) as info:
-        units.parse_size(value, 'memory')
+        parsers.parse_size(value, 'memory')
     assert info.value.msg.startswith('memory: ')
 
 
 def test_parse_size_negative_message_says_negative():
     with pytest.raises(ValidationError, match='negative'):
-        units.parse_size(-5, 'memory')
+        parsers.parse_size(-5, 'memory')
 
 
 def test_validation_error_is_a_runcible_error():
     with pytest.raises(RuncibleError):
-        units.parse_size('nope')
+        parsers.parse_size('nope')
 
 
 # -- parse_signal -----------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def test_validation_error_is_a_runcible_error():
     ('SIGRTMAX-2', signal.SIGRTMAX - 2),
 ])
 def test_parse_signal_accepts(value, expected):
-    result = units.parse_signal(value)
+    result = parsers.parse_signal(value)
     assert result == int(expected)
     assert isinstance(result, int) and not isinstance(result, bool)
 
@@ -119,18 +119,18 @@ def test_parse_signal_accepts(value, expected):
 ])
 def test_parse_signal_rejects(value):
     with pytest.raises(ValidationError) as info:
-        units.parse_signal(value)
+        parsers.parse_signal(value)
     assert info.value.msg.startswith('stop_signal: ')
 
 
 def test_parse_signal_superscript_digit_is_a_validation_error():
     with pytest.raises(ValidationError):
-        units.parse_signal('\u00b2')
+        parsers.parse_signal('\u00b2')
 
 
 @pytest.mark.parametrize('number, name', [(15, 'SIGTERM'), (9, 'SIGKILL'), (2, 'SIGINT'), (999, '999')])
 def test_signal_name(number, name):
-    assert units.signal_name(number) == name
+    assert parsers.signal_name(number) == name
 
 
 # -- split_command ----------------------------------------------------------------------------------
@@ -149,16 +149,16 @@ def test_signal_name(number, name):
     ('a\tb\nc', ['a', 'b', 'c']),
 ])
 def test_split_command(value, expected):
-    assert units.split_command(value) == expected
+    assert parsers.split_command(value) == expected
 
 
 def test_split_command_none_is_none():
-    assert units.split_command(None) is None
+    assert parsers.split_command(None) is None
 
 
 def test_split_command_keeps_the_callers_list():
     argv = ['sleep', '1']
-    result = units.split_command(argv)
+    result = parsers.split_command(argv)
     result.append('x')
     assert argv == ['sleep', '1']
 
@@ -174,7 +174,7 @@ def test_split_command_keeps_the_callers_list():
 ])
 def test_split_command_rejects(value, fragment):
     with pytest.raises(ValidationError) as info:
-        units.split_command(value)
+        parsers.split_command(value)
     assert info.value.msg.startswith('command: ')
     assert fragment in info.value.msg
 
@@ -192,14 +192,14 @@ def test_split_command_rejects(value, fragment):
 ])
 @pytest.mark.parametrize('option', ['env', 'labels'])
 def test_string_dict(value, expected, option):
-    result = units.string_dict(value, option)
+    result = parsers.string_dict(value, option)
     assert result == expected
     assert all(isinstance(key, str) and isinstance(item, str) for key, item in result.items())
 
 
 @pytest.mark.parametrize('option', ['env', 'labels'])
 def test_string_dict_none(option):
-    assert units.string_dict(None, option) is None
+    assert parsers.string_dict(None, option) is None
 
 
 @pytest.mark.parametrize('value, option', [
@@ -211,25 +211,25 @@ def test_string_dict_none(option):
 ])
 def test_string_dict_rejects(value, option):
     with pytest.raises(ValidationError) as info:
-        units.string_dict(value, option)
+        parsers.string_dict(value, option)
     assert info.value.msg.startswith(option + ': ')
 
 
 def test_string_dict_labels_may_hold_equals_sign():
-    assert units.string_dict({'a=b': 'c'}, 'labels') == {'a=b': 'c'}
+    assert parsers.string_dict({'a=b': 'c'}, 'labels') == {'a=b': 'c'}
 
 
 # -- absolute_path ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('value, expected', [('/', '/'), ('/srv/', '/srv'), ('/a/./b/../c', '/a/c'), ('/a//b', '/a/b')])
 def test_absolute_path(value, expected):
-    assert units.absolute_path(value, 'workdir') == expected
+    assert parsers.absolute_path(value, 'workdir') == expected
 
 
 @pytest.mark.parametrize('value', ['', 'srv', './srv', '~/x'])
 def test_absolute_path_rejects(value):
     with pytest.raises(ValidationError, match='workdir: .* is not an absolute path'):
-        units.absolute_path(value, 'workdir')
+        parsers.absolute_path(value, 'workdir')
 
 
 # -- parse_mount / normalise_mounts -----------------------------------------------------------------
@@ -259,7 +259,7 @@ def _mount(source, target, options):
      _mount('/s', '/t', ['noexec', 'rbind', 'rprivate', 'rw'])),
 ])
 def test_parse_mount(value, expected):
-    assert units.parse_mount(value) == expected
+    assert parsers.parse_mount(value) == expected
 
 
 @pytest.mark.parametrize('value, fragment', [
@@ -285,26 +285,26 @@ def test_parse_mount(value, expected):
 ])
 def test_parse_mount_rejects(value, fragment):
     with pytest.raises(ValidationError) as info:
-        units.parse_mount(value)
+        parsers.parse_mount(value)
     assert info.value.msg.startswith('mounts')
     assert fragment in info.value.msg
 
 
 def test_normalise_mounts_none_and_empty():
-    assert units.normalise_mounts(None) is None
-    assert units.normalise_mounts([]) == []
+    assert parsers.normalise_mounts(None) is None
+    assert parsers.normalise_mounts([]) == []
 
 
 def test_normalise_mounts_sorts_by_target():
     mounts = ['/x:/var/lib', '/y:/etc:ro', {'source': '/z', 'target': '/var'}, '/w:/var-lib']
-    result = units.normalise_mounts(mounts)
+    result = parsers.normalise_mounts(mounts)
     assert [m['target'] for m in result] == ['/etc', '/var', '/var-lib', '/var/lib']
     assert result[0] == _mount('/y', '/etc', ['rbind', 'ro'])
-    assert units.normalise_mounts(list(reversed(mounts))) == result
+    assert parsers.normalise_mounts(list(reversed(mounts))) == result
 
 
 def test_normalise_mounts_parent_before_child():
-    result = units.normalise_mounts(['/b:/data/sub/deeper', '/a:/data', '/c:/data/sub'])
+    result = parsers.normalise_mounts(['/b:/data/sub/deeper', '/a:/data', '/c:/data/sub'])
     assert [m['target'] for m in result] == ['/data', '/data/sub', '/data/sub/deeper']
 
 
@@ -315,13 +315,13 @@ def test_normalise_mounts_parent_before_child():
 ])
 def test_normalise_mounts_rejects_duplicate_targets(mounts, duplicate):
     with pytest.raises(ValidationError) as info:
-        units.normalise_mounts(mounts)
+        parsers.normalise_mounts(mounts)
     assert 'target %s is given more than once' % duplicate in info.value.msg
 
 
 def test_normalise_mounts_reports_a_bad_item():
     with pytest.raises(ValidationError, match='unknown option'):
-        units.normalise_mounts(['/a:/t', '/b:/u:nope'])
+        parsers.normalise_mounts(['/a:/t', '/b:/u:nope'])
 
 
 # -- resolve_user -----------------------------------------------------------------------------------
@@ -380,11 +380,11 @@ def user_rootfs(tmp_path):
     ('daemon:daemon', '1:1'),
 ])
 def test_resolve_user(user_rootfs, value, expected):
-    assert units.resolve_user(value, user_rootfs) == expected
+    assert parsers.resolve_user(value, user_rootfs) == expected
 
 
 def test_resolve_user_none():
-    assert units.resolve_user(None, '/nonexistent') is None
+    assert parsers.resolve_user(None, '/nonexistent') is None
 
 
 @pytest.mark.parametrize('value, fragment', [
@@ -402,30 +402,30 @@ def test_resolve_user_none():
 ])
 def test_resolve_user_rejects(user_rootfs, value, fragment):
     with pytest.raises(ValidationError) as info:
-        units.resolve_user(value, user_rootfs)
+        parsers.resolve_user(value, user_rootfs)
     assert info.value.msg.startswith('user: ')
     assert fragment in info.value.msg
 
 
 @pytest.mark.parametrize('rootfs', [None, ''])
 def test_resolve_user_without_rootfs(rootfs):
-    assert units.resolve_user('1000', rootfs) == '1000:0'
-    assert units.resolve_user('1000:5', rootfs) == '1000:5'
+    assert parsers.resolve_user('1000', rootfs) == '1000:0'
+    assert parsers.resolve_user('1000:5', rootfs) == '1000:5'
     with pytest.raises(ValidationError):
-        units.resolve_user('root', rootfs)
+        parsers.resolve_user('root', rootfs)
     with pytest.raises(ValidationError):
-        units.resolve_user('0:root', rootfs)
+        parsers.resolve_user('0:root', rootfs)
 
 
 def test_resolve_user_rootfs_without_etc(tmp_path):
-    assert units.resolve_user('5', str(tmp_path)) == '5:0'
+    assert parsers.resolve_user('5', str(tmp_path)) == '5:0'
     with pytest.raises(ValidationError):
-        units.resolve_user('root', str(tmp_path))
+        parsers.resolve_user('root', str(tmp_path))
 
 
 def test_resolve_user_superscript_digit_is_a_validation_error(user_rootfs):
     with pytest.raises(ValidationError):
-        units.resolve_user('\u00b2', user_rootfs)
+        parsers.resolve_user('\u00b2', user_rootfs)
 
 
 # -- resolve_user: the root filesystem's files are read inside it ------------------------------------
@@ -471,17 +471,17 @@ def test_resolve_user_never_reads_a_host_passwd_through_a_symlink(lookup_mode, h
     rootfs, plant = hostile_rootfs
     plant('passwd', link.format(host=str(tmp_path / 'host')))
     with pytest.raises(ValidationError, match="'hostonly' is not in the root filesystem's /etc/passwd"):
-        units.resolve_user('hostonly', rootfs)
-    assert units.resolve_user('4321', rootfs) == '4321:0', 'not the gid the host file gives uid 4321'
+        parsers.resolve_user('hostonly', rootfs)
+    assert parsers.resolve_user('4321', rootfs) == '4321:0', 'not the gid the host file gives uid 4321'
     with pytest.raises(ValidationError, match="'root' is not in"):
-        units.resolve_user('root', rootfs)
+        parsers.resolve_user('root', rootfs)
 
 
 def test_resolve_user_never_reads_a_host_group_through_a_symlink(lookup_mode, hostile_rootfs, tmp_path):
     rootfs, plant = hostile_rootfs
     plant('group', str(tmp_path / 'host' / 'group'))
     with pytest.raises(ValidationError, match="group 'hostgroup' is not in the root filesystem's /etc/group"):
-        units.resolve_user('0:hostgroup', rootfs)
+        parsers.resolve_user('0:hostgroup', rootfs)
 
 
 def test_resolve_user_through_a_symlinked_etc_dir(lookup_mode, tmp_path):
@@ -492,10 +492,10 @@ def test_resolve_user_through_a_symlinked_etc_dir(lookup_mode, tmp_path):
     (tmp_path / 'host-etc' / 'passwd').write_text(HOST_PASSWD)
     os.symlink(str(tmp_path / 'host-etc'), str(rootfs / 'etc'))
     with pytest.raises(ValidationError, match="'hostonly' is not in"):
-        units.resolve_user('hostonly', str(rootfs))
+        parsers.resolve_user('hostonly', str(rootfs))
     os.unlink(str(rootfs / 'etc'))
     os.symlink('/usr/etc', str(rootfs / 'etc'))
-    assert units.resolve_user('app', str(rootfs)) == '1000:1000', 'an absolute link means the root filesystem\'s own path'
+    assert parsers.resolve_user('app', str(rootfs)) == '1000:1000', 'an absolute link means the root filesystem\'s own path'
 
 
 def test_resolve_user_follows_absolute_links_inside_the_rootfs(lookup_mode, hostile_rootfs):
@@ -505,8 +505,8 @@ def test_resolve_user_follows_absolute_links_inside_the_rootfs(lookup_mode, host
     with open(os.path.join(rootfs, 'usr/share/base-passwd/passwd'), 'w') as handle:
         handle.write(PASSWD)
     plant('passwd', '/usr/share/base-passwd/passwd')
-    assert units.resolve_user('app', rootfs) == '1000:1000'
-    assert units.resolve_user('www-data', rootfs) == '33:33'
+    assert parsers.resolve_user('app', rootfs) == '1000:1000'
+    assert parsers.resolve_user('www-data', rootfs) == '33:33'
 
 
 @pytest.mark.timeout(20)
@@ -519,27 +519,27 @@ def test_resolve_user_refuses_a_fifo_without_hanging(lookup_mode, hostile_rootfs
         plant('passwd', '/' + fifo_at)
     for value, wanted in (('app', "user 'app'"), ('1000', 'the group of uid 1000')):
         with pytest.raises(ValidationError) as info:
-            units.resolve_user(value, rootfs)
+            parsers.resolve_user(value, rootfs)
         assert info.value.msg == ('user: cannot look up %s: /etc/passwd in the root filesystem is refused: a FIFO, not '
                                   'a regular file' % wanted)
-    assert units.resolve_user('1000:1000', rootfs) == '1000:1000', 'a numeric uid:gid reads nothing'
+    assert parsers.resolve_user('1000:1000', rootfs) == '1000:1000', 'a numeric uid:gid reads nothing'
 
 
 def test_resolve_user_refuses_a_symlink_loop_and_a_huge_file(lookup_mode, hostile_rootfs):
     rootfs, plant = hostile_rootfs
     plant('passwd', 'passwd')
     with pytest.raises(ValidationError, match='refused: a symbolic link loop'):
-        units.resolve_user('app', rootfs)
+        parsers.resolve_user('app', rootfs)
     with open(os.path.join(rootfs, 'etc/group'), 'w') as handle:
         handle.write('big:x:1:\n' * (1 << 20))
     with pytest.raises(ValidationError, match='/etc/group in the root filesystem is refused: larger than 4 MiB'):
-        units.resolve_user('0:big', rootfs)
+        parsers.resolve_user('0:big', rootfs)
 
 
 def test_resolve_user_in_an_fd_of_the_rootfs(lookup_mode, user_rootfs):
     fd = os.open(user_rootfs, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        assert units.resolve_user('app:staff', fd) == '1000:50'
+        assert parsers.resolve_user('app:staff', fd) == '1000:50'
     finally:
         os.close(fd)
 
@@ -547,16 +547,16 @@ def test_resolve_user_in_an_fd_of_the_rootfs(lookup_mode, user_rootfs):
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize('name', ['passwd', 'group'])
 def test_check_user_db_refuses_what_would_block_the_runtime(lookup_mode, user_rootfs, tmp_path, name):
-    units.check_user_db(user_rootfs, 'cannot exec in container web')
-    units.check_user_db(str(tmp_path / 'nothing-here'), 'cannot exec in container web')
+    parsers.check_user_db(user_rootfs, 'cannot exec in container web')
+    parsers.check_user_db(str(tmp_path / 'nothing-here'), 'cannot exec in container web')
     os.unlink(os.path.join(user_rootfs, 'etc', name))
     os.symlink(str(tmp_path / 'host-file'), os.path.join(user_rootfs, 'etc', name))
     os.mkfifo(str(tmp_path / 'host-file'))
-    units.check_user_db(user_rootfs, 'cannot exec in container web')  # a link to a host FIFO leads nowhere inside
+    parsers.check_user_db(user_rootfs, 'cannot exec in container web')  # a link to a host FIFO leads nowhere inside
     os.unlink(os.path.join(user_rootfs, 'etc', name))
     os.mkfifo(os.path.join(user_rootfs, 'etc', name))
     with pytest.raises(ValidationError) as info:
-        units.check_user_db(user_rootfs, 'cannot exec in container web')
+        parsers.check_user_db(user_rootfs, 'cannot exec in container web')
     assert info.value.msg == ('cannot exec in container web: /etc/%s in its root filesystem is a FIFO, not a regular '
                               'file, and the OCI runtime would block reading it to set up the user; make it a regular '
                               'file' % name)
@@ -567,7 +567,7 @@ def test_check_user_db_refuses_what_would_block_the_runtime(lookup_mode, user_ro
 @pytest.mark.parametrize('name', ['web', 'a', 'A1', '0', '9lives', 'web-1', 'web_1', 'web.1', 'x.y-z_1', 'a.',
                                   'a' * 128, '1' + '-' * 127])
 def test_validate_name_accepts(name):
-    assert units.validate_name(name) == name
+    assert parsers.validate_name(name) == name
 
 
 @pytest.mark.parametrize('name', [
@@ -576,10 +576,10 @@ def test_validate_name_accepts(name):
 ])
 def test_validate_name_rejects(name):
     with pytest.raises(ValidationError, match='invalid container name'):
-        units.validate_name(name)
+        parsers.validate_name(name)
 
 
 @pytest.mark.parametrize('name', ['web\n', 'a' * 128 + '\n'])
 def test_validate_name_rejects_trailing_newline(name):
     with pytest.raises(ValidationError):
-        units.validate_name(name)
+        parsers.validate_name(name)

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Pure parsers and normalisers for user input: sizes, signals, names, users, mounts."""
+"""Parsers and normalisers of user input: sizes, signals, commands, names, users (looked up inside the root), mounts."""
 
 from __future__ import annotations
 
