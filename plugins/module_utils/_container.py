@@ -17,10 +17,8 @@ from __future__ import annotations
 import contextlib
 
 from . import _container_options as options
-from ._container_options.images import PULL_POLICIES, ContainerImages
-from ._runtime import cgroups
-from ._runtime import secrets as container_secrets
-from ._runtime.engine import Engine
+from ._container_options import PULL_POLICIES
+from ._runtime.store import Store
 from ._runtime.record import Record
 from ._runtime.errors import ValidationError
 from ._runtime.parsers import validate_name
@@ -56,27 +54,46 @@ class Task(object):
         self.state = params['state']
         if self.state not in STATES:
             raise ValidationError('state: %r is not one of %s' % (self.state, ', '.join(STATES)))
-        self.engine = Engine(params['root'], params['run_root'], params['runtime'])
-        self.images = ContainerImages(self.engine.store.root, params['pull'], tls_verify=params['tls_verify'] is not False,
-                                      auth_file=params['auth_file'])
+        # The store reads (an unchanged container needs nothing else); the engine is loaded for a change.
+        self.store = Store(params['root'], params['run_root'])
+        self._engine = None
+        self.secret_values = {}
+        if params['pull'] not in PULL_POLICIES:
+            raise ValidationError('pull: %r is not one of %s' % (params['pull'], ', '.join(PULL_POLICIES)))
+        self.images = None  # the image stage, only for a container that has or gets an image
         self.actions = []
         self.before = {}
         self.after = {}
 
+    @property
+    def engine(self):
+        if self._engine is None:
+            from ._runtime.engine import Engine  # pylint: disable=import-outside-toplevel
+            self._engine = Engine(self.params['root'], self.params['run_root'], self.params['runtime'])
+        self._engine.pending_secrets = self.secret_values
+        return self._engine
+
     def run(self):
         # Validate before taking the lock (which creates files): bad input changes nothing at all.
         # An unlocked read is safe, records are replaced atomically; the lock then guards the change.
-        record, _live = self.engine.inspect(self.name)
+        record, _live = self.store.inspect(self.name)
+        if self.params.get('image') or (record is not None and record['config'].get('image')):
+            from ._container_options.images import ContainerImages  # pylint: disable=import-outside-toplevel
+            self.images = ContainerImages(self.store.root, self.params['pull'],
+                                          tls_verify=self.params['tls_verify'] is not False,
+                                          auth_file=self.params['auth_file'])
         self._validated(record)
         if record is None and self.state == 'absent':
             return self.result(None, None)  # nothing to remove, and no lock file left behind
-        lock = contextlib.nullcontext() if self.check_mode else self.engine.store.lock(self.name)
+        lock = contextlib.nullcontext() if self.check_mode else self.store.lock(self.name)
         if self.params.get('secrets') and not self.check_mode:
-            container_secrets.store_key(self.engine.store.root, create=True)
-        with lock, self.images.session(apply=not self.check_mode):
-            record, live = self.engine.inspect(self.name)
+            from ._runtime.secrets import store_key  # pylint: disable=import-outside-toplevel
+            store_key(self.store.root, create=True)
+        session = self.images.session(apply=not self.check_mode) if self.images else contextlib.nullcontext()
+        with lock, session:
+            record, live = self.store.inspect(self.name)
             if record is not None and not self.check_mode:
-                self.engine.repair(record, live)
+                self.store.repair(record, live)
             given, modes = self._validated(record)
             if self.state == 'absent':
                 record, live = self._absent(record, live)
@@ -91,10 +108,10 @@ class Task(object):
         modes = options.comparison_modes(self.params.get('comparisons'))
         if self.state == 'absent':
             return {}, modes
-        self.context = options.Context(self.name, self.engine.store.root, record['config'] if record else {},
+        self.context = options.Context(self.name, self.store.root, record['config'] if record else {},
                                        images=self.images)
         given = options.normalise(self.params, self.context)
-        self.engine.pending_secrets = self.context.secret_values
+        self.secret_values = self.context.secret_values
         if record is None and 'image' not in given:
             missing = [option for option in ('rootfs', 'command') if option not in given]
             if missing:
@@ -115,7 +132,8 @@ class Task(object):
 
     def _create(self, given):
         config = options.complete(given, self.context)
-        self.images.complete(config, given)
+        if self.images is not None:
+            self.images.complete(config, given)
         # Fail now, in check mode too, when the runtime or conmon is missing.
         config['runtime'] = self.engine.select_runtime()[1]
         self.engine.conmon_path()
@@ -134,7 +152,7 @@ class Task(object):
                                     start=start, launch=self.state != 'stopped')
         if self.state == 'paused':
             self.engine.pause(record)
-        return self.engine.inspect(self.name)
+        return self.store.inspect(self.name)
 
     def _converge(self, record, live, given, modes):
         changes = options.differences(given, record['config'], modes)
@@ -165,12 +183,14 @@ class Task(object):
         """Compare live-updatable limits with what the container's cgroup really says (hand edits show)."""
         if not options.live_options(given, modes):
             return changes
-        return options.with_drift(changes, given, modes, cgroups.read_live(pid))
+        from ._runtime.cgroups import read_live  # pylint: disable=import-outside-toplevel
+        return options.with_drift(changes, given, modes, read_live(pid))
 
     def _recreate(self, record, live, given, changes):
         config = dict(record['config'])
         config.update(given)
-        self.images.complete(config, given, previous=record['config'])
+        if self.images is not None:
+            self.images.complete(config, given, previous=record['config'])
         self.actions.append('recreated')
         wanted = WANTED_STATUS[self.state]
         if wanted == 'created':
@@ -189,7 +209,7 @@ class Task(object):
                                  start=wanted in ('running', 'paused'), launch=wanted != 'stopped')
         if wanted == 'paused':
             self.engine.pause(new)
-        return self.engine.inspect(self.name)
+        return self.store.inspect(self.name)
 
     def _reach_status(self, record, live):
         status = live['status']
@@ -224,13 +244,13 @@ class Task(object):
         if not steps and status == 'stopped' and record.get('state') != 'stopped':
             # It exited (or was killed) on its own: release its mount and runtime state. Not a change.
             self.engine.stop(record, live)
-        return (record, self.engine.inspect(self.name)[1]) if steps else (record, live)
+        return (record, self.store.inspect(self.name)[1]) if steps else (record, live)
 
     # -- result ----------------------------------------------------------------------------------
     def result(self, record, live):
         result = {'changed': bool(self.actions), 'actions': self.actions}
         if record is not None and record.get('id'):
-            result['container'] = self.engine.view(record, live)
+            result['container'] = self.store.view(record, live)
         elif record is not None:
             result['container'] = {'id': None, 'name': self.name, 'status': live['status'], 'pid': 0,
                                    'conmon_pid': 0, 'exit_code': None, 'config': record['config']}
@@ -239,10 +259,11 @@ class Task(object):
         if self.before.get('status') == self.after.get('status') and len(self.before) == 1:
             self.before, self.after = {}, {}
         result['diff'] = {'before': self.before, 'after': self.after}
-        self.actions.extend(self.engine.notes)
-        result['changed'] = bool([action for action in self.actions if action not in self.engine.notes])
-        if self.engine.warnings:
-            result['warnings'] = list(self.engine.warnings)
+        notes = self._engine.notes if self._engine is not None else []
+        self.actions.extend(notes)
+        result['changed'] = bool([action for action in self.actions if action not in notes])
+        if self._engine is not None and self._engine.warnings:
+            result['warnings'] = list(self._engine.warnings)
         return result
 
 

@@ -9,8 +9,7 @@ records are replaced atomically, so a concurrent change shows either the old or 
 
 from __future__ import annotations
 
-from ._runtime import logs
-from ._runtime.engine import Engine
+from ._runtime.store import Store
 from ._runtime.errors import ValidationError
 from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
@@ -43,14 +42,15 @@ def task_names(value):
     raise ValidationError('name: expected a container name or a list of them, got %r' % (value,))
 
 
-def container_logs(engine, record, tail, since_ns):
+def container_logs(store, record, tail, since_ns):
     """-> (entries, warning or None) of one container, per its log driver."""
+    from ._runtime import logs  # pylint: disable=import-outside-toplevel
     driver = record['config'].get('log_driver') or 'k8s-file'
     if driver == 'none':
         return [], 'container %s has log_driver none: conmon keeps no logs of it' % record['name']
     if driver == 'journald':
         return logs.read_journald(record['id'], tail, since_ns), None
-    return logs.read_k8s_file(engine.paths(record).log, tail, since_ns), None
+    return logs.read_k8s_file(store.paths(record['name'], record['id']).log, tail, since_ns), None
 
 
 class InfoTask(object):
@@ -63,22 +63,25 @@ class InfoTask(object):
         tail = params['logs_tail']
         if isinstance(tail, bool) or not isinstance(tail, int) or tail < -1:
             raise ValidationError('logs_tail: %r must be 0 (no logs), a number of lines, or -1 (all lines)' % (tail,))
-        self.since_ns = logs.parse_since(params['logs_since'])
+        self.since_ns = None
+        if params['logs_since'] is not None:
+            from ._runtime.logs import parse_since  # pylint: disable=import-outside-toplevel
+            self.since_ns = parse_since(params['logs_since'])
         self.want_logs = tail != 0 or self.since_ns is not None
         self.tail = None if tail in (0, -1) else tail
-        self.engine = Engine(params['root'], params['run_root'])
+        self.store = Store(params['root'], params['run_root'])
 
     def run(self):
-        names = self.names if self.names is not None else self.engine.store.names()
+        names = self.names if self.names is not None else self.store.names()
         containers = []
         warnings = []
         for name in names:
-            record, live = self.engine.inspect(name)
+            record, live = self.store.inspect(name)
             if record is None:
                 continue
-            view = self.engine.view(record, live)
+            view = self.store.view(record, live)
             if self.want_logs:
-                entries, warning = container_logs(self.engine, record, self.tail, self.since_ns)
+                entries, warning = container_logs(self.store, record, self.tail, self.since_ns)
                 if warning:
                     warnings.append(warning)
                 view['logs'] = [entry.message for entry in entries]

@@ -30,7 +30,7 @@ def common_argument_spec() -> dict[str, dict[str, Any]]:
     ``runcible.oci.common`` has these in its argument_spec.
     """
     # Imported here: the network task uses with_defaults() but no store, and the engine takes ~10 ms to import.
-    from ._runtime.engine import DEFAULT_ROOT, DEFAULT_RUN_ROOT  # pylint: disable=import-outside-toplevel
+    from ._runtime.store import DEFAULT_ROOT, DEFAULT_RUN_ROOT  # pylint: disable=import-outside-toplevel
     return dict(
         root=dict(type='path', default=DEFAULT_ROOT),
         run_root=dict(type='path', default=DEFAULT_RUN_ROOT),

@@ -267,6 +267,83 @@ def network_costs(base):
     return costs
 
 
+NODE_ROUNDS = int(os.environ.get('BENCH_NODE_ROUNDS', '15'))
+
+
+def payload(base, module, args):
+    """The AnsiballZ payload Ansible sends for ``module`` with ``args`` (kept by ANSIBLE_KEEP_REMOTE_FILES);
+    building it runs the module once."""
+    remote = tempfile.mkdtemp(prefix='payload-', dir=base)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_KEEP_REMOTE_FILES='1',
+               ANSIBLE_REMOTE_TMP=remote, ANSIBLE_LOCALHOST_WARNING='0', ANSIBLE_NOCOLOR='1')
+    argv = [os.path.join(os.path.dirname(sys.executable), 'ansible'), 'localhost', '-c', 'local', '-i', 'localhost,',
+            '-e', 'ansible_python_interpreter=' + sys.executable, '-m', module] + (['-a', json.dumps(args)] if args else [])
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          check=False)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stdout.decode())
+    for directory, _dirs, files in os.walk(remote):
+        for name in files:
+            if name.startswith('AnsiballZ_'):
+                return os.path.join(directory, name)
+    raise SystemExit('no AnsiballZ payload kept for %s' % module)
+
+
+def run_payload(path):
+    elapsed, proc = timed(subprocess.run, [sys.executable, path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False)
+    if proc.returncode != 0:
+        raise SystemExit('%s failed: %s' % (path, proc.stdout.decode()[-2000:]))
+    return elapsed
+
+
+def import_times(path, top=8):
+    """The collection's modules a payload imports, by cumulative import time (python -X importtime)."""
+    proc = subprocess.run([sys.executable, '-X', 'importtime', path], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    entries = []
+    for line in proc.stderr.decode().splitlines():
+        fields = [field.strip() for field in line.split('|')]
+        if len(fields) == 3 and 'runcible.oci.plugins' in fields[2]:
+            entries.append((int(fields[1]), fields[2].split('module_utils.')[-1]))
+    count = len(entries)
+    return count, sorted(entries, reverse=True)[:top]
+
+
+def node_costs(base):
+    """What a task costs on the managed node: Ansible's payload of the module vs the payload of a ping.
+
+    The payloads are run as Ansible runs them (a new Python, the zip unpacked, every module_utils file
+    compiled from source), alternately, NODE_ROUNDS times; the median of the differences.
+    """
+    root, run_root = base + '/node-root', base + '/node-run'
+    common = {'root': root, 'run_root': run_root}
+    container = dict(common, name='bench-node', rootfs=ROOTFS, command=['sh', '-c', LOOP], network='none',
+                     memory='64m')
+    ping = payload(base, 'ansible.builtin.ping', {})
+    idempotent = payload(base, 'runcible.oci.container', container)  # creates it; then idempotent
+    info = payload(base, 'runcible.oci.container_info', dict(common, name='bench-node'))
+    create = payload(base, 'runcible.oci.container', dict(container, name='bench-node-new'))
+    remove = dict(common, name='bench-node-new', state='absent')
+    _container.run(remove)
+    samples = {'idempotent': [], 'info': [], 'create': []}
+    for _round in range(NODE_ROUNDS):
+        for label, path in (('idempotent', idempotent), ('info', info), ('create', create)):
+            floor = run_payload(ping)
+            samples[label].append(run_payload(path) - floor)
+            if label == 'create':
+                _container.run(remove)
+    pings = [run_payload(ping) for _round in range(5)]
+    imports = import_times(idempotent)  # the container still exists: the idempotent path
+    _container.run(dict(common, name='bench-node', state='absent'))
+    costs = dict((label, statistics.median(values)) for label, values in samples.items())
+    costs['ping'] = statistics.median(pings)
+    costs['sizes'] = dict((label, os.path.getsize(path)) for label, path in
+                          (('ping', ping), ('container', idempotent), ('info', info)))
+    costs['imports'] = imports
+    return costs
+
+
 def playbook_costs(base):
     root, run_root = base + '/root', base + '/run'
     bin_dir = os.path.dirname(sys.executable)
@@ -310,6 +387,7 @@ def main():
         ex = exec_costs(base)
         img = image_costs(base)
         net = network_costs(base)
+        node = node_costs(base)
         pb = playbook_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -346,6 +424,13 @@ def main():
         ('new Python per task: network none', ms(net['fresh none']), 'create+start, imports included'),
         ('new Python per task: bridge + 1 port', ms(net['fresh bridge']), '+%.0f ms vs network none'
          % ms(net['fresh bridge'] - net['fresh none'])),
+        ('node: ansible.builtin.ping payload', ms(node['ping']), 'a new Python running the payload, %d KB'
+         % (node['sizes']['ping'] // 1024)),
+        ('node: idempotent container, above ping', ms(node['idempotent']), 'target <= +30 ms; payload %d KB'
+         % (node['sizes']['container'] // 1024)),
+        ('node: create+start (network none), above ping', ms(node['create']), 'target <= +120 ms, module work included'),
+        ('node: container_info of one, above ping', ms(node['info']), 'target <= +30 ms; payload %d KB'
+         % (node['sizes']['info'] // 1024)),
         ('playbook, per item: ansible.builtin.ping', ms(pb['floor']), "Ansible's own per-task floor here"),
         ('playbook, per container: create+start', ms(pb['create+start']), 'above the ansible.builtin.ping loop'),
         ('playbook, per container: idempotent', ms(pb['idempotent re-run']), 'above the ansible.builtin.ping loop'),
@@ -356,6 +441,12 @@ def main():
     print('-' * 100)
     for label, value, note in rows:
         print('%-42s %10.1f  %s' % (label, value, note))
+    count, top = node['imports']
+    print()
+    print('idempotent container payload: %d module_utils files of the collection imported; the costliest '
+          '(python -X importtime, cumulative us):' % count)
+    for micros, name in top:
+        print('  %8d  %s' % (micros, name))
 
 
 if __name__ == '__main__':

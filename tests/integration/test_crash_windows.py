@@ -33,7 +33,7 @@ NAME = 'test-crash'
 CREATE_STEPS = [
     ('_runtime.store', 'Store.save', 'after', 1),                # the new record, nothing else yet
     ('_runtime.engine', 'Engine._write_bundle', 'after', 1),     # the bundle
-    ('_runtime.engine', 'mount_overlay', 'after', 1),            # the root filesystem mounted
+    ('_runtime.rootfs', 'mount_overlay', 'after', 1),            # the root filesystem mounted
     ('_runtime.network', 'attach', 'after', 1),                  # namespace, address (veth plumbing in flight)
     ('_runtime.cgroups', 'Placement.place_conmon', 'before', 1),  # conmon waiting on its start pipe
     ('_runtime.conmon', 'launch', 'after', 1),                   # created by conmon, no pid recorded
@@ -42,7 +42,7 @@ CREATE_STEPS = [
 ]
 START_STEPS = [
     ('_runtime.engine', 'Engine._finish', 'after', 1),           # the last run released
-    ('_runtime.engine', 'mount_overlay', 'after', 1),
+    ('_runtime.rootfs', 'mount_overlay', 'after', 1),
     ('_runtime.network', 'attach', 'after', 1),
     ('_runtime.cgroups', 'Placement.place_conmon', 'before', 1),
     ('_runtime.conmon', 'launch', 'after', 1),
@@ -53,7 +53,7 @@ STOP_STEPS = [
     ('_runtime.oci_cli', 'OCIRuntime.kill', 'after', 1),         # stop signal sent
     ('_runtime.engine', 'Engine._wait_stopped', 'after', 1),     # exited, nothing released
     ('_runtime.oci_cli', 'OCIRuntime.delete', 'after', 1),       # runtime state gone, mount and network not
-    ('_runtime.engine', 'unmount', 'after', 1),                  # unmounted, network attached
+    ('_runtime.rootfs', 'unmount', 'after', 1),                  # unmounted, network attached
     ('_runtime.network', 'detach', 'after', 1),                  # released, the record still says running
 ]
 REMOVE_STEPS = [

@@ -166,9 +166,9 @@ def test_pull_from_a_registry(env, registry):
 def test_skopeo_missing_is_explained(env, monkeypatch):
     monkeypatch.setenv('PATH', '/nonexistent')
     from ansible_collections.runcible.oci.plugins.module_utils import _image
-    from ansible_collections.runcible.oci.plugins.module_utils._runtime import oci_cli
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime import host
     from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
-    monkeypatch.setattr(oci_cli.shutil, 'which', lambda *args, **kwargs: None)
+    monkeypatch.setattr(host.shutil, 'which', lambda *args, **kwargs: None)
     with pytest.raises(ValidationError, match='install the Debian package "skopeo"'):
         _image.run({'name': 'docker://127.0.0.1:1/none:v1', 'root': env.root, 'tls_verify': False})
     with pytest.raises(ValidationError, match='install the Debian package "skopeo"'):

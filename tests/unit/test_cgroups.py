@@ -203,7 +203,7 @@ def test_read_live_v2(tmp_path, monkeypatch):
 
 def live_match(name, wanted, live):
     """The option table's rule: does the live cgroup value say ``wanted``?"""
-    return options.OPTIONS_BY_NAME[name].live.match(wanted, live)
+    return options.OPTIONS_BY_NAME[name].live.matches(name, wanted, live)
 
 
 @pytest.mark.parametrize('name, wanted, live, expected', [

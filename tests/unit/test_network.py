@@ -51,7 +51,6 @@ def registry(tmp_path, monkeypatch, aliases):
 
     def fake(exclude_devices=(), path=str(routes)):
         return original(exclude_devices, path)
-    monkeypatch.setattr(netreg, 'host_routes', fake)
     monkeypatch.setattr(bridges, 'host_routes', fake)
     return netreg.NetworkRegistry()
 
@@ -179,7 +178,7 @@ def test_define_rejects(registry, params, message):
 def test_define_keeps_its_own_subnet_when_redefined(registry, monkeypatch):
     data = save(registry, [network_def('a', '10.89.1.0/24')])
     # Its own bridge's route does not count as a clash.
-    monkeypatch.setattr(netreg, 'host_routes', lambda exclude_devices=(), path=None: [
+    monkeypatch.setattr(bridges, 'host_routes', lambda exclude_devices=(), path=None: [
         (route, device) for route, device in [(ipaddress.ip_network('10.89.1.0/24'), 'rcb-a')]
         if device not in exclude_devices])
     assert netreg.define(data, 'a', subnet='10.89.1.0/24', internal=True)['internal'] is True

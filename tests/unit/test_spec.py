@@ -11,6 +11,7 @@ import resource
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import process
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import spec as oci_spec
 
 CID = 'c0ffee' * 10 + 'abcd'
@@ -245,7 +246,7 @@ def env_of(spec):
 
 def test_env_defaults():
     spec = build({})
-    assert env_of(spec) == {'PATH': oci_spec.DEFAULT_PATH, 'HOSTNAME': 'web', 'container': 'runcible'}
+    assert env_of(spec) == {'PATH': process.DEFAULT_PATH, 'HOSTNAME': 'web', 'container': 'runcible'}
     assert spec['process']['env'] == sorted(spec['process']['env'])
 
 

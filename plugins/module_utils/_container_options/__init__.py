@@ -16,20 +16,29 @@ document and a config whose keys it reads for its own stages (network, image lay
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._runtime.errors import ValidationError
 from .base import COMPARISONS, Context, Difference, values_match  # noqa: F401 (the package API)
 from .table import OPTIONS, OPTIONS_BY_NAME
 
+if TYPE_CHECKING:
+    from typing import Any
 
-def argument_spec():
+    from .base import Option
+
+PULL_POLICIES = ('missing', 'always', 'never')  # the image stage's ``pull`` (a task option, not a container's)
+
+
+def argument_spec() -> dict[str, dict[str, Any]]:
     """The container options' part of the module's argument_spec (no defaults: None = not given)."""
     return dict((option.name, option.argument_spec()) for option in OPTIONS)
 
 
-def normalise(params, context):
+def normalise(params: dict[str, Any], context: Context) -> dict[str, Any]:
     """-> {option: normalised value} for every option given (not None) in ``params``; bad input raises."""
     from .groups import GROUPS  # pylint: disable=import-outside-toplevel
-    given = {}
+    given: dict[str, Any] = {}
     for option in OPTIONS:
         value = params.get(option.name)
         if value is None:
@@ -42,10 +51,10 @@ def normalise(params, context):
     return given
 
 
-def complete(given, context):
+def complete(given: dict[str, Any], context: Context) -> dict[str, Any]:
     """The whole config of a new container: the given options plus the defaults of the others."""
     from .groups import GROUPS  # pylint: disable=import-outside-toplevel
-    config = {}
+    config: dict[str, Any] = {}
     for option in OPTIONS:
         config[option.name] = given[option.name] if option.name in given else option.default_value(context)
     for check in GROUPS:
@@ -53,7 +62,7 @@ def complete(given, context):
     return config
 
 
-def comparison_modes(comparisons):
+def comparison_modes(comparisons: dict[str, str] | None) -> dict[str, str]:
     """Resolve the user's ``comparisons`` ({option or '*': mode}) over the table's own modes."""
     comparisons = comparisons or {}
     for key, mode in comparisons.items():
@@ -65,9 +74,9 @@ def comparison_modes(comparisons):
                 for option in OPTIONS)
 
 
-def differences(given, actual, modes):
+def differences(given: dict[str, Any], actual: dict[str, Any], modes: dict[str, str]) -> list[Difference]:
     """Options whose given value differs from the container's ``actual`` config, in table order."""
-    result = []
+    result: list[Difference] = []
     for option in OPTIONS:
         if option.name not in given:
             continue
@@ -83,25 +92,27 @@ def differences(given, actual, modes):
     return result
 
 
-def live_options(given, modes):
+def live_options(given: dict[str, Any], modes: dict[str, str]) -> list[Option]:
     """The given options that are read back from the container's cgroup (not ignored)."""
     return [option for option in OPTIONS if option.name in given and option.live is not None
             and modes[option.name] != 'ignore']
 
 
-def with_drift(changes, given, modes, live_values):
+def with_drift(changes: list[Difference], given: dict[str, Any], modes: dict[str, str],
+               live_values: dict[str, Any]) -> list[Difference]:
     """``changes`` plus the given limits the live cgroup (``live_values``) does not say (hand edits show)."""
     by_name = dict((change.name, change) for change in changes)
     for option in live_options(given, modes):
-        matches = option.live.match(given[option.name], live_values)
-        if matches is False:
-            key = option.live.key or option.name
-            before = live_values.get(key, by_name[option.name].before if option.name in by_name else None)
-            by_name[option.name] = Difference(option.name, before, given[option.name], 'live')
+        live = option.live
+        if live is None or live.matches(option.name, given[option.name], live_values) is not False:
+            continue
+        key = live.key or option.name
+        before = live_values.get(key, by_name[option.name].before if option.name in by_name else None)
+        by_name[option.name] = Difference(option.name, before, given[option.name], 'live')
     return [by_name[option.name] for option in OPTIONS if option.name in by_name]
 
 
-def build_spec(config, container_id):
+def build_spec(config: dict[str, Any], container_id: str) -> dict[str, Any]:
     """The OCI config.json of a container with this (complete) ``config``."""
     from .._runtime import cgroups  # pylint: disable=import-outside-toplevel
     from .._runtime import spec as oci_spec  # pylint: disable=import-outside-toplevel
@@ -116,11 +127,11 @@ def build_spec(config, container_id):
     return spec
 
 
-def update_resources(config):
+def update_resources(config: dict[str, Any]) -> dict[str, Any]:
     """The runtime ``update --resources`` document of every live-updatable option of ``config``."""
-    spec = {'linux': {'resources': {}}}
+    spec: dict[str, Any] = {'linux': {'resources': {}}}
     for option in OPTIONS:
-        if option.live is not None:
+        if option.live is not None and option.spec is not None:
             option.spec(spec, config.get(option.name), config)
     resources = spec['linux']['resources']
     for option in OPTIONS:
@@ -133,12 +144,12 @@ def update_resources(config):
     return resources
 
 
-def imported_config(name, raw, overrides, runtime, store_root):
+def imported_config(name: str, raw: Any, overrides: dict[str, Any], runtime: str, store_root: str) -> dict[str, Any]:
     """A checkpoint archive's container config, rebuilt as a task's own options are (see imported.py)."""
     from .imported import imported_config as rebuild  # pylint: disable=import-outside-toplevel
     return rebuild(name, raw, overrides, runtime, store_root)
 
 
-__all__ = ['OPTIONS', 'OPTIONS_BY_NAME', 'Context', 'Difference', 'argument_spec', 'normalise', 'complete',
+__all__ = ['OPTIONS', 'OPTIONS_BY_NAME', 'PULL_POLICIES', 'Context', 'Difference', 'argument_spec', 'normalise', 'complete',
            'comparison_modes', 'differences', 'with_drift', 'live_options', 'build_spec', 'update_resources',
            'imported_config']

@@ -12,6 +12,14 @@ module_utils finder ships every module of the package with a module.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Callable
+
+    from .images import ContainerImages
+
 COMPARISONS = ('strict', 'ignore', 'allow_more_present')
 UPDATES = ('recreate', 'live', 'record')
 # Who applies an option's value: the OCI spec, the network attachment before conmon starts the container,
@@ -27,41 +35,45 @@ class Bound(object):
 
     __slots__ = ('path', '_function')
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
-        self._function = None
+        self._function: Callable[..., Any] | None = None
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._function is None:
             module_name, _sep, attribute = self.path.partition(':')
             self._function = getattr(load_module(module_name), attribute)
         return self._function(*args, **kwargs)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'Bound(%r)' % self.path
 
 
-def load_module(name):
+def load_module(name: str) -> ModuleType:
     """The binding module ``name`` of this package (imported on first use)."""
     # pylint: disable=import-outside-toplevel
     if name == 'process':
-        from . import process as module
-    elif name == 'storage':
-        from . import storage as module
-    elif name == 'resources':
-        from . import resources as module
-    elif name == 'placement':
-        from . import placement as module
-    elif name == 'network':
-        from . import network as module
-    elif name == 'images':
-        from . import images as module
-    else:
-        raise ValueError('no option binding module %r' % name)
-    return module
+        from . import process
+        return process
+    if name == 'storage':
+        from . import storage
+        return storage
+    if name == 'resources':
+        from . import resources
+        return resources
+    if name == 'placement':
+        from . import placement
+        return placement
+    if name == 'network':
+        from . import network
+        return network
+    if name == 'images':
+        from . import images
+        return images
+    raise ValueError('no option binding module %r' % name)
 
 
-def bound(path):
+def bound(path: str | Callable[..., Any] | None) -> Callable[..., Any] | None:
     return Bound(path) if isinstance(path, str) else path
 
 
@@ -77,10 +89,18 @@ class Live(object):
 
     __slots__ = ('key', 'match', 'unset')
 
-    def __init__(self, key=None, match=None, unset=None):
+    def __init__(self, key: str | None = None, match: str | Callable[..., Any] | None = None,
+                 unset: tuple[str, str, int] | None = None) -> None:
         self.key = key
         self.match = bound(match)
         self.unset = unset
+
+    def matches(self, name: str, wanted: Any, live_values: dict[str, Any]) -> bool | None:
+        """Does the live value (``live_values``: what the cgroup says) say ``wanted``? None: not readable here."""
+        if self.match is not None:
+            return self.match(wanted, live_values)
+        key = self.key or name
+        return live_values[key] == wanted if key in live_values else None
 
 
 class Option(object):
@@ -89,9 +109,10 @@ class Option(object):
     __slots__ = ('name', 'type', 'elements', 'choices', 'no_log', 'default', 'absent', 'normalise', 'stage', 'spec',
                  'comparison', 'equal', 'update', 'live')
 
-    def __init__(self, name, type, stage, default=None, absent=_NOT_GIVEN, normalise=None, spec=None,
-                 comparison='strict', equal=None, update='recreate', live=None, elements=None, choices=None,
-                 no_log=False):
+    def __init__(self, name: str, type: str, stage: str, default: Any = None, absent: Any = _NOT_GIVEN,
+                 normalise: str | None = None, spec: str | None = None, comparison: str = 'strict',
+                 equal: str | None = None, update: str = 'recreate', live: Live | None = None,
+                 elements: str | None = None, choices: tuple[str, ...] | None = None, no_log: bool = False) -> None:
         if stage not in STAGES or update not in UPDATES or comparison not in COMPARISONS:
             raise ValueError('option %s: bad stage, update or comparison' % name)
         if (update == 'live') != (live is not None):
@@ -118,8 +139,8 @@ class Option(object):
         self.update = update
         self.live = live
 
-    def argument_spec(self):
-        entry = {'type': self.type}
+    def argument_spec(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {'type': self.type}
         if self.elements:
             entry['elements'] = self.elements
         if self.choices:
@@ -128,16 +149,16 @@ class Option(object):
             entry['no_log'] = True
         return entry
 
-    def default_value(self, context):
+    def default_value(self, context: Context) -> Any:
         if isinstance(self.default, Bound):
             return self.default(context)
         return _copy(self.default)
 
-    def absent_value(self):
+    def absent_value(self) -> Any:
         return _copy(self.absent) if not isinstance(self.absent, Bound) else None
 
 
-def _copy(value):
+def _copy(value: Any) -> Any:
     if isinstance(value, dict):
         return dict(value)
     if isinstance(value, list):
@@ -153,20 +174,21 @@ class Context(object):
     with the values that must reach the container but never the config.
     """
 
-    def __init__(self, name, root, record_config=None, images=None):
+    def __init__(self, name: str, root: str, record_config: dict[str, Any] | None = None,
+                 images: ContainerImages | None = None) -> None:
         self.name = name
         self.root = root
-        self.record_config = record_config or {}
+        self.record_config: dict[str, Any] = record_config or {}
         self.images = images
-        self.secret_values = {}
+        self.secret_values: dict[str, str] = {}
 
-    def container_images(self):
+    def container_images(self) -> ContainerImages:
         if self.images is None:
             from .images import ContainerImages  # pylint: disable=import-outside-toplevel
             self.images = ContainerImages(self.root)
         return self.images
 
-    def effective(self, given, name, default=None):
+    def effective(self, given: dict[str, Any], name: str, default: Any = None) -> Any:
         """The value a container will have: given now, else recorded, else ``default``."""
         if name in given:
             return given[name]
@@ -176,17 +198,17 @@ class Context(object):
 class Difference(object):
     __slots__ = ('name', 'before', 'after', 'update')
 
-    def __init__(self, name, before, after, update):
+    def __init__(self, name: str, before: Any, after: Any, update: str) -> None:
         self.name = name
         self.before = before
         self.after = after
         self.update = update
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'Difference(%r, %r -> %r, %s)' % (self.name, self.before, self.after, self.update)
 
 
-def values_match(wanted, actual, mode):
+def values_match(wanted: Any, actual: Any, mode: str) -> bool:
     if mode == 'ignore':
         return True
     if mode == 'allow_more_present':

@@ -12,12 +12,17 @@ are its recorded ones (``context.effective``).
 
 from __future__ import annotations
 
-from .._runtime import cgroups
+from typing import TYPE_CHECKING
+
 from .._runtime.errors import ValidationError
-from .._runtime.parsers import resolve_user
+
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from .base import Context
 
 
-def images(values, context, complete):
+def images(values: dict[str, Any], context: Context, complete: bool) -> None:
     """``image`` and ``rootfs`` exclude each other; an image always runs on an overlay of its layers."""
     if 'image' in values and values.get('rootfs') and (not complete or values.get('image')):
         raise ValidationError('image and rootfs are mutually exclusive: give one of them')
@@ -28,7 +33,7 @@ def images(values, context, complete):
                               'of its shared read-only layers')
 
 
-def user(values, context, complete):
+def user(values: dict[str, Any], context: Context, complete: bool) -> None:
     """A user name is looked up in the /etc/passwd of the root filesystem the container will have."""
     if 'user' not in values or values['user'] is None:
         return
@@ -36,10 +41,11 @@ def user(values, context, complete):
     if image:
         values['user'] = context.container_images().resolve_user(values['user'], image)
     else:
+        from .._runtime.parsers import resolve_user  # pylint: disable=import-outside-toplevel
         values['user'] = resolve_user(values['user'], context.effective(values, 'rootfs'))
 
 
-def memory(values, context, complete):
+def memory(values: dict[str, Any], context: Context, complete: bool) -> None:
     """``memory_swap`` is memory plus swap: at least ``memory`` (or -1 for unlimited swap)."""
     swap = values.get('memory_swap')
     limit = context.effective(values, 'memory')
@@ -48,20 +54,22 @@ def memory(values, context, complete):
                               'be at least memory, or -1 for unlimited swap' % (swap, limit))
 
 
-def placement(values, context, complete):
+def placement(values: dict[str, Any], context: Context, complete: bool) -> None:
     """``cgroup_parent`` is a path for cgroupfs and a slice for systemd; a new container gets its manager's default."""
     if 'cgroup_parent' not in values and not complete:
         return
+    from .._runtime import cgroups  # pylint: disable=import-outside-toplevel
     manager = context.effective(values, 'cgroup_manager') or cgroups.resolve_manager('auto')
     values['cgroup_parent'] = cgroups.validate_parent(manager, values.get('cgroup_parent'))
 
 
-def network(values, context, complete):
+def network(values: dict[str, Any], context: Context, complete: bool) -> None:
     """``ip_address`` and ``published_ports`` against the network the container will be on."""
+    if complete or ('ip_address' not in values and not values.get('published_ports')):
+        return
     from . import network as network_options  # pylint: disable=import-outside-toplevel
-    if not complete:
-        network_options.check(values, context)
+    network_options.check(values, context)
 
 
 # In this order: the image and the root filesystem first (the user is resolved in them).
-GROUPS = (images, user, memory, placement, network)
+GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, placement, network)

@@ -17,38 +17,46 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import TYPE_CHECKING
 
 from .._runtime.errors import RuncibleError, ValidationError
+from . import PULL_POLICIES
 from .._runtime.parsers import is_number, resolve_user
 
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any, Iterator
 
-def _image_refs():
+    from .._runtime.image_refs import Reference
+    from .._runtime.image_sources import Resolved
+    from .._runtime.image_store import ImageStore
+    from .base import Context
+
+
+def _image_refs() -> ModuleType:
     from .._runtime import image_refs  # pylint: disable=import-outside-toplevel
     return image_refs
 
 
-def split_normalised(value):
+def split_normalised(value: str | None) -> tuple[str | None, str | None]:
     """-> (reference text, manifest digest) of a normalised ``image`` value (or (None, None))."""
     return _image_refs().split_normalised(value)
 
 
-def same_image(wanted, actual):
+def same_image(wanted: str | None, actual: str | None) -> bool:
     """The container option ``image`` compares content: equal manifest digests are the same image."""
     return split_normalised(wanted)[1] == split_normalised(actual)[1]
 
 
-def map_image(spec, value, config):
+def map_image(spec: dict[str, Any], value: str | None, config: dict[str, Any]) -> None:
     """Spec mapper of the ``image`` option: an annotation naming the image and its digest."""
     if value:
         spec['annotations']['io.runcible.image'] = value
 
 
-def image(value, context):
+def image(value: str, context: Context) -> str:
     """The normaliser of ``image``: ``<canonical reference>@<manifest digest>`` (resolved, pulled if allowed)."""
     return context.container_images().normalise(value)
-
-
-PULL_POLICIES = ('missing', 'always', 'never')
 
 
 class ContainerImages(object):
@@ -60,29 +68,29 @@ class ContainerImages(object):
     a new container is about to use cannot be collected under it.
     """
 
-    def __init__(self, root, pull='missing', tls_verify=True, auth_file=None):
+    def __init__(self, root: str, pull: str = 'missing', tls_verify: bool = True, auth_file: str | None = None) -> None:
         if pull not in PULL_POLICIES:
             raise ValidationError('pull: %r is not one of %s' % (pull, ', '.join(PULL_POLICIES)))
         self.root = root
         self.tls_verify = tls_verify
         self.auth_file = auth_file
-        self._store = None
+        self._store: ImageStore | None = None
         self.pull = pull
         self.allow_pull = False
-        self._resolved = {}
-        self._gc_fd = None
-        self._moved = []
-        self._defaults = {}
+        self._resolved: dict[str, Resolved] = {}  # canonical reference -> what its source says
+        self._gc_fd: int | None = None
+        self._moved: list[str] = []  # digests whose tag a pull moved away
+        self._defaults: dict[str, dict[str, Any]] = {}  # digest -> image_config()
 
     @property
-    def store(self):
+    def store(self) -> ImageStore:
         if self._store is None:
             from .._runtime.image_store import ImageStore  # pylint: disable=import-outside-toplevel
             self._store = ImageStore(self.root, tls_verify=self.tls_verify, auth_file=self.auth_file)
         return self._store
 
     @contextlib.contextmanager
-    def session(self, apply):
+    def session(self, apply: bool) -> Iterator[ContainerImages]:
         self.allow_pull = apply
         try:
             yield self
@@ -97,17 +105,17 @@ class ContainerImages(object):
                     self.store.prune_dangling(moved, blocking=False)
 
     # -- the option's normaliser ------------------------------------------------------------------
-    def normalise(self, value):
+    def normalise(self, value: str) -> str:
         refs = _image_refs()
         reference = refs.parse_reference(value)
         return refs.join_normalised(reference, self._digest(reference))
 
-    def _hold(self):
+    def _hold(self) -> None:
         if self.allow_pull and self._gc_fd is None:
             self.store._ensure_dirs()
             self._gc_fd = self.store.acquire('gc', shared=True)
 
-    def _digest(self, reference):
+    def _digest(self, reference: Reference) -> str:
         self._hold()
         index = self.store.load_index()
         local = self.store.find(reference, index)
@@ -134,7 +142,7 @@ class ContainerImages(object):
         return resolved.digest
 
     # -- users ----------------------------------------------------------------------------------
-    def resolve_user(self, value, image):
+    def resolve_user(self, value: object, image: str) -> str | None:
         """``user`` of a container from ``image``: names are looked up in the image's /etc/passwd."""
         user_db = self.user_db(image)
         if user_db is None and not self.allow_pull:
@@ -145,15 +153,17 @@ class ContainerImages(object):
         return resolve_user(value, user_db)
 
     # -- defaults ---------------------------------------------------------------------------------
-    def user_db(self, normalised):
+    def user_db(self, normalised: str) -> str | None:
         """The directory whose etc/passwd and etc/group resolve user names of the image, or None."""
         digest = split_normalised(normalised)[1]
         path = self.store.userdb(digest) if digest else None
         return path if path and os.path.isdir(path) else None
 
-    def image_config(self, normalised):
+    def image_config(self, normalised: str) -> dict[str, Any]:
         """What a container of this image records: digest, layers and the config's defaults."""
         _reference, digest = split_normalised(normalised)
+        if digest is None:
+            raise ValidationError('image %s is not in the local image store' % normalised)
         if digest in self._defaults:
             return dict(self._defaults[digest])
         index = self.store.load_index()
@@ -187,7 +197,7 @@ class ContainerImages(object):
         self._defaults[digest] = defaults
         return dict(defaults)
 
-    def complete(self, config, given, previous=None):
+    def complete(self, config: dict[str, Any], given: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
         """Fill the config of a new container (or of a recreated one, ``previous`` its old config).
 
         Options not given take the image's values (Entrypoint, Cmd, WorkingDir, User, StopSignal) --
@@ -227,7 +237,7 @@ class ContainerImages(object):
         return config
 
 
-def _derived(option, image_config, given):
+def _derived(option: str, image_config: dict[str, Any], given: dict[str, Any]) -> list[str] | str | int:
     """The value a container takes from ``image_config`` for an option the task does not give."""
     if option == 'entrypoint':
         return list(image_config.get('entrypoint') or [])

@@ -5,15 +5,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._runtime.errors import ValidationError
 from .base import Context
 from .images import ContainerImages, split_normalised
 from .table import OPTIONS_BY_NAME
 
+if TYPE_CHECKING:
+    from typing import Any
+
 IMPORTED_EXTRA = ('image_config',)
 
 
-def _check_types(params, what):
+def _check_types(params: dict[str, Any], what: str) -> dict[str, Any]:
     """Types and choices of ``params`` exactly as Ansible checks a task's own options."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # pylint: disable=import-outside-toplevel
     from . import argument_spec  # pylint: disable=import-outside-toplevel
@@ -23,7 +28,7 @@ def _check_types(params, what):
     return dict((key, value) for key, value in result.validated_parameters.items() if value is not None)
 
 
-def imported_config(name, raw, overrides, runtime, store_root):
+def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: str, store_root: str) -> dict[str, Any]:
     """The complete config of a container imported from a checkpoint archive whose manifest says ``raw``.
 
     Nothing of an archive is trusted: unknown options are refused; host paths (``rootfs``, bind

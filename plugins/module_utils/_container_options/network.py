@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TYPE_CHECKING
 
 from .._runtime import network_registry as netreg
-from .._runtime import ports
 from .._runtime.errors import ValidationError
-from .._runtime.etc_files import ETC_MOUNT_OPTIONS, HOSTS_FILE, RESOLV_FILE
-from .._runtime.netns import netns_path
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .base import Context
 
 
 # -- normalisers ---------------------------------------------------------------------------------------
 
-def network(value, context, registry=None):
+def network(value: str, context: Context, registry: netreg.NetworkRegistry | None = None) -> str:
     """``none``, ``host``, ``bridge`` (= the default network) or the name of a network that exists."""
     value = str(value).strip()
     if value in netreg.NOT_NETWORKS:
@@ -34,7 +37,7 @@ def network(value, context, registry=None):
     return name
 
 
-def ip_address(value, context):
+def ip_address(value: str, context: Context) -> str:
     try:
         address = ipaddress.ip_address(str(value).strip())
     except ValueError:
@@ -44,17 +47,21 @@ def ip_address(value, context):
     return str(address)
 
 
-def published_ports(value, context):
+def published_ports(value: list[str], context: Context) -> list[str]:
+    from .._runtime import ports  # pylint: disable=import-outside-toplevel
     return ports.normalise(value)
 
 
-def map_network(spec, value, config):
+def map_network(spec: dict[str, Any], value: str, config: dict[str, Any]) -> None:
     """The spec's network: none (a namespace of its own), host (none), a bridge network (the named netns)."""
     if netreg.network_of(config) is None:
         if value != 'host':
             spec['linux']['namespaces'].append({'type': 'network'})
         return
     container_id = spec['annotations']['io.runcible.container.id']
+    # pylint: disable-next=import-outside-toplevel
+    from .._runtime.etc_files import ETC_MOUNT_OPTIONS, HOSTS_FILE, RESOLV_FILE
+    from .._runtime.netns import netns_path  # pylint: disable=import-outside-toplevel
     spec['linux']['namespaces'].append({'type': 'network', 'path': netns_path(container_id)})
     # Relative sources are relative to the bundle (where the network stage writes them).
     for source, destination in ((HOSTS_FILE, '/etc/hosts'), (RESOLV_FILE, '/etc/resolv.conf')):
@@ -64,12 +71,12 @@ def map_network(spec, value, config):
 
 # -- the group check: the address and the ports against the network the container will be on -----------
 
-def _is_self(allocation, context):
+def _is_self(allocation: dict[str, Any], context: Context) -> bool:
     """Is ``allocation`` the container of this task (same name, and same root)?"""
     return allocation['name'] == context.name and allocation['root'] == os.path.normpath(context.root)
 
 
-def check(given, context, registry=None):
+def check(given: dict[str, Any], context: Context, registry: netreg.NetworkRegistry | None = None) -> None:
     """``ip_address`` and ``published_ports`` need a bridge network; the address and host ports must be free."""
     if 'ip_address' not in given and not given.get('published_ports'):
         return
@@ -82,6 +89,7 @@ def check(given, context, registry=None):
     data = (registry or netreg.NetworkRegistry()).load()
     if 'ip_address' in given:
         _check_address(given['ip_address'], network_name, data, context)
+    from .._runtime import ports  # pylint: disable=import-outside-toplevel
     for mapping in ports.expand(given.get('published_ports')):
         holder = netreg.holder_of(data, mapping)
         if holder and _is_self(holder[1], context):
@@ -93,7 +101,7 @@ def check(given, context, registry=None):
             raise ValidationError('published_ports: %s by %s; nothing was changed' % (exc.msg, who), port=mapping.text())
 
 
-def _check_address(address, network_name, data, context):
+def _check_address(address: str, network_name: str, data: dict[str, Any], context: Context) -> None:
     network_def = data['networks'].get(network_name)
     if network_def is None:
         return  # the default network, made on first use: its subnet is checked then

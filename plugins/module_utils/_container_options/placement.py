@@ -5,24 +5,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .._runtime import cgroups
 from .._runtime.oci_cli import select_runtime
 
+if TYPE_CHECKING:
+    from .base import Context
 
-def runtime(value, context):
+
+def runtime(value: str, context: Context) -> str:
     """``auto``, ``runc``, ``crun`` or an absolute path -> the path of a runtime that works on this host."""
     _name, path, _warnings = select_runtime(value)
     return path
 
 
-def cgroup_manager(value, context):
+def cgroup_manager(value: str, context: Context) -> str:
     return cgroups.resolve_manager(value)
 
 
-def default_cgroup_manager(context):
+def default_cgroup_manager(context: Context) -> str:
     return cgroups.resolve_manager('auto')
 
 
-def cgroup_parent(value, context):
+def cgroup_parent(value: str, context: Context) -> str:
     """Kept as given here; the group check ``placement`` validates it for the container's manager."""
     return str(value)

@@ -13,10 +13,19 @@ from __future__ import annotations
 
 import math
 import os
+from typing import TYPE_CHECKING
 
 from .._runtime import cgroups
 from .._runtime.errors import ValidationError
 from .._runtime.parsers import parse_size
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Optional
+
+    from .base import Context
+
+    # (an alias is an expression, not an annotation: no X | None in it for Python 3.9)
+    Matcher = Callable[[Any, dict[str, Any]], Optional[bool]]  # (wanted, live values) -> True, False or None
 
 CPU_PERIOD = cgroups.CPU_PERIOD
 MIN_CPUS = 0.01
@@ -24,8 +33,8 @@ MIN_CPUS = 0.01
 
 # -- normalisers ---------------------------------------------------------------------------------------
 
-def size(option):
-    def normalise(value, context):
+def size(option: str) -> Callable[[object, Context], int]:
+    def normalise(value: object, context: Context) -> int:
         return parse_size(value, option)
     return normalise
 
@@ -34,14 +43,14 @@ memory = size('memory')
 memory_reservation = size('memory_reservation')
 
 
-def memory_swap(value, context):
+def memory_swap(value: object, context: Context) -> int:
     """Memory plus swap; -1 is unlimited swap (checked against ``memory`` by the group check ``memory``)."""
     if str(value).strip() == '-1':
         return -1
     return parse_size(value, 'memory_swap')
 
 
-def cpus(value, context):
+def cpus(value: float, context: Context) -> float:
     try:
         count = float(value)
     except (TypeError, ValueError):
@@ -54,14 +63,14 @@ def cpus(value, context):
     return count
 
 
-def cpu_shares(value, context):
+def cpu_shares(value: int, context: Context) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 2 <= value <= 262144:
         raise ValidationError('cpu_shares: %r must be 0 (default) or from 2 to 262144' % (value,))
     return value
 
 
-def cpuset(option):
-    def normalise(value, context):
+def cpuset(option: str) -> Callable[[str, Context], str | None]:
+    def normalise(value: str, context: Context) -> str | None:
         try:
             return cgroups.normalise_cpuset(value)
         except ValidationError as exc:
@@ -73,13 +82,13 @@ cpuset_cpus = cpuset('cpuset_cpus')
 cpuset_mems = cpuset('cpuset_mems')
 
 
-def pids_limit(value, context):
+def pids_limit(value: int, context: Context) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValidationError('pids_limit: %r must be a whole number of 0 or more' % (value,))
     return value
 
 
-def blkio_weight(value, context):
+def blkio_weight(value: int, context: Context) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 10 <= value <= 1000:
         raise ValidationError('blkio_weight: %r must be 0 (default) or from 10 to 1000' % (value,))
     if value and not cgroups.blkio_weight_supported():
@@ -90,60 +99,60 @@ def blkio_weight(value, context):
 
 # -- spec mappers (also make the runtime update document) -----------------------------------------------
 
-def _resources(spec):
+def _resources(spec: dict[str, Any]) -> dict[str, Any]:
     return spec['linux']['resources']
 
 
-def map_memory(spec, value, config):
+def map_memory(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('memory', {})['limit'] = value
 
 
-def map_memory_reservation(spec, value, config):
+def map_memory_reservation(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('memory', {})['reservation'] = value
 
 
-def map_memory_swap(spec, value, config):
+def map_memory_swap(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     # OCI's memory.swap is memory + swap; -1 is unlimited swap.
     if value:
         _resources(spec).setdefault('memory', {})['swap'] = value
 
 
-def map_cpus(spec, value, config):
+def map_cpus(spec: dict[str, Any], value: float | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('cpu', {}).update(quota=int(round(value * CPU_PERIOD)), period=CPU_PERIOD)
 
 
-def map_cpu_shares(spec, value, config):
+def map_cpu_shares(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('cpu', {})['shares'] = value
 
 
-def map_cpuset_cpus(spec, value, config):
+def map_cpuset_cpus(spec: dict[str, Any], value: str | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('cpu', {})['cpus'] = value
 
 
-def map_cpuset_mems(spec, value, config):
+def map_cpuset_mems(spec: dict[str, Any], value: str | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('cpu', {})['mems'] = value
 
 
-def map_pids_limit(spec, value, config):
+def map_pids_limit(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec)['pids'] = {'limit': value}
 
 
-def map_blkio_weight(spec, value, config):
+def map_blkio_weight(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec)['blockIO'] = {'weight': value}
 
 
 # -- live matchers: (wanted, live values) -> True / False / None (not readable here) ---------------------
 
-def _bytes(name):
-    def match(wanted, live):
+def _bytes(name: str) -> Matcher:
+    def match(wanted: int, live: dict[str, Any]) -> bool | None:
         if name not in live:
             return None
         if wanted and wanted > 0:
@@ -158,19 +167,19 @@ match_memory = _bytes('memory')
 match_memory_reservation = _bytes('memory_reservation')
 
 
-def match_memory_swap(wanted, live):
+def match_memory_swap(wanted: int, live: dict[str, Any]) -> bool | None:
     if not wanted:
         return True  # no swap limit asked: whatever the kernel says
     return _bytes('memory_swap')(wanted, live)
 
 
-def match_cpus(wanted, live):
+def match_cpus(wanted: float, live: dict[str, Any]) -> bool | None:
     if 'cpus' not in live:
         return None
     return int(round(live['cpus'] * CPU_PERIOD)) == int(round(wanted * CPU_PERIOD))
 
 
-def match_cpu_shares(wanted, live):
+def match_cpu_shares(wanted: int, live: dict[str, Any]) -> bool | None:
     if not wanted:
         return True
     if 'cpu_shares' in live:
@@ -180,8 +189,8 @@ def match_cpu_shares(wanted, live):
     return None
 
 
-def _unless_unset(name):
-    def match(wanted, live):
+def _unless_unset(name: str) -> Matcher:
+    def match(wanted: object, live: dict[str, Any]) -> bool | None:
         if not wanted:
             return True  # nothing asked: whatever the parent cgroup gives is right
         return live[name] == wanted if name in live else None
@@ -193,5 +202,5 @@ match_cpuset_mems = _unless_unset('cpuset_mems')
 match_blkio_weight = _unless_unset('blkio_weight')
 
 
-def match_pids_limit(wanted, live):
+def match_pids_limit(wanted: int, live: dict[str, Any]) -> bool | None:
     return live['pids_limit'] == wanted if 'pids_limit' in live else None

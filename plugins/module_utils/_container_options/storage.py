@@ -6,39 +6,44 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-from .._runtime import secrets as container_secrets
 from .._runtime.errors import ValidationError
-from .._runtime.rootfs import validate_rootfs
-from .._runtime.parsers import normalise_mounts
+from .._runtime.parsers import normalise_mounts, validate_rootfs
+
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .base import Context
 
 
-def rootfs(value, context):
+def rootfs(value: str, context: Context) -> str:
     return validate_rootfs(value)
 
 
-def mounts(value, context):
+def mounts(value: list[Any], context: Context) -> list[dict[str, Any]] | None:
     normalised = normalise_mounts(value)
-    for mount in normalised:
+    for mount in normalised or []:
         if not os.path.exists(mount['source']):
             raise ValidationError('mounts: source %s does not exist on the host; create it first' % mount['source'])
     return normalised
 
 
-def map_mounts(spec, value, config):
+def map_mounts(spec: dict[str, Any], value: list[dict[str, Any]] | None, config: dict[str, Any]) -> None:
     for mount in value or []:
         spec['mounts'].append({'destination': mount['target'], 'type': 'bind', 'source': mount['source'],
                                'options': list(mount['options'])})
 
 
-def secrets(value, context):
+def secrets(value: dict[str, Any], context: Context) -> dict[str, dict[str, Any]]:
     """Names, targets, modes and keyed hashes; the values go to ``context.secret_values``, never the config."""
+    from .._runtime import secrets as container_secrets  # pylint: disable=import-outside-toplevel
     normalised, values = container_secrets.normalise(value, container_secrets.store_key(context.root))
     context.secret_values = values
     return normalised
 
 
-def map_secrets(spec, value, config):
+def map_secrets(spec: dict[str, Any], value: dict[str, dict[str, Any]] | None, config: dict[str, Any]) -> None:
     """A read-only bind mount of each file secret from the tmpfs store (``bundle/secrets`` links to it)."""
     for name, entry in sorted((value or {}).items()):
         if entry['type'] == 'file':

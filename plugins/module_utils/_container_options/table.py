@@ -12,13 +12,19 @@ package, imported on first use; a default that is computed is ``Bound('module:fu
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Bound, Live, Option
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PIDS_LIMIT = 2048  # podman's default for a new container
 DEFAULT_NETWORK = 'runcible'  # the runtime's default bridge network (network.DEFAULT_NETWORK)
 
 
-def _limit(name, type_, default=0, unset=None, absent=None):
+def _limit(name: str, type_: str, default: Any = 0, unset: tuple[str, str, int] | None = None,
+           absent: Any = None) -> Option:
     """A resource limit: normalised in resources.py, mapped into linux.resources, updated and read back live."""
     return Option(name, type_, 'spec', default=default, absent=default if absent is None else absent,
                   normalise='resources:' + name, spec='resources:map_' + name, update='live',

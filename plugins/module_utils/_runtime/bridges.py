@@ -17,23 +17,29 @@ import contextlib
 import errno
 import ipaddress
 import os
+from typing import TYPE_CHECKING
 
 from . import netlink
 from .errors import RuncibleError, ValidationError
 from .netns import netns_path
+
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, Iterable
 
 OWNED_BRIDGE_ALIAS = 'runcible.oci network %s'  # the alias of every bridge the collection makes
 VETH_PREFIX = 'rcv'
 CONTAINER_IFNAME = 'eth0'
 
 
-def veth_name(container_id):
+def veth_name(container_id: str) -> str:
     return VETH_PREFIX + container_id[:12]
 
 
-def host_routes(exclude_devices=(), path='/proc/net/route'):
+def host_routes(exclude_devices: Iterable[str] = (),
+                path: str = '/proc/net/route') -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
     """IPv4 routes of the main table (/proc/net/route) as (network, device), default route left out."""
-    routes = []
+    routes: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
     try:
         with open(path, 'r') as handle:
             lines = handle.read().splitlines()[1:]
@@ -51,11 +57,11 @@ def host_routes(exclude_devices=(), path='/proc/net/route'):
     return routes
 
 
-def interface_exists(name):
+def interface_exists(name: str) -> bool:
     return os.path.exists(os.path.join('/sys/class/net', name))
 
 
-def _write_sysctl(path, value):
+def _write_sysctl(path: str, value: str) -> None:
     try:
         with open(path, 'w') as handle:
             handle.write(value)
@@ -63,7 +69,7 @@ def _write_sysctl(path, value):
         raise RuncibleError('cannot set %s to %s: %s' % (path, value, exc))
 
 
-def _bridge_sysctls(network):
+def _bridge_sysctls(network: dict[str, Any]) -> None:
     conf = '/proc/sys/net/ipv4/conf/%s/' % network['bridge']
     # 127.0.0.1:PORT on the host is DNATed out of this bridge, and the replies, de-NATed back to 127.0.0.1,
     # need loopback routing on it. The loopback guard of ports.py (every bridge of the registry) drops
@@ -73,11 +79,11 @@ def _bridge_sysctls(network):
     _write_sysctl(conf + 'forwarding', '0' if network.get('internal') else '1')
 
 
-def owned_alias(network):
+def owned_alias(network: dict[str, Any]) -> str:
     return OWNED_BRIDGE_ALIAS % network['name']
 
 
-def link_alias(name):
+def link_alias(name: str) -> str | None:
     """The alias of the interface ``name`` ('' when it has none), or None when there is no such interface."""
     try:
         with open(os.path.join('/sys/class/net', name, 'ifalias')) as handle:
@@ -88,7 +94,7 @@ def link_alias(name):
         raise RuncibleError('cannot read the alias of the interface %s: %s' % (name, exc))
 
 
-def bridge_owner(network):
+def bridge_owner(network: dict[str, Any]) -> str:
     """Who has the network's bridge name: 'missing' (nobody), 'ours' (its alias is the network's) or 'foreign'."""
     alias = link_alias(network['bridge'])
     if alias is None:
@@ -96,7 +102,7 @@ def bridge_owner(network):
     return 'ours' if alias == owned_alias(network) else 'foreign'
 
 
-def foreign_bridge_message(network):
+def foreign_bridge_message(network: dict[str, Any]) -> str:
     alias = link_alias(network['bridge']) or ''
     return ('bridge %s already exists and was not created by runcible.oci for network %s (%s); runcible.oci never '
             'changes or deletes an interface it did not create: choose another bridge name for the network (option '
@@ -105,13 +111,13 @@ def foreign_bridge_message(network):
                network['bridge']))
 
 
-def require_own_bridge(network):
+def require_own_bridge(network: dict[str, Any]) -> None:
     """Raise ValidationError when the network's bridge name is taken by an interface that is not ours."""
     if bridge_owner(network) == 'foreign':
         raise ValidationError(foreign_bridge_message(network))
 
 
-def bridge_ready(network):
+def bridge_ready(network: dict[str, Any]) -> bool:
     """True when the bridge exists, is ours, is up and has the gateway address (by /sys and /proc: no netlink)."""
     base = os.path.join('/sys/class/net', network['bridge'])
     if not os.path.isdir(os.path.join(base, 'bridge')) or bridge_owner(network) != 'ours':
@@ -129,7 +135,7 @@ def bridge_ready(network):
     return False
 
 
-def _link_index(rtnl, name, where=''):
+def _link_index(rtnl: netlink.Netlink, name: str, where: str = '') -> int:
     """The index of the interface ``name`` (netlink.Netlink ``rtnl``'s namespace); OSError when missing."""
     index = rtnl.link_index(name)
     if index is None:
@@ -137,7 +143,7 @@ def _link_index(rtnl, name, where=''):
     return index
 
 
-def _create_bridge(rtnl, network):
+def _create_bridge(rtnl: netlink.Netlink, network: dict[str, Any]) -> int:
     """A new bridge with our alias; -> its index. The kernel takes no alias with RTM_NEWLINK's creation, so it is
     set right after; when that fails, the bridge just made (ours: NLM_F_EXCL) is deleted again."""
     bridge = network['bridge']
@@ -152,7 +158,7 @@ def _create_bridge(rtnl, network):
     return index
 
 
-def ensure_bridge(network, rtnl=None):
+def ensure_bridge(network: dict[str, Any], rtnl: netlink.Netlink | None = None) -> bool:
     """Create (or repair) the network's bridge: gateway address, up, sysctls; -> True when it changed.
 
     ``rtnl``: a netlink.Netlink of the host's namespace to use (else one of its own). An interface of
@@ -190,7 +196,7 @@ def ensure_bridge(network, rtnl=None):
     return changed
 
 
-def delete_bridge(network):
+def delete_bridge(network: dict[str, Any]) -> bool:
     """Delete the network's bridge when it is ours; -> True when deleted. An interface of that name that is
     not ours is left as it is (see bridge_owner(); the caller may warn)."""
     bridge = network['bridge']
@@ -206,7 +212,8 @@ def delete_bridge(network):
     return True
 
 
-def plumb(network, container_id, address, name, inside_socket=None):
+def plumb(network: dict[str, Any], container_id: str, address: str, name: str,
+          inside_socket: socket.socket | None = None) -> None:
     """The veth pair of a container: host end on the bridge, eth0 in its namespace with address and routes.
 
     ``inside_socket``: a netlink socket opened in the container's namespace, used and closed here

@@ -14,6 +14,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import errno
 import os
 import re
@@ -24,6 +26,9 @@ from .errors import RuncibleError, ValidationError
 from .host import process_cgroups
 from .host import cgroup_mode, find_program
 
+if TYPE_CHECKING:
+    from typing import Any
+
 CGROUP_ROOT = '/sys/fs/cgroup'
 DEFAULT_CGROUPFS_PARENT = '/runcible'
 DEFAULT_SLICE = 'machine.slice'
@@ -32,7 +37,7 @@ RACE_RETRIES = 5
 V1_UNLIMITED = 0x7FFFFFFFFFFFF000  # what v1 memory files say for "no limit" (page-aligned LONG_MAX)
 
 
-def systemd_available():
+def systemd_available() -> bool:
     """systemd is PID 1 and its bus is reachable (with busctl to speak to it)."""
     try:
         with open('/proc/1/comm') as handle:
@@ -43,7 +48,7 @@ def systemd_available():
             and os.path.exists('/run/dbus/system_bus_socket') and find_program('busctl') is not None)
 
 
-def resolve_manager(requested):
+def resolve_manager(requested: str | None) -> str:
     """``auto`` -> ``systemd`` when systemd is PID 1 and reachable over D-Bus, else ``cgroupfs``."""
     if requested in (None, '', 'auto'):
         return 'systemd' if systemd_available() else 'cgroupfs'
@@ -53,7 +58,7 @@ def resolve_manager(requested):
     return requested
 
 
-def validate_parent(manager, parent):
+def validate_parent(manager: str, parent: str | None) -> str:
     """-> the cgroup parent for ``manager``: a path for cgroupfs, a .slice name for systemd."""
     if manager == 'systemd':
         parent = parent or DEFAULT_SLICE
@@ -70,7 +75,7 @@ def validate_parent(manager, parent):
     return os.path.normpath(parent)
 
 
-def slice_path(slice_name):
+def slice_path(slice_name: str) -> str:
     """The cgroup path of a systemd slice: ``a-b.slice`` -> ``/a.slice/a-b.slice`` (``-.slice`` is the root)."""
     if slice_name == '-.slice':
         return ''
@@ -78,7 +83,7 @@ def slice_path(slice_name):
     return ''.join('/%s.slice' % '-'.join(parts[:index + 1]) for index in range(len(parts)))
 
 
-def container_cgroups_path(manager, parent, container_id):
+def container_cgroups_path(manager: str, parent: str, container_id: str) -> str:
     if manager == 'systemd':
         return '%s:runcible:%s' % (parent, container_id)
     return '%s/runcible-%s' % (parent.rstrip('/'), container_id)
@@ -86,7 +91,7 @@ def container_cgroups_path(manager, parent, container_id):
 
 # -- hierarchies ----------------------------------------------------------------------------------------
 
-def hierarchies(root=CGROUP_ROOT):
+def hierarchies(root: str = CGROUP_ROOT) -> list[str]:
     """Mount points of every cgroup hierarchy: the unified one (v2 or the hybrid's), and the v1 ones."""
     mode = cgroup_mode(root)
     if mode == 'unified':
@@ -102,7 +107,7 @@ def hierarchies(root=CGROUP_ROOT):
     return found
 
 
-def _copy_cpuset(directory):
+def _copy_cpuset(directory: str) -> None:
     """A new v1 cpuset cgroup takes no task until cpus and mems are set: inherit the parent's."""
     for name in ('cpuset.cpus', 'cpuset.mems'):
         target = os.path.join(directory, name)
@@ -120,7 +125,7 @@ def _copy_cpuset(directory):
                 handle.write(value)
 
 
-def place_in_cgroupfs(pid, relative, root=CGROUP_ROOT):
+def place_in_cgroupfs(pid: int, relative: str, root: str = CGROUP_ROOT) -> list[str]:
     """Move ``pid`` into the cgroup ``relative`` (e.g. /runcible/conmon) of every hierarchy; -> dirs."""
     placed = []
     for hierarchy in hierarchies(root):
@@ -142,7 +147,7 @@ def place_in_cgroupfs(pid, relative, root=CGROUP_ROOT):
     return placed
 
 
-def remove_empty(relative, root=CGROUP_ROOT):
+def remove_empty(relative: str, root: str = CGROUP_ROOT) -> None:
     """rmdir ``relative`` and then its parents in every hierarchy, as long as they are empty."""
     for hierarchy in hierarchies(root):
         directory = os.path.join(hierarchy, relative.lstrip('/'))
@@ -159,7 +164,7 @@ SYSTEMD_BUS = ['org.freedesktop.systemd1', '/org/freedesktop/systemd1', 'org.fre
 SCOPE_TIMEOUT = 60.0  # seconds for systemd to run the scope's start job (milliseconds on real hardware)
 
 
-def transient_scope_call(unit, slice_name, pid):
+def transient_scope_call(unit: str, slice_name: str, pid: int) -> list[str]:
     """The busctl argv of StartTransientUnit for ``unit`` holding ``pid`` (Delegate, in ``slice_name``)."""
     return ['busctl', 'call', '--system'] + SYSTEMD_BUS + [
         'StartTransientUnit', 'ssa(sv)a(sa(sv))',
@@ -171,7 +176,7 @@ def transient_scope_call(unit, slice_name, pid):
         '0']
 
 
-def unit_object_path(unit):
+def unit_object_path(unit: str) -> str:
     """systemd's D-Bus object path of ``unit`` (sd-bus label escaping: ``-`` -> ``_2d``, ``.`` -> ``_2e``)."""
     escaped = []
     for index, char in enumerate(unit):
@@ -182,13 +187,13 @@ def unit_object_path(unit):
     return '/org/freedesktop/systemd1/unit/' + ''.join(escaped)
 
 
-def _busctl(argv):
+def _busctl(argv: list[str]) -> subprocess.CompletedProcess[bytes]:
     argv = [find_program('busctl') or 'busctl'] + list(argv[1:])
     return subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           timeout=30, check=False)
 
 
-def unit_active_state(unit):
+def unit_active_state(unit: str) -> str | None:
     """``active``, ``failed``, ... of a loaded unit; None when systemd does not know it (or cannot say)."""
     proc = _busctl(['busctl', 'get-property', '--system', SYSTEMD_BUS[0], unit_object_path(unit),
                     'org.freedesktop.systemd1.Unit', 'ActiveState'])
@@ -196,7 +201,7 @@ def unit_active_state(unit):
     return match.group(1) if proc.returncode == 0 and match else None
 
 
-def systemd_cgroup_of(pid):
+def systemd_cgroup_of(pid: int) -> str | None:
     """The cgroup systemd sees ``pid`` in (v2 path, or v1's name=systemd one); None when ``pid`` is gone."""
     groups = process_cgroups(pid)
     if not groups:
@@ -204,7 +209,7 @@ def systemd_cgroup_of(pid):
     return groups.get('systemd', groups.get(''))
 
 
-def wait_in_unit(pid, unit, timeout=SCOPE_TIMEOUT):
+def wait_in_unit(pid: int, unit: str, timeout: float = SCOPE_TIMEOUT) -> None:
     """Wait until systemd has moved ``pid`` into ``unit``'s cgroup.
 
     StartTransientUnit only queues a start job: it returns before systemd moves the process. conmon must
@@ -233,7 +238,7 @@ def wait_in_unit(pid, unit, timeout=SCOPE_TIMEOUT):
         delay = min(delay * 2, 0.05)
 
 
-def place_in_scope(pid, unit, slice_name, timeout=SCOPE_TIMEOUT):
+def place_in_scope(pid: int, unit: str, slice_name: str, timeout: float = SCOPE_TIMEOUT) -> None:
     """Move ``pid`` into a new transient scope ``unit`` in ``slice_name``; returns once it is there."""
     argv = transient_scope_call(unit, slice_name, pid)
     proc = _busctl(argv)
@@ -250,27 +255,27 @@ def place_in_scope(pid, unit, slice_name, timeout=SCOPE_TIMEOUT):
 class Placement(object):
     """Where a container and its conmon go; made from the record's (resolved) config."""
 
-    def __init__(self, manager, parent, container_id):
+    def __init__(self, manager: str, parent: str, container_id: str) -> None:
         self.manager = manager
         self.parent = parent
         self.container_id = container_id
 
     @property
-    def cgroups_path(self):
+    def cgroups_path(self) -> str:
         return container_cgroups_path(self.manager, self.parent, self.container_id)
 
     @property
-    def conmon_unit(self):
+    def conmon_unit(self) -> str:
         return 'runcible-conmon-%s.scope' % self.container_id
 
     @property
-    def cgroup_path(self):
+    def cgroup_path(self) -> str:
         """The cgroup (v2 path, or v1 path in each hierarchy) runc makes for the container."""
         if self.manager == 'systemd':
             return '%s/runcible-%s.scope' % (slice_path(self.parent), self.container_id)
         return '%s/runcible-%s' % (self.parent.rstrip('/'), self.container_id)
 
-    def place_conmon(self, pid):
+    def place_conmon(self, pid: int) -> str | None:
         """-> a note for ``actions`` when conmon was left where it is."""
         if os.environ.get('INVOCATION_ID'):
             return 'conmon left in the cgroup of the systemd unit running this task (INVOCATION_ID is set)'
@@ -280,7 +285,7 @@ class Placement(object):
             place_in_cgroupfs(pid, self.parent.rstrip('/') + '/conmon')
         return None
 
-    def cleanup(self):
+    def cleanup(self) -> None:
         if self.manager == 'cgroupfs':
             remove_empty(self.parent.rstrip('/') + '/runcible-' + self.container_id)
             remove_empty(self.parent.rstrip('/') + '/conmon')
@@ -288,7 +293,7 @@ class Placement(object):
 
 # -- live values ----------------------------------------------------------------------------------------
 
-def _read(path):
+def _read(path: str) -> str | None:
     try:
         with open(path) as handle:
             return handle.read().strip()
@@ -296,14 +301,14 @@ def _read(path):
         return None
 
 
-def normalise_cpuset(value):
+def normalise_cpuset(value: Any) -> str | None:
     """``"0,1,2"``, ``"2,0-1"`` -> ``"0-2"``; '' stays ''."""
     if value is None:
         return None
     text = str(value).replace(' ', '')
     if not text:
         return ''
-    numbers = set()
+    numbers: set[int] = set()
     for part in text.split(','):
         match = re.match(r'^(\d+)(?:-(\d+))?$', part)
         if not match:
@@ -324,32 +329,34 @@ def normalise_cpuset(value):
     return ','.join(ranges)
 
 
-def _int(text):
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
     try:
         return int(text)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
-def _v1_bytes(text):
+def _v1_bytes(text: str | None) -> int | None:
     value = _int(text)
     if value is None:
         return None
     return 0 if value >= V1_UNLIMITED else value
 
 
-def _v2_max(text):
+def _v2_max(text: str | None) -> int | None:
     if text is None:
         return None
     return 0 if text == 'max' else _int(text)
 
 
-def shares_to_weight(shares):
+def shares_to_weight(shares: int) -> int:
     """runc's conversion of cgroup v1 cpu.shares to v2 cpu.weight."""
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def read_live(pid, root=CGROUP_ROOT):
+def read_live(pid: int, root: str = CGROUP_ROOT) -> dict[str, Any]:
     """The live resource values of the container whose init is ``pid``, named and normalised like the options.
 
     Keys missing from the result could not be read here (no such controller or file).
@@ -357,7 +364,7 @@ def read_live(pid, root=CGROUP_ROOT):
     groups = process_cgroups(pid)
     if not groups:
         return {}
-    live = {}
+    live: dict[str, Any] = {}
     if cgroup_mode(root) == 'unified':
         base = os.path.join(root, groups.get('', '/').lstrip('/'))
         live['memory'] = _v2_max(_read(os.path.join(base, 'memory.max')))
@@ -374,7 +381,7 @@ def read_live(pid, root=CGROUP_ROOT):
         if weight:
             live['blkio_weight'] = _int(weight.split()[-1])
     else:
-        def v1(controller, name):
+        def v1(controller: str, name: str) -> str | None:
             if controller not in groups:
                 return None
             return _read(os.path.join(root, controller, groups[controller].lstrip('/'), name))
@@ -383,9 +390,9 @@ def read_live(pid, root=CGROUP_ROOT):
         swap = v1('memory', 'memory.memsw.limit_in_bytes')
         if swap is not None:
             live['memory_swap'] = -1 if _v1_bytes(swap) == 0 else _int(swap)
-        quota, period = _int(v1('cpu', 'cpu.cfs_quota_us')), _int(v1('cpu', 'cpu.cfs_period_us'))
-        if quota is not None and period:
-            live['cpus'] = 0.0 if quota < 0 else round(quota / float(period), 5)
+        quota_us, period_us = _int(v1('cpu', 'cpu.cfs_quota_us')), _int(v1('cpu', 'cpu.cfs_period_us'))
+        if quota_us is not None and period_us:
+            live['cpus'] = 0.0 if quota_us < 0 else round(quota_us / float(period_us), 5)
         live['cpu_shares'] = _int(v1('cpu', 'cpu.shares'))
         live['cpuset_cpus'] = v1('cpuset', 'cpuset.cpus')
         live['cpuset_mems'] = v1('cpuset', 'cpuset.mems')
@@ -400,7 +407,7 @@ def read_live(pid, root=CGROUP_ROOT):
     return dict((key, value) for key, value in live.items() if value is not None)
 
 
-def blkio_weight_supported(root=CGROUP_ROOT):
+def blkio_weight_supported(root: str = CGROUP_ROOT) -> bool:
     if cgroup_mode(root) == 'unified':
         return any(os.path.exists(os.path.join(root, name)) for name in ('io.bfq.weight', 'io.weight')) or \
             'io' in (_read(os.path.join(root, 'cgroup.controllers')) or '').split()

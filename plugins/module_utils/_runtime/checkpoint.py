@@ -22,6 +22,7 @@ import secrets
 import shutil
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from . import checkpoint_archive as archives
 from .engine import utc_iso
@@ -31,13 +32,22 @@ from .host import cgroup_mode, find_program
 from .secrets import env_names as secret_env_names
 from .files import atomic_write
 
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Sequence
+
+    from .engine import Engine
+    from .oci_cli import OCIRuntime
+    from .record import Record
+    from .store import ContainerPaths
+    from .untar import Limits
+
 COMPRESSIONS = archives.COMPRESSIONS
 CRIU_CHECK_TIMEOUT = 120
 
-_versions = {}
+_versions: dict[tuple[str, ...], str] = {}
 
 
-def program_version(path, args=('--version',)):
+def program_version(path: str, args: Sequence[str] = ('--version',)) -> str:
     """First line of ``path --version`` (cached per process)."""
     key = (path,) + tuple(args)
     if key not in _versions:
@@ -51,7 +61,7 @@ def program_version(path, args=('--version',)):
     return _versions[key]
 
 
-def criu_version(path):
+def criu_version(path: str) -> str:
     text = program_version(path)
     return text.split(':', 1)[1].strip() if text.lower().startswith('version:') else text
 
@@ -59,13 +69,13 @@ def criu_version(path):
 DEFAULT_CRIU_PATHS = ('/usr/local/sbin/criu', '/usr/sbin/criu')
 
 
-def find_criu(cache_dir=None, search=None):
+def find_criu(cache_dir: str | None = None, search: Iterable[str | None] | None = None) -> str:
     """Path of a CRIU that passes ``criu check`` on this host; raises with the check's output otherwise.
 
     ``search``: paths to try (default: ``criu`` on PATH, then /usr/local/sbin and /usr/sbin).
     A passing check is cached per binary (path, size, mtime) and boot in ``cache_dir`` when given.
     """
-    candidates = []
+    candidates: list[str] = []
     for path in search if search is not None else (find_program('criu'),) + DEFAULT_CRIU_PATHS:
         if path and os.path.exists(path) and os.path.realpath(path) not in [os.path.realpath(c) for c in candidates]:
             candidates.append(path)
@@ -74,7 +84,7 @@ def find_criu(cache_dir=None, search=None):
                             '(Debian 13 ships 4.x), or on Debian 12, where criu 3.17 fails "criu check" on newer '
                             'kernels, build CRIU 4.x from the newer Debian source package (make setup does); '
                             'CRIU also needs "iptables"')
-    failures = []
+    failures: list[str] = []
     for path in candidates:
         key = _criu_key(path)
         cache_file = os.path.join(cache_dir, 'criu-check.json') if cache_dir else None
@@ -92,7 +102,7 @@ def find_criu(cache_dir=None, search=None):
                 cached = _read_json(cache_file)
                 cached[path] = key
                 try:
-                    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+                    os.makedirs(os.path.dirname(cache_file), mode=0o700, exist_ok=True)
                     _write_json(cache_file, cached)
                 except OSError:
                     pass
@@ -104,7 +114,7 @@ def find_criu(cache_dir=None, search=None):
                         % '; '.join(failures), criu_check=failures)
 
 
-def _criu_key(path):
+def _criu_key(path: str) -> str:
     info = os.stat(path)
     try:
         with open('/proc/sys/kernel/random/boot_id') as handle:
@@ -114,7 +124,7 @@ def _criu_key(path):
     return '%d:%d:%s' % (info.st_size, info.st_mtime_ns, boot)
 
 
-def _read_json(path):
+def _read_json(path: str) -> dict[str, Any]:
     try:
         with open(path) as handle:
             data = json.load(handle)
@@ -123,11 +133,11 @@ def _read_json(path):
         return {}
 
 
-def _write_json(path, data):
+def _write_json(path: str, data: dict[str, Any]) -> None:
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True), mode=0o600)
 
 
-def tail_file(path, lines=15):
+def tail_file(path: str, lines: int = 15) -> str:
     try:
         with open(path, 'rb') as handle:
             handle.seek(0, os.SEEK_END)
@@ -142,7 +152,7 @@ def tail_file(path, lines=15):
 CAP_SYS_RESOURCE = 24
 
 
-def effective_capabilities(status_path='/proc/self/status'):
+def effective_capabilities(status_path: str = '/proc/self/status') -> int | None:
     try:
         with open(status_path) as handle:
             for line in handle:
@@ -153,7 +163,7 @@ def effective_capabilities(status_path='/proc/self/status'):
     return None
 
 
-def check_dump_capabilities(record, status_path='/proc/self/status'):
+def check_dump_capabilities(record: Record, status_path: str = '/proc/self/status') -> None:
     """CRIU reads a process's rlimits with prlimit(): for a process of another uid that takes CAP_SYS_RESOURCE.
 
     Fail before touching anything, and say why, when this host's root lacks it (some sandboxes drop it).
@@ -170,7 +180,7 @@ def check_dump_capabilities(record, status_path='/proc/self/status'):
 CRIU_CONFIG_ANNOTATION = 'org.criu.config'
 
 
-def pin_criu_cgroup_root(paths, cgroup_path):
+def pin_criu_cgroup_root(paths: ContainerPaths, cgroup_path: str) -> None:
     """Make CRIU restore the container into ``cgroup_path``, its cgroup now, not the one it was dumped from.
 
     On cgroup v2 runc (1.1) gives CRIU no cgroup root, so CRIU recreates the cgroup path recorded at
@@ -193,32 +203,33 @@ def pin_criu_cgroup_root(paths, cgroup_path):
 class Checkpoints(object):
     """Checkpoint, restore, export and import of the containers of one engine."""
 
-    def __init__(self, engine, use_cache=True):
+    def __init__(self, engine: Engine, use_cache: bool = True) -> None:
         self.engine = engine
         self.use_cache = use_cache
-        self._criu = None
+        self._criu: str | None = None
 
-    def criu(self):
+    def criu(self) -> str:
         if self._criu is None:
             self._criu = find_criu(self.engine.store.run_root if self.use_cache else None)
         return self._criu
 
-    def runtime(self, record):
+    def runtime(self, record: Record) -> OCIRuntime:
         runtime = self.engine.runtime_for(record)
         runtime.criu_path = self.criu()
         return runtime
 
-    def directory(self, record, checkpoint_id):
+    def directory(self, record: Record, checkpoint_id: str) -> str:
         return os.path.join(self.engine.paths(record).dir, 'checkpoints', checkpoint_id)
 
-    def _drop_others(self, record, keep_id):
+    def _drop_others(self, record: Record, keep_id: str) -> None:
         parent = os.path.join(self.engine.paths(record).dir, 'checkpoints')
         for entry in os.listdir(parent) if os.path.isdir(parent) else []:
             if entry != keep_id:
                 shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
     # -- dump -----------------------------------------------------------------------------------
-    def dump(self, record, live, leave_running=False, tcp_established=False, file_locks=False, keep_logs=False):
+    def dump(self, record: Record, live: dict[str, Any], leave_running: bool = False, tcp_established: bool = False,
+             file_locks: bool = False, keep_logs: bool = False) -> dict[str, Any]:
         """``runtime checkpoint`` of a running container; -> checkpoint metadata (also in the record)."""
         check_dump_capabilities(record)
         runtime = self.runtime(record)
@@ -261,7 +272,8 @@ class Checkpoints(object):
         return meta
 
     # -- restore --------------------------------------------------------------------------------
-    def restore(self, record, spec, tcp_established=None, file_locks=None, keep_logs=False):
+    def restore(self, record: Record, spec: dict[str, Any] | None, tcp_established: bool | None = None,
+                file_locks: bool | None = None, keep_logs: bool = False) -> dict[str, Any]:
         """Bring a stopped container back from its latest checkpoint, supervised by conmon.
 
         ``spec``: the container's spec (the option layer's), for a bundle a reboot took away.
@@ -299,7 +311,7 @@ class Checkpoints(object):
         return meta
 
     # -- export / import ------------------------------------------------------------------------
-    def manifest(self, record):
+    def manifest(self, record: Record) -> dict[str, Any]:
         meta = record['checkpoint']
         return {
             'format': archives.ARCHIVE_FORMAT, 'version': archives.ARCHIVE_VERSION, 'checkpoint_id': meta['id'],
@@ -309,7 +321,7 @@ class Checkpoints(object):
             'tcp_established': meta['tcp_established'], 'file_locks': meta['file_locks'],
         }
 
-    def export_is_current(self, record, path, key=None):
+    def export_is_current(self, record: Record, path: str, key: str | None = None) -> bool:
         meta = record.get('checkpoint') or {}
         known = (meta.get('exports') or {}).get(os.path.abspath(path))
         if not known or not os.path.isfile(path) or os.path.islink(path):
@@ -318,7 +330,7 @@ class Checkpoints(object):
         return (known.get('size') == info.st_size and known.get('mtime_ns') == info.st_mtime_ns
                 and known.get('key_id') == archives.key_id(key))
 
-    def export(self, record, path, compress='zstd', key=None):
+    def export(self, record: Record, path: str, compress: str = 'zstd', key: str | None = None) -> int:
         path = os.path.abspath(path)
         meta = record['checkpoint']
         paths = self.engine.paths(record)
@@ -338,7 +350,7 @@ class Checkpoints(object):
         self.engine.store.save(record)
         return size
 
-    def staging_dir(self):
+    def staging_dir(self) -> str:
         """A new private directory of the store to unpack an archive into (the caller removes it)."""
         parent = os.path.join(self.engine.store.root, 'imports')
         os.makedirs(parent, mode=0o700, exist_ok=True)
@@ -346,22 +358,23 @@ class Checkpoints(object):
         os.mkdir(path, 0o700)
         return path
 
-    def inspect_archive(self, path, key=None):
+    def inspect_archive(self, path: str, key: str | None = None) -> tuple[dict[str, Any], str]:
         """Check a whole archive without writing anything; -> (manifest, integrity)."""
         return archives.read_archive(path, None, key=key, limits=self._limits())
 
-    def unpack_archive(self, path, staging, key=None):
+    def unpack_archive(self, path: str, staging: str, key: str | None = None) -> tuple[dict[str, Any], str]:
         """Unpack and check a whole archive into ``staging``; -> (manifest, integrity)."""
         return archives.read_archive(path, staging, key=key, limits=self._limits())
 
-    def _limits(self):
+    def _limits(self) -> Limits:
         from .untar import Limits  # pylint: disable=import-outside-toplevel
         root = self.engine.store.root
         while not os.path.isdir(root):
             root = os.path.dirname(root)
         return Limits(max_bytes=archives.free_bytes(root))
 
-    def import_(self, name, staging, manifest, config, spec, container_id, archive_path, keep_logs=False):
+    def import_(self, name: str, staging: str, manifest: dict[str, Any], config: dict[str, Any], spec: dict[str, Any],
+                container_id: str, archive_path: str, keep_logs: bool = False) -> Record:
         """Create container ``name`` from an unpacked, checked archive in ``staging`` and restore it; -> record.
 
         ``config`` is the complete container config the task layer rebuilt from the manifest, ``spec`` its

@@ -45,11 +45,17 @@ import subprocess
 import tarfile
 import time
 import zlib
+from typing import TYPE_CHECKING
 
 from . import untar
 from .errors import RuncibleError, ValidationError
-from .host import find_program
+from .host import child_pipe, find_program
 from .oci_cli import KNOWN_RUNTIMES
+
+if TYPE_CHECKING:
+    from typing import IO, Any, Iterator
+
+    from .untar import Readable
 
 ARCHIVE_FORMAT = 'runcible.oci/checkpoint'
 ARCHIVE_VERSION = 1
@@ -63,7 +69,7 @@ MAX_SMALL_FILE = {'manifest.json': MAX_MANIFEST, 'config.json': 4 << 20, INTEGRI
 OPAQUE_XATTRS = ('trusted.overlay.opaque', 'user.overlay.opaque')
 FREE_SPACE_RESERVE = 64 << 20
 MIN_KEY_LENGTH = 16
-MANIFEST_FIELDS = {
+MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
     'format': str, 'version': int, 'checkpoint_id': str, 'name': str, 'id': str, 'config': dict, 'created': str,
     'runtime': str, 'runtime_version': str, 'criu_version': str, 'dump_seconds': (int, float),
     'tcp_established': bool, 'file_locks': bool,
@@ -72,17 +78,13 @@ OPTIONAL_MANIFEST_FIELDS = ('created', 'runtime_version', 'criu_version', 'dump_
                             'file_locks', 'id')
 
 
-def _checkpoint_id_re():
-    return re.compile(r'[0-9a-f]{32}')
-
-
-def _container_id_re():
-    return re.compile(r'[0-9a-f]{64}')
+CHECKPOINT_ID = r'[0-9a-f]{32}'
+CONTAINER_ID = r'[0-9a-f]{64}'
 
 
 # -- integrity -----------------------------------------------------------------------------------------
 
-def integrity_digest(key):
+def integrity_digest(key: str | None) -> hmac.HMAC | None:
     """The keyed digest both ends compute over an archive's members (None without a key)."""
     if key is None:
         return None
@@ -92,7 +94,7 @@ def integrity_digest(key):
     return hmac.new(key.encode('utf-8'), b'runcible.oci checkpoint archive v1\n', 'sha256')
 
 
-def key_id(key):
+def key_id(key: str | None) -> str | None:
     """A fingerprint of ``key`` that can be kept in the record (a keyed hash, not the key)."""
     if key is None:
         return None
@@ -101,7 +103,7 @@ def key_id(key):
 
 # -- compression ---------------------------------------------------------------------------------------
 
-def _zstd():
+def _zstd() -> str:
     path = find_program('zstd')
     if not path:
         raise ValidationError('compress=zstd needs the zstd program: install the Debian package "zstd", or use '
@@ -109,7 +111,7 @@ def _zstd():
     return path
 
 
-def file_compression(path):
+def file_compression(path: str) -> str:
     with open(path, 'rb') as handle:
         return untar.detect_compression(handle.read(4))
 
@@ -117,9 +119,9 @@ def file_compression(path):
 class _Writer(object):
     """A tar stream in PAX format into an open file, through gzip or the zstd program."""
 
-    def __init__(self, fd, compress):
+    def __init__(self, fd: int, compress: str) -> None:
         self.out = os.fdopen(fd, 'wb')
-        self.proc = None
+        self.proc: subprocess.Popen[bytes] | None = None
         if compress == 'zstd':
             self.proc = subprocess.Popen([_zstd(), '-q', '-T0', '-3', '-c'], stdin=subprocess.PIPE, stdout=self.out,
                                          stderr=subprocess.PIPE)
@@ -129,17 +131,18 @@ class _Writer(object):
         else:
             self.tar = tarfile.open(fileobj=self.out, mode='w|', format=tarfile.PAX_FORMAT)
 
-    def close(self, abort=False):
+    def close(self, abort: bool = False) -> None:
         try:
             if not abort:
                 self.tar.close()
             if self.proc is not None:
+                stdin, stderr = child_pipe(self.proc.stdin), child_pipe(self.proc.stderr)
                 with contextlib.suppress(OSError):
-                    self.proc.stdin.close()
+                    stdin.close()
                 if abort:
                     self.proc.kill()
-                err = self.proc.stderr.read().decode('utf-8', 'replace')
-                self.proc.stderr.close()
+                err = stderr.read().decode('utf-8', 'replace')
+                stderr.close()
                 if self.proc.wait() != 0 and not abort:
                     raise RuncibleError('zstd failed to compress the archive: %s' % err.strip())
             if not abort:
@@ -154,12 +157,12 @@ class _Writer(object):
 class ArchiveWriter(object):
     """Add members to a tar, feeding each one's canonical record and content to the keyed digest."""
 
-    def __init__(self, tar, digest=None):
+    def __init__(self, tar: tarfile.TarFile, digest: hmac.HMAC | None = None) -> None:
         self.tar = tar
         self.digest = digest
-        self.inodes = {}
+        self.inodes: dict[tuple[int, int], str] = {}
 
-    def add(self, info, content=None):
+    def add(self, info: tarfile.TarInfo, content: IO[bytes] | None = None) -> None:
         parts = untar.member_parts(info.name, 'archive')
         if self.digest is not None:
             self.digest.update(untar.member_record(parts, info, untar.xattrs_of(info)))
@@ -168,12 +171,12 @@ class ArchiveWriter(object):
             return
         self.tar.addfile(info, _Feeding(content, self.digest, info.size))
 
-    def add_bytes(self, name, data, mode=0o600):
+    def add_bytes(self, name: str, data: bytes, mode: int = 0o600) -> None:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = len(data), int(time.time()), mode
         self.add(info, io.BytesIO(data))
 
-    def add_file(self, name, path):
+    def add_file(self, name: str, path: str) -> None:
         """A regular file by path, read through its own descriptor (never through a symlink)."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         try:
@@ -184,14 +187,14 @@ class ArchiveWriter(object):
         finally:
             os.close(fd)
 
-    def _info(self, name, info):
+    def _info(self, name: str, info: os.stat_result) -> tarfile.TarInfo:
         member = tarfile.TarInfo(name)
         member.mode = stat.S_IMODE(info.st_mode)
         member.uid, member.gid = info.st_uid, info.st_gid
         member.mtime = int(info.st_mtime)
         return member
 
-    def _add_fd(self, name, fd, info):
+    def _add_fd(self, name: str, fd: int, info: os.stat_result) -> None:
         member = self._info(name, info)
         key = (info.st_dev, info.st_ino)
         if info.st_nlink > 1 and key in self.inodes:
@@ -206,7 +209,7 @@ class ArchiveWriter(object):
         with os.fdopen(os.dup(fd), 'rb') as handle:
             self.add(member, handle)
 
-    def add_tree(self, source, arcname):
+    def add_tree(self, source: str, arcname: str) -> None:
         """A directory tree: owners, modes, mtimes, symlinks, hard links, whiteouts, fifos, opaque dirs."""
         fd = os.open(source, untar._DIR_FLAGS)
         try:
@@ -214,11 +217,11 @@ class ArchiveWriter(object):
         finally:
             os.close(fd)
 
-    def _add_dir(self, dir_fd, name):
+    def _add_dir(self, dir_fd: int, name: str) -> None:
         info = os.fstat(dir_fd)
         member = self._info(name, info)
         member.type = tarfile.DIRTYPE
-        xattrs = {}
+        xattrs: dict[str, str] = {}
         for key in OPAQUE_XATTRS:
             with contextlib.suppress(OSError):
                 xattrs['SCHILY.xattr.' + key] = os.getxattr(dir_fd, key).decode('utf-8', 'surrogateescape')
@@ -264,12 +267,12 @@ class ArchiveWriter(object):
 class _Feeding(object):
     """Read exactly ``size`` bytes of ``handle`` (tarfile's contract), feeding them to ``digest``."""
 
-    def __init__(self, handle, digest, size):
+    def __init__(self, handle: IO[bytes], digest: hmac.HMAC | None, size: int) -> None:
         self.handle = handle
         self.digest = digest
         self.left = size
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0 or size > self.left:
             size = self.left
         data = self.handle.read(size)
@@ -281,7 +284,8 @@ class _Feeding(object):
         return data
 
 
-def write_archive(path, compress, manifest, config_json, images_dir, upper_dir, log_path, key=None):
+def write_archive(path: str, compress: str, manifest: dict[str, Any], config_json: bytes | str, images_dir: str,
+                  upper_dir: str | None, log_path: str | None, key: str | None = None) -> int:
     """Write the checkpoint archive: exclusively, mode 0600, next to ``path``, then renamed over it; -> size."""
     if compress not in COMPRESSIONS:
         raise ValidationError('compress: %r is not one of %s' % (compress, ', '.join(COMPRESSIONS)))
@@ -291,7 +295,7 @@ def write_archive(path, compress, manifest, config_json, images_dir, upper_dir, 
     digest = integrity_digest(key)
     temp = os.path.join(directory, '.%s.%s.tmp' % (os.path.basename(path), secrets.token_hex(8)))
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    writer = None
+    writer: _Writer | None = None
     try:
         writer = _Writer(fd, compress)
         archive = ArchiveWriter(writer.tar, digest)
@@ -336,11 +340,11 @@ class CheckpointPolicy(untar.Policy):
     what = 'archive'
     unique_names = True
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.count = 0
         self.integrity_seen = False
 
-    def check(self, member, parts):
+    def check(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         self.count += 1
         if not parts:
             self.refuse(member, 'names the archive root')
@@ -370,23 +374,23 @@ class CheckpointPolicy(untar.Policy):
         elif not (member.isreg() or member.isdir() or member.issym() or member.isfifo()):
             self.refuse(member, 'has an unsupported type %r' % member.type)
 
-    def keep_xattr(self, parts, name, value):
+    def keep_xattr(self, parts: list[str], name: str, value: bytes) -> bool:
         # Only what marks an opaque directory of the upper dir: nothing else steers overlayfs or the host.
         return parts[:1] == ['upper'] and name in OPAQUE_XATTRS and value == b'y'
 
-    def in_digest(self, parts):
+    def in_digest(self, parts: list[str]) -> bool:
         return parts[:1] != [INTEGRITY]
 
 
 class _Limited(object):
     """The decompressed tar stream, bounded (a stream of headers alone must not run forever)."""
 
-    def __init__(self, raw, limit):
+    def __init__(self, raw: Readable, limit: int) -> None:
         self.raw = raw
         self.limit = limit
         self.count = 0
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         data = self.raw.read(size if size is not None and size >= 0 else untar.CHUNK)
         self.count += len(data)
         if self.count > self.limit:
@@ -396,7 +400,7 @@ class _Limited(object):
 
 
 @contextlib.contextmanager
-def _tar_reader(path):
+def _tar_reader(path: str) -> Iterator[Readable]:
     """A tarfile in stream mode over the decompressed archive; zstd through the zstd program."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     handle = os.fdopen(fd, 'rb')
@@ -409,7 +413,7 @@ def _tar_reader(path):
         if compression == 'zstd':
             proc = subprocess.Popen([_zstd(), '-q', '-d', '-c'], stdin=handle, stdout=subprocess.PIPE,
                                     stderr=subprocess.DEVNULL)
-            yield proc.stdout
+            yield child_pipe(proc.stdout)
         elif compression == 'gzip':
             import gzip  # pylint: disable=import-outside-toplevel
             with gzip.GzipFile(fileobj=handle, mode='rb') as stream:
@@ -420,18 +424,20 @@ def _tar_reader(path):
         if proc is not None:
             with contextlib.suppress(OSError):
                 proc.kill()
-            proc.stdout.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
             proc.wait()
         handle.close()
 
 
-def free_bytes(path):
+def free_bytes(path: str) -> int:
     """Bytes that may be written on the filesystem of ``path`` (keeping a reserve)."""
     info = os.statvfs(path)
     return max(0, info.f_bavail * info.f_frsize - FREE_SPACE_RESERVE)
 
 
-def read_archive(path, destination=None, key=None, limits=None):
+def read_archive(path: str, destination: str | None = None, key: str | None = None,
+                 limits: untar.Limits | None = None) -> tuple[dict[str, Any], str]:
     """Read a whole archive once: validate every member, and unpack it into ``destination`` (None: check only).
 
     -> (manifest, integrity) where ``integrity`` is ``verified``, ``unsigned`` or ``not checked`` (an
@@ -448,7 +454,9 @@ def read_archive(path, destination=None, key=None, limits=None):
                               capture=(MANIFEST, INTEGRITY))
     try:
         with _tar_reader(path) as stream:
-            archive = tarfile.open(fileobj=_Limited(stream, limits.max_bytes + (64 << 20)), mode='r|', errorlevel=2)
+            # Ignored: typeshed's tarfile wants a fileobj that also seeks, tells and writes; a stream ('r|') is only read.
+            archive = tarfile.open(fileobj=_Limited(stream, limits.max_bytes + (64 << 20)),  # type: ignore[call-overload]
+                                   mode='r|', errorlevel=2)
             unpacker.unpack(archive)
     except untar.UnpackError:
         raise
@@ -465,7 +473,7 @@ def read_archive(path, destination=None, key=None, limits=None):
     return validate_manifest(manifest_data, path), integrity
 
 
-def _check_integrity(path, digest, data):
+def _check_integrity(path: str, digest: hmac.HMAC | None, data: bytes | None) -> str:
     if data is not None:
         try:
             document = json.loads(data.decode('utf-8'))
@@ -483,7 +491,7 @@ def _check_integrity(path, digest, data):
     return 'verified'
 
 
-def validate_manifest(data, path):
+def validate_manifest(data: bytes, path: str) -> dict[str, Any]:
     """The manifest as a dict of checked fields (types, identifiers); its ``config`` is checked by the task layer."""
     try:
         manifest = json.loads(data.decode('utf-8'))
@@ -505,10 +513,10 @@ def validate_manifest(data, path):
         value = manifest[field]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ValidationError('%s: manifest field %s has the wrong type (%s)' % (path, field, type(value).__name__))
-    if not _checkpoint_id_re().fullmatch(manifest['checkpoint_id']):
+    if not re.fullmatch(CHECKPOINT_ID, manifest['checkpoint_id']):
         raise ValidationError('%s: manifest checkpoint_id %r is not a checkpoint id (32 hex digits): refusing it'
                               % (path, manifest['checkpoint_id']))
-    if 'id' in manifest and not _container_id_re().fullmatch(manifest['id']):
+    if 'id' in manifest and not re.fullmatch(CONTAINER_ID, manifest['id']):
         raise ValidationError('%s: manifest id %r is not a container id (64 hex digits): refusing it'
                               % (path, manifest['id']))
     if manifest['runtime'] not in KNOWN_RUNTIMES:
@@ -520,7 +528,7 @@ def validate_manifest(data, path):
     return manifest
 
 
-def remove_tree(path):
+def remove_tree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -19,16 +19,22 @@ import select
 import signal
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeCommandError
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
+
+    from .oci_cli import OCIRuntime
 
 CONMON_PACKAGE_HINT = 'conmon not found: install the Debian package "conmon"'
 DEFAULT_TIMEOUT = 120.0
 
-_help_cache = {}
+_help_cache: dict[str, str] = {}
 
 
-def conmon_supports(conmon_path, flag):
+def conmon_supports(conmon_path: str, flag: str) -> bool:
     """True when the installed conmon knows ``flag`` (asked once per process; old conmons lack some)."""
     if conmon_path not in _help_cache:
         try:
@@ -43,9 +49,11 @@ def conmon_supports(conmon_path, flag):
 class ConmonLaunch(object):
     """Everything conmon needs for one container (or a restore of one)."""
 
-    def __init__(self, conmon_path, runtime, container_id, name, bundle, pidfile, conmon_pidfile,
-                 exit_dir, persist_dir, socket_dir, log_path, log_driver='k8s-file', log_size_max=None,
-                 runtime_log=None, restore_path=None, restore_args=None, extra_fds=(), systemd_cgroup=False):
+    def __init__(self, conmon_path: str, runtime: OCIRuntime, container_id: str, name: str, bundle: str, pidfile: str,
+                 conmon_pidfile: str, exit_dir: str, persist_dir: str | None, socket_dir: str, log_path: str,
+                 log_driver: str = 'k8s-file', log_size_max: int | None = None, runtime_log: str | None = None,
+                 restore_path: str | None = None, restore_args: Iterable[str] | None = None, extra_fds: Iterable[int] = (),
+                 systemd_cgroup: bool = False) -> None:
         self.conmon_path = conmon_path
         self.runtime = runtime
         self.container_id = container_id
@@ -65,7 +73,7 @@ class ConmonLaunch(object):
         self.extra_fds = list(extra_fds)
         self.systemd_cgroup = systemd_cgroup
 
-    def argv(self):
+    def argv(self) -> list[str]:
         args = [self.conmon_path, '--api-version', '1',
                 '-c', self.container_id, '-u', self.container_id, '-n', self.name,
                 '-r', self.runtime.path, '-b', self.bundle, '-p', self.pidfile,
@@ -92,7 +100,7 @@ class ConmonLaunch(object):
         return args
 
 
-def _read_sync_message(fd, deadline):
+def _read_sync_message(fd: int, deadline: float) -> dict[str, Any] | None:
     """Read one JSON message from the sync pipe before ``deadline``; None on EOF."""
     buffer = b''
     while True:
@@ -114,7 +122,7 @@ def _read_sync_message(fd, deadline):
                 continue
 
 
-def _read_pidfile(path):
+def _read_pidfile(path: str) -> int:
     try:
         with open(path, 'r') as handle:
             return int(handle.read().strip() or 0)
@@ -122,7 +130,8 @@ def _read_pidfile(path):
         return 0
 
 
-def launch(spec, timeout=DEFAULT_TIMEOUT, before_start=None):
+def launch(spec: ConmonLaunch, timeout: float = DEFAULT_TIMEOUT,
+           before_start: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Start conmon for ``spec``; -> (container pid, conmon pid). Raises RuntimeCommandError on failure.
 
     ``before_start(conmon_pid)`` runs while conmon waits on the start pipe (e.g. cgroup placement).
@@ -138,7 +147,7 @@ def launch(spec, timeout=DEFAULT_TIMEOUT, before_start=None):
     if spec.extra_fds:
         env['_OCI_EXTRA_FDS'] = str(len(spec.extra_fds))
 
-    def place_fds():
+    def place_fds() -> None:
         # Runs in the child between fork and exec, before close_fds: put the pipes at 3, 4, ... which
         # pass_fds keeps; every other fd is closed, so conmon gets exactly these.
         temp = [os.dup(fd) for fd in child_fds]

@@ -3,6 +3,11 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Container lifecycle on top of the store, conmon and the OCI runtime.
 
+Reading a container (inspect, view) needs only the store: the stages of a change (cgroups, conmon,
+the OCI runtime, the overlay, the network, secrets) are imported by the methods that change
+something, so an idempotent task loads none of them (Ansible compiles every imported module_utils
+file on every task).
+
 This is also the Python API: ``Engine(root, run_root).inspect('web')`` and friends work without
 Ansible. Callers hold ``engine.store.lock(name)`` around every change of a container.
 
@@ -13,126 +18,126 @@ runtime's resources document, all made by the option layer above it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
-import datetime
 import json
 import os
 import secrets
 import signal
-import time
 
-from . import cgroups, conmon, network
-from . import secrets as container_secrets
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
-from .host import find_program
-from .oci_cli import OCIRuntime, select_runtime
-from .rootfs import mount_overlay, unmount
 from .files import atomic_write
-from .host import current_boot_id, process_alive, read_proc_stat, wait_until
-from .store import ContainerPaths, Record, Store, derive_status
+from .host import current_boot_id, find_program, process_alive, read_proc_stat, wait_until
+from .store import DEFAULT_ROOT, DEFAULT_RUN_ROOT, ContainerPaths, Record, Store, derive_status, utc_iso
 
-DEFAULT_ROOT = '/var/lib/runcible'
-DEFAULT_RUN_ROOT = '/run/runcible'
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
+
+    from .cgroups import Placement
+    from .oci_cli import OCIRuntime
+    from .store import Live
+
+    Spec = dict[str, Any]  # an OCI config.json, as the option layer builds it
+
 KILL_WAIT = 10.0
 EXIT_CODE_WAIT = 2.0  # conmon writes the exit code a moment after the container's processes are gone
 
 
-def utc_iso(epoch=None):
-    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=datetime.timezone.utc)
-    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+# The runtime's stages of a change, imported on first use (see the module docstring).
+# pylint: disable=import-outside-toplevel
+def _cgroups() -> ModuleType:
+    from . import cgroups
+    return cgroups
+
+
+def _conmon() -> ModuleType:
+    from . import conmon
+    return conmon
+
+
+def _network() -> ModuleType:
+    from . import network
+    return network
+
+
+def _oci_cli() -> ModuleType:
+    from . import oci_cli
+    return oci_cli
+
+
+def _rootfs() -> ModuleType:
+    from . import rootfs
+    return rootfs
+
+
+def _secrets() -> ModuleType:
+    from . import secrets
+    return secrets
+# pylint: enable=import-outside-toplevel
 
 
 class Engine(object):
     """The container runtime of one host, for one ``root`` / ``run_root`` pair."""
 
-    def __init__(self, root=DEFAULT_ROOT, run_root=DEFAULT_RUN_ROOT, runtime=None):
+    def __init__(self, root: str = DEFAULT_ROOT, run_root: str = DEFAULT_RUN_ROOT, runtime: str | None = None) -> None:
         self.store = Store(root, run_root)
         self.requested_runtime = runtime
-        self.warnings = []
-        self.notes = []
+        self.warnings: list[str] = []
+        self.notes: list[str] = []
         # Secret values a task gives ({name: value}); written to the tmpfs store when a container is launched.
-        self.pending_secrets = {}
+        self.pending_secrets: dict[str, str] = {}
 
     # -- reading ------------------------------------------------------------------------------
-    def paths(self, record):
+    def paths(self, record: Record) -> ContainerPaths:
         return self.store.paths(record['name'], record['id'])
 
-    def inspect(self, name):
-        """-> (record, live) or (None, None); ``live`` is derive_status()'s dict."""
-        record = self.store.load(name)
-        if record is None:
-            return None, None
-        return record, derive_status(record, self.paths(record))
+    def inspect(self, name: str) -> tuple[Record, Live] | tuple[None, None]:
+        """-> (record, live) or (None, None); see Store.inspect()."""
+        return self.store.inspect(name)
 
-    def repair(self, record, live):
-        """Make the record say what is true (call under the container's lock); -> True when it was wrong.
+    def repair(self, record: Record, live: Live) -> bool:
+        """See Store.repair()."""
+        return self.store.repair(record, live)
 
-        A task killed between a runtime call and its record write leaves the record behind the truth
-        (``created`` after ``runtime start``, ``running`` after ``pause``): the live status, read from
-        the runtime's state dir and the cgroup, is written back. Not a change of the container.
-        """
-        status = live.get('status')
-        if status not in ('created', 'running', 'paused') or record.get('state') == status:
-            return False
-        record['state'] = status
-        if status != 'created' and not record.get('started_at'):
-            record['started_at'] = utc_iso()
-        self.store.save(record)
-        return True
+    def view(self, record: Record, live: Live) -> dict[str, Any]:
+        """The ``container`` dict modules return; see Store.view()."""
+        return self.store.view(record, live)
 
-    def view(self, record, live):
-        """The ``container`` dict modules return."""
-        paths = self.paths(record)
-        finished = live.get('finished_at')
-        return {
-            'id': record['id'],
-            'name': record['name'],
-            'status': live['status'],
-            'pid': live['pid'],
-            'conmon_pid': live['conmon_pid'],
-            'exit_code': live['exit_code'] if live['status'] == 'stopped' else None,
-            'created_at': record.get('created_at'),
-            'started_at': record.get('started_at'),
-            'finished_at': utc_iso(finished) if isinstance(finished, (int, float)) else finished,
-            'bundle': paths.bundle,
-            'rootfs': paths.rootfs_mount if record['config'].get('rootfs_mode') == 'overlay' else record['config'].get('rootfs'),
-            'log_path': paths.log,
-            'runtime': record.get('runtime', {}).get('name'),
-            'ip_address': network.ip_address(record),
-            'config': record['config'],
-        }
-
-    def runtime_for(self, record):
+    def runtime_for(self, record: Record) -> OCIRuntime:
         runtime = record['runtime']
-        oci = OCIRuntime(runtime['name'], runtime['path'], self.store.runtime_root(runtime['name']),
-                         log_path=self.paths(record).runtime_log)
+        oci = _oci_cli().OCIRuntime(runtime['name'], runtime['path'], self.store.runtime_root(runtime['name']),
+                                    log_path=self.paths(record).runtime_log)
         oci.systemd_cgroup = self.placement(record).manager == 'systemd'
         return oci
 
     @staticmethod
-    def placement(record):
+    def placement(record: Record) -> Placement:
+        cgroups = _cgroups()
         config = record['config']
         return cgroups.Placement(config.get('cgroup_manager') or 'cgroupfs',
                                  config.get('cgroup_parent') or cgroups.DEFAULT_CGROUPFS_PARENT, record['id'])
 
     # -- creating -----------------------------------------------------------------------------
-    def select_runtime(self):
-        name, path, warnings = select_runtime(self.requested_runtime)
+    def select_runtime(self) -> tuple[str, str]:
+        name, path, warnings = _oci_cli().select_runtime(self.requested_runtime)
         self.warnings.extend(w for w in warnings if w not in self.warnings)
         return name, path
 
-    def conmon_path(self):
+    def conmon_path(self) -> str:
         path = find_program('conmon')
         if not path:
-            raise ValidationError(conmon.CONMON_PACKAGE_HINT)
+            raise ValidationError(_conmon().CONMON_PACKAGE_HINT)
         return path
 
     @staticmethod
-    def new_id():
+    def new_id() -> str:
         """A new container id (64 hex digits), to build its spec with before create()."""
         return secrets.token_hex(32)
 
-    def create(self, name, config, spec, container_id, start=True, launch=True):
+    def create(self, name: str, config: dict[str, Any], spec: Spec, container_id: str, start: bool = True,
+               launch: bool = True) -> Record:
         """Create a new container from a complete ``config`` and its ``spec`` (made for ``container_id``); -> record.
 
         ``launch``: start its process under conmon (``runtime create``), else it is recorded as
@@ -159,7 +164,7 @@ class Engine(object):
             raise
         return record
 
-    def _write_bundle(self, record, spec):
+    def _write_bundle(self, record: Record, spec: Spec | None) -> None:
         """The bundle: the spec on the tmpfs (it may hold secret environment values), linked from bundle/."""
         paths = self.paths(record)
         config = record['config']
@@ -171,7 +176,7 @@ class Engine(object):
         os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
         if config.get('secrets'):
             self._put_secrets(record)
-            env = container_secrets.env_values(paths.secrets_dir, config['secrets'])
+            env = _secrets().env_values(paths.secrets_dir, config['secrets'])
             if env:
                 names = set(env)
                 spec['process']['env'] = [item for item in spec['process']['env'] if item.split('=', 1)[0] not in names]
@@ -180,12 +185,13 @@ class Engine(object):
         atomic_write(paths.spec_file, json.dumps(spec, indent=1), mode=0o600)
         _link(paths.spec_file, paths.config_json)
 
-    def _put_secrets(self, record):
+    def _put_secrets(self, record: Record) -> None:
         """Write the secret values the task gave into the tmpfs store; fail when one is missing there."""
         config = record['config'].get('secrets') or {}
         if not config:
             return
         paths = self.paths(record)
+        container_secrets = _secrets()
         values = dict((name, value) for name, value in self.pending_secrets.items() if name in config)
         if values:
             uid, gid = (int(part) for part in str(record['config'].get('user') or '0:0').split(':'))
@@ -196,7 +202,7 @@ class Engine(object):
                                   'host reboots: give secrets in the task that starts it'
                                   % (record['name'], ', '.join(missing)))
 
-    def _prepare_rootfs(self, record):
+    def _prepare_rootfs(self, record: Record) -> None:
         paths = self.paths(record)
         config = record['config']
         if config['rootfs_mode'] == 'overlay':
@@ -206,9 +212,10 @@ class Engine(object):
                 lower = lower_dirs(self.store.root, config)
             else:
                 lower = [config['rootfs']]
-            mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount)
+            _rootfs().mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount)
 
-    def _launch(self, record, spec=None, start=True, restore=None, runtime=None):
+    def _launch(self, record: Record, spec: Spec | None = None, start: bool = True,
+                restore: tuple[str, list[str]] | None = None, runtime: OCIRuntime | None = None) -> None:
         """Start conmon (runtime create) for a container that has no process; then ``runtime start``.
 
         ``spec`` is needed only when the bundle is gone (a reboot emptied the tmpfs, a task was killed).
@@ -216,6 +223,7 @@ class Engine(object):
         ``restore``: (image dir, extra ``runtime restore`` args) to restore a checkpoint instead; the
         restored process runs at once, supervised by conmon like a started one.
         """
+        conmon, network = _conmon(), _network()
         paths = self.paths(record)
         runtime = runtime or self.runtime_for(record)
         for directory in (paths.run_dir, paths.persist_dir, paths.exit_dir, paths.socket_dir, runtime.state_root):
@@ -254,7 +262,7 @@ class Engine(object):
             launch.conmon_path = self.conmon_path()
         placement = self.placement(record)
 
-        def place_conmon(conmon_pid):
+        def place_conmon(conmon_pid: int) -> None:
             note = placement.place_conmon(conmon_pid)
             if note and note not in self.notes:
                 self.notes.append(note)
@@ -273,7 +281,7 @@ class Engine(object):
             self.store.save(record)
 
     @staticmethod
-    def _reap_stray_conmon(record, paths):
+    def _reap_stray_conmon(record: Record, paths: ContainerPaths) -> None:
         """Wait for (or kill) a conmon of this container that no record knows; its runtime state is gone."""
         try:
             with open(paths.conmon_pidfile) as handle:
@@ -293,7 +301,7 @@ class Engine(object):
             wait_until(lambda: not process_alive(pid), KILL_WAIT / 2, first_delay=0.01, max_delay=0.01)
 
     # -- transitions --------------------------------------------------------------------------
-    def start(self, record, live, spec=None):
+    def start(self, record: Record, live: Live, spec: Spec | None = None) -> None:
         """Bring a created or stopped container to running (a stopped one gets a new process).
 
         ``spec``: the container's spec, for a stopped one whose bundle is gone.
@@ -308,17 +316,17 @@ class Engine(object):
             self._finish(record, live)
             self._launch(record, spec, start=True)
 
-    def pause(self, record):
+    def pause(self, record: Record) -> None:
         self.runtime_for(record).pause(record['id'])
         record['state'] = 'paused'
         self.store.save(record)
 
-    def resume(self, record):
+    def resume(self, record: Record) -> None:
         self.runtime_for(record).resume(record['id'])
         record['state'] = 'running'
         self.store.save(record)
 
-    def stop(self, record, live=None, stop_timeout=None):
+    def stop(self, record: Record, live: Live | None = None, stop_timeout: float | None = None) -> Live:
         """Stop signal, wait ``stop_timeout``, SIGKILL; then release the runtime state and the mount."""
         live = live or derive_status(record, self.paths(record))
         if live['status'] != 'stopped':
@@ -339,7 +347,7 @@ class Engine(object):
         self._finish(record, live)
         return live
 
-    def _signal(self, record, runtime, signal_number):
+    def _signal(self, record: Record, runtime: OCIRuntime, signal_number: int) -> None:
         if runtime.kill(record['id'], signal_number, all_processes=signal_number == signal.SIGKILL):
             return
         # The runtime lost its state (run_root wiped?) but the process is still ours: signal it directly.
@@ -348,13 +356,13 @@ class Engine(object):
             with contextlib.suppress(OSError):
                 os.kill(record['pid'], signal_number)
 
-    def _wait_stopped(self, record, timeout):
+    def _wait_stopped(self, record: Record, timeout: float) -> Live:
         """Wait until the container's processes are gone (``timeout``), then for conmon to write the exit code
         (a moment later) or die; -> the last live status."""
         paths = self.paths(record)
-        last = []
+        last: list[Live] = []
 
-        def status():
+        def status() -> Live:
             last[:] = [derive_status(record, paths)]
             return last[0]
 
@@ -364,7 +372,7 @@ class Engine(object):
                    or not process_alive(record.get('conmon_pid'), record.get('conmon_start')), EXIT_CODE_WAIT)
         return last[0]
 
-    def _finish(self, record, live):
+    def _finish(self, record: Record, live: Live) -> None:
         """Record a stopped container and release what only a live one needs (runtime state, mount)."""
         runtime = self.runtime_for(record)
         paths = self.paths(record)
@@ -374,8 +382,8 @@ class Engine(object):
             if runtime.knows(record['id']):
                 raise
         if record['config'].get('rootfs_mode') == 'overlay':
-            unmount(paths.rootfs_mount)
-        network.detach(record)
+            _rootfs().unmount(paths.rootfs_mount)
+        _network().detach(record)
         if record.get('state') != 'stopped' or record.get('exit_code') != live.get('exit_code'):
             finished = live.get('finished_at')
             record.update(state='stopped', exit_code=live.get('exit_code'),
@@ -383,7 +391,7 @@ class Engine(object):
                           (finished or utc_iso()))
             self.store.save(record)
 
-    def remove(self, record, stop_timeout=None):
+    def remove(self, record: Record, stop_timeout: float | None = None) -> None:
         """Stop if needed, then remove every trace: runtime state, mount, directories, record."""
         paths = self.paths(record)
         if os.path.exists(paths.record):
@@ -395,16 +403,17 @@ class Engine(object):
                 self._wait_stopped(record, KILL_WAIT)
                 with contextlib.suppress(RuntimeCommandError):
                     runtime.delete(record['id'], force=True)
-            unmount(paths.rootfs_mount)
-        network.release(record)
+            _rootfs().unmount(paths.rootfs_mount)
+        _network().release(record)
         self.placement(record).cleanup()
         self.store.forget(record)  # the record last: a task killed before this repeats the removal
 
-    def update_record(self, record, config):
+    def update_record(self, record: Record, config: dict[str, Any]) -> None:
         record['config'] = config
         self.store.save(record)
 
-    def update_resources(self, record, config, live, spec, resources):
+    def update_resources(self, record: Record, config: dict[str, Any], live: Live, spec: Spec,
+                         resources: dict[str, Any]) -> None:
         """Apply changed resource limits (``resources``: the runtime's update document) when it runs, and the
         bundle (``spec``, of the new ``config``) for its next start."""
         if live['status'] in ('running', 'paused', 'created'):
@@ -413,19 +422,20 @@ class Engine(object):
         self._write_bundle(record, spec)
         self.store.save(record)
 
-    def ensure_bundle(self, record, spec):
+    def ensure_bundle(self, record: Record, spec: Spec | None) -> None:
         """Write the bundle when it is gone (after a reboot); the secrets of the task go to the tmpfs store."""
         if not os.path.exists(self.paths(record).config_json):
             self._write_bundle(record, spec)
         else:
             self._put_secrets(record)
 
-    def restore(self, record, spec, images, criu_args, runtime):
+    def restore(self, record: Record, spec: Spec | None, images: str, criu_args: list[str],
+                runtime: OCIRuntime) -> None:
         """Bring a stopped container back from the CRIU ``images`` (``runtime restore`` through conmon)."""
         self._launch(record, spec, restore=(images, criu_args), runtime=runtime)
 
 
-def _link(target, path):
+def _link(target: str, path: str) -> None:
     """Make ``path`` a symlink to ``target`` (replacing whatever is there, atomically)."""
     try:
         if os.readlink(path) == target:
@@ -442,7 +452,7 @@ def _link(target, path):
         raise
 
 
-def _start_time(pid):
+def _start_time(pid: int) -> int | None:
     stat = read_proc_stat(pid)
     return stat[1] if stat else None
 

@@ -5,11 +5,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class RuncibleError(Exception):
     """A failure with a message meant for the user, and optional details."""
 
-    def __init__(self, msg, **details):
+    def __init__(self, msg: str, **details: Any) -> None:
         super(RuncibleError, self).__init__(msg)
         self.msg = msg
         self.details = details

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 HOSTS_FILE = 'hosts'
 RESOLV_FILE = 'resolv.conf'
@@ -14,7 +18,7 @@ RESOLV_PATHS = ('/etc/resolv.conf', '/run/systemd/resolve/resolv.conf')
 ETC_MOUNT_OPTIONS = ['rbind', 'nosuid', 'nodev', 'noexec', 'rw']
 
 
-def resolv_conf():
+def resolv_conf() -> str:
     """The host's resolver configuration without loopback name servers (unreachable from a container)."""
     for path in RESOLV_PATHS:
         try:
@@ -39,13 +43,13 @@ def resolv_conf():
     return '# runcible.oci: the host has no name server a container can reach\n'
 
 
-def hosts_file(hostname, name, address):
+def hosts_file(hostname: str, name: str, address: str) -> str:
     names = [hostname] + ([name] if name != hostname else [])
     return ('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n'
             % (address, ' '.join(names)))
 
 
-def _replace_file(path, text):
+def _replace_file(path: str, text: str) -> None:
     """Write by rename, without fsync: these files are written again at every start."""
     temp = '%s.tmp-%d' % (path, os.getpid())
     with open(temp, 'w') as handle:
@@ -54,6 +58,6 @@ def _replace_file(path, text):
     os.rename(temp, path)
 
 
-def write_etc_files(bundle, config, name, address):
+def write_etc_files(bundle: str, config: dict[str, Any], name: str, address: str) -> None:
     _replace_file(os.path.join(bundle, HOSTS_FILE), hosts_file(config.get('hostname') or name, name, address))
     _replace_file(os.path.join(bundle, RESOLV_FILE), resolv_conf())

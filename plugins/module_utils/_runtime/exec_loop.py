@@ -33,9 +33,15 @@ import os
 import selectors
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from . import host, libc
 from .errors import RuntimeCommandError
+
+if TYPE_CHECKING:
+    from typing import IO, Callable, Literal
+
+    from .execute import ExecFiles
 
 CHUNK_SIZE = 1 << 16
 DRAIN_WAIT = 2.0
@@ -51,10 +57,10 @@ class ChildSubreaper(object):
     (exact exit status, no zombie) while it writes straight into our pipes.
     """
 
-    def __init__(self):
-        self.previous = None
+    def __init__(self) -> None:
+        self.previous: int | None = None
 
-    def __enter__(self):
+    def __enter__(self) -> ChildSubreaper:
         try:
             self.previous = libc.child_subreaper()
         except OSError as exc:
@@ -66,14 +72,14 @@ class ChildSubreaper(object):
                 raise RuntimeCommandError('prctl(PR_SET_CHILD_SUBREAPER) failed: %s' % exc.strerror)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         if not self.previous:
             with contextlib.suppress(OSError):
                 libc.set_child_subreaper(False)
         return False
 
 
-def exit_code(status):
+def exit_code(status: int) -> int:
     """A wait status -> the exit code, or 128 + the signal number for a process killed by a signal."""
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
@@ -94,8 +100,9 @@ class ExecLoop(object):
     ``runtime_rc``, ``out`` and ``err`` (lists of chunks), ``pid``, ``timed_out``.
     """
 
-    def __init__(self, argv, files, kill_processes, stdin=None, sink=None, hold_stdin=False, kill_when_done=True,
-                 timeout=None):
+    def __init__(self, argv: list[str], files: ExecFiles, kill_processes: Callable[[int], None],
+                 stdin: bytes | bytearray | IO[bytes] | None = None, sink: IO[bytes] | None = None, hold_stdin: bool = False,
+                 kill_when_done: bool = True, timeout: float | None = None) -> None:
         self.argv = argv
         self.files = files
         self.kill_processes = kill_processes
@@ -103,28 +110,28 @@ class ExecLoop(object):
         self.source = stdin if stdin is not None and not isinstance(stdin, (bytes, bytearray)) else None
         self.pending = memoryview(stdin) if isinstance(stdin, (bytes, bytearray)) else memoryview(b'')
         # While held, the real stdin waits here (and a source is not read); only what _send() gives is written.
-        self.held = None
+        self.held: memoryview | None = None
         if hold_stdin:
             self.held, self.pending = self.pending, memoryview(b'')
         self.want_stdin = stdin is not None or hold_stdin
         self.sink = sink
         self.deadline = time.monotonic() + timeout if timeout else None
-        self.out = []
-        self.err = []
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
         self.selector = selectors.DefaultSelector()
-        self.runtime = None
-        self.runtime_rc = None
-        self.runtime_problem = None
+        self.runtime: subprocess.Popen[bytes] | None = None  # from _start() on
+        self.runtime_rc: int | None = None
+        self.runtime_problem: str | None = None
         self.pid = 0
-        self.rc = None
+        self.rc: int | None = None
         self.timed_out = False
-        self.drain_deadline = None
-        self._fds = {}
-        self._pidfds = {}
-        self._stdin_fd = None
-        self._to_reap = set()
+        self.drain_deadline: float | None = None
+        self._fds: dict[int, int] = {}  # stdout and stderr: fd -> 1 or 2
+        self._pidfds: dict[int, str] = {}  # pidfd -> 'runtime' or 'process'
+        self._stdin_fd: int | None = None
+        self._to_reap: set[int] = set()
 
-    def run(self):
+    def run(self) -> None:
         """Run the exec to its end; on an interruption kill everything first, then wait (bounded), then raise."""
         with ChildSubreaper():
             try:
@@ -139,7 +146,7 @@ class ExecLoop(object):
                 if self._to_reap:
                     host.wait_until(self._reap_ended, KILL_WAIT)
 
-    def runtime_error(self, runtime_name):
+    def runtime_error(self, runtime_name: str) -> str | None:
         """Why the runtime failed (the command never ran), in its words; None when it did not. Before files.remove()."""
         if not self.runtime_rc:
             return None
@@ -148,37 +155,43 @@ class ExecLoop(object):
             '%s exec exited with %d' % (runtime_name, self.runtime_rc))
 
     # -- hooks -----------------------------------------------------------------------------------
-    def _output(self, stream, data):
+    def _output(self, stream: int, data: bytes) -> None:
         """A chunk of stdout (``stream`` 1) or stderr (2)."""
         if stream == 1 and self.sink is not None:
             self.sink.write(data)
         else:
             (self.out if stream == 1 else self.err).append(data)
 
-    def _deadline(self):
+    def _deadline(self) -> float | None:
         """A deadline (time.monotonic()) besides the timeout, or None; when it passes, _deadline_passed() raises."""
         return None
 
-    def _deadline_passed(self):
+    def _deadline_passed(self) -> None:
         """Called once _deadline() has passed: raise."""
 
     # -- set-up ----------------------------------------------------------------------------------
-    def _start(self):
+    def _start(self) -> None:
         try:
             self.runtime = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.want_stdin else subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
         except OSError as exc:
             raise RuntimeCommandError('cannot run %s: %s' % (self.argv[0], exc), argv=self.argv)
-        self._fds = {self.runtime.stdout.fileno(): 1, self.runtime.stderr.fileno(): 2}
+        self._fds = {host.child_pipe(self.runtime.stdout).fileno(): 1, host.child_pipe(self.runtime.stderr).fileno(): 2}
         for fd in self._fds:
             self.selector.register(fd, selectors.EVENT_READ)
         if self.want_stdin:
-            self._stdin_fd = self.runtime.stdin.fileno()
+            self._stdin_fd = host.child_pipe(self.runtime.stdin).fileno()
             os.set_blocking(self._stdin_fd, False)
             self._refill()
         self._watch('runtime', self.runtime.pid)
 
-    def _watch(self, what, pid):
+    def _started(self) -> subprocess.Popen[bytes]:
+        """The runtime's process (from _start() on)."""
+        if self.runtime is None:
+            raise ValueError('the exec has not started')
+        return self.runtime
+
+    def _watch(self, what: str, pid: int) -> None:
         if hasattr(os, 'pidfd_open'):
             try:
                 fd = os.pidfd_open(pid)
@@ -188,7 +201,7 @@ class ExecLoop(object):
             self.selector.register(fd, selectors.EVENT_READ)
 
     # -- stdin -----------------------------------------------------------------------------------
-    def _refill(self):
+    def _refill(self) -> None:
         """Make sure there is something to write, or close stdin at the end of the source."""
         if self._stdin_fd is None:
             return
@@ -208,19 +221,20 @@ class ExecLoop(object):
         else:
             self._close_stdin()
 
-    def _send(self, data):
+    def _send(self, data: bytes) -> None:
         """Write ``data`` to stdin next (while the real stdin is held: a password)."""
         self.pending = memoryview(data)
         self._refill()
 
-    def _release_stdin(self):
+    def _release_stdin(self) -> None:
         """Write the real stdin now."""
-        self.pending, self.held = self.held, None
+        if self.held is not None:
+            self.pending, self.held = self.held, None
         self._refill()
 
-    def _write_stdin(self):
+    def _write_stdin(self, fd: int) -> None:
         try:
-            written = os.write(self._stdin_fd, self.pending[:CHUNK_SIZE])
+            written = os.write(fd, self.pending[:CHUNK_SIZE])
         except BlockingIOError:
             return
         except OSError:
@@ -233,19 +247,20 @@ class ExecLoop(object):
         if not self.pending:
             self._refill()
 
-    def _close_stdin(self):
+    def _close_stdin(self) -> None:
         if self._stdin_fd is None:
             return
         if self._stdin_fd in (self.selector.get_map() or {}):
             self.selector.unregister(self._stdin_fd)
         with contextlib.suppress(OSError):
-            self.runtime.stdin.close()
+            if self.runtime is not None and self.runtime.stdin is not None:  # (always, with a _stdin_fd)
+                self.runtime.stdin.close()
         self._stdin_fd = None
 
     # -- the processes ---------------------------------------------------------------------------
-    def _reap_runtime(self):
+    def _reap_runtime(self) -> None:
         """The runtime exited: the process started (its pid is in the pid file) or it failed."""
-        self.runtime_rc = self.runtime.poll()
+        self.runtime_rc = self._started().poll()
         # The runtime has read the process spec (it may hold secrets in env): remove it now.
         with contextlib.suppress(OSError):
             os.unlink(self.files.process)
@@ -261,7 +276,7 @@ class ExecLoop(object):
         self.rc = self.runtime_rc
         self._finished()
 
-    def _reap_process(self):
+    def _reap_process(self) -> bool:
         """-> True when the process ended (it is our child once the runtime exited: we are a subreaper)."""
         try:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
@@ -273,7 +288,7 @@ class ExecLoop(object):
         self._finished()
         return True
 
-    def _finished(self):
+    def _finished(self) -> None:
         # What the command left behind could hold our pipes open forever: it is killed (container_exec),
         # or keeps running (the connection, as over ssh); either way output is read until EOF or DRAIN_WAIT.
         self._close_stdin()
@@ -281,12 +296,12 @@ class ExecLoop(object):
             self._kill_everything()
         self.drain_deadline = time.monotonic() + DRAIN_WAIT
 
-    def _kill_everything(self):
+    def _kill_everything(self) -> None:
         self.kill_processes(self.pid)
         if self.pid and self.rc is None:
             host.kill(self.pid)
 
-    def _kill_runtime(self):
+    def _kill_runtime(self) -> None:
         """SIGKILL the runtime and its children: its init may be blocked for ever, or about to start the command.
 
         The children are re-parented to us when the runtime is gone (we are a subreaper): reaped at the end.
@@ -298,7 +313,7 @@ class ExecLoop(object):
             self._to_reap.add(pid)
         self.runtime.kill()
 
-    def _reap_ended(self):
+    def _reap_ended(self) -> bool:
         """Reap what ended of the processes in _to_reap; -> True when none is left."""
         for pid in list(self._to_reap):
             try:
@@ -310,7 +325,7 @@ class ExecLoop(object):
         return not self._to_reap
 
     # -- the loop --------------------------------------------------------------------------------
-    def _loop(self):
+    def _loop(self) -> None:
         while self.rc is None or any(fd in self.selector.get_map() for fd in self._fds):
             now = time.monotonic()
             waits = [POLL_INTERVAL] if not self._pidfds and self.rc is None else []
@@ -321,7 +336,7 @@ class ExecLoop(object):
                 self._event(key.fd)
             if not self._pidfds and self.rc is None:
                 # No pidfd (kernel < 5.3): poll.
-                if self.runtime_rc is None and self.runtime.poll() is not None:
+                if self.runtime_rc is None and self._started().poll() is not None:
                     self._reap_runtime()
                 elif self.pid:
                     self._reap_process()
@@ -333,13 +348,13 @@ class ExecLoop(object):
             if self.drain_deadline is not None and now >= self.drain_deadline:
                 break
 
-    def _event(self, fd):
+    def _event(self, fd: int) -> None:
         if fd in self._pidfds:
             self.selector.unregister(fd)
             os.close(fd)
             what = self._pidfds.pop(fd)
             if what == 'runtime':
-                self.runtime.wait()
+                self._started().wait()
                 self._reap_runtime()
             elif self.rc is None:
                 self._reap_process()
@@ -350,9 +365,9 @@ class ExecLoop(object):
             else:
                 self.selector.unregister(fd)
         elif fd == self._stdin_fd:
-            self._write_stdin()
+            self._write_stdin(fd)
 
-    def _check_timeout(self, now):
+    def _check_timeout(self, now: float) -> None:
         if self.deadline is None or self.rc is not None or now < self.deadline:
             return
         if self.timed_out:
@@ -366,7 +381,7 @@ class ExecLoop(object):
         self.deadline = now + KILL_WAIT
 
     # -- the end ---------------------------------------------------------------------------------
-    def _abort(self):
+    def _abort(self) -> None:
         """Interrupted: kill first (the command's processes, the runtime and its init), then wait, within KILL_WAIT."""
         if self.kill_when_done or self.rc is None:
             self._kill_everything()
@@ -377,7 +392,7 @@ class ExecLoop(object):
         if self.pid and self.rc is None:
             self._to_reap.add(self.pid)
 
-    def _close(self):
+    def _close(self) -> None:
         self._close_stdin()
         for fd in list(self._pidfds):
             os.close(fd)
@@ -385,4 +400,5 @@ class ExecLoop(object):
         self.selector.close()
         if self.runtime is not None:
             for stream in (self.runtime.stdout, self.runtime.stderr):
-                stream.close()
+                if stream is not None:  # (never: both are pipes)
+                    stream.close()

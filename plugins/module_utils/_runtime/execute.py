@@ -33,20 +33,26 @@ import secrets
 import signal
 import subprocess
 import time
+from typing import TYPE_CHECKING
 
 from . import host, inroot
 from .errors import RuntimeCommandError, ValidationError
 from .exec_loop import KILL_WAIT, ExecLoop
 from .oci_cli import _log_errors
 
+if TYPE_CHECKING:
+    from typing import Any, Iterable
+
+    from .oci_cli import OCIRuntime
+
 GLOB_CHARS = frozenset('*?[')
 
 
 # -- the process spec ----------------------------------------------------------------------------
 
-def merge_env(base, extra):
+def merge_env(base: list[str] | None, extra: dict[str, str] | None) -> list[str]:
     """The container's ``KEY=value`` list with ``extra`` (a dict) set on top, in the container's order."""
-    merged = {}
+    merged: dict[str, str] = {}
     for item in base or []:
         key, _sep, value = item.partition('=')
         merged[key] = value
@@ -55,7 +61,8 @@ def merge_env(base, extra):
     return ['%s=%s' % item for item in merged.items()]
 
 
-def build_process(base, argv, env=None, user=None, cwd=None):
+def build_process(base: dict[str, Any] | None, argv: Iterable[str], env: dict[str, str] | None = None, user: str | None = None,
+                  cwd: str | None = None) -> dict[str, Any]:
     """The OCI process spec of one exec: the container's ``process`` with the task's values on top.
 
     ``user`` is ``"uid:gid"`` (already resolved) or None to keep the container's user. As for the
@@ -85,7 +92,7 @@ def build_process(base, argv, env=None, user=None, cwd=None):
     return process
 
 
-def load_container_process(config_json):
+def load_container_process(config_json: str) -> dict[str, Any]:
     """The ``process`` of a container's config.json."""
     try:
         with open(config_json, 'r') as handle:
@@ -96,7 +103,7 @@ def load_container_process(config_json):
 
 # -- paths inside the container --------------------------------------------------------------------
 
-def resolve_in_root(root, path):
+def resolve_in_root(root: str, path: str) -> str:
     """Host path of ``path`` as a process whose root is ``root`` sees it (e.g. ``/proc/PID/root``), for messages.
 
     Symlinks are resolved inside ``root`` by :mod:`.inroot`'s walk: an absolute target starts again
@@ -111,7 +118,7 @@ def resolve_in_root(root, path):
     return root.rstrip('/') + inside if inside != '/' else root
 
 
-def path_exists_in_root(root, path):
+def path_exists_in_root(root: str, path: str) -> bool:
     """True when ``path`` (absolute, inside the container) exists; a glob in its last component matches any entry.
 
     Looked up inside ``root`` by :mod:`.inroot`: no symlink leads out of it. A symlink loop, or a
@@ -138,7 +145,7 @@ def path_exists_in_root(root, path):
         raise ValidationError('%s: cannot tell whether it exists inside the container: %s' % (path, inroot.reason(exc)))
 
 
-def _entry_exists(root, path):
+def _entry_exists(root: str, path: str) -> bool:
     """Does the entry a glob matched lead somewhere? A symlink loop, like a dangling link, does not."""
     try:
         return inroot.exists(root, path)
@@ -150,17 +157,17 @@ def _entry_exists(root, path):
 
 # -- keeping track of every process of an exec -------------------------------------------------------
 
-def _read(path):
+def _read(path: str) -> str:
     with open(path, 'r') as handle:
         return handle.read()
 
 
-def _write(path, text):
+def _write(path: str, text: str) -> None:
     with open(path, 'w') as handle:
         handle.write(text)
 
 
-def _pids(procs_file):
+def _pids(procs_file: str) -> list[int]:
     try:
         return [int(line) for line in _read(procs_file).split()]
     except (IOError, OSError, ValueError):
@@ -170,7 +177,7 @@ def _pids(procs_file):
 class ExecCgroup(object):
     """A sub-cgroup of the container for one exec: every process the command starts stays in it."""
 
-    def __init__(self, parent_dir, name, runtime_arg, freezer_v1):
+    def __init__(self, parent_dir: str, name: str, runtime_arg: str, freezer_v1: bool) -> None:
         self.parent_dir = parent_dir
         self.name = name
         self.dir = os.path.join(parent_dir, name)
@@ -179,7 +186,7 @@ class ExecCgroup(object):
         self.created = False
 
     @classmethod
-    def for_container(cls, container_pid, name, cgroup_root='/sys/fs/cgroup'):
+    def for_container(cls, container_pid: int, name: str, cgroup_root: str = '/sys/fs/cgroup') -> ExecCgroup | None:
         """The exec cgroup to use for the container whose init is ``container_pid``; None when there is none."""
         try:
             proc_cgroup = _read('/proc/%d/cgroup' % container_pid)
@@ -188,10 +195,10 @@ class ExecCgroup(object):
         return cls.from_proc_cgroup(proc_cgroup, name, cgroup_root)
 
     @classmethod
-    def from_proc_cgroup(cls, proc_cgroup, name, cgroup_root='/sys/fs/cgroup'):
+    def from_proc_cgroup(cls, proc_cgroup: str, name: str, cgroup_root: str = '/sys/fs/cgroup') -> ExecCgroup | None:
         """As for_container(), from the text of the container's /proc/PID/cgroup."""
-        v1 = {}
-        unified = None
+        v1: dict[str, str] = {}
+        unified: str | None = None
         for line in proc_cgroup.splitlines():
             fields = line.split(':', 2)
             if len(fields) != 3:
@@ -211,14 +218,14 @@ class ExecCgroup(object):
                 return cls(parent, name, name, freezer_v1=False)
         return None
 
-    def create(self):
+    def create(self) -> None:
         os.mkdir(self.dir, 0o755)
         self.created = True
 
-    def pids(self):
+    def pids(self) -> list[int]:
         return _pids(os.path.join(self.dir, 'cgroup.procs'))
 
-    def kill_all(self, timeout=KILL_WAIT):
+    def kill_all(self, timeout: float = KILL_WAIT) -> None:
         """SIGKILL every process in the cgroup, frozen first so that none can fork meanwhile."""
         if not self.created or not self.pids():
             return
@@ -230,14 +237,14 @@ class ExecCgroup(object):
             self._freeze_and_kill(deadline)
         host.wait_until(self._kill_round, max(0.0, deadline - time.monotonic()), first_delay=0.001)
 
-    def _kill_round(self):
+    def _kill_round(self) -> bool:
         """SIGKILL what is left in the cgroup; -> True when nothing is."""
         pids = self.pids()
         for pid in pids:
             host.kill(pid)
         return not pids
 
-    def _freeze_and_kill(self, deadline):
+    def _freeze_and_kill(self, deadline: float) -> None:
         if self.freezer_v1:
             state_file, frozen, thawed = os.path.join(self.dir, 'freezer.state'), 'FROZEN', 'THAWED'
         else:
@@ -258,7 +265,7 @@ class ExecCgroup(object):
             with contextlib.suppress(IOError, OSError):
                 _write(state_file, thawed)
 
-    def remove(self, timeout=KILL_WAIT):
+    def remove(self, timeout: float = KILL_WAIT) -> None:
         if not self.created:
             return
         busy: list[OSError] = []
@@ -266,7 +273,7 @@ class ExecCgroup(object):
             raise RuntimeCommandError('cannot remove the exec cgroup %s: %s' % (self.dir, busy[0]))
         self.created = False
 
-    def _try_rmdir(self, busy):
+    def _try_rmdir(self, busy: list[OSError]) -> bool:
         """-> True when the cgroup is gone; while it is busy (``busy`` then holds the error), kill what is in it."""
         try:
             os.rmdir(self.dir)
@@ -282,21 +289,21 @@ class ExecCgroup(object):
         return False
 
 
-def pid_namespace(pid):
+def pid_namespace(pid: int) -> str | None:
     try:
         return os.readlink('/proc/%d/ns/pid' % pid)
     except OSError:
         return None
 
 
-def session_processes(leader, pidns):
+def session_processes(leader: int, pidns: str) -> set[int]:
     """Pids in the session led by ``leader`` plus the descendants of ``leader`` (the no-cgroup fallback).
 
     Only processes in the pid namespace ``pidns`` (the container's) count: a reused pid outside the
     container is never taken for one of the exec.
     """
-    found = set()
-    children = {}
+    found: set[int] = set()
+    children: dict[int, list[int]] = {}
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
             continue
@@ -320,12 +327,12 @@ def session_processes(leader, pidns):
     return set(pid for pid in found if pid_namespace(pid) == pidns)
 
 
-def kill_session(leader, pidns, timeout=KILL_WAIT):
+def kill_session(leader: int, pidns: str | None, timeout: float = KILL_WAIT) -> None:
     """Stop, then SIGKILL every process of the session led by ``leader`` and its descendants."""
     if not leader or not pidns:
         return
     deadline = time.monotonic() + timeout
-    seen = set()
+    seen: set[int] = set()
     while time.monotonic() < deadline:
         pids = session_processes(leader, pidns) - seen
         if not pids:
@@ -339,7 +346,7 @@ def kill_session(leader, pidns, timeout=KILL_WAIT):
     host.wait_until(lambda: _kill_left(leader, pidns), max(0.0, deadline - time.monotonic()), first_delay=0.001)
 
 
-def _kill_left(leader, pidns):
+def _kill_left(leader: int, pidns: str) -> bool:
     """SIGKILL what of the session still runs (zombies are dead already); -> True when nothing does."""
     left = [pid for pid in session_processes(leader, pidns) if host.process_alive(pid)]
     for pid in left:
@@ -347,7 +354,7 @@ def _kill_left(leader, pidns):
     return not left
 
 
-def kill_exec_processes(pid, cgroup, pidns):
+def kill_exec_processes(pid: int, cgroup: ExecCgroup | None, pidns: str | None) -> None:
     """SIGKILL every process of an exec: its cgroup's, or else the session ``pid`` leads and its descendants."""
     if cgroup is not None:
         cgroup.kill_all()
@@ -360,7 +367,8 @@ def kill_exec_processes(pid, cgroup, pidns):
 class ExecResult(object):
     __slots__ = ('rc', 'stdout', 'stderr', 'timed_out', 'pid', 'runtime_error', 'argv')
 
-    def __init__(self, rc=None, stdout=b'', stderr=b'', timed_out=False, pid=0, runtime_error=None, argv=None):
+    def __init__(self, rc: int | None = None, stdout: bytes = b'', stderr: bytes = b'', timed_out: bool = False, pid: int = 0,
+                 runtime_error: str | None = None, argv: list[str] | None = None) -> None:
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
@@ -373,34 +381,35 @@ class ExecResult(object):
 class ExecFiles(object):
     """The process spec, pid file and runtime log of one exec, in the container's run dir."""
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir: str) -> None:
         token = secrets.token_hex(8)
         self.token = token
         self.process = os.path.join(run_dir, 'exec-%s.json' % token)
         self.pidfile = os.path.join(run_dir, 'exec-%s.pid' % token)
         self.log = os.path.join(run_dir, 'exec-%s.log' % token)
 
-    def write_process(self, process):
+    def write_process(self, process: dict[str, Any]) -> None:
         fd = os.open(self.process, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, 'w') as handle:
             json.dump(process, handle)
 
-    def read_pid(self):
+    def read_pid(self) -> int:
         try:
             return int(_read(self.pidfile).strip() or 0)
         except (IOError, OSError, ValueError):
             return 0
 
-    def errors(self):
+    def errors(self) -> list[str]:
         return _log_errors(self.log, 0)
 
-    def remove(self):
+    def remove(self) -> None:
         for path in (self.process, self.pidfile, self.log):
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
 
-def exec_argv(runtime, container_id, files, cgroup_arg=None, detach=False):
+def exec_argv(runtime: OCIRuntime, container_id: str, files: ExecFiles, cgroup_arg: str | None = None,
+              detach: bool = False) -> list[str]:
     argv = [runtime.path] + runtime.global_args(files.log)
     argv += ['exec', '--process', files.process, '--pid-file', files.pidfile]
     if cgroup_arg:
@@ -411,7 +420,8 @@ def exec_argv(runtime, container_id, files, cgroup_arg=None, detach=False):
     return argv
 
 
-def run_detached(runtime, container_id, run_dir, process, timeout=60.0):
+def run_detached(runtime: OCIRuntime, container_id: str, run_dir: str, process: dict[str, Any],
+                 timeout: float = 60.0) -> ExecResult:
     """Start ``process`` in the background; -> ExecResult with its host ``pid`` (stdio is /dev/null)."""
     files = ExecFiles(run_dir)
     argv = exec_argv(runtime, container_id, files, detach=True)
@@ -432,7 +442,8 @@ def run_detached(runtime, container_id, run_dir, process, timeout=60.0):
         files.remove()
 
 
-def run_attached(runtime, container_id, run_dir, process, container_pid, stdin=None, timeout=None, use_cgroup=True):
+def run_attached(runtime: OCIRuntime, container_id: str, run_dir: str, process: dict[str, Any], container_pid: int,
+                 stdin: bytes | None = None, timeout: float | None = None, use_cgroup: bool = True) -> ExecResult:
     """Run ``process`` to its end with its stdio on our pipes; -> ExecResult (``rc`` is the process's).
 
     ``stdin`` (bytes) is fed then closed (EOF); without it stdin is /dev/null. ``timeout``: seconds,

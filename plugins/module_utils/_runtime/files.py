@@ -12,11 +12,15 @@ import os
 import stat
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from .errors import RuncibleError
 
+if TYPE_CHECKING:
+    from typing import Iterator
 
-def atomic_write(path, data, mode=0o600):
+
+def atomic_write(path: str, data: str | bytes, mode: int = 0o600) -> None:
     """Write bytes or text to ``path`` atomically: temp file in the same dir, fsync, rename, fsync dir."""
     if isinstance(data, str):
         data = data.encode('utf-8')
@@ -40,33 +44,50 @@ def atomic_write(path, data, mode=0o600):
         os.close(dir_fd)
 
 
-def lock_file(path, what, shared=False, blocking=True, timeout=300.0, interval=0.01):
+def _open_lock_file(path: str) -> int:
+    """An fd of the lock file ``path`` (made 0600, its directory 0700)."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _flock(fd: int, shared: bool) -> bool:
+    """One attempt to flock ``fd``: False when another process holds the lock (on another error ``fd`` is closed)."""
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        return True
+    except (IOError, OSError) as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            os.close(fd)
+            raise
+    return False
+
+
+def lock_file(path: str, what: str, shared: bool = False, timeout: float = 300.0, interval: float = 0.01) -> int:
     """An fd holding an flock of ``path`` (made 0600, its directory 0700); close it to release.
 
-    Not ``blocking``: None when another process holds it. After ``timeout`` seconds: RuncibleError
-    naming ``what`` ("the lock of container web", say).
+    After ``timeout`` seconds: RuncibleError naming ``what`` ("the lock of container web", say).
     """
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _open_lock_file(path)
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-            return fd
-        except (IOError, OSError) as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
-        if not blocking or time.monotonic() > deadline:
+    while not _flock(fd, shared):
+        if time.monotonic() > deadline:
             os.close(fd)
-            if not blocking:
-                return None
             raise RuncibleError('timed out after %ds waiting for %s (another task holds it)' % (timeout, what))
         time.sleep(interval)
+    return fd
+
+
+def try_lock_file(path: str, shared: bool = False) -> int | None:
+    """lock_file() without waiting: None when another process holds the lock."""
+    fd = _open_lock_file(path)
+    if _flock(fd, shared):
+        return fd
+    os.close(fd)
+    return None
 
 
 @contextlib.contextmanager
-def locked(path, what, shared=False, timeout=300.0, interval=0.01):
+def locked(path: str, what: str, shared: bool = False, timeout: float = 300.0, interval: float = 0.01) -> Iterator[None]:
     """``with locked(path, what):`` -- lock_file() as a context."""
     fd = lock_file(path, what, shared=shared, timeout=timeout, interval=interval)
     try:
@@ -75,10 +96,10 @@ def locked(path, what, shared=False, timeout=300.0, interval=0.01):
         os.close(fd)
 
 
-def tree_size(path):
+def tree_size(path: str) -> int:
     """Bytes of the regular files under ``path`` (hard links counted once)."""
     total = 0
-    seen = set()
+    seen: set[tuple[int, int]] = set()
     for directory, _dirs, names in os.walk(path):
         for name in names:
             try:

@@ -14,14 +14,20 @@ import os
 import shutil
 import signal
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import IO, Callable, TypeVar
+
+    T = TypeVar('T')
 
 BOOT_ID_PATH = '/proc/sys/kernel/random/boot_id'
 CGROUP_ROOT = '/sys/fs/cgroup'
 
-_boot_id_cache = {}
+_boot_id_cache: dict[str, str] = {}
 
 
-def current_boot_id(path=BOOT_ID_PATH):
+def current_boot_id(path: str = BOOT_ID_PATH) -> str:
     """The kernel's boot id (changes with every boot); '' when unreadable."""
     if path not in _boot_id_cache:
         try:
@@ -32,7 +38,7 @@ def current_boot_id(path=BOOT_ID_PATH):
     return _boot_id_cache[path]
 
 
-def proc_stat_fields(pid):
+def proc_stat_fields(pid: int | None) -> list[bytes] | None:
     """The fields of /proc/PID/stat after the command name (index 0 is the state letter), or None."""
     if not pid:
         return None
@@ -45,7 +51,7 @@ def proc_stat_fields(pid):
     return data[data.rindex(b')') + 2:].split()
 
 
-def read_proc_stat(pid):
+def read_proc_stat(pid: int | None) -> tuple[str, int] | None:
     """-> (state letter, start time in clock ticks) of ``pid``, or None when it does not exist."""
     fields = proc_stat_fields(pid)
     if fields is None:
@@ -53,7 +59,7 @@ def read_proc_stat(pid):
     return fields[0].decode(), int(fields[19])
 
 
-def parent_and_session(pid):
+def parent_and_session(pid: int) -> tuple[int, int] | None:
     """-> (parent pid, session id) of ``pid`` from /proc/PID/stat, or None when it does not exist."""
     fields = proc_stat_fields(pid)
     if fields is None:
@@ -61,7 +67,7 @@ def parent_and_session(pid):
     return int(fields[1]), int(fields[3])
 
 
-def child_pids(pid):
+def child_pids(pid: int) -> list[int]:
     """The pids whose parent is ``pid`` (from /proc; thread-group leaders, as /proc lists them)."""
     children = []
     for entry in os.listdir('/proc'):
@@ -72,7 +78,14 @@ def child_pids(pid):
     return children
 
 
-def kill(pid, signal_number=signal.SIGKILL):
+def child_pipe(stream: IO[bytes] | None) -> IO[bytes]:
+    """A child's stdin, stdout or stderr that subprocess opened as a pipe (``subprocess.PIPE``): never None then."""
+    if stream is None:
+        raise ValueError('the child process has no such pipe (it was not started with subprocess.PIPE)')
+    return stream
+
+
+def kill(pid: int, signal_number: int = signal.SIGKILL) -> None:
     """Send ``signal_number`` to ``pid``; a process that is already gone is no error.
 
     Only a real pid: 0 or a negative number would signal a whole process group.
@@ -83,7 +96,7 @@ def kill(pid, signal_number=signal.SIGKILL):
         os.kill(pid, signal_number)
 
 
-def process_alive(pid, start_time=None):
+def process_alive(pid: int | None, start_time: int | None = None) -> bool:
     """True when ``pid`` runs (not a zombie) and, if given, started at ``start_time`` (no pid reuse)."""
     stat = read_proc_stat(pid)
     if stat is None or stat[0] in ('Z', 'X'):
@@ -91,7 +104,7 @@ def process_alive(pid, start_time=None):
     return start_time is None or stat[1] == start_time
 
 
-def process_cgroups(pid):
+def process_cgroups(pid: int) -> dict[str, str]:
     """-> {controller: path} from /proc/<pid>/cgroup ('' is the v2 unified hierarchy)."""
     result = {}
     try:
@@ -106,7 +119,7 @@ def process_cgroups(pid):
     return result
 
 
-def frozen(pid, root=CGROUP_ROOT):
+def frozen(pid: int, root: str = CGROUP_ROOT) -> bool:
     """Is the cgroup of ``pid`` frozen (the runtime's ``pause``)? v1 freezer.state, or v2 cgroup.events."""
     groups = process_cgroups(pid)
     if 'freezer' in groups:
@@ -124,7 +137,7 @@ def frozen(pid, root=CGROUP_ROOT):
     return False
 
 
-def wait_until(predicate, timeout, first_delay=0.002, max_delay=0.05):
+def wait_until(predicate: Callable[[], T], timeout: float, first_delay: float = 0.002, max_delay: float = 0.05) -> T:
     """Call ``predicate()`` until it returns a true value or ``timeout`` seconds passed (backing off from
     ``first_delay`` to ``max_delay``); -> its last value."""
     deadline = time.monotonic() + timeout
@@ -137,7 +150,7 @@ def wait_until(predicate, timeout, first_delay=0.002, max_delay=0.05):
         delay = min(delay * 2, max_delay)
 
 
-def cgroup_mode(cgroup_root='/sys/fs/cgroup'):
+def cgroup_mode(cgroup_root: str = '/sys/fs/cgroup') -> str:
     """``unified`` (cgroup v2 only), ``hybrid`` (v1 controllers, v2 at unified/) or ``legacy`` (v1 only)."""
     if os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')):
         return 'unified'
@@ -146,7 +159,7 @@ def cgroup_mode(cgroup_root='/sys/fs/cgroup'):
     return 'legacy'
 
 
-def find_program(name, package=None):
+def find_program(name: str, package: str | None = None) -> str | None:
     """Absolute path of ``name`` on PATH (plus the sbin dirs a non-login PATH may lack), or None."""
     search = os.environ.get('PATH', '') + ':/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
     return shutil.which(name, path=search)

@@ -23,32 +23,32 @@ import re
 
 from .errors import ValidationError
 
-DIGEST_RE = re.compile(r'sha256:[a-f0-9]{64}')
-ANY_DIGEST_RE = re.compile(r'[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+')
-TAG_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9._-]{0,127}')
-REPO_COMPONENT_RE = re.compile(r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*')
+DIGEST = r'sha256:[a-f0-9]{64}'  # patterns are compiled on first use (re's cache)
+ANY_DIGEST = r'[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+'
+TAG = r'[A-Za-z0-9_][A-Za-z0-9._-]{0,127}'
+REPO_COMPONENT = r'[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*'
 
 
 # -- digests ----------------------------------------------------------------------------------------
 
-def sha256_digest(data):
+def sha256_digest(data: bytes) -> str:
     return 'sha256:' + hashlib.sha256(data).hexdigest()
 
 
-def hex_of(digest):
+def hex_of(digest: str) -> str:
     return digest.split(':', 1)[1]
 
 
-def check_digest(value, what):
-    if not isinstance(value, str) or not ANY_DIGEST_RE.fullmatch(value):
+def check_digest(value: object, what: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(ANY_DIGEST, value):
         raise ValidationError('%s: %r is not a digest' % (what, value))
-    if not DIGEST_RE.fullmatch(value):
+    if not re.fullmatch(DIGEST, value):
         raise ValidationError('%s: digest %s uses an algorithm this collection does not support (only sha256)'
                               % (what, value))
     return value
 
 
-def verify_bytes(data, digest, size, what):
+def verify_bytes(data: bytes, digest: str, size: int | None, what: str) -> bytes:
     if size is not None and len(data) != size:
         raise ValidationError('%s %s is %d bytes, its descriptor says %s: refusing it' % (what, digest, len(data), size))
     actual = sha256_digest(data)
@@ -65,7 +65,8 @@ class Reference(object):
 
     __slots__ = ('transport', 'path', 'tag', 'digest', 'registry', 'repository')
 
-    def __init__(self, transport, path=None, tag=None, digest=None, registry=None, repository=None):
+    def __init__(self, transport: str, path: str | None = None, tag: str | None = None, digest: str | None = None,
+                 registry: str | None = None, repository: str | None = None) -> None:
         self.transport = transport
         self.path = path
         self.tag = tag
@@ -74,9 +75,9 @@ class Reference(object):
         self.repository = repository
 
     @property
-    def canonical(self):
+    def canonical(self) -> str:
         if self.transport == 'local':
-            return self.digest
+            return self.digest or ''  # a local reference is its digest (parse_reference)
         if self.transport == 'docker':
             text = 'docker://%s/%s' % (self.registry, self.repository)
             if self.tag:
@@ -84,14 +85,15 @@ class Reference(object):
             return text + ('@' + self.digest if self.digest else '')
         return '%s:%s%s' % (self.transport, self.path, ':' + self.tag if self.tag else '')
 
-    def docker_source(self, digest=None):
+    def docker_source(self, digest: str | None = None) -> str:
         """The skopeo name of a docker reference, pinned to ``digest`` when given."""
         base = 'docker://%s/%s' % (self.registry, self.repository)
-        if digest or self.digest:
-            return base + '@' + (digest or self.digest)
-        return base + ':' + self.tag
+        pinned = digest or self.digest
+        if pinned:
+            return base + '@' + pinned
+        return '%s:%s' % (base, self.tag)  # not pinned: tagged (parse_reference)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'Reference(%s)' % self.canonical
 
 
@@ -99,12 +101,12 @@ REFERENCE_FORMS = ('oci:/path/to/layout[:tag], oci-archive:/path/to/archive.tar[
                    'docker://[registry/]repository[:tag|@sha256:...] or sha256:<digest> of a local image')
 
 
-def parse_reference(text):
+def parse_reference(text: object) -> Reference:
     """An image reference -> Reference; raises ValidationError naming the accepted forms."""
     if not isinstance(text, str) or not text.strip():
         raise ValidationError('image: %r is not an image reference; use %s' % (text, REFERENCE_FORMS))
     text = text.strip()
-    if DIGEST_RE.fullmatch(text):
+    if re.fullmatch(DIGEST, text):
         return Reference('local', digest=text)
     if text.startswith('oci-archive:'):
         return _path_reference('oci-archive', text[len('oci-archive:'):], text)
@@ -115,27 +117,27 @@ def parse_reference(text):
     raise ValidationError('image: %r has no known transport; use %s' % (text, REFERENCE_FORMS))
 
 
-def _path_reference(transport, rest, text):
+def _path_reference(transport: str, rest: str, text: str) -> Reference:
     path, tag = rest, None
     head, sep, tail = rest.rpartition(':')
-    if sep and head and TAG_RE.fullmatch(tail):
+    if sep and head and re.fullmatch(TAG, tail):
         path, tag = head, tail
     if not path.startswith('/'):
         raise ValidationError('image: the path in %r must be absolute (%s:/path[:tag])' % (text, transport))
     return Reference(transport, path=os.path.normpath(path), tag=tag)
 
 
-def _docker_reference(rest, text):
+def _docker_reference(rest: str, text: str) -> Reference:
     name, digest = rest, None
     if '@' in rest:
         name, digest = rest.split('@', 1)
-        if not DIGEST_RE.fullmatch(digest):
+        if not re.fullmatch(DIGEST, digest):
             raise ValidationError('image: %r has an invalid digest (use @sha256:<64 hex digits>)' % text)
     tag = None
     last = name.rsplit('/', 1)[-1]
     if ':' in last:
         name, tag = name.rsplit(':', 1)
-        if not TAG_RE.fullmatch(tag):
+        if not re.fullmatch(TAG, tag):
             raise ValidationError('image: %r has an invalid tag %r' % (text, tag))
     first = name.split('/', 1)[0]
     if '/' in name and ('.' in first or ':' in first or first == 'localhost'):
@@ -146,7 +148,7 @@ def _docker_reference(rest, text):
         registry = 'docker.io'
     if registry == 'docker.io' and '/' not in repository:
         repository = 'library/' + repository
-    if not repository or not all(REPO_COMPONENT_RE.fullmatch(part) for part in repository.split('/')):
+    if not repository or not all(re.fullmatch(REPO_COMPONENT, part) for part in repository.split('/')):
         raise ValidationError('image: %r has an invalid repository name %r (lower-case letters, digits and '
                               'separators)' % (text, repository))
     if not tag and not digest:
@@ -154,7 +156,7 @@ def _docker_reference(rest, text):
     return Reference('docker', tag=tag, digest=digest, registry=registry, repository=repository)
 
 
-def split_normalised(value):
+def split_normalised(value: str | None) -> tuple[str | None, str | None]:
     """-> (reference text, manifest digest) of a normalised ``image`` value (or (None, None))."""
     if not value:
         return None, None
@@ -164,7 +166,7 @@ def split_normalised(value):
     return value, value
 
 
-def join_normalised(reference, digest):
+def join_normalised(reference: Reference, digest: str) -> str:
     """The value of the container option ``image``: ``<canonical reference>@<manifest digest>``."""
     canonical = reference.canonical
     if canonical == digest or canonical.endswith('@' + digest):

@@ -16,10 +16,18 @@ from __future__ import annotations
 import json
 import os
 import platform
+from typing import TYPE_CHECKING
 
 from .errors import ValidationError
 from .image_refs import check_digest, hex_of, sha256_digest, verify_bytes
 from .skopeo import SkopeoClient
+
+if TYPE_CHECKING:
+    import tarfile
+    from typing import IO, Any, Callable
+
+    from .image_refs import Reference
+    from .image_store import ImageStore
 
 MAX_JSON = 4 << 20
 REF_NAME_ANNOTATION = 'org.opencontainers.image.ref.name'
@@ -42,21 +50,21 @@ ARCHITECTURES = {'x86_64': 'amd64', 'aarch64': 'arm64', 'armv7l': 'arm', 'armv6l
                  'i386': '386', 'ppc64le': 'ppc64le', 's390x': 's390x', 'riscv64': 'riscv64'}
 
 
-def host_platform():
+def host_platform() -> tuple[str, str]:
     machine = platform.machine()
     return 'linux', ARCHITECTURES.get(machine, machine)
 
 
 # -- sources ----------------------------------------------------------------------------------------
 
-def read_limited(handle, limit, what):
+def read_limited(handle: IO[bytes], limit: int, what: str) -> bytes:
     data = handle.read(limit + 1)
     if len(data) > limit:
         raise ValidationError('%s is larger than %d bytes: refusing it' % (what, limit))
     return data
 
 
-def parse_json(data, what):
+def parse_json(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data.decode('utf-8'))
     except (UnicodeError, ValueError) as exc:
@@ -71,13 +79,13 @@ class _Source(object):
 
     description = ''
 
-    def open_blob(self, digest):
+    def open_blob(self, digest: str) -> IO[bytes]:
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         pass
 
-    def blob_bytes(self, descriptor, what, limit=MAX_JSON):
+    def blob_bytes(self, descriptor: dict[str, Any], what: str, limit: int = MAX_JSON) -> bytes:
         """A small blob (manifest, config, index), verified against its descriptor's digest and size."""
         digest = check_digest(descriptor.get('digest'), what)
         with self.open_blob(digest) as handle:
@@ -88,7 +96,7 @@ class _Source(object):
 class LayoutSource(_Source):
     """An OCI image layout directory (``oci-layout``, ``index.json``, ``blobs/sha256/``)."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         self.path = path
         self.description = 'oci:' + path
         if not os.path.isdir(path):
@@ -96,12 +104,12 @@ class LayoutSource(_Source):
         if not os.path.isfile(os.path.join(path, 'index.json')):
             raise ValidationError('image: %s is not an OCI image layout (it has no index.json)' % path)
 
-    def index(self):
+    def index(self) -> dict[str, Any]:
         with open(os.path.join(self.path, 'index.json'), 'rb') as handle:
             return parse_json(read_limited(handle, MAX_JSON, 'index.json of ' + self.description),
                               'index.json of ' + self.description)
 
-    def open_blob(self, digest):
+    def open_blob(self, digest: str) -> IO[bytes]:
         path = os.path.join(self.path, 'blobs', 'sha256', hex_of(digest))
         try:
             return open(path, 'rb')
@@ -112,7 +120,7 @@ class LayoutSource(_Source):
 class ArchiveSource(_Source):
     """An OCI image layout in a tar archive (``oci-archive:``), read in place."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         import tarfile
         self.path = path
         self.description = 'oci-archive:' + path
@@ -120,7 +128,7 @@ class ArchiveSource(_Source):
             raise ValidationError('image: %s is not a file (an OCI archive was expected)' % path)
         try:
             self.archive = tarfile.open(path, 'r:*')
-            self.members = {}
+            self.members: dict[str, tarfile.TarInfo] = {}
             for member in self.archive:
                 if member.isreg():
                     name = '/'.join(part for part in member.name.split('/') if part not in ('', '.'))
@@ -130,36 +138,37 @@ class ArchiveSource(_Source):
         if 'index.json' not in self.members:
             raise ValidationError('image: %s is not an OCI archive (it has no index.json)' % path)
 
-    def _open(self, name, what):
+    def _open(self, name: str, what: str) -> IO[bytes]:
         member = self.members.get(name)
-        if member is None:
+        handle = self.archive.extractfile(member) if member is not None else None
+        if handle is None:  # no such member (members are regular files: they have data)
             raise ValidationError('%s lacks %s' % (self.description, what))
-        return self.archive.extractfile(member)
+        return handle
 
-    def index(self):
+    def index(self) -> dict[str, Any]:
         with self._open('index.json', 'index.json') as handle:
             return parse_json(read_limited(handle, MAX_JSON, 'index.json of ' + self.description),
                               'index.json of ' + self.description)
 
-    def open_blob(self, digest):
+    def open_blob(self, digest: str) -> IO[bytes]:
         return self._open('blobs/sha256/' + hex_of(digest), 'blob ' + digest)
 
-    def close(self):
+    def close(self) -> None:
         self.archive.close()
 
 
 class DirSource(_Source):
     """skopeo's ``dir:`` layout: ``manifest.json`` as the registry served it, blobs named by hex digest."""
 
-    def __init__(self, path, description):
+    def __init__(self, path: str, description: str) -> None:
         self.path = path
         self.description = description
 
-    def manifest_bytes(self):
+    def manifest_bytes(self) -> bytes:
         with open(os.path.join(self.path, 'manifest.json'), 'rb') as handle:
             return read_limited(handle, MAX_JSON, 'the manifest of ' + self.description)
 
-    def open_blob(self, digest):
+    def open_blob(self, digest: str) -> IO[bytes]:
         try:
             return open(os.path.join(self.path, hex_of(digest)), 'rb')
         except (IOError, OSError) as exc:
@@ -173,7 +182,8 @@ class Resolved(object):
 
     __slots__ = ('reference', 'digest', 'manifest_bytes', 'manifest', 'config_bytes', 'config', 'source')
 
-    def __init__(self, reference, digest, manifest_bytes, manifest, config_bytes, config, source=None):
+    def __init__(self, reference: Reference, digest: str, manifest_bytes: bytes, manifest: dict[str, Any], config_bytes: bytes,
+                 config: dict[str, Any], source: _Source | None = None) -> None:
         self.reference = reference
         self.digest = digest
         self.manifest_bytes = manifest_bytes
@@ -183,11 +193,11 @@ class Resolved(object):
         self.source = source
 
     @property
-    def diff_ids(self):
+    def diff_ids(self) -> list[str]:
         return list(self.config['rootfs']['diff_ids'])
 
 
-def media_type_of(document, descriptor=None):
+def media_type_of(document: dict[str, Any], descriptor: dict[str, Any] | None = None) -> str | None:
     media_type = document.get('mediaType') or (descriptor or {}).get('mediaType')
     if not media_type:
         if isinstance(document.get('manifests'), list):
@@ -197,7 +207,7 @@ def media_type_of(document, descriptor=None):
     return media_type
 
 
-def validate_manifest(manifest, what):
+def validate_manifest(manifest: dict[str, Any], what: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """-> (config descriptor, layer descriptors) of an image manifest; raises on anything else."""
     media_type = media_type_of(manifest)
     if manifest.get('schemaVersion') != 2 or media_type not in MANIFEST_TYPES:
@@ -220,7 +230,7 @@ def validate_manifest(manifest, what):
     return config, layers
 
 
-def validate_config(config, layer_count, what):
+def validate_config(config: dict[str, Any], layer_count: int, what: str) -> dict[str, Any]:
     rootfs = config.get('rootfs')
     if not isinstance(rootfs, dict) or rootfs.get('type') != 'layers' or not isinstance(rootfs.get('diff_ids'), list):
         raise ValidationError('%s has no rootfs.diff_ids' % what)
@@ -233,7 +243,7 @@ def validate_config(config, layer_count, what):
     return config
 
 
-def pick_platform(index, what):
+def pick_platform(index: dict[str, Any], what: str) -> dict[str, Any]:
     """The descriptor of the host's platform in an image index (manifest list)."""
     wanted_os, wanted_arch = host_platform()
     manifests = [m for m in index.get('manifests') or [] if isinstance(m, dict)]
@@ -247,22 +257,26 @@ def pick_platform(index, what):
     return found[0]
 
 
-def _select_in_layout(index, tag, what):
+def _layout_tags(manifests: list[dict[str, Any]]) -> str:
+    """The tags (ref.name annotations) of a layout's manifests, for a message: ``a, b`` or ``none``."""
+    names = ((m.get('annotations') or {}).get(REF_NAME_ANNOTATION) for m in manifests)
+    return ', '.join(sorted(set(name for name in names if name is not None))) or 'none'
+
+
+def _select_in_layout(index: dict[str, Any], tag: str | None, what: str) -> dict[str, Any]:
     manifests = [m for m in index.get('manifests') or [] if isinstance(m, dict)]
     if tag:
         found = [m for m in manifests if (m.get('annotations') or {}).get(REF_NAME_ANNOTATION) == tag]
         if not found:
-            tags = sorted(set((m.get('annotations') or {}).get(REF_NAME_ANNOTATION) for m in manifests) - set([None]))
-            raise ValidationError('%s has no image tagged %r (tags: %s)' % (what, tag, ', '.join(tags) or 'none'))
+            raise ValidationError('%s has no image tagged %r (tags: %s)' % (what, tag, _layout_tags(manifests)))
         return found[0]
     if len(manifests) == 1:
         return manifests[0]
-    tags = sorted(set((m.get('annotations') or {}).get(REF_NAME_ANNOTATION) for m in manifests) - set([None]))
     raise ValidationError('%s holds %d images: name one with :TAG (tags: %s)' % (what, len(manifests),
-                                                                                 ', '.join(tags) or 'none'))
+                                                                                 _layout_tags(manifests)))
 
 
-def resolve_layout(reference, source):
+def resolve_layout(reference: Reference, source: LayoutSource | ArchiveSource) -> Resolved:
     """Read (never write) the manifest and config a layout or archive reference points to -> Resolved."""
     what = reference.canonical
     descriptor = _select_in_layout(source.index(), reference.tag, what)
@@ -276,7 +290,8 @@ def resolve_layout(reference, source):
     raise ValidationError('%s nests image indexes too deeply' % what)
 
 
-def _resolved(reference, digest, manifest_bytes, manifest, read_blob, source):
+def _resolved(reference: Reference, digest: str, manifest_bytes: bytes, manifest: dict[str, Any],
+              read_blob: Callable[[dict[str, Any], str], bytes], source: _Source | None) -> Resolved:
     what = '%s (manifest %s)' % (reference.canonical, digest)
     config_descriptor, layers = validate_manifest(manifest, what)
     config_bytes = read_blob(config_descriptor, 'config')
@@ -286,7 +301,7 @@ def _resolved(reference, digest, manifest_bytes, manifest, read_blob, source):
 
 # -- registries -------------------------------------------------------------------------------------
 
-def resolve_registry(client, reference):
+def resolve_registry(client: SkopeoClient, reference: Reference) -> Resolved:
     """The manifest and config the registry serves for ``reference`` now -> Resolved (no source yet)."""
     what = reference.canonical
     data = client.inspect_raw(reference.docker_source())
@@ -301,18 +316,19 @@ def resolve_registry(client, reference):
                             'the manifest of ' + what)
         document = parse_json(data, 'the manifest of ' + what)
 
-    def read_config(descriptor, _what):
+    def read_config(descriptor: dict[str, Any], _what: str) -> bytes:
         blob = client.inspect_raw(reference.docker_source(digest), config=True)
         return verify_bytes(blob, descriptor['digest'], descriptor.get('size'), 'the config of ' + what)
     return _resolved(reference, digest, data, document, read_config, None)
 
 
-def resolve(reference, store, tls_verify=True, auth_file=None):
+def resolve(reference: Reference, store: ImageStore, tls_verify: bool = True, auth_file: str | None = None) -> Resolved:
     """What ``reference`` points to at its source now (read-only) -> Resolved."""
+    # An oci: or oci-archive: reference always has its path (parse_reference).
     if reference.transport == 'oci':
-        return resolve_layout(reference, LayoutSource(reference.path))
+        return resolve_layout(reference, LayoutSource(reference.path or ''))
     if reference.transport == 'oci-archive':
-        return resolve_layout(reference, ArchiveSource(reference.path))
+        return resolve_layout(reference, ArchiveSource(reference.path or ''))
     if reference.transport == 'docker':
         return resolve_registry(SkopeoClient(tls_verify, auth_file, tmp_dir=None), reference)
     raise ValidationError('image %s is a local digest: there is no source to pull it from' % reference.canonical)
@@ -320,7 +336,7 @@ def resolve(reference, store, tls_verify=True, auth_file=None):
 
 # -- image config -----------------------------------------------------------------------------------
 
-def _string_list(value):
+def _string_list(value: object) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -328,7 +344,7 @@ def _string_list(value):
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
-def config_defaults(config):
+def config_defaults(config: dict[str, Any]) -> dict[str, Any]:
     """What the image config supplies to a container: entrypoint, cmd, env, workdir, user, labels, ..."""
     section = config.get('config') or {}
     env = {}
@@ -340,8 +356,10 @@ def config_defaults(config):
     if not isinstance(workdir, str):
         workdir = '/'
     workdir = os.path.normpath('/' + workdir) if not workdir.startswith('/') else os.path.normpath(workdir)
-    labels = section.get('Labels') if isinstance(section.get('Labels'), dict) else {}
-    ports = section.get('ExposedPorts') if isinstance(section.get('ExposedPorts'), dict) else {}
+    labels = section.get('Labels')
+    labels = labels if isinstance(labels, dict) else {}
+    ports = section.get('ExposedPorts')
+    ports = ports if isinstance(ports, dict) else {}
     return {
         'entrypoint': _string_list(section.get('Entrypoint')),
         'cmd': _string_list(section.get('Cmd')),

@@ -32,14 +32,22 @@ import shutil
 import stat
 import tempfile
 import time
+from typing import TYPE_CHECKING
 
 from .errors import RuncibleError, ValidationError
-from .files import atomic_write, lock_file
+from .files import atomic_write, lock_file, try_lock_file
 from .image_refs import hex_of, sha256_digest, split_normalised, verify_bytes
 from .image_sources import MAX_JSON, DirSource, config_defaults, media_type_of, parse_json, read_limited, validate_manifest
 from .host import find_program
 from .skopeo import SkopeoClient
 from .untar import OPAQUE_XATTR
+
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator
+
+    from .image_refs import Reference
+    from .image_sources import Resolved, _Source
+    from .untar import Limits
 
 INDEX_VERSION = 1
 MAX_USERDB = 1 << 20
@@ -50,7 +58,7 @@ OVERLAY_OPTIONS_MAX = 3800
 class ImageStore(object):
     """The local images of one ``root`` (see the module docstring)."""
 
-    def __init__(self, root, limits=None, tls_verify=True, auth_file=None):
+    def __init__(self, root: str, limits: Limits | None = None, tls_verify: bool = True, auth_file: str | None = None) -> None:
         self.root = os.path.normpath(root)
         self.dir = os.path.join(self.root, 'images')
         self.limits = limits
@@ -58,27 +66,27 @@ class ImageStore(object):
         self.auth_file = auth_file
 
     # -- paths ----------------------------------------------------------------------------------
-    def path(self, *parts):
+    def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)
 
-    def blob_path(self, digest):
+    def blob_path(self, digest: str) -> str:
         return self.path('blobs', 'sha256', hex_of(digest))
 
-    def layer_dir(self, diff_id):
+    def layer_dir(self, diff_id: str) -> str:
         return self.path('layers', hex_of(diff_id) if ':' in diff_id else diff_id)
 
-    def layer_diff(self, diff_id):
+    def layer_diff(self, diff_id: str) -> str:
         return os.path.join(self.layer_dir(diff_id), 'diff')
 
-    def userdb(self, digest):
+    def userdb(self, digest: str) -> str:
         return self.path('userdb', hex_of(digest))
 
-    def has_layer(self, diff_id):
+    def has_layer(self, diff_id: str) -> bool:
         return os.path.isfile(os.path.join(self.layer_dir(diff_id), 'layer.json'))
 
     # -- locks ----------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, name, shared=False, blocking=True, timeout=LOCK_TIMEOUT):
+    def lock(self, name: str, shared: bool = False, blocking: bool = True, timeout: float = LOCK_TIMEOUT) -> Iterator[bool]:
         """An fcntl lock ``locks/NAME.lock``; yields True, or False when not blocking and it is taken."""
         fd = self.acquire(name, shared, blocking, timeout)
         try:
@@ -87,14 +95,15 @@ class ImageStore(object):
             if fd is not None:
                 os.close(fd)
 
-    def acquire(self, name, shared=False, blocking=True, timeout=LOCK_TIMEOUT):
+    def acquire(self, name: str, shared: bool = False, blocking: bool = True, timeout: float = LOCK_TIMEOUT) -> int | None:
         """-> an fd holding the lock (close it to release), or None when not blocking and taken."""
         path = self.path('locks', name + '.lock')
-        return lock_file(path, 'the image store lock ' + path, shared=shared, blocking=blocking, timeout=timeout,
-                         interval=0.02)
+        if not blocking:
+            return try_lock_file(path, shared=shared)
+        return lock_file(path, 'the image store lock ' + path, shared=shared, timeout=timeout, interval=0.02)
 
     # -- the index --------------------------------------------------------------------------------
-    def load_index(self):
+    def load_index(self) -> dict[str, Any]:
         try:
             with open(self.path('index.json'), 'r') as handle:
                 index = json.load(handle)
@@ -108,16 +117,16 @@ class ImageStore(object):
         index.setdefault('tags', {})
         return index
 
-    def _save_index(self, index):
+    def _save_index(self, index: dict[str, Any]) -> None:
         index['version'] = INDEX_VERSION
         atomic_write(self.path('index.json'), json.dumps(index, indent=1, sort_keys=True))
 
-    def tag_digest(self, canonical, index=None):
+    def tag_digest(self, canonical: str, index: dict[str, Any] | None = None) -> str | None:
         index = index if index is not None else self.load_index()
         digest = index['tags'].get(canonical)
         return digest if digest in index['images'] else None
 
-    def find(self, reference, index=None):
+    def find(self, reference: Reference, index: dict[str, Any] | None = None) -> str | None:
         """-> the manifest digest of a local image named by ``reference`` (Reference), or None.
 
         A reference pinned to a digest names that content, whatever tag it was pulled under.
@@ -128,11 +137,11 @@ class ImageStore(object):
         return self.tag_digest(reference.canonical, index)
 
     @staticmethod
-    def references_of(index, digest):
+    def references_of(index: dict[str, Any], digest: str) -> list[str]:
         return sorted(name for name, target in index['tags'].items() if target == digest)
 
     # -- blobs ----------------------------------------------------------------------------------
-    def read_blob(self, digest, what='blob'):
+    def read_blob(self, digest: str, what: str = 'blob') -> bytes:
         """A stored blob, verified against its digest on every read."""
         try:
             with open(self.blob_path(digest), 'rb') as handle:
@@ -145,7 +154,7 @@ class ImageStore(object):
                                 'it again' % (what, digest, actual))
         return data
 
-    def _put_blob(self, data, digest):
+    def _put_blob(self, data: bytes, digest: str) -> None:
         verify_bytes(data, digest, None, 'blob')
         path = self.blob_path(digest)
         if os.path.isfile(path):
@@ -153,7 +162,7 @@ class ImageStore(object):
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         atomic_write(path, data, mode=0o600)
 
-    def image_config(self, digest, index=None):
+    def image_config(self, digest: str, index: dict[str, Any] | None = None) -> dict[str, Any]:
         """The parsed config of the local image ``digest`` (verified)."""
         index = index if index is not None else self.load_index()
         record = index['images'].get(digest)
@@ -162,11 +171,11 @@ class ImageStore(object):
         return parse_json(self.read_blob(record['config_digest'], 'config'), 'config ' + record['config_digest'])
 
     # -- importing --------------------------------------------------------------------------------
-    def _ensure_dirs(self):
+    def _ensure_dirs(self) -> None:
         for sub in ('blobs/sha256', 'layers', 'userdb', 'locks', 'tmp'):
             os.makedirs(self.path(sub), mode=0o700, exist_ok=True)
 
-    def pull(self, resolved):
+    def pull(self, resolved: Resolved) -> tuple[dict[str, Any], str | None, bool]:
         """Make the image ``resolved`` local (every layer unpacked, blobs stored) and tag its reference.
 
         -> (record, previous digest of the tag or None, pulled: bool). Idempotent and safe in
@@ -185,7 +194,7 @@ class ImageStore(object):
             if resolved.source is not None:
                 resolved.source.close()
 
-    def _tag(self, resolved, pulled):
+    def _tag(self, resolved: Resolved, pulled: bool) -> tuple[dict[str, Any], str | None, bool]:
         with self.lock('index'):
             index = self.load_index()
             if resolved.digest not in index['images']:
@@ -199,7 +208,7 @@ class ImageStore(object):
                 self._save_index(index)
         return index['images'][resolved.digest], (previous if previous != resolved.digest else None), pulled
 
-    def _record(self, resolved):
+    def _record(self, resolved: Resolved) -> dict[str, Any]:
         config_descriptor, layers = validate_manifest(resolved.manifest, resolved.reference.canonical)
         config = resolved.config
         entries = []
@@ -219,20 +228,20 @@ class ImageStore(object):
             'pulled_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
         }
 
-    def missing_layers(self, digest, index=None):
+    def missing_layers(self, digest: str, index: dict[str, Any] | None = None) -> list[str]:
         """diff_ids of the local image ``digest`` whose unpacked layer is not there (deleted by hand?)."""
         index = index if index is not None else self.load_index()
         record = index['images'].get(digest) or {'layers': []}
         return [layer['diff_id'] for layer in record['layers'] if not self.has_layer(layer['diff_id'])]
 
-    def layer_meta(self, diff_id):
+    def layer_meta(self, diff_id: str) -> dict[str, Any]:
         try:
             with open(os.path.join(self.layer_dir(diff_id), 'layer.json')) as handle:
                 return json.load(handle)
         except (IOError, OSError, ValueError):
             return {}
 
-    def _import(self, resolved):
+    def _import(self, resolved: Resolved) -> None:
         """Unpack the missing layers of ``resolved`` and store its manifest, config and user database."""
         source = resolved.source
         if source is None:
@@ -253,7 +262,7 @@ class ImageStore(object):
         self._put_blob(resolved.config_bytes, config_descriptor['digest'])
         self._write_userdb(resolved.digest, resolved.diff_ids)
 
-    def _import_layers(self, resolved, source):
+    def _import_layers(self, resolved: Resolved, source: _Source) -> None:
         _config, layers = validate_manifest(resolved.manifest, resolved.reference.canonical)
         for descriptor, diff_id in zip(layers, resolved.diff_ids):
             if self.has_layer(diff_id):
@@ -262,7 +271,7 @@ class ImageStore(object):
                 if not self.has_layer(diff_id):
                     self._unpack_layer(source, descriptor, diff_id)
 
-    def _unpack_layer(self, source, descriptor, diff_id):
+    def _unpack_layer(self, source: _Source, descriptor: dict[str, Any], diff_id: str) -> None:
         from . import layers as layer_tools
         staging = tempfile.mkdtemp(prefix='layer-', dir=self.path('tmp'))
         try:
@@ -286,7 +295,7 @@ class ImageStore(object):
             _remove_tree(staging)
             raise
 
-    def _write_userdb(self, digest, diff_ids):
+    def _write_userdb(self, digest: str, diff_ids: list[str]) -> None:
         """Copy the image's /etc/passwd and /etc/group (as the layer stack shows them) for user names."""
         target = self.userdb(digest)
         if os.path.isdir(target):
@@ -308,7 +317,8 @@ class ImageStore(object):
                 raise
 
     # -- removing ---------------------------------------------------------------------------------
-    def plan_removal(self, reference, force=False, index=None, users=None):
+    def plan_removal(self, reference: Reference, force: bool = False, index: dict[str, Any] | None = None,
+                     users: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """What removing ``reference`` does, without doing it -> dict or None when there is nothing.
 
         ``{'digest', 'untag': [references], 'remove_image': bool, 'containers': [names using it]}``;
@@ -334,7 +344,7 @@ class ImageStore(object):
                                      ', '.join(using), 'them' if len(using) > 1 else 'it'))
         return {'digest': digest, 'untag': untag, 'remove_image': remove_image, 'containers': using}
 
-    def remove(self, reference, force=False):
+    def remove(self, reference: Reference, force: bool = False) -> tuple[dict[str, Any] | None, dict[str, Any]]:
         """Untag / remove an image, then collect what nothing uses any more -> (plan or None, collected)."""
         if not os.path.isdir(self.dir):
             return None, {}
@@ -350,7 +360,7 @@ class ImageStore(object):
                 self._save_index(index)
         return plan, self.collect()
 
-    def prune_dangling(self, digests, blocking=True):
+    def prune_dangling(self, digests: Iterable[str], blocking: bool = True) -> dict[str, Any]:
         """Remove images among ``digests`` that lost their last tag and that no container uses; collect."""
         with self.lock('gc', blocking=blocking) as held:
             if not held:
@@ -366,7 +376,7 @@ class ImageStore(object):
                     self._save_index(index)
             return self._collect_locked(index, users)
 
-    def collect(self, blocking=True):
+    def collect(self, blocking: bool = True) -> dict[str, Any]:
         """Garbage collection: layers, blobs and user databases no image and no container needs, staging."""
         if not os.path.isdir(self.dir):
             return {}
@@ -375,13 +385,13 @@ class ImageStore(object):
                 return {}
             return self._collect_locked(self.load_index(), self.container_users())
 
-    def _collect_locked(self, index, users):
+    def _collect_locked(self, index: dict[str, Any], users: dict[str, Any]) -> dict[str, Any]:
         wanted_layers = set(users['layers'])
         wanted_blobs = set()
         for digest, record in index['images'].items():
             wanted_blobs.update([digest, record['config_digest']])
             wanted_layers.update(hex_of(layer['diff_id']) for layer in record['layers'])
-        removed = {'layers': [], 'blobs': 0}
+        removed: dict[str, Any] = {'layers': [], 'blobs': 0}
         for entry in _listdir(self.path('layers')):
             if entry not in wanted_layers:
                 _remove_tree(self.path('layers', entry))
@@ -401,10 +411,10 @@ class ImageStore(object):
             _remove_tree(self.path('tmp', entry))
         return removed
 
-    def container_users(self):
+    def container_users(self) -> dict[str, Any]:
         """Which containers of this root use which images and layers: {'images': {digest: [names]}, 'layers': set}."""
-        images = {}
-        layers = set()
+        images: dict[str, list[str]] = {}
+        layers: set[str] = set()
         containers = os.path.join(self.root, 'containers')
         for name in _listdir(containers):
             try:
@@ -419,7 +429,7 @@ class ImageStore(object):
         return {'images': images, 'layers': layers}
 
     # -- views ------------------------------------------------------------------------------------
-    def view(self, digest, index=None, users=None):
+    def view(self, digest: str, index: dict[str, Any] | None = None, users: dict[str, Any] | None = None) -> dict[str, Any]:
         """The ``image`` dict modules return for the local image ``digest``."""
         index = index if index is not None else self.load_index()
         record = index['images'][digest]
@@ -442,14 +452,14 @@ class ImageStore(object):
         }
 
 
-def _listdir(path):
+def _listdir(path: str) -> list[str]:
     try:
         return sorted(os.listdir(path))
     except (IOError, OSError):
         return []
 
 
-def _remove_tree(path):
+def _remove_tree(path: str) -> None:
     """Remove a directory tree (renamed away first, so a half-removed layer never looks like one) or a file."""
     if not os.path.lexists(path):
         return
@@ -466,7 +476,7 @@ def _remove_tree(path):
             os.unlink(path)
 
 
-def find_in_layers(lower_dirs, parts):
+def find_in_layers(lower_dirs: list[str], parts: list[str]) -> str | None:
     """The path of ``parts`` (a relative path, as components) as the overlay of ``lower_dirs`` (top first)
     shows it, without following symlinks; None when it is absent, whited out, or not a regular file."""
     for lower in lower_dirs:
@@ -494,14 +504,14 @@ def find_in_layers(lower_dirs, parts):
     return None
 
 
-def _is_opaque(path):
+def _is_opaque(path: str) -> bool:
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b'y'
     except OSError:
         return False
 
 
-def lower_dirs(root, config):
+def lower_dirs(root: str, config: dict[str, Any]) -> list[str]:
     """The overlay lower dirs (top first) of a container created from an image."""
     image_config = config.get('image_config') or {}
     layers = image_config.get('layers') or []

@@ -33,8 +33,12 @@ import errno
 import os
 import stat
 import time
+from typing import TYPE_CHECKING
 
 from . import libc
+
+if TYPE_CHECKING:
+    from typing import Callable, Literal
 
 MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 MAX_FILE_SIZE = 4 << 20
@@ -50,12 +54,12 @@ _RESOLVE_IN_ROOT = 0x10
 _OPENAT2_RETRIES = 16
 
 # None: not probed yet; False: this kernel or architecture has no usable openat2; else the call.
-_openat2 = None
+_openat2: Callable[[int, str, int, int], int] | Literal[False] | None = None
 
 
 # -- openat2(2) ------------------------------------------------------------------------------------
 
-def _load_openat2():
+def _load_openat2() -> Callable[[int, str, int, int], int] | Literal[False]:
     """-> :func:`.libc.openat2` when a probe of it succeeds here, else False."""
     try:
         os.close(libc.openat2(_AT_FDCWD, '/', _O_PATH | os.O_CLOEXEC, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS))
@@ -66,7 +70,7 @@ def _load_openat2():
     return libc.openat2
 
 
-def have_openat2():
+def have_openat2() -> bool:
     """Does this process resolve with openat2(2) (else with the component walk)?"""
     global _openat2
     if _openat2 is None:
@@ -74,12 +78,15 @@ def have_openat2():
     return _openat2 is not False
 
 
-def _kernel_lookup(root_fd, path, follow):
+def _kernel_lookup(root_fd: int, path: str, follow: bool) -> int | None:
     """-> an O_PATH fd from openat2, or None when the walk must do it (the kernel kept saying EAGAIN)."""
+    openat2 = _openat2
+    if not openat2:
+        return None  # not probed, or not usable here: have_openat2() says which
     flags = _O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     for _attempt in range(_OPENAT2_RETRIES):
         try:
-            return _openat2(root_fd, path or '.', flags, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+            return openat2(root_fd, path or '.', flags, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
         except OSError as exc:
             # EAGAIN: a rename or mount elsewhere raced the lookup; the kernel asks to try again.
             if exc.errno != errno.EAGAIN:
@@ -89,7 +96,7 @@ def _kernel_lookup(root_fd, path, follow):
 
 # -- the component walk ------------------------------------------------------------------------------
 
-def _components(path):
+def _components(path: str) -> list[str]:
     """The names of ``path``; a trailing ``/`` or ``/.`` is kept as ``.`` (the path must then be a directory)."""
     raw = path.split('/')
     parts = [part for part in raw if part not in ('', '.')]
@@ -98,20 +105,20 @@ def _components(path):
     return parts
 
 
-def _check_deadline(deadline, path):
+def _check_deadline(deadline: float | None, path: str) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise OSError(errno.ETIMEDOUT, 'not resolved and read in the time allowed', path)
 
 
-def _too_large(limit, path):
+def _too_large(limit: int, path: str) -> OSError:
     return OSError(errno.EFBIG, 'larger than %s, the most that is read' % _size_text(limit), path)
 
 
-def _size_text(size):
+def _size_text(size: int) -> str:
     return '%d MiB' % (size >> 20) if size and not size & ((1 << 20) - 1) else '%d bytes' % size
 
 
-def _walk(root_fd, path, follow=True, deadline=None, trail=None):
+def _walk(root_fd: int, path: str, follow: bool = True, deadline: float | None = None, trail: list[str] | None = None) -> int:
     """-> an O_PATH fd of ``path`` resolved inside ``root_fd``, by hand, one component at a time.
 
     ``trail``, a list, receives the names walked through (in the root): on failure, the names up to
@@ -119,7 +126,7 @@ def _walk(root_fd, path, follow=True, deadline=None, trail=None):
     """
     parts = _components(path)
     trail = [] if trail is None else trail
-    held = []  # O_PATH fds of the directories below the root walked into; held[-1] is the current one
+    held: list[int] = []  # O_PATH fds of the directories below the root walked into; held[-1] is the current one
     links = 0
     try:
         while parts:
@@ -167,14 +174,14 @@ def _walk(root_fd, path, follow=True, deadline=None, trail=None):
 
 # -- the API ------------------------------------------------------------------------------------------
 
-def open_root(root):
+def open_root(root: str | int) -> int:
     """An O_PATH fd of ``root`` (a directory path, followed as given, or an fd, duplicated); the caller closes it."""
     if isinstance(root, int):
         return os.dup(root)
     return os.open(root, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
-def lookup(root, path, follow=True, deadline=None):
+def lookup(root: str | int, path: str, follow: bool = True, deadline: float | None = None) -> int:
     """An O_PATH fd of ``path`` resolved inside ``root`` (a path or an fd); the caller closes it.
 
     ``follow``: follow a symlink in the last component (inside the root). Raises OSError.
@@ -192,7 +199,7 @@ def lookup(root, path, follow=True, deadline=None):
         os.close(root_fd)
 
 
-def exists(root, path):
+def exists(root: str | int, path: str) -> bool:
     """Is there something at ``path`` inside ``root`` (symlinks followed inside it; a dangling one is not)?
 
     Raises OSError for a lookup that is refused rather than missing (``ELOOP``: a symlink loop).
@@ -208,7 +215,7 @@ def exists(root, path):
     return True
 
 
-def listdir(root, path):
+def listdir(root: str | int, path: str) -> list[str]:
     """The names in the directory ``path`` inside ``root``; raises OSError (NotADirectoryError for a non-directory)."""
     fd = lookup(root, path, deadline=time.monotonic() + READ_TIMEOUT)
     try:
@@ -224,13 +231,13 @@ def listdir(root, path):
         os.close(dir_fd)
 
 
-def resolve_path(root, path):
+def resolve_path(root: str | int, path: str) -> str:
     """The path inside ``root`` that ``path`` resolves to, for messages: never open it by name again.
 
     From the component walk (both lookups agree on where a path leads). Components from the first
     one that is missing on are kept as given; a symlink loop raises OSError (``ELOOP``).
     """
-    trail = []
+    trail: list[str] = []
     root_fd = open_root(root)
     try:
         os.close(_walk(root_fd, path, True, time.monotonic() + READ_TIMEOUT, trail))
@@ -241,7 +248,7 @@ def resolve_path(root, path):
     return '/' + '/'.join(part for part in trail if part != '.')
 
 
-def kind(root, path):
+def kind(root: str | int, path: str) -> str | None:
     """What ``path`` inside ``root`` leads to, in words (``'a regular file'``, ``'a FIFO'``, ...); None for nothing.
 
     Nothing is opened but with ``O_PATH``. None too when the lookup fails (a missing file, a loop).
@@ -256,7 +263,7 @@ def kind(root, path):
         os.close(fd)
 
 
-def _kind(mode):
+def _kind(mode: int) -> str:
     for test, name in ((stat.S_ISREG, 'a regular file'), (stat.S_ISDIR, 'a directory'), (stat.S_ISFIFO, 'a FIFO'),
                        (stat.S_ISSOCK, 'a socket'), (stat.S_ISCHR, 'a character device'),
                        (stat.S_ISBLK, 'a block device'), (stat.S_ISLNK, 'a symbolic link')):
@@ -265,7 +272,7 @@ def _kind(mode):
     return 'a file of an unknown kind'
 
 
-def read_file(root, path, limit=MAX_FILE_SIZE, timeout=READ_TIMEOUT):
+def read_file(root: str | int, path: str, limit: int = MAX_FILE_SIZE, timeout: float = READ_TIMEOUT) -> bytes:
     """The bytes of the regular file ``path`` inside ``root`` (a directory path or an fd).
 
     Refused (OSError) when it is not a regular file (``EINVAL``; never opened), larger than ``limit``
@@ -280,7 +287,7 @@ def read_file(root, path, limit=MAX_FILE_SIZE, timeout=READ_TIMEOUT):
         raise
 
 
-def _read_regular(root, path, limit, deadline):
+def _read_regular(root: str | int, path: str, limit: int, deadline: float) -> bytes:
     fd = lookup(root, path, deadline=deadline)
     try:
         info = os.fstat(fd)
@@ -299,7 +306,7 @@ def _read_regular(root, path, limit, deadline):
         again = os.fstat(data_fd)
         if (again.st_dev, again.st_ino) != (info.st_dev, info.st_ino) or not stat.S_ISREG(again.st_mode):
             raise OSError(errno.EINVAL, 'it changed while it was opened', path)
-        chunks = []
+        chunks: list[bytes] = []
         size = 0
         while True:
             _check_deadline(deadline, path)
@@ -314,7 +321,7 @@ def _read_regular(root, path, limit, deadline):
         os.close(data_fd)
 
 
-def reason(exc):
+def reason(exc: OSError) -> str:
     """Why a lookup or read failed, in words."""
     if exc.errno == errno.ELOOP:
         return 'a symbolic link loop, more than %d symbolic links, or a link only /proc can follow' % MAX_SYMLINKS

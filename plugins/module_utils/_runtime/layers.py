@@ -25,14 +25,20 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import os
 import subprocess
 import tarfile
 import threading
 import zlib
+from typing import TYPE_CHECKING
 
 from . import untar
+from .host import child_pipe
 from .untar import CHUNK, Limits, detect_compression
+
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+    from .untar import Readable
 
 DROPPED_XATTR_PREFIXES = ('trusted.overlay.', 'user.overlay.', 'security.selinux')
 
@@ -45,14 +51,14 @@ LayerError = untar.UnpackError
 class HashingReader(object):
     """A file-like ``read()`` that hashes what passes through and refuses more than ``limit`` bytes."""
 
-    def __init__(self, raw, algorithm='sha256', limit=None, what='stream'):
+    def __init__(self, raw: Readable, algorithm: str = 'sha256', limit: int | None = None, what: str = 'stream') -> None:
         self.raw = raw
         self.hasher = hashlib.new(algorithm)
         self.count = 0
         self.limit = limit
         self.what = what
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         data = self.raw.read(size if size is not None and size >= 0 else CHUNK)
         if data:
             self.count += len(data)
@@ -62,50 +68,52 @@ class HashingReader(object):
             self.hasher.update(data)
         return data
 
-    def drain(self):
+    def drain(self) -> None:
         while self.read(CHUNK):
             pass
 
-    def digest(self):
+    def digest(self) -> str:
         return 'sha256:' + self.hasher.hexdigest()
 
 
 class _ZstdStream(object):
     """Decompress zstd through the zstd program, fed by a thread (the reader hashes what it feeds)."""
 
-    def __init__(self, raw, zstd_path):
+    def __init__(self, raw: Readable, zstd_path: str) -> None:
         self.proc = subprocess.Popen([zstd_path, '-d', '-q', '-c'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
-        self.error = None
+        self.error: Exception | None = None
         self.thread = threading.Thread(target=self._feed, args=(raw,))
         self.thread.daemon = True
         self.thread.start()
 
-    def _feed(self, raw):
+    def _feed(self, raw: Readable) -> None:
+        stdin = child_pipe(self.proc.stdin)
         try:
             while True:
                 data = raw.read(CHUNK)
                 if not data:
                     break
-                self.proc.stdin.write(data)
+                stdin.write(data)
         except Exception as exc:  # pylint: disable=broad-except
             self.error = exc
         finally:
             with contextlib.suppress(OSError):
-                self.proc.stdin.close()
+                stdin.close()
 
-    def read(self, size=-1):
-        return self.proc.stdout.read(size if size is not None and size > 0 else CHUNK)
+    def read(self, size: int | None = -1) -> bytes:
+        return child_pipe(self.proc.stdout).read(size if size is not None and size > 0 else CHUNK)
 
-    def close(self, abort=False):
+    def close(self, abort: bool = False) -> None:
+        stdout, stderr = child_pipe(self.proc.stdout), child_pipe(self.proc.stderr)
         if abort:
             with contextlib.suppress(OSError):
                 self.proc.kill()
         with contextlib.suppress(OSError):
-            self.proc.stdout.close()
+            stdout.close()
         self.thread.join()
-        err = self.proc.stderr.read().decode('utf-8', 'replace').strip()
-        self.proc.stderr.close()
+        err = stderr.read().decode('utf-8', 'replace').strip()
+        stderr.close()
         rc = self.proc.wait()
         if isinstance(self.error, LayerError):
             raise self.error
@@ -121,19 +129,20 @@ class LayerPolicy(untar.Policy):
     what = 'layer'
     oci_whiteouts = True
 
-    def keep_xattr(self, parts, name, value):
+    def keep_xattr(self, parts: list[str], name: str, value: bytes) -> bool:
         return not name.startswith(DROPPED_XATTR_PREFIXES)
 
 
-def member_parts(name, what='member'):
+def member_parts(name: str, what: str = 'member') -> list[str]:
     """Split a tar member name into safe path components; refuses absolute names and ``..``."""
     return untar.member_parts(name, 'layer', what)
 
 
 # -- one layer blob -----------------------------------------------------------------------------------
 
-def unpack_blob(blob, dest, expected_digest=None, expected_size=None, expected_diff_id=None, limits=None,
-                zstd_path=None, as_root=None):
+def unpack_blob(blob: IO[bytes], dest: str, expected_digest: str | None = None, expected_size: int | None = None,
+                expected_diff_id: str | None = None, limits: Limits | None = None, zstd_path: str | None = None,
+                as_root: bool | None = None) -> dict[str, Any]:
     """Unpack the layer blob ``blob`` (a readable binary file object at offset 0) into ``dest``.
 
     Verifies the blob's digest and size and the diff_id of its tar stream when given; raises
@@ -145,19 +154,21 @@ def unpack_blob(blob, dest, expected_digest=None, expected_size=None, expected_d
     compression = detect_compression(head)
     raw = HashingReader(_Prefixed(head, blob), limit=expected_size,
                         what='layer blob %s (its descriptor says %s bytes)' % (expected_digest, expected_size))
+    stream: Readable = raw
+    zstd: _ZstdStream | None = None
     if compression == 'gzip':
-        stream = gzip.GzipFile(fileobj=raw, mode='rb')
+        # Ignored: typeshed's GzipFile wants a fileobj with seek(), which it only calls to rewind (never here).
+        stream = gzip.GzipFile(fileobj=raw, mode='rb')  # type: ignore[call-overload]
     elif compression == 'zstd':
         if not zstd_path:
             raise LayerError('the layer is zstd-compressed: install the "zstd" package to unpack it')
-        stream = _ZstdStream(raw, zstd_path)
-    else:
-        stream = raw
+        stream = zstd = _ZstdStream(raw, zstd_path)
     tar_stream = HashingReader(stream, limit=limits.max_bytes, what='the uncompressed layer')
     unpacker = untar.Unpacker(dest, LayerPolicy(), limits=limits, as_root=as_root)
     finished = False
     try:
-        archive = tarfile.open(fileobj=tar_stream, mode='r|', errorlevel=2)
+        # Ignored: typeshed's tarfile wants a fileobj that also seeks, tells and writes; a stream ('r|') is only read.
+        archive = tarfile.open(fileobj=tar_stream, mode='r|', errorlevel=2)  # type: ignore[call-overload]
         stats = unpacker.unpack(archive)
         tar_stream.drain()
         raw.drain()
@@ -165,8 +176,8 @@ def unpack_blob(blob, dest, expected_digest=None, expected_size=None, expected_d
     except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, UnicodeError) as exc:
         raise LayerError('the layer blob is not a valid (compressed) tar archive: %s' % exc)
     finally:
-        if compression == 'zstd':
-            stream.close(abort=not finished)
+        if zstd is not None:
+            zstd.close(abort=not finished)
     result = dict(stats, digest=raw.digest(), diff_id=tar_stream.digest(), size=raw.count, compression=compression)
     if expected_size is not None and raw.count != expected_size:
         raise LayerError('layer blob %s is %d bytes, its descriptor says %d: refusing it'
@@ -183,11 +194,11 @@ def unpack_blob(blob, dest, expected_digest=None, expected_size=None, expected_d
 class _Prefixed(object):
     """Bytes already read (the magic), then the rest of ``raw``."""
 
-    def __init__(self, head, raw):
+    def __init__(self, head: bytes, raw: Readable) -> None:
         self.head = head
         self.raw = raw
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         if self.head:
             if size is None or size < 0 or size >= len(self.head):
                 data, self.head = self.head, b''
@@ -196,4 +207,4 @@ class _Prefixed(object):
                 return data + self.raw.read(size - len(data)) if size > len(data) else data
             data, self.head = self.head[:size], self.head[size:]
             return data
-        return self.raw.read(size)
+        return self.raw.read(-1 if size is None else size)

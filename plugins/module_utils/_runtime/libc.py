@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
+    from types import ModuleType
+    from typing import Any, Literal, NoReturn
+
+    # struct open_how, the syscall number, the struct's size
+    OpenHowSetup = tuple[type[ctypes.Structure], ctypes.c_long, ctypes.c_size_t]
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -23,12 +31,12 @@ _OPENAT2_NUMBER = 437
 _OPENAT2_MACHINES = ('x86_64', 'i386', 'i486', 'i586', 'i686', 'aarch64', 'arm64', 'riscv64', 'loongarch64',
                      'ppc64le', 'ppc64', 'ppc', 's390x')
 
-_libc: Any = None
+_libc: tuple[ctypes.CDLL, ModuleType] | None = None
 # None: not set up yet; False: no known number for this ABI; else (struct open_how, number, size).
-_openat2: Any = None
+_openat2: OpenHowSetup | Literal[False] | None = None
 
 
-def _load():
+def _load() -> tuple[ctypes.CDLL, ModuleType]:
     """-> (the C library, the ctypes module), loaded on the first call."""
     global _libc
     if _libc is None:
@@ -42,38 +50,39 @@ def _load():
     return _libc
 
 
-def _bytes(value):
+def _bytes(value: str | bytes | None) -> bytes | None:
     return value.encode() if isinstance(value, str) else value
 
 
-def _raise(ctypes, filename=None):
+def _raise(ctypes: ModuleType, filename: str | None = None) -> NoReturn:
     code = ctypes.get_errno()
     if filename is None:
         raise OSError(code, os.strerror(code))
     raise OSError(code, os.strerror(code), filename)
 
 
-def _call(name, *args):
+def _call(name: str, *args: Any) -> None:
     lib, ctypes = _load()
     if getattr(lib, name)(*args) != 0:
         _raise(ctypes)
 
 
-def mount(source, target, fstype, flags, data):
+def mount(source: str | bytes | None, target: str | bytes, fstype: str | bytes | None, flags: int,
+          data: str | bytes | None) -> None:
     """mount(2); the strings may be str, bytes or None."""
     _call('mount', _bytes(source), _bytes(target), _bytes(fstype), flags, _bytes(data))
 
 
-def umount2(target, flags):
+def umount2(target: str | bytes, flags: int) -> None:
     _call('umount2', _bytes(target), flags)
 
 
-def unshare(flags):
+def unshare(flags: int) -> None:
     """unshare(2) for the calling thread (os.unshare exists only from Python 3.12 on)."""
     _call('unshare', flags)
 
 
-def child_subreaper():
+def child_subreaper() -> int:
     """prctl(PR_GET_CHILD_SUBREAPER): is this process a child subreaper (non-zero)?"""
     lib, ctypes = _load()
     value = ctypes.c_int(0)
@@ -82,12 +91,12 @@ def child_subreaper():
     return value.value
 
 
-def set_child_subreaper(enabled):
+def set_child_subreaper(enabled: bool) -> None:
     """prctl(PR_SET_CHILD_SUBREAPER): orphaned descendants are re-parented to this process (or no longer)."""
     _call('prctl', PR_SET_CHILD_SUBREAPER, 1 if enabled else 0, 0, 0, 0)
 
 
-def _setup_openat2():
+def _setup_openat2() -> OpenHowSetup | Literal[False]:
     global _openat2
     if _openat2 is None:
         machine = os.uname().machine
@@ -108,7 +117,7 @@ def _setup_openat2():
     return _openat2
 
 
-def openat2(dir_fd, path, flags, resolve):
+def openat2(dir_fd: int, path: str, flags: int, resolve: int) -> int:
     """openat2(2) with ``struct open_how`` {flags, mode 0, resolve} -> a new fd; raises OSError(errno, strerror, path).
 
     ``ENOSYS`` where the kernel lacks it (< 5.6) or its number is not known here (an architecture

@@ -23,22 +23,26 @@ import os
 import re
 import time
 import traceback
+from typing import TYPE_CHECKING
 
 from .errors import RuncibleError, ValidationError
+
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 STREAMS = ('stdout', 'stderr')
 FIRST_WINDOW = 1 << 16
 
-_TIMESTAMP_RE = re.compile(
+_TIMESTAMP = (  # patterns are compiled on first use (re's cache)
     r'^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$')
-_DURATION_RE = re.compile(r'^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$')
-_NUMBER_RE = re.compile(r'^\s*\d+(?:\.\d+)?\s*$')
+_DURATION = r'^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$'
+_NUMBER = r'^\s*\d+(?:\.\d+)?\s*$'
 
 
 class MissingLibraryError(RuncibleError):
     """A Python library needed for this request is not installed; modules report missing_required_lib()."""
 
-    def __init__(self, library, reason, import_traceback):
+    def __init__(self, library: str, reason: str, import_traceback: str) -> None:
         super(MissingLibraryError, self).__init__('%s is required %s' % (library, reason))
         self.library = library
         self.reason = reason
@@ -50,23 +54,23 @@ class LogEntry(object):
 
     __slots__ = ('timestamp', 'time_ns', 'stream', 'message', 'partial')
 
-    def __init__(self, timestamp, time_ns, stream, message, partial=False):
+    def __init__(self, timestamp: str, time_ns: int, stream: str, message: str, partial: bool = False) -> None:
         self.timestamp = timestamp
         self.time_ns = time_ns
         self.stream = stream
         self.message = message
         self.partial = partial
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str]:
         return {'timestamp': self.timestamp, 'stream': self.stream, 'message': self.message}
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'LogEntry(%r, %r, %r%s)' % (self.timestamp, self.stream, self.message, ', partial' if self.partial else '')
 
 
 # -- timestamps --------------------------------------------------------------------------------------
 
-def parse_timestamp(text):
+def parse_timestamp(text: str | bytes) -> int | None:
     """An RFC 3339 / ISO 8601 timestamp -> nanoseconds since the epoch, or None when it is not one.
 
     Accepts nanosecond fractions and ``Z`` or ``+HH:MM`` offsets (conmon's format); a timestamp
@@ -74,7 +78,7 @@ def parse_timestamp(text):
     """
     if isinstance(text, bytes):
         text = text.decode('ascii', 'replace')
-    match = _TIMESTAMP_RE.match(text.strip())
+    match = re.match(_TIMESTAMP, text.strip())
     if not match:
         return None
     year, month, day, hour, minute, second, fraction, offset = match.groups()
@@ -94,13 +98,13 @@ def parse_timestamp(text):
     return seconds * 1000000000 + nanos
 
 
-def format_ns(time_ns):
+def format_ns(time_ns: int) -> str:
     """Nanoseconds since the epoch -> ``2026-12-01T13:26:05.887344118Z``."""
     seconds, nanos = divmod(int(time_ns), 1000000000)
     return time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds)) + '.%09dZ' % nanos
 
 
-def parse_since(value, now=None):
+def parse_since(value: object, now: float | None = None) -> int | None:
     """``logs_since`` -> nanoseconds since the epoch.
 
     A timestamp (``2026-12-01T13:00:00Z``, ``2026-12-01 13:00:00+02:00``, ``2026-12-01``), seconds
@@ -114,12 +118,12 @@ def parse_since(value, now=None):
     if isinstance(value, (int, float)):
         return int(value * 1000000000)
     text = str(value).strip()
-    if _NUMBER_RE.match(text):
+    if re.match(_NUMBER, text):
         return int(float(text) * 1000000000)
     parsed = parse_timestamp(text)
     if parsed is not None:
         return parsed
-    match = _DURATION_RE.match(text)
+    match = re.match(_DURATION, text)
     if text and match and any(match.groups()):
         days, hours, minutes, seconds = match.groups()
         span = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
@@ -130,18 +134,18 @@ def parse_since(value, now=None):
 
 # -- k8s-file ----------------------------------------------------------------------------------------
 
-def parse_k8s_lines(lines, window=False):
+def parse_k8s_lines(lines: Iterable[bytes], window: bool = False) -> tuple[list[LogEntry], int]:
     """Physical k8s-file lines (bytes, with or without their newline) -> (entries, malformed count).
 
     Entries are in the order their lines completed; a line still partial at the end (a process
     that printed no newline yet) comes last, marked ``partial``. With ``window`` the lines are a
     tail of the file: the first entry of each stream may miss its beginning and is dropped.
     """
-    entries = []
+    entries: list[LogEntry] = []
     malformed = 0
-    pending = {}
-    last_part = {}
-    seen_streams = set()
+    pending: dict[str, list[bytes]] = {}  # stream -> the parts of its partial line
+    last_part: dict[str, tuple[str, int]] = {}  # stream -> (timestamp, time_ns) of its last part
+    seen_streams: set[str] = set()
     for raw in lines:
         if raw.endswith(b'\n'):
             raw = raw[:-1]
@@ -173,13 +177,13 @@ def parse_k8s_lines(lines, window=False):
     for stream_name in sorted(pending, key=lambda name: last_part[name][1]):
         if window and stream_name not in seen_streams:
             continue
-        timestamp, time_ns = last_part[stream_name]
-        entries.append(LogEntry(timestamp, time_ns, stream_name, b''.join(pending[stream_name]).decode('utf-8', 'replace'),
+        last_timestamp, last_ns = last_part[stream_name]
+        entries.append(LogEntry(last_timestamp, last_ns, stream_name, b''.join(pending[stream_name]).decode('utf-8', 'replace'),
                                 partial=True))
     return entries, malformed
 
 
-def select_entries(entries, tail=None, since_ns=None):
+def select_entries(entries: list[LogEntry], tail: int | None = None, since_ns: int | None = None) -> list[LogEntry]:
     """Entries at or after ``since_ns``, then the last ``tail`` of them (None or a negative tail: all)."""
     if since_ns is not None:
         entries = [entry for entry in entries if entry.time_ns >= since_ns]
@@ -188,7 +192,7 @@ def select_entries(entries, tail=None, since_ns=None):
     return entries
 
 
-def read_k8s_file(path, tail=None, since_ns=None):
+def read_k8s_file(path: str, tail: int | None = None, since_ns: int | None = None) -> list[LogEntry]:
     """The log entries of a k8s-file log; reads from the end, only as much as ``tail``/``since_ns`` need."""
     try:
         handle = open(path, 'rb')
@@ -218,14 +222,14 @@ def read_k8s_file(path, tail=None, since_ns=None):
 
 # -- journald ------------------------------------------------------------------------------------------
 
-def join_journal_records(records):
+def join_journal_records(records: Iterable[dict[str, Any]]) -> list[LogEntry]:
     """Journal records of one container (dicts as python-systemd returns them) -> entries.
 
     conmon sets ``PRIORITY`` 6 for stdout and 3 for stderr, and ``CONTAINER_PARTIAL_MESSAGE=true``
     on the parts of a line longer than its buffer; ``MESSAGE`` keeps the line's newline.
     """
-    entries = []
-    pending = {}
+    entries: list[LogEntry] = []
+    pending: dict[str, list[str]] = {}  # stream -> the parts of its partial line
     for record in records:
         message = record.get('MESSAGE', '')
         if isinstance(message, bytes):
@@ -253,7 +257,7 @@ def join_journal_records(records):
     return entries
 
 
-def read_journald(container_id, tail=None, since_ns=None):
+def read_journald(container_id: str, tail: int | None = None, since_ns: int | None = None) -> list[LogEntry]:
     """The entries conmon's journald driver wrote for a container (matched on CONTAINER_ID_FULL)."""
     try:
         from systemd import journal

@@ -42,6 +42,15 @@ import os
 import socket
 import struct
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
+    from types import TracebackType
+    from typing import Any, Literal
+
+    Message = tuple[int, int, int, int, bytes]  # type, flags, seq, pid, payload
+    Reply = tuple[int, bytes]  # type, payload
 
 # linux/netlink.h
 NETLINK_ROUTE = 0
@@ -112,55 +121,55 @@ REPLY_TIMEOUT = 60.0
 DUMP_ATTEMPTS = 5
 
 
-def align(length):
+def align(length: int) -> int:
     """NLMSG_ALIGN / NLA_ALIGN: ``length`` rounded up to a multiple of 4."""
     return (length + 3) & ~3
 
 
 # -- encoding ---------------------------------------------------------------------------------------
 
-def attr(kind, value):
+def attr(kind: int, value: bytes) -> bytes:
     """One attribute (struct rtattr and its value), padded to 4 bytes."""
     length = RTATTR.size + len(value)
     return RTATTR.pack(length, kind) + value + b'\0' * (align(length) - length)
 
 
-def attr_str(kind, text):
+def attr_str(kind: int, text: str) -> bytes:
     """A string attribute, with its terminating NUL."""
     return attr(kind, text.encode() + b'\0')
 
 
-def attr_u32(kind, number):
+def attr_u32(kind: int, number: int) -> bytes:
     return attr(kind, U32.pack(number))
 
 
-def nested(kind, *attrs):
+def nested(kind: int, *attrs: bytes) -> bytes:
     """An attribute holding attributes (NLA_F_NESTED set, as the kernel's nla_nest_start() does)."""
     return attr(kind | NLA_F_NESTED, b''.join(attrs))
 
 
-def ip_bytes(address, family=socket.AF_INET):
+def ip_bytes(address: str, family: int = socket.AF_INET) -> bytes:
     return socket.inet_pton(family, str(address))
 
 
-def ifinfomsg(index=0, flags=0, change=0, family=socket.AF_UNSPEC, link_type=0):
+def ifinfomsg(index: int = 0, flags: int = 0, change: int = 0, family: int = socket.AF_UNSPEC, link_type: int = 0) -> bytes:
     return IFINFOMSG.pack(family, link_type, index, flags, change)
 
 
-def ifaddrmsg(index, prefixlen, family=socket.AF_INET, flags=0, scope=RT_SCOPE_UNIVERSE):
+def ifaddrmsg(index: int, prefixlen: int, family: int = socket.AF_INET, flags: int = 0, scope: int = RT_SCOPE_UNIVERSE) -> bytes:
     return IFADDRMSG.pack(family, prefixlen, flags, scope, index)
 
 
-def rtmsg(family=socket.AF_INET, dst_len=0, table=RT_TABLE_MAIN, protocol=RTPROT_BOOT,
-          scope=RT_SCOPE_UNIVERSE, route_type=RTN_UNICAST, flags=0):
+def rtmsg(family: int = socket.AF_INET, dst_len: int = 0, table: int = RT_TABLE_MAIN, protocol: int = RTPROT_BOOT,
+          scope: int = RT_SCOPE_UNIVERSE, route_type: int = RTN_UNICAST, flags: int = 0) -> bytes:
     return RTMSG.pack(family, dst_len, 0, 0, table, protocol, scope, route_type, flags)
 
 
-def ndmsg(index, family=socket.AF_INET, state=0, flags=0, neigh_type=0):
+def ndmsg(index: int, family: int = socket.AF_INET, state: int = 0, flags: int = 0, neigh_type: int = 0) -> bytes:
     return NDMSG.pack(family, index, state, flags, neigh_type)
 
 
-def message(kind, flags, seq, payload, pid=0):
+def message(kind: int, flags: int, seq: int, payload: bytes, pid: int = 0) -> bytes:
     """One netlink message: struct nlmsghdr, then the payload (padded to 4 bytes)."""
     length = NLMSGHDR.size + len(payload)
     return NLMSGHDR.pack(length, kind, flags, seq, pid) + payload + b'\0' * (align(length) - length)
@@ -168,9 +177,9 @@ def message(kind, flags, seq, payload, pid=0):
 
 # -- decoding ---------------------------------------------------------------------------------------
 
-def parse_attrs(data, offset=0):
+def parse_attrs(data: bytes, offset: int = 0) -> dict[int, bytes]:
     """The attributes in ``data[offset:]`` -> {type (flags masked): value}; the first of a type wins."""
-    attrs = {}
+    attrs: dict[int, bytes] = {}
     end = len(data)
     while offset + RTATTR.size <= end:
         length, kind = RTATTR.unpack_from(data, offset)
@@ -181,9 +190,9 @@ def parse_attrs(data, offset=0):
     return attrs
 
 
-def parse_messages(data):
+def parse_messages(data: bytes) -> list[Message]:
     """Netlink messages of one datagram -> [(type, flags, seq, pid, payload)]."""
-    messages = []
+    messages: list[Message] = []
     offset = 0
     while offset + NLMSGHDR.size <= len(data):
         length, kind, flags, seq, pid = NLMSGHDR.unpack_from(data, offset)
@@ -195,7 +204,7 @@ def parse_messages(data):
     return messages
 
 
-def parse_error(flags, payload, done=False):
+def parse_error(flags: int, payload: bytes, done: bool = False) -> tuple[int, str | None]:
     """The errno of an NLMSG_ERROR (struct nlmsgerr) or NLMSG_DONE (an int) -> (errno, kernel message or None).
 
     An errno of 0 is an acknowledgement (or a dump's good end). With NLM_F_ACK_TLVS attributes
@@ -219,7 +228,7 @@ def parse_error(flags, payload, done=False):
     return code, text
 
 
-def parse_address(payload):
+def parse_address(payload: bytes) -> tuple[int, int, int, str | None]:
     """An RTM_NEWADDR payload -> (family, prefixlen, index, address text or None)."""
     family, prefixlen, _flags, _scope, index = IFADDRMSG.unpack_from(payload)
     attrs = parse_attrs(payload, align(IFADDRMSG.size))
@@ -228,7 +237,7 @@ def parse_address(payload):
     return family, prefixlen, index, address
 
 
-def failure(code, what, text=None):
+def failure(code: int, what: str, text: str | None = None) -> OSError:
     """The OSError of a failed request: errno ``code``, ``what`` (names request and interface), why."""
     detail = os.strerror(code) if code > 0 else 'error %d' % code
     if text:
@@ -236,16 +245,16 @@ def failure(code, what, text=None):
     return OSError(code, '%s: %s' % (what, detail))
 
 
-def _label(name, index):
+def _label(name: str | None, index: int) -> str:
     return name or 'index %d' % index
 
 
 # -- namespaces -------------------------------------------------------------------------------------
 
-_libc = None
+_libc: ctypes.CDLL | None = None
 
 
-def _setns(fd, nstype):
+def _setns(fd: int, nstype: int) -> None:
     global _libc
     if hasattr(os, 'setns'):  # Python 3.12+
         os.setns(fd, nstype)
@@ -260,16 +269,17 @@ def _setns(fd, nstype):
         raise OSError(code, os.strerror(code))
 
 
-def socket_in_netns(path, family=socket.AF_NETLINK, kind=socket.SOCK_RAW, proto=NETLINK_ROUTE):
+def socket_in_netns(path: str, family: int = socket.AF_NETLINK, kind: int = socket.SOCK_RAW,
+                    proto: int = NETLINK_ROUTE) -> socket.socket:
     """A socket made inside the network namespace bound at ``path`` (it stays there, whoever uses it).
 
     A thread of its own enters the namespace (setns moves only the calling thread), makes the
     socket and ends.
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    outcome = {}
+    outcome: dict[str, Any] = {}  # socket: the socket, error: an OSError
 
-    def enter_and_open():
+    def enter_and_open() -> None:
         try:
             _setns(fd, CLONE_NEWNET)
             outcome['socket'] = socket.socket(family, kind, proto)
@@ -297,7 +307,7 @@ class Netlink(object):
     the requests then act in that namespace. Else a new one in the caller's namespace.
     """
 
-    def __init__(self, sock=None, timeout=REPLY_TIMEOUT):
+    def __init__(self, sock: socket.socket | None = None, timeout: float = REPLY_TIMEOUT) -> None:
         if sock is None:
             sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
         self.sock = sock
@@ -317,23 +327,24 @@ class Netlink(object):
         self.seq = int.from_bytes(os.urandom(4), 'little') & 0x7fffffff
 
     @classmethod
-    def in_netns(cls, path, timeout=REPLY_TIMEOUT):
+    def in_netns(cls, path: str, timeout: float = REPLY_TIMEOUT) -> Netlink:
         """A client acting in the network namespace bound at ``path``."""
         return cls(socket_in_netns(path), timeout)
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Netlink:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         self.close()
         return False
 
     # -- transport ----------------------------------------------------------------------------------
 
-    def _send(self, kind, flags, payload, what):
+    def _send(self, kind: int, flags: int, payload: bytes, what: str) -> int:
         self.seq = self.seq % 0xffffffff + 1
         try:
             self.sock.send(message(kind, flags, self.seq, payload))
@@ -341,7 +352,7 @@ class Netlink(object):
             raise OSError(exc.errno, '%s: cannot send the request: %s' % (what, exc.strerror or exc))
         return self.seq
 
-    def _receive(self, what):
+    def _receive(self, what: str) -> list[Message]:
         """The messages of the next datagram from the kernel."""
         while True:
             try:
@@ -356,13 +367,13 @@ class Netlink(object):
                 continue  # not from the kernel
             return parse_messages(data)
 
-    def request(self, kind, payload, flags=0, what='netlink request'):
+    def request(self, kind: int, payload: bytes, flags: int = 0, what: str = 'netlink request') -> list[Reply]:
         """A request acknowledged by the kernel; -> [(type, payload)] of the replies before the ACK.
 
         ``flags``: added to NLM_F_REQUEST|NLM_F_ACK (NLM_F_CREATE|NLM_F_EXCL for a new object).
         """
         seq = self._send(kind, NLM_F_REQUEST | NLM_F_ACK | flags, payload, what)
-        replies = []
+        replies: list[Reply] = []
         while True:
             for reply_kind, reply_flags, reply_seq, _pid, reply in self._receive(what):
                 if reply_seq != seq or reply_kind in (NLMSG_NOOP, NLMSG_DONE):
@@ -376,7 +387,7 @@ class Netlink(object):
                     raise OSError(errno.ENOBUFS, '%s: the kernel lost part of its answer' % what)
                 replies.append((reply_kind, reply))
 
-    def dump(self, kind, payload, what='netlink dump'):
+    def dump(self, kind: int, payload: bytes, what: str = 'netlink dump') -> list[Reply]:
         """A dump request; -> [(type, payload)] of every part up to NLMSG_DONE.
 
         A dump the kernel marks inconsistent (NLM_F_DUMP_INTR: changed while it was read) is asked
@@ -389,9 +400,9 @@ class Netlink(object):
                 return parts
             attempt += 1
 
-    def _dump_once(self, kind, payload, what):
+    def _dump_once(self, kind: int, payload: bytes, what: str) -> tuple[list[Reply], bool]:
         seq = self._send(kind, NLM_F_REQUEST | NLM_F_DUMP, payload, what)
-        parts = []
+        parts: list[Reply] = []
         interrupted = False
         while True:
             for part_kind, part_flags, part_seq, _pid, part in self._receive(what):
@@ -411,7 +422,7 @@ class Netlink(object):
 
     # -- links --------------------------------------------------------------------------------------
 
-    def link_index(self, name):
+    def link_index(self, name: str) -> int | None:
         """The index of the interface ``name`` in this socket's namespace, or None when there is none."""
         try:
             replies = self.request(RTM_GETLINK, ifinfomsg() + attr_str(IFLA_IFNAME, name),
@@ -425,11 +436,11 @@ class Netlink(object):
                 return IFINFOMSG.unpack_from(payload)[2]
         return None
 
-    def add_bridge(self, name):
+    def add_bridge(self, name: str) -> None:
         payload = ifinfomsg() + attr_str(IFLA_IFNAME, name) + nested(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, 'bridge'))
         self.request(RTM_NEWLINK, payload, NLM_F_CREATE | NLM_F_EXCL, 'cannot add the bridge %s' % name)
 
-    def add_veth(self, name, peer, peer_netns_fd):
+    def add_veth(self, name: str, peer: str, peer_netns_fd: int) -> None:
         """A veth pair ``name`` here, ``peer`` made directly in the namespace of the open fd ``peer_netns_fd``."""
         peer_info = ifinfomsg() + attr_str(IFLA_IFNAME, peer) + attr_u32(IFLA_NET_NS_FD, peer_netns_fd)
         payload = ifinfomsg() + attr_str(IFLA_IFNAME, name) + nested(
@@ -437,7 +448,8 @@ class Netlink(object):
         self.request(RTM_NEWLINK, payload, NLM_F_CREATE | NLM_F_EXCL,
                      'cannot add the veth pair %s (peer %s in another namespace)' % (name, peer))
 
-    def set_link(self, index, name=None, up=None, master=None, alias=None):
+    def set_link(self, index: int, name: str | None = None, up: bool | None = None, master: int | None = None,
+                 alias: str | None = None) -> None:
         """Change the link ``index`` (``name`` only for messages): up/down, bridge master, alias."""
         flags = IFF_UP if up else 0
         change = IFF_UP if up is not None else 0
@@ -451,12 +463,12 @@ class Netlink(object):
         self.request(RTM_NEWLINK, ifinfomsg(index, flags, change) + attrs,
                      what='cannot set %s of the interface %s' % (', '.join(changes) or 'nothing', _label(name, index)))
 
-    def delete_link(self, index, name=None):
+    def delete_link(self, index: int, name: str | None = None) -> None:
         self.request(RTM_DELLINK, ifinfomsg(index), what='cannot delete the interface %s' % _label(name, index))
 
     # -- addresses, neighbours, routes ----------------------------------------------------------------
 
-    def addresses(self, index, name=None, family=socket.AF_INET):
+    def addresses(self, index: int, name: str | None = None, family: int = socket.AF_INET) -> list[tuple[str, int]]:
         """The addresses of the link ``index`` -> [(address text, prefixlen)], in the kernel's order."""
         found = []
         for kind, payload in self.dump(RTM_GETADDR, ifaddrmsg(0, 0, family),
@@ -468,25 +480,25 @@ class Netlink(object):
                 found.append((address, prefixlen))
         return found
 
-    def _address(self, kind, index, address, prefixlen, flags, what):
+    def _address(self, kind: int, index: int, address: str, prefixlen: int, flags: int, what: str) -> None:
         value = ip_bytes(address)
         payload = ifaddrmsg(index, prefixlen) + attr(IFA_LOCAL, value) + attr(IFA_ADDRESS, value)
         self.request(kind, payload, flags, what)
 
-    def add_address(self, index, address, prefixlen, name=None):
+    def add_address(self, index: int, address: str, prefixlen: int, name: str | None = None) -> None:
         self._address(RTM_NEWADDR, index, address, prefixlen, NLM_F_CREATE | NLM_F_EXCL,
                       'cannot add the address %s/%d to %s' % (address, prefixlen, _label(name, index)))
 
-    def delete_address(self, index, address, prefixlen, name=None):
+    def delete_address(self, index: int, address: str, prefixlen: int, name: str | None = None) -> None:
         self._address(RTM_DELADDR, index, address, prefixlen, 0,
                       'cannot delete the address %s/%d of %s' % (address, prefixlen, _label(name, index)))
 
-    def delete_neighbour(self, index, address, name=None):
+    def delete_neighbour(self, index: int, address: str, name: str | None = None) -> None:
         """Forget the neighbour (ARP) entry of ``address`` on the link ``index``."""
         self.request(RTM_DELNEIGH, ndmsg(index) + attr(NDA_DST, ip_bytes(address)),
                      what='cannot delete the neighbour %s of %s' % (address, _label(name, index)))
 
-    def add_default_route(self, gateway):
+    def add_default_route(self, gateway: str) -> None:
         """The IPv4 default route of the main table through ``gateway`` (as ``ip route add default via``)."""
         self.request(RTM_NEWROUTE, rtmsg() + attr(RTA_GATEWAY, ip_bytes(gateway)), NLM_F_CREATE | NLM_F_EXCL,
                      'cannot add the default route via %s' % gateway)

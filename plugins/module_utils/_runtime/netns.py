@@ -14,9 +14,14 @@ import errno
 import os
 import socket
 import threading
+# overload is a decorator, so it runs on import; typing itself is imported for TYPE_CHECKING anyway.
+from typing import TYPE_CHECKING, overload
 
 from . import libc
 from .errors import RuncibleError
+
+if TYPE_CHECKING:
+    from typing import Any, Literal
 
 NETNS_DIR = '/run/netns'
 NETNS_PREFIX = 'rc-'
@@ -28,19 +33,19 @@ MS_SHARED = 1 << 20
 MNT_DETACH = 2
 
 
-def netns_name(container_id):
+def netns_name(container_id: str) -> str:
     return NETNS_PREFIX + container_id[:16]
 
 
-def netns_path(container_id):
+def netns_path(container_id: str) -> str:
     return os.path.join(NETNS_DIR, netns_name(container_id))
 
 
-def _os_error(what, path, exc):
+def _os_error(what: str, path: str, exc: OSError) -> OSError:
     return OSError(exc.errno, '%s: %s' % (what, exc.strerror), path)
 
 
-def _share_netns_dir():
+def _share_netns_dir() -> None:
     """Make /run/netns a shared mount point, as iproute2 does, so every mount namespace sees our namespaces."""
     os.makedirs(NETNS_DIR, mode=0o755, exist_ok=True)
     try:
@@ -60,7 +65,17 @@ def _share_netns_dir():
         raise _os_error('cannot make %s shared' % NETNS_DIR, NETNS_DIR, exc)
 
 
-def create_netns(path, netlink=False):
+@overload
+def create_netns(path: str, netlink: Literal[True]) -> socket.socket:
+    ...
+
+
+@overload
+def create_netns(path: str, netlink: bool = False) -> socket.socket | None:
+    ...
+
+
+def create_netns(path: str, netlink: bool = False) -> socket.socket | None:
     """Create a network namespace bound at ``path`` (a new one; a leftover at ``path`` is removed first).
 
     ``netlink``: also return a NETLINK_ROUTE socket opened inside it (no process needed to configure it).
@@ -69,9 +84,9 @@ def create_netns(path, netlink=False):
         remove_netns(path)
     _share_netns_dir()
     os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
-    outcome = {}
+    outcome: dict[str, Any] = {}  # error: an OSError, socket: the netlink socket
 
-    def unshare_and_bind():
+    def unshare_and_bind() -> None:
         # A thread of its own: unshare(CLONE_NEWNET) moves only the calling thread, which then ends.
         try:
             libc.unshare(CLONE_NEWNET)
@@ -104,7 +119,7 @@ def create_netns(path, netlink=False):
     return outcome.get('socket')
 
 
-def remove_netns(path):
+def remove_netns(path: str) -> None:
     """Unmount and delete a namespace file; the kernel frees the namespace, and its veth pair, when unused."""
     try:
         libc.umount2(path, MNT_DETACH)

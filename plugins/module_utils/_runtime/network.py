@@ -22,6 +22,8 @@ removing a container.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
 import ipaddress
 import os
@@ -36,10 +38,20 @@ from .netns import create_netns, netns_path, remove_netns
 from .network_registry import (DEFAULT_NETWORK, NetworkRegistry, collect_garbage, define, holder_of, holder_text,
                                ip_forward_warning, network_of)
 
+if TYPE_CHECKING:
+    import socket
+    from typing import Any, Callable, Dict, Iterable, Literal, Union
+
+    from .ports import PortMapping
+    from .record import Record
+
+    Data = dict[str, Any]  # the registry's document: networks and allocations
+    RecordLike = Union[Record, Dict[str, Any]]
+
 CONMON_EXIT_WAIT = 5.0
 
 
-def apply_firewall(data):
+def apply_firewall(data: Data) -> None:
     """Rewrite our nftables table from the registry (one atomic transaction)."""
     networks = list(data['networks'].values())
     published = []
@@ -62,25 +74,26 @@ class Attachment(object):
     what the task should say; the caller puts them where they belong.
     """
 
-    def __init__(self, record=None, sockets=(), worker=None, undo_launch=None):
+    def __init__(self, record: RecordLike | None = None, sockets: Iterable[socket.socket] = (),
+                 worker: threading.Thread | None = None, undo_launch: Callable[[], Any] | None = None) -> None:
         self.record = record
         self.sockets = list(sockets)
         self.worker = worker
         self.undo_launch = undo_launch
-        self.error = None
-        self.entry = None
-        self.warnings = []
+        self.error: BaseException | None = None
+        self.entry: dict[str, str] | None = None
+        self.warnings: list[str] = []
 
     @property
-    def fds(self):
+    def fds(self) -> list[int]:
         return [sock.fileno() for sock in self.sockets]
 
-    def close(self):
+    def close(self) -> None:
         for sock in self.sockets:
             sock.close()
         self.sockets = []
 
-    def wait(self):
+    def wait(self) -> None:
         """Wait for the plumbing; raise what it raised."""
         if self.worker is not None:
             self.worker.join()
@@ -89,10 +102,10 @@ class Attachment(object):
             error, self.error = self.error, None
             raise error
 
-    def __enter__(self):
+    def __enter__(self) -> Attachment:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         self.close()
         if exc_type is not None:
             with contextlib.suppress(Exception):
@@ -106,7 +119,7 @@ class Attachment(object):
             raise
         return False
 
-    def _undo(self, launched):
+    def _undo(self, launched: bool) -> None:
         if self.record is None:
             return
         if launched and self.undo_launch is not None:
@@ -117,19 +130,20 @@ class Attachment(object):
             detach(self.record)
 
 
-def firewall_has(network):
+def firewall_has(network: dict[str, Any]) -> bool:
     """Does our nftables table hold every rule this version renders for ``network`` (a dict)? Not when it was
     flushed, nor when an older version wrote it (without the loopback guard, say): it is rewritten then."""
     listed = ports.listed_rules()
     return all(any(comment in rule for rule in listed) for comment in ports.expected_comments(network))
 
 
-def refresh_firewall(registry):
+def refresh_firewall(registry: NetworkRegistry) -> None:
     with registry.lock():
         apply_firewall(registry.load())
 
 
-def attach(record, root, bundle, restore=False, undo_launch=None):
+def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
+           undo_launch: Callable[[], Any] | None = None) -> Attachment:
     """Set up the container's network before conmon starts it; -> Attachment (a no-op for none/host).
 
     ``root``: the container's store (its allocation says where it lives); ``bundle``: where its /etc files
@@ -181,7 +195,7 @@ def attach(record, root, bundle, restore=False, undo_launch=None):
         write_etc_files(bundle, config, record['name'], address)
         inside_socket = create_netns(netns_path(container_id), netlink=True)
 
-        def plumbing():
+        def plumbing() -> None:
             try:
                 if firewall or not firewall_has(network):
                     refresh_firewall(registry)
@@ -204,7 +218,8 @@ def attach(record, root, bundle, restore=False, undo_launch=None):
     return attachment
 
 
-def _address_for(data, network, container_id, pinned, allocation):
+def _address_for(data: Data, network: dict[str, Any], container_id: str, pinned: str | None,
+                 allocation: dict[str, Any]) -> str:
     subnet = ipaddress.ip_network(network['subnet'])
     taken = set(item['ip'] for cid, item in data['allocations'].items()
                 if cid != container_id and item['network'] == network['name'])
@@ -224,7 +239,7 @@ def _address_for(data, network, container_id, pinned, allocation):
     raise RuncibleError('network %s (%s) has no free address left' % (network['name'], network['subnet']))
 
 
-def _reserve(data, mappings, container_id):
+def _reserve(data: Data, mappings: list[PortMapping], container_id: str) -> tuple[list[socket.socket], bool]:
     """Bind every host port (all or nothing); -> (sockets, whether stale registry entries were dropped).
 
     A registry entry of another container whose port we could bind is stale (that container died
@@ -254,14 +269,14 @@ def _reserve(data, mappings, container_id):
     return sockets, dropped
 
 
-def _wait_conmon_gone(record, timeout=CONMON_EXIT_WAIT):
+def _wait_conmon_gone(record: RecordLike, timeout: float = CONMON_EXIT_WAIT) -> None:
     """conmon holds the reserved ports until it exits, a moment after the container's exit code is written:
     wait for that, so that the next task (another container on the same port, say) finds them free."""
     wait_until(lambda: not process_alive(record.get('conmon_pid'), record.get('conmon_start')), timeout,
                first_delay=0.005, max_delay=0.005)
 
 
-def detach(record):
+def detach(record: RecordLike) -> None:
     """Undo attach(): namespace (and with it the veth pair), published ports; the address stays allocated."""
     container_id = record.get('id')
     if not container_id or (network_of(record.get('config')) is None and not record.get('network')):
@@ -284,7 +299,7 @@ def detach(record):
                 apply_firewall(data)
 
 
-def release(record):
+def release(record: RecordLike) -> None:
     """Forget the container's address (on removal), after detach()."""
     container_id = record.get('id')
     if not container_id or (network_of(record.get('config')) is None and not record.get('network')):
@@ -299,5 +314,5 @@ def release(record):
             registry.save(data)
 
 
-def ip_address(record):
+def ip_address(record: RecordLike) -> str | None:
     return (record.get('network') or {}).get('ip_address')

@@ -8,9 +8,14 @@ whatever ``root`` a container lives in: ``/var/lib/runcible/networks/networks.js
 network's definition and every container's address allocation (and, while it is attached, its
 published ports), changed only under ``networks/lock``. Parallel tasks therefore never get the same
 address or port, and two container stores on one host never fight over a bridge or a subnet.
+
+Reading it is light (the option layer checks names and addresses against it on every task that gives
+them): the kernel side (bridges, routes, ports) is imported by the functions that need it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import errno
 import hashlib
@@ -19,8 +24,6 @@ import json
 import os
 import re
 
-from . import ports
-from .bridges import VETH_PREFIX, host_routes, require_own_bridge
 from .errors import RuncibleError, ValidationError
 from .files import atomic_write, locked
 
@@ -34,18 +37,19 @@ SUBNET_PREFIX = 24
 LOCK_TIMEOUT = 120.0
 REGISTRY_VERSION = 1
 IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
-_NAMES = {}
+NETWORK_NAME = r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}'  # patterns are compiled on first use (re's cache)
+IFNAME = r'[a-zA-Z0-9_.-]{1,15}'
+
+if TYPE_CHECKING:
+    from typing import Any, ContextManager
+
+    from .ports import PortMapping
+
+    Data = dict[str, Any]  # the registry's document: networks and allocations
 
 
-def _name_re(kind):
-    if kind not in _NAMES:
-        _NAMES['network'] = re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}')
-        _NAMES['ifname'] = re.compile(r'[a-zA-Z0-9_.-]{1,15}')
-    return _NAMES[kind]
-
-
-def validate_network_name(name, option='name'):
-    if not isinstance(name, str) or not _name_re('network').fullmatch(name) or '..' in name:
+def validate_network_name(name: Any, option: str = 'name') -> str:
+    if not isinstance(name, str) or not re.fullmatch(NETWORK_NAME, name) or '..' in name:
         raise ValidationError('%s: %r is not a valid network name: 1 to 64 characters from [a-zA-Z0-9_.-], starting '
                               'with a letter or digit' % (option, name))
     if name in NOT_NETWORKS or name == BRIDGE_ALIAS:
@@ -53,25 +57,25 @@ def validate_network_name(name, option='name'):
     return name
 
 
-def default_bridge_name(name):
+def default_bridge_name(name: str) -> str:
     if name == DEFAULT_NETWORK:
         return DEFAULT_BRIDGE
     candidate = 'rcb-' + name
-    if _name_re('ifname').fullmatch(candidate) and candidate not in ('.', '..'):
+    if re.fullmatch(IFNAME, candidate) and candidate not in ('.', '..'):
         return candidate
     return 'rcb-' + hashlib.sha1(name.encode()).hexdigest()[:11]
 
 
-def validate_bridge_name(name):
-    if not isinstance(name, str) or not _name_re('ifname').fullmatch(name) or name in ('.', '..'):
+def validate_bridge_name(name: Any) -> str:
+    if not isinstance(name, str) or not re.fullmatch(IFNAME, name) or name in ('.', '..'):
         raise ValidationError('bridge: %r is not a valid interface name (1 to 15 characters from [a-zA-Z0-9_.-])'
                               % (name,))
-    if name.startswith((VETH_PREFIX, 'eth', 'lo')) and name != DEFAULT_BRIDGE:
+    if name.startswith(('rcv', 'eth', 'lo')) and name != DEFAULT_BRIDGE:  # rcv: bridges.VETH_PREFIX
         raise ValidationError('bridge: %r looks like a host or container interface name; choose another' % name)
     return name
 
 
-def network_of(config):
+def network_of(config: dict[str, Any] | None) -> str | None:
     """The name of the bridge network of a container config, or None for none/host (or no network)."""
     value = (config or {}).get('network')
     if not value or value in NOT_NETWORKS:
@@ -82,16 +86,16 @@ def network_of(config):
 class NetworkRegistry(object):
     """Networks and address allocations of the host: one JSON file, changed under one lock."""
 
-    def __init__(self, state_dir=None):
+    def __init__(self, state_dir: str | None = None) -> None:
         self.dir = state_dir or STATE_DIR
         self.path = os.path.join(self.dir, 'networks.json')
         self.lock_path = os.path.join(self.dir, 'lock')
 
-    def lock(self, timeout=LOCK_TIMEOUT):
+    def lock(self, timeout: float = LOCK_TIMEOUT) -> ContextManager[None]:
         """``with registry.lock():`` -- the one lock every change of the registry (and the firewall) takes."""
         return locked(self.lock_path, 'the network lock %s' % self.lock_path, timeout=timeout, interval=0.005)
 
-    def load(self):
+    def load(self) -> Data:
         try:
             with open(self.path, 'r') as handle:
                 data = json.load(handle)
@@ -106,13 +110,13 @@ class NetworkRegistry(object):
         data.setdefault('allocations', {})
         return data
 
-    def save(self, data):
+    def save(self, data: Data) -> None:
         data['version'] = REGISTRY_VERSION
         os.makedirs(self.dir, mode=0o700, exist_ok=True)
         atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True))
 
 
-def _record_of(allocation):
+def _record_of(allocation: dict[str, Any]) -> dict[str, Any] | None:
     path = os.path.join(allocation.get('root') or '/', 'containers', allocation.get('name') or '', 'record.json')
     try:
         with open(path, 'r') as handle:
@@ -121,7 +125,7 @@ def _record_of(allocation):
         return None
 
 
-def collect_garbage(data):
+def collect_garbage(data: Data) -> bool:
     """Forget allocations whose container no longer exists (its store removed, say); -> True if any."""
     stale = [cid for cid, allocation in data['allocations'].items()
              if (_record_of(allocation) or {}).get('id') != cid]
@@ -130,14 +134,15 @@ def collect_garbage(data):
     return bool(stale)
 
 
-def containers_on(data, network_name):
+def containers_on(data: Data, network_name: str) -> list[dict[str, Any]]:
     return sorted(({'name': allocation['name'], 'root': allocation['root'], 'ip_address': allocation['ip']}
                    for allocation in data['allocations'].values() if allocation['network'] == network_name),
                   key=lambda item: (item['root'], item['name']))
 
 
-def holder_of(data, mapping, exclude_id=None):
+def holder_of(data: Data, mapping: PortMapping, exclude_id: str | None = None) -> tuple[str, dict[str, Any]] | None:
     """The allocation (id, dict) of an attached container that publishes an overlapping host port."""
+    from . import ports  # pylint: disable=import-outside-toplevel
     for cid, allocation in data['allocations'].items():
         if cid == exclude_id or not allocation.get('attached'):
             continue
@@ -147,12 +152,14 @@ def holder_of(data, mapping, exclude_id=None):
     return None
 
 
-def holder_text(allocation):
+def holder_text(allocation: dict[str, Any]) -> str:
     return 'container %s (root %s)' % (allocation['name'], allocation['root'])
 
 
-def _overlap(subnet, data, skip_network=None):
+def _overlap(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network, data: Data,
+             skip_network: str | None = None) -> str | None:
     """What ``subnet`` overlaps: another network of the registry or a host route; None when free."""
+    from .bridges import host_routes  # pylint: disable=import-outside-toplevel
     own_bridge = None
     for name, network in data['networks'].items():
         if name == skip_network:
@@ -166,22 +173,24 @@ def _overlap(subnet, data, skip_network=None):
     return None
 
 
-def same_subnet(first, second):
+def same_subnet(first: Any, second: Any) -> bool:
     try:
         return ipaddress.ip_network(str(first), strict=False) == ipaddress.ip_network(str(second), strict=False)
     except ValueError:
         return False
 
 
-def pick_subnet(data):
+def pick_subnet(data: Data) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     for subnet in SUBNET_POOL.subnets(new_prefix=SUBNET_PREFIX):
         if _overlap(subnet, data) is None:
             return subnet
     raise ValidationError('no free /%d left in %s for a new network: give its subnet' % (SUBNET_PREFIX, SUBNET_POOL))
 
 
-def define(data, name, subnet=None, gateway=None, internal=False, bridge=None):
+def define(data: Data, name: str, subnet: str | None = None, gateway: str | None = None, internal: bool = False,
+           bridge: str | None = None) -> dict[str, Any]:
     """A validated network definition (dict), not yet in ``data``."""
+    from .bridges import require_own_bridge  # pylint: disable=import-outside-toplevel
     validate_network_name(name)
     if subnet:
         try:
@@ -219,7 +228,7 @@ def define(data, name, subnet=None, gateway=None, internal=False, bridge=None):
             'internal': bool(internal)}
 
 
-def ip_forward_warning(network):
+def ip_forward_warning(network: dict[str, Any]) -> str | None:
     """A warning when outbound traffic of a (non-internal) network cannot leave the host, else None."""
     if network.get('internal'):
         return None

@@ -8,16 +8,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeCommandError, ValidationError
 from .host import cgroup_mode, find_program
+
+if TYPE_CHECKING:
+    from typing import Any
 
 KNOWN_RUNTIMES = ('crun', 'runc')
 DEBIAN_PACKAGES = {'runc': 'runc', 'crun': 'crun', 'conmon': 'conmon', 'criu': 'criu'}
 DEFAULT_TIMEOUT = 120
 
 
-def unsupported_reason(runtime_name, mode):
+def unsupported_reason(runtime_name: str, mode: str) -> str | None:
     """Why a runtime cannot work on this host, or None."""
     if runtime_name == 'crun' and mode == 'hybrid':
         return ('crun refuses hybrid cgroups (v1 controllers with cgroup v2 at /sys/fs/cgroup/unified: '
@@ -25,7 +29,7 @@ def unsupported_reason(runtime_name, mode):
     return None
 
 
-def select_runtime(requested=None, mode=None):
+def select_runtime(requested: str | None = None, mode: str | None = None) -> tuple[str, str, list[str]]:
     """-> (name, path, warnings). ``requested``: None/``auto``, ``runc``, ``crun`` or an absolute path."""
     mode = mode or cgroup_mode()
     warnings = []
@@ -60,7 +64,7 @@ def select_runtime(requested=None, mode=None):
     return name, path, warnings
 
 
-def _log_errors(log_path, offset):
+def _log_errors(log_path: str, offset: int) -> list[str]:
     """The error messages the runtime wrote to its JSON log after ``offset``."""
     messages = []
     try:
@@ -80,7 +84,7 @@ def _log_errors(log_path, offset):
     return messages
 
 
-def _file_size(path):
+def _file_size(path: str) -> int:
     try:
         return os.stat(path).st_size
     except (IOError, OSError):
@@ -90,7 +94,7 @@ def _file_size(path):
 class OCIRuntime(object):
     """One OCI runtime binary with one state ``--root``; ``log_path`` collects its JSON log."""
 
-    def __init__(self, name, path, state_root, log_path=None, criu_path=None):
+    def __init__(self, name: str, path: str, state_root: str, log_path: str | None = None, criu_path: str | None = None) -> None:
         self.name = name
         self.path = path
         self.state_root = state_root
@@ -98,7 +102,7 @@ class OCIRuntime(object):
         self.criu_path = criu_path
         self.systemd_cgroup = False
 
-    def global_args(self, log_path=None):
+    def global_args(self, log_path: str | None = None) -> list[str]:
         args = ['--root', self.state_root]
         if self.systemd_cgroup:
             args.append('--systemd-cgroup')
@@ -109,7 +113,8 @@ class OCIRuntime(object):
             args += ['--log', log_path, '--log-format', 'json']
         return args
 
-    def run(self, args, timeout=DEFAULT_TIMEOUT, check=True, input_data=None, log_path=None):
+    def run(self, args: list[str], timeout: float | None = DEFAULT_TIMEOUT, check: bool = True, input_data: bytes | None = None,
+            log_path: str | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run ``runtime --root R [--log L] ARGS``; -> CompletedProcess. Raises with the runtime's own words."""
         log_path = log_path or self.log_path
         offset = _file_size(log_path) if log_path else 0
@@ -126,7 +131,8 @@ class OCIRuntime(object):
             raise self.error(args[0], proc, log_path, offset, argv)
         return proc
 
-    def error(self, action, proc, log_path, offset, argv):
+    def error(self, action: str, proc: subprocess.CompletedProcess[bytes], log_path: str | None, offset: int,
+              argv: list[str]) -> RuntimeCommandError:
         stderr = proc.stderr.decode('utf-8', 'replace').strip()
         messages = _log_errors(log_path, offset) if log_path else []
         text = '; '.join(messages) or stderr or 'exit code %d' % proc.returncode
@@ -134,36 +140,36 @@ class OCIRuntime(object):
                                    stderr=stderr, runtime_log=log_path)
 
     # -- commands -------------------------------------------------------------------------------
-    def knows(self, container_id):
+    def knows(self, container_id: str) -> bool:
         """Cheap check (no subprocess): does the runtime keep state for this container?"""
         return os.path.isdir(os.path.join(self.state_root, container_id))
 
-    def start(self, container_id):
+    def start(self, container_id: str) -> None:
         self.run(['start', container_id])
 
-    def kill(self, container_id, signal_number, all_processes=False):
+    def kill(self, container_id: str, signal_number: int, all_processes: bool = False) -> bool:
         args = ['kill'] + (['--all'] if all_processes else []) + [container_id, str(signal_number)]
         proc = self.run(args, check=False)
         return proc.returncode == 0
 
-    def delete(self, container_id, force=True):
+    def delete(self, container_id: str, force: bool = True) -> bool:
         if not self.knows(container_id):
             return False
         self.run(['delete'] + (['--force'] if force else []) + [container_id])
         return True
 
-    def pause(self, container_id):
+    def pause(self, container_id: str) -> None:
         self.run(['pause', container_id])
 
-    def resume(self, container_id):
+    def resume(self, container_id: str) -> None:
         self.run(['resume', container_id])
 
-    def version(self):
+    def version(self) -> str:
         """-> e.g. ``runc version 1.1.5+ds1`` (first line of --version)."""
         proc = subprocess.run([self.path, '--version'], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=30, check=False)
         lines = proc.stdout.decode('utf-8', 'replace').strip().splitlines()
         return lines[0] if lines else 'unknown'
 
-    def update(self, container_id, resources):
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
         self.run(['update', '--resources', '-', container_id], input_data=json.dumps(resources).encode())

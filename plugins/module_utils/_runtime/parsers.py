@@ -9,41 +9,46 @@ import os
 import re
 import shlex
 import signal
+from typing import TYPE_CHECKING
 
 from .errors import ValidationError
 
-NAME_RE = re.compile(r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}')
-_DIGITS_RE = re.compile(r'[0-9]+')
+if TYPE_CHECKING:
+    from typing import Any, Iterable
+
+NAME_PATTERN = r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}'  # patterns are compiled on first use (re's cache)
+_DIGITS = r'[0-9]+'
 
 
-def is_number(text):
+def is_number(text: object) -> bool:
     """ASCII digits only (str.isdigit() also accepts '²', which int() refuses)."""
-    return isinstance(text, str) and _DIGITS_RE.fullmatch(text) is not None
+    return isinstance(text, str) and re.fullmatch(_DIGITS, text) is not None
 
 
-_SIZE_RE = re.compile(r'^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$', re.IGNORECASE)
+_SIZE = r'(?i)^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$'
 _SIZE_FACTORS = {'': 1, 'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30, 't': 1 << 40, 'p': 1 << 50}
 
 
-def validate_name(name):
+def validate_name(name: object) -> str:
     """Container names: ``[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}``; no ``/``, ``..``, spaces."""
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or '..' in name:
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name) or '..' in name:
         raise ValidationError(
             'invalid container name %r: use 1 to 128 characters from [a-zA-Z0-9_.-], starting with a letter '
             'or digit, without "/", ".." or spaces' % (name,))
     return name
 
 
-def parse_size(value, option='size'):
+def parse_size(value: object, option: str = 'size') -> int:
     """``"64m"``, ``"1g"``, ``"512k"``, ``"1.5g"``, ``"64MiB"`` or an integer of bytes -> bytes (int)."""
     if isinstance(value, bool):
         raise ValidationError('%s: %r is not a size; use bytes or a number with k, m, g or t (e.g. "64m")' % (option, value))
+    number: float
     if isinstance(value, int):
         number, unit = value, ''
     elif isinstance(value, float) and value.is_integer():
         number, unit = int(value), ''
     else:
-        match = _SIZE_RE.match(str(value))
+        match = re.match(_SIZE, str(value))
         if not match:
             raise ValidationError('%s: %r is not a size; use bytes or a number with k, m, g or t (e.g. "64m")' % (option, value))
         number, unit = float(match.group(1)), match.group(2).lower()
@@ -53,7 +58,7 @@ def parse_size(value, option='size'):
     return result
 
 
-def parse_signal(value, option='stop_signal'):
+def parse_signal(value: object, option: str = 'stop_signal') -> int:
     """``"SIGTERM"``, ``"term"``, ``"15"`` or ``15`` -> signal number."""
     if isinstance(value, bool):
         raise ValidationError('%s: unknown signal %r' % (option, value))
@@ -78,14 +83,14 @@ def parse_signal(value, option='stop_signal'):
     return int(sig)
 
 
-def signal_name(number):
+def signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
     except ValueError:
         return str(number)
 
 
-def split_command(value, option='command'):
+def split_command(value: object, option: str = 'command') -> list[str] | None:
     """A list is kept (items as strings); a string is split like a POSIX shell would, without running one."""
     if value is None:
         return None
@@ -101,13 +106,13 @@ def split_command(value, option='command'):
     return argv
 
 
-def string_dict(value, option):
+def string_dict(value: object, option: str) -> dict[str, str] | None:
     """A dict with string keys and values (Ansible hands ints and bools as such)."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ValidationError('%s: expected a dictionary, got %r' % (option, value))
-    result = {}
+    result: dict[str, str] = {}
     for key, item in value.items():
         key = str(key)
         if not key or '=' in key and option == 'env':
@@ -118,7 +123,7 @@ def string_dict(value, option):
     return result
 
 
-def absolute_path(value, option):
+def absolute_path(value: object, option: str) -> str:
     value = str(value)
     if not value.startswith('/'):
         raise ValidationError('%s: %r is not an absolute path' % (option, value))
@@ -130,8 +135,10 @@ _MOUNT_OPTIONS = frozenset(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'de
                             'relatime', 'norelatime', 'strictatime', 'noatime'])
 
 
-def parse_mount(value):
+def parse_mount(value: object) -> dict[str, Any]:
     """``"src:dst[:ro|rw]"`` or ``{source, target, options}`` -> ``{source, target, type, options}``."""
+    source: object
+    target: object
     if isinstance(value, str):
         parts = value.split(':')
         if len(parts) not in (2, 3):
@@ -167,7 +174,7 @@ def parse_mount(value):
     return {'source': source, 'target': target, 'type': 'bind', 'options': sorted(set(options))}
 
 
-def normalise_mounts(values):
+def normalise_mounts(values: Iterable[object] | None) -> list[dict[str, Any]] | None:
     """Parse and sort by target: order then only matters for nesting, which sorting keeps right."""
     if values is None:
         return None
@@ -179,7 +186,7 @@ def normalise_mounts(values):
     return sorted(mounts, key=lambda m: m['target'])
 
 
-def _read_db(rootfs, name):
+def _read_db(rootfs: str | int, name: str) -> tuple[list[list[str]], str | None]:
     """The entries of ``/etc/NAME`` of ``rootfs`` (a directory or an fd), read inside it -> (entries, problem).
 
     Resolved and read by :mod:`.inroot`: symlinks stay inside ``rootfs``, only a regular file of at
@@ -202,7 +209,7 @@ def _read_db(rootfs, name):
     return entries, None
 
 
-def _user_db(rootfs, name, wanted):
+def _user_db(rootfs: str | int | None, name: str, wanted: str) -> list[list[str]]:
     """The entries of ``/etc/NAME`` to look ``wanted`` up in; raises ValidationError when the file is refused."""
     if rootfs is None or rootfs == '':
         return []
@@ -212,7 +219,7 @@ def _user_db(rootfs, name, wanted):
     return entries
 
 
-def check_user_db(rootfs, what):
+def check_user_db(rootfs: str | int, what: str) -> None:
     """Refuse a root filesystem whose /etc/passwd or /etc/group is there but is not a regular file.
 
     The OCI runtime opens both inside the container to set up the user of the process it starts
@@ -227,7 +234,7 @@ def check_user_db(rootfs, what):
                                   'block reading it to set up the user; make it a regular file' % (what, path, found))
 
 
-def resolve_user(value, rootfs):
+def resolve_user(value: object, rootfs: str | int | None) -> str | None:
     """``uid[:gid]``, ``name[:group]`` -> ``"uid:gid"``; names resolved in the rootfs' /etc/passwd and /etc/group.
 
     ``rootfs``: the root filesystem (a directory such as ``/proc/PID/root``, or an fd of one), or
@@ -267,3 +274,12 @@ def resolve_user(value, rootfs):
                                       % group_part)
             gid = int(match[0][2])
     return '%d:%d' % (uid, gid)
+
+
+def validate_rootfs(path: str) -> str:
+    if not path or not os.path.isabs(path):
+        raise ValidationError('rootfs: %r must be the absolute path of a directory' % (path,))
+    if not os.path.isdir(path):
+        raise ValidationError('rootfs: %s does not exist or is not a directory; create the root filesystem first '
+                              '(e.g. with mmdebstrap or by unpacking an image)' % path)
+    return os.path.normpath(path)

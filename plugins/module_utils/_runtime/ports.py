@@ -51,9 +51,15 @@ import errno
 import ipaddress
 import socket
 import subprocess
+from typing import TYPE_CHECKING
 
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .host import find_program
+
+if TYPE_CHECKING:
+    from typing import Any, Iterable
+
+    Published = tuple[str, str, str, list['PortMapping']]  # container id, name, address, its mappings
 
 PROTOCOLS = ('tcp', 'udp')
 TABLE = 'runcible'
@@ -71,42 +77,42 @@ class PortMapping(object):
 
     __slots__ = ('host_ip', 'host_port', 'container_port', 'protocol')
 
-    def __init__(self, host_ip, host_port, container_port, protocol='tcp'):
+    def __init__(self, host_ip: str | None, host_port: int, container_port: int, protocol: str = 'tcp') -> None:
         self.host_ip = host_ip or ''
         self.host_port = host_port
         self.container_port = container_port
         self.protocol = protocol
 
-    def key(self):
+    def key(self) -> tuple[str, str, int, int]:
         return (self.protocol, self.host_ip, self.host_port, self.container_port)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, PortMapping) and self.key() == other.key()
 
-    def __hash__(self):
+    def __hash__(self) -> int:
         return hash(self.key())
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'PortMapping(%r)' % self.text()
 
-    def text(self):
+    def text(self) -> str:
         host = '%s:%d' % (self.host_ip, self.host_port) if self.host_ip else '%d' % self.host_port
         return '%s:%d/%s' % (host, self.container_port, self.protocol)
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, str | int]:
         return {'host_ip': self.host_ip, 'host_port': self.host_port, 'container_port': self.container_port,
                 'protocol': self.protocol}
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: dict[str, Any]) -> PortMapping:
         return cls(data.get('host_ip') or '', int(data['host_port']), int(data['container_port']),
                    data.get('protocol') or 'tcp')
 
-    def loopback(self):
+    def loopback(self) -> bool:
         """Published on a loopback address (127.0.0.0/8): for the host's own connections only."""
         return bool(self.host_ip) and ipaddress.ip_address(self.host_ip).is_loopback
 
-    def overlaps(self, other):
+    def overlaps(self, other: PortMapping) -> bool:
         """Both want the same host port: same protocol and port, and the same or a wildcard address."""
         return (self.protocol == other.protocol and self.host_port == other.host_port
                 and (not self.host_ip or not other.host_ip or self.host_ip == other.host_ip))
@@ -114,7 +120,7 @@ class PortMapping(object):
 
 # -- parsing ----------------------------------------------------------------------------------------
 
-def _port_range(text, what, entry):
+def _port_range(text: str, what: str, entry: object) -> tuple[int, int]:
     parts = text.split('-')
     if len(parts) > 2 or not all(part.isdigit() for part in parts):
         raise ValidationError('published_ports: %r: %s %r is not a port or a range of ports (e.g. 8080 or '
@@ -128,7 +134,7 @@ def _port_range(text, what, entry):
     return first, last
 
 
-def parse_entry(entry):
+def parse_entry(entry: object) -> list[PortMapping]:
     """One ``[hostIP:]hostPort:containerPort[/proto]`` entry -> list of PortMapping."""
     if isinstance(entry, bool) or not isinstance(entry, (str, int)):
         raise ValidationError('published_ports: %r is not a string like "8080:80" or "127.0.0.1:8080:80/udp"'
@@ -169,17 +175,17 @@ def parse_entry(entry):
             for offset in range(host_last - host_first + 1)]
 
 
-def expand(entries):
+def expand(entries: object) -> list[PortMapping]:
     """Every mapping of ``entries`` (raw or canonical strings), sorted; raises on clashes."""
     if entries is None:
         return []
     if not isinstance(entries, list):
         entries = [entries]
-    mappings = []
+    mappings: list[PortMapping] = []
     for entry in entries:
         mappings.extend(parse_entry(entry))
     mappings.sort(key=lambda mapping: (mapping.protocol, mapping.host_ip, mapping.host_port))
-    unique = []
+    unique: list[PortMapping] = []
     for mapping in mappings:
         if mapping in unique:
             continue
@@ -191,16 +197,16 @@ def expand(entries):
     return unique
 
 
-def _host_port_text(mapping):
+def _host_port_text(mapping: PortMapping) -> str:
     return '%s%d/%s' % (mapping.host_ip + ':' if mapping.host_ip else '', mapping.host_port, mapping.protocol)
 
 
-def canonical(mappings):
+def canonical(mappings: Iterable[PortMapping]) -> list[str]:
     """Sorted mappings -> canonical strings, consecutive ones merged into ranges."""
-    result = []
-    run = []
+    result: list[str] = []
+    run: list[PortMapping] = []
 
-    def flush():
+    def flush() -> None:
         if not run:
             return
         first, last = run[0], run[-1]
@@ -223,7 +229,7 @@ def canonical(mappings):
     return result
 
 
-def normalise(entries):
+def normalise(entries: object) -> list[str]:
     """``published_ports`` as given -> canonical list of strings (see the module docstring)."""
     return canonical(expand(entries))
 
@@ -233,13 +239,13 @@ def normalise(entries):
 class PortInUse(RuncibleError):
     """A host port could not be bound; ``mapping`` says which."""
 
-    def __init__(self, mapping, reason):
+    def __init__(self, mapping: PortMapping, reason: str) -> None:
         super(PortInUse, self).__init__('host port %s is %s' % (_host_port_text(mapping), reason))
         self.mapping = mapping
         self.reason = reason
 
 
-def bind(mapping):
+def bind(mapping: PortMapping) -> socket.socket:
     """A socket holding ``mapping``'s host port (TCP: listening, as libpod; UDP: bound). Raises PortInUse."""
     kind = socket.SOCK_STREAM if mapping.protocol == 'tcp' else socket.SOCK_DGRAM
     sock = socket.socket(socket.AF_INET, kind)
@@ -262,7 +268,7 @@ def bind(mapping):
     return sock
 
 
-def reserve(mappings):
+def reserve(mappings: Iterable[PortMapping]) -> list[socket.socket]:
     """Bind every mapping; -> list of sockets. All or nothing: on failure every socket is closed."""
     sockets = []
     try:
@@ -275,7 +281,7 @@ def reserve(mappings):
     return sockets
 
 
-def probe(mappings):
+def probe(mappings: Iterable[PortMapping]) -> None:
     """Raise PortInUse for the first mapping whose host port cannot be bound now (nothing stays bound)."""
     for sock in reserve(mappings):
         sock.close()
@@ -283,20 +289,20 @@ def probe(mappings):
 
 # -- nftables ---------------------------------------------------------------------------------------
 
-def _comment(text):
+def _comment(text: str) -> str:
     # nft comments: at most 128 characters, no double quote (names and ids never hold one).
     return 'comment "%s"' % ('%s %s' % (COMMENT_PREFIX, text))[:128].replace('"', "'")
 
 
-def container_tag(container_id, name):
+def container_tag(container_id: str, name: str) -> str:
     return 'ctr=%s %s' % (container_id[:12], name)
 
 
-def network_tag(network_name):
+def network_tag(network_name: str) -> str:
     return 'net=%s' % network_name
 
 
-def dnat_rules(container_id, name, address, mappings):
+def dnat_rules(container_id: str, name: str, address: str, mappings: Iterable[PortMapping]) -> list[str]:
     """The DNAT rules of one container's mappings (render() puts loopback ones in their own chain)."""
     rules = []
     tag = container_tag(container_id, name)
@@ -308,7 +314,7 @@ def dnat_rules(container_id, name, address, mappings):
     return rules
 
 
-def guard_rules(network):
+def guard_rules(network: dict[str, Any]) -> list[str]:
     """The rules (chain ``guard``) that keep loopback the host's own on a network's bridge."""
     bridge, tag = network['bridge'], network_tag(network['name'])
     return [
@@ -319,7 +325,7 @@ def guard_rules(network):
     ]
 
 
-def network_rules(network):
+def network_rules(network: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """-> (postrouting, forward, guard) rules of one network (a dict: name, bridge, subnet, internal)."""
     bridge, subnet, tag = network['bridge'], network['subnet'], network_tag(network['name'])
     postrouting = [
@@ -340,7 +346,7 @@ def network_rules(network):
     return postrouting, forward, guard_rules(network)
 
 
-def hook_rules():
+def hook_rules() -> dict[str, list[str]]:
     """The rules of the NAT hooks that lead to the DNAT chains: -> {chain: rules}."""
     return {
         # From any interface: never to 127.0.0.0/8 (see the module docstring).
@@ -352,7 +358,7 @@ def hook_rules():
     }
 
 
-def chains_of(networks, published):
+def chains_of(networks: Iterable[dict[str, Any]], published: Iterable[Published]) -> list[tuple[str, str | None, list[str]]]:
     """-> [(chain, base chain spec or None, rules)] of the table, in a stable order."""
     postrouting, forward, guard, dnat, dnat_loopback = [], [], [], [], []
     for network in sorted(networks, key=lambda item: item['name']):
@@ -376,7 +382,7 @@ def chains_of(networks, published):
     ]
 
 
-def render(networks, published):
+def render(networks: list[dict[str, Any]], published: list[Published]) -> str:
     """The whole ``ip runcible`` table as an nft script, applied as one transaction.
 
     ``networks``: network dicts; ``published``: (container id, name, address, mappings) tuples.
@@ -396,12 +402,12 @@ def render(networks, published):
     return '\n'.join(lines) + '\n'
 
 
-def comments_of(rules):
+def comments_of(rules: Iterable[str]) -> list[str]:
     """The ``comment "..."`` parts of rules, as nft lists them back."""
     return ['comment ' + rule.split(' comment ', 1)[1] for rule in rules if ' comment ' in rule]
 
 
-def expected_comments(network):
+def expected_comments(network: dict[str, Any]) -> list[str]:
     """The comments of every rule this version renders for ``network`` and of the hooks: all must be listed
     for the table to be complete (a flushed table, or one written by an older version, is not)."""
     rules = [rule for chain_rules in hook_rules().values() for rule in chain_rules]
@@ -410,10 +416,10 @@ def expected_comments(network):
     return sorted(set(comments_of(rules)))
 
 
-_libnft = []
+_libnft: list[ctypes.CDLL | None] = []  # empty until loaded: then libnftables, or None when absent
 
 
-def _libnftables():
+def _libnftables() -> ctypes.CDLL | None:
     """libnftables through ctypes (what the nft program itself uses, minus a process), or None."""
     if not _libnft:
         try:
@@ -434,7 +440,7 @@ def _libnftables():
     return _libnft[0]
 
 
-def run_nft(script):
+def run_nft(script: str) -> tuple[int, str, str]:
     """-> (rc, output, error text) of an nft script: libnftables when present, else the nft program."""
     lib = _libnftables()
     if lib is not None:
@@ -462,7 +468,7 @@ def run_nft(script):
             proc.stderr.decode('utf-8', 'replace').strip())
 
 
-def apply(script):
+def apply(script: str) -> None:
     """Run an nft script as one transaction; raises with nft's own words."""
     rc, _output, error = run_nft(script)
     if rc != 0:
@@ -470,7 +476,7 @@ def apply(script):
                                   script=script)
 
 
-def listed_rules(comment_part=None):
+def listed_rules(comment_part: str | None = None) -> list[str]:
     """The rules of our table as nft prints them (optionally only those whose comment holds ``comment_part``)."""
     rc, output, _error = run_nft('list table ip %s' % TABLE)
     if rc != 0:

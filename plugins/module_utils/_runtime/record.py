@@ -10,10 +10,15 @@ was written by another version, or by hand), and so is setting one.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
+
 RECORD_VERSION = 1
 
 # field: (type or types, meaning)
-FIELDS = {
+FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     'version': (int, 'the record format; RECORD_VERSION when written'),
     'id': (str, 'the container id, 64 hex digits, also the runtime\'s id'),
     'name': (str, 'the container name'),
@@ -40,49 +45,70 @@ class Record(object):
 
     __slots__ = tuple(FIELDS)
 
-    def __init__(self, **fields):
+    # The fields (FIELDS says what each holds). A record is made before its container first runs: what a
+    # launch or a save sets (version, pid, boot_id...) is None until then, and None is no field at all.
+    version: int | None
+    id: str
+    name: str
+    created_at: str
+    config: dict[str, Any]
+    runtime: dict[str, str]
+    conmon: str
+    state: str
+    exit_code: int | None
+    pid: int | None
+    pid_start: int | None
+    conmon_pid: int | None
+    conmon_start: int | None
+    boot_id: str | None
+    started_at: str | None
+    finished_at: str | int | float | None
+    network: dict[str, Any] | None
+    checkpoint: dict[str, Any] | None
+
+    def __init__(self, **fields: Any) -> None:
         for field in FIELDS:
             object.__setattr__(self, field, None)
         self.update(**fields)
 
-    def __setattr__(self, field, value):
+    def __setattr__(self, field: str, value: Any) -> None:
         if field not in FIELDS:
             raise AttributeError('a container record has no field %r' % field)
         object.__setattr__(self, field, value)
 
-    def update(self, **fields):
+    def update(self, **fields: Any) -> None:
         for field, value in fields.items():
             setattr(self, field, value)
 
     # dict-like access, for code that reads a record like the JSON it is
-    def __getitem__(self, field):
+    def __getitem__(self, field: str) -> Any:
         if field not in FIELDS:
             raise KeyError(field)
         return getattr(self, field)
 
-    def __setitem__(self, field, value):
+    def __setitem__(self, field: str, value: Any) -> None:
         if field not in FIELDS:
             raise KeyError(field)
         setattr(self, field, value)
 
-    def get(self, field, default=None):
+    def get(self, field: str, default: Any = None) -> Any:
         value = getattr(self, field) if field in FIELDS else None
         return default if value is None else value
 
-    def __contains__(self, field):
+    def __contains__(self, field: str) -> bool:
         return field in FIELDS and getattr(self, field) is not None
 
-    def replace(self, **fields):
+    def replace(self, **fields: Any) -> Record:
         """A copy with ``fields`` changed (check mode plans on copies)."""
         copy = Record(**self.to_dict())
         copy.update(**fields)
         return copy
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return dict((field, getattr(self, field)) for field in FIELDS if getattr(self, field) is not None)
 
     @classmethod
-    def from_dict(cls, data, what='the record'):
+    def from_dict(cls, data: object, what: str = 'the record') -> Record:
         """A Record from its JSON; ValueError naming the field when one is unknown or of the wrong type."""
         if not isinstance(data, dict):
             raise ValueError('%s is not a JSON object' % what)
@@ -95,8 +121,8 @@ class Record(object):
                 raise ValueError('%s: field %s has the wrong type (%s)' % (what, field, type(value).__name__))
         return cls(**data)
 
-    def __eq__(self, other):
+    def __eq__(self, other: object) -> bool:
         return isinstance(other, Record) and self.to_dict() == other.to_dict()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return 'Record(%s %s %s)' % (self.name, (self.id or '')[:12], self.state)

@@ -9,26 +9,17 @@ import errno
 import os
 
 from . import libc
-from .errors import RuncibleError, ValidationError
+from .errors import RuncibleError
 
 MNT_DETACH = 2
 
 
-def _escape_overlay_path(path):
+def _escape_overlay_path(path: str) -> str:
     # overlayfs splits its options at ',' and lower dirs at ':'; a backslash escapes both.
     return path.replace('\\', '\\\\').replace(',', '\\,').replace(':', '\\:')
 
 
-def validate_rootfs(path):
-    if not path or not os.path.isabs(path):
-        raise ValidationError('rootfs: %r must be the absolute path of a directory' % (path,))
-    if not os.path.isdir(path):
-        raise ValidationError('rootfs: %s does not exist or is not a directory; create the root filesystem first '
-                              '(e.g. with mmdebstrap or by unpacking an image)' % path)
-    return os.path.normpath(path)
-
-
-def is_mounted(target):
+def is_mounted(target: str) -> bool:
     """True when ``target`` is a mount point (by /proc/self/mountinfo; the path's 5th field)."""
     target = os.path.realpath(target)
     try:
@@ -42,7 +33,7 @@ def is_mounted(target):
     return False
 
 
-def _unescape_mountinfo(raw):
+def _unescape_mountinfo(raw: bytes) -> str:
     text = raw.decode('utf-8', 'surrogateescape')
     if '\\' in text:
         for code in ('040', '011', '012', '134'):
@@ -50,7 +41,7 @@ def _unescape_mountinfo(raw):
     return text
 
 
-def mount_overlay(lower_dirs, upper, work, target):
+def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str) -> bool:
     """Mount an overlay of ``lower_dirs`` (top first) with ``upper``/``work`` at ``target``."""
     for directory in (upper, work, target):
         os.makedirs(directory, mode=0o755, exist_ok=True)
@@ -66,20 +57,21 @@ def mount_overlay(lower_dirs, upper, work, target):
     return True
 
 
-def unmount(target):
+def unmount(target: str) -> bool:
     """Unmount ``target`` if mounted (lazily if busy); -> True when something was unmounted."""
     if not is_mounted(target):
         return False
     try:
         libc.umount2(target, 0)
     except OSError as exc:
-        err = exc.errno
-        if err == errno.EBUSY:
+        failure = exc
+        if exc.errno == errno.EBUSY:
             try:
                 libc.umount2(target, MNT_DETACH)
                 return True
             except OSError as again:
-                err = again.errno
-        if err not in (errno.EINVAL, errno.ENOENT):
-            raise RuncibleError('cannot unmount %s: %s' % (target, os.strerror(err)))
+                failure = again
+        if failure.errno not in (errno.EINVAL, errno.ENOENT):
+            # libc's OSError says os.strerror(errno)
+            raise RuncibleError('cannot unmount %s: %s' % (target, failure.strerror))
     return True

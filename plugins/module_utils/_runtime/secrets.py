@@ -24,8 +24,12 @@ import hmac
 import os
 import secrets as random
 import stat
+from typing import TYPE_CHECKING
 
 from .errors import RuncibleError, ValidationError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 KEY_FILE = 'secrets.key'
 KEY_BYTES = 32
@@ -35,17 +39,17 @@ DEFAULT_MODE = 0o400
 MAX_VALUE = 1 << 20
 
 
-def _name_ok(name):
+def _name_ok(name: object) -> bool:
     return (isinstance(name, str) and 0 < len(name) <= 64 and name not in ('.', '..')
             and all(char.isalnum() or char in '_.-' for char in name) and name.isascii())
 
 
-def _env_name_ok(name):
+def _env_name_ok(name: object) -> bool:
     return (isinstance(name, str) and 0 < len(name) <= 255 and name.isascii()
             and (name[0].isalpha() or name[0] == '_') and all(char.isalnum() or char == '_' for char in name))
 
 
-def store_key(root, create=False):
+def store_key(root: str, create: bool = False) -> bytes | None:
     """The store's secret key (bytes); None when it has none yet and ``create`` is false."""
     path = os.path.join(root, KEY_FILE)
     for _attempt in range(3):
@@ -77,7 +81,7 @@ def store_key(root, create=False):
     raise RuncibleError('cannot create the secrets key %s' % path)
 
 
-def digest(key, name, value):
+def digest(key: bytes | None, name: str, value: str) -> str | None:
     """The keyed hash kept in the record (None without a key: check mode on a store with no secret yet)."""
     if key is None:
         return None
@@ -85,7 +89,7 @@ def digest(key, name, value):
                                      'sha256').hexdigest()
 
 
-def normalise(value, key):
+def normalise(value: object, key: bytes | None) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """``secrets`` as given -> (normalised dict without values, {name: value}).
 
     Each entry is ``NAME: value`` or ``NAME: {value, type: file|env, target, mode}``; the normalised
@@ -93,8 +97,9 @@ def normalise(value, key):
     """
     if not isinstance(value, dict):
         raise ValidationError('secrets: expected a dictionary of name: value')
-    normalised, values = {}, {}
-    targets = {}
+    normalised: dict[str, dict[str, Any]] = {}
+    values: dict[str, str] = {}
+    targets: dict[tuple[str, str], str] = {}
     for name, entry in value.items():
         if not _name_ok(name):
             raise ValidationError('secrets: %r is not a secret name (1 to 64 letters, digits, "_", "." and "-")' % (name,))
@@ -140,7 +145,7 @@ def normalise(value, key):
     return normalised, values
 
 
-def write(secrets_dir, config, values, uid, gid):
+def write(secrets_dir: str, config: dict[str, dict[str, Any]] | None, values: dict[str, str], uid: int, gid: int) -> None:
     """Put the values of ``config``'s secrets into the tmpfs store (exclusively created files, then renamed)."""
     os.makedirs(secrets_dir, mode=0o700, exist_ok=True)
     os.chmod(secrets_dir, 0o700)
@@ -163,12 +168,12 @@ def write(secrets_dir, config, values, uid, gid):
         os.rename(temp, os.path.join(secrets_dir, name))
 
 
-def missing(secrets_dir, config):
+def missing(secrets_dir: str, config: dict[str, dict[str, Any]] | None) -> list[str]:
     """Names of ``config``'s secrets whose value is not in the tmpfs store (after a reboot, say)."""
     return sorted(name for name in (config or {}) if not os.path.isfile(os.path.join(secrets_dir, name)))
 
 
-def env_values(secrets_dir, config):
+def env_values(secrets_dir: str, config: dict[str, dict[str, Any]] | None) -> dict[str, str]:
     """``{variable: value}`` of the environment secrets, read from the tmpfs store."""
     result = {}
     for name, entry in sorted((config or {}).items()):
@@ -190,11 +195,11 @@ def env_values(secrets_dir, config):
     return result
 
 
-def env_names(config):
+def env_names(config: dict[str, dict[str, Any]] | None) -> set[str]:
     return set(entry['target'] for entry in (config or {}).values() if entry['type'] == 'env')
 
 
-def remove(secrets_dir):
+def remove(secrets_dir: str) -> None:
     with contextlib.suppress(OSError):
         for name in os.listdir(secrets_dir):
             os.unlink(os.path.join(secrets_dir, name))

@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from typing import TYPE_CHECKING
 
 from .errors import RuntimeCommandError, ValidationError
 from .host import find_program
+
+if TYPE_CHECKING:
+    from .image_refs import Reference
 
 SKOPEO_INSPECT_TIMEOUT = 120
 SKOPEO_HINT = 'skopeo not found: pulling docker:// images needs skopeo; install the Debian package "skopeo"'
@@ -21,19 +25,19 @@ SKOPEO_HINT = 'skopeo not found: pulling docker:// images needs skopeo; install 
 class SkopeoClient(object):
     """docker:// references through skopeo: inspect (read-only) and copy into a ``dir:`` layout."""
 
-    def __init__(self, tls_verify=True, auth_file=None, tmp_dir=None):
+    def __init__(self, tls_verify: bool = True, auth_file: str | None = None, tmp_dir: str | None = None) -> None:
         self.tls_verify = tls_verify
         self.auth_file = auth_file
         self.tmp_dir = tmp_dir
 
     @staticmethod
-    def skopeo():
+    def skopeo() -> str:
         path = find_program('skopeo')
         if not path:
             raise ValidationError(SKOPEO_HINT)
         return path
 
-    def _run(self, args, timeout):
+    def _run(self, args: list[str], timeout: float | None) -> bytes:
         env = dict(os.environ)
         if self.tmp_dir:
             env['TMPDIR'] = self.tmp_dir
@@ -51,7 +55,7 @@ class SkopeoClient(object):
                                       stderr=err[-4000:], rc=proc.returncode)
         return proc.stdout
 
-    def _auth(self, prefix=''):
+    def _auth(self, prefix: str = '') -> list[str]:
         args = []
         if not self.tls_verify:
             args.append('--%stls-verify=false' % prefix)
@@ -59,11 +63,11 @@ class SkopeoClient(object):
             args += ['--%sauthfile' % prefix, self.auth_file]
         return args
 
-    def inspect_raw(self, name, config=False):
+    def inspect_raw(self, name: str, config: bool = False) -> bytes:
         args = ['inspect', '--raw'] + (['--config'] if config else []) + self._auth() + [name]
         return self._run(args, SKOPEO_INSPECT_TIMEOUT)
 
-    def copy(self, reference, digest, destination):
+    def copy(self, reference: Reference, digest: str, destination: str) -> None:
         """skopeo copy of exactly ``digest`` into a ``dir:`` layout, which keeps the manifest as served."""
         self._run(['copy', '--quiet'] + self._auth('src-') + [reference.docker_source(digest), 'dir:' + destination],
                   None)

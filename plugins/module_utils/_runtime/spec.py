@@ -6,9 +6,12 @@
 from __future__ import annotations
 
 import resource
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = '1.0.2'
-DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 # podman's default capability set.
 DEFAULT_CAPABILITIES = [
@@ -28,7 +31,7 @@ READONLY_PATHS = ['/proc/asound', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/s
 WANTED_RLIMITS = {'RLIMIT_NOFILE': 1048576, 'RLIMIT_NPROC': 4194304}
 
 
-def host_rlimits():
+def host_rlimits() -> list[dict[str, Any]]:
     limits = []
     for name, wanted in sorted(WANTED_RLIMITS.items()):
         _soft, hard = resource.getrlimit(getattr(resource, name))
@@ -37,7 +40,7 @@ def host_rlimits():
     return limits
 
 
-def base_mounts(network):
+def base_mounts(network: str) -> list[dict[str, Any]]:
     mounts = [
         {'destination': '/proc', 'type': 'proc', 'source': 'proc', 'options': ['nosuid', 'noexec', 'nodev']},
         {'destination': '/dev', 'type': 'tmpfs', 'source': 'tmpfs',
@@ -60,7 +63,7 @@ def base_mounts(network):
     return mounts
 
 
-def base_spec(container_id, root_path, cgroups_path, network='none'):
+def base_spec(container_id: str, root_path: str, cgroups_path: str, network: str = 'none') -> dict[str, Any]:
     return {
         'ociVersion': OCI_VERSION,
         'process': {

@@ -21,11 +21,15 @@ the container's lock, so parallel Ansible forks or async tasks never lose or cor
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import contextlib
+import datetime
 import errno
 import json
 import os
 import shutil
+import time
 
 from .errors import RuncibleError
 from .files import atomic_write, lock_file
@@ -33,11 +37,19 @@ from .host import current_boot_id, frozen, process_alive, wait_until
 
 from .record import RECORD_VERSION, Record
 
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+    Live = dict[str, Any]  # derive_status()'s dict: status, pid, conmon_pid, exit_code, finished_at, reason
+
+DEFAULT_ROOT = '/var/lib/runcible'
+DEFAULT_RUN_ROOT = '/run/runcible'
+
 
 class ContainerPaths(object):
     """Every path of one container, derived from the store roots, its name and its id."""
 
-    def __init__(self, root, run_root, name, container_id=None):
+    def __init__(self, root: str, run_root: str, name: str, container_id: str | None = None) -> None:
         self.name = name
         self.id = container_id
         self.dir = os.path.join(root, 'containers', name)
@@ -64,29 +76,36 @@ class ContainerPaths(object):
             self.spec_file = os.path.join(self.run_dir, 'config.json')
             self.secrets_dir = os.path.join(self.run_dir, 'secrets')
 
-    def runtime_state(self, runtime_name):
+    def runtime_state(self, runtime_name: str) -> str:
         """The runtime's state dir of this container (``runtime --root``/ID)."""
+        if self.id is None:
+            raise ValueError('the paths of container %s were made without its id' % self.name)
         return os.path.join(self.run_root, 'runtime', runtime_name, self.id)
+
+
+def utc_iso(epoch: float | None = None) -> str:
+    moment = datetime.datetime.fromtimestamp(time.time() if epoch is None else epoch, tz=datetime.timezone.utc)
+    return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
 class Store(object):
     """Records and locks of all containers under one ``root`` / ``run_root`` pair."""
 
-    def __init__(self, root, run_root):
+    def __init__(self, root: str, run_root: str) -> None:
         if not os.path.isabs(root) or not os.path.isabs(run_root):
             raise RuncibleError('root and run_root must be absolute paths (got %r and %r)' % (root, run_root))
         self.root = os.path.normpath(root)
         self.run_root = os.path.normpath(run_root)
 
-    def paths(self, name, container_id=None):
+    def paths(self, name: str, container_id: str | None = None) -> ContainerPaths:
         return ContainerPaths(self.root, self.run_root, name, container_id)
 
-    def runtime_root(self, runtime_name):
+    def runtime_root(self, runtime_name: str) -> str:
         return os.path.join(self.run_root, 'runtime', runtime_name)
 
     # -- locking -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def lock(self, name, timeout=300.0):
+    def lock(self, name: str, timeout: float = 300.0) -> Iterator[None]:
         """Exclusive fcntl lock of one container name (creates the lock dir: not for check mode)."""
         path = os.path.join(self.root, 'locks', name + '.lock')
         while True:
@@ -106,8 +125,54 @@ class Store(object):
         finally:
             os.close(fd)
 
+    # -- reading a container: all an unchanged task needs (the engine is for changes) ---------------
+    def inspect(self, name: str) -> tuple[Record, Live] | tuple[None, None]:
+        """-> (record, live) or (None, None); ``live`` is derive_status()'s dict (no subprocess, no lock)."""
+        record = self.load(name)
+        if record is None:
+            return None, None
+        return record, derive_status(record, self.paths(record['name'], record['id']))
+
+    def repair(self, record: Record, live: Live) -> bool:
+        """Make the record say what is true (call under the container's lock); -> True when it was wrong.
+
+        A task killed between a runtime call and its record write leaves the record behind the truth
+        (``created`` after ``runtime start``, ``running`` after ``pause``): the live status, read from
+        the runtime's state dir and the cgroup, is written back. Not a change of the container.
+        """
+        status = live.get('status')
+        if status not in ('created', 'running', 'paused') or record.get('state') == status:
+            return False
+        record['state'] = status
+        if status != 'created' and not record.get('started_at'):
+            record['started_at'] = utc_iso()
+        self.save(record)
+        return True
+
+    def view(self, record: Record, live: Live) -> dict[str, Any]:
+        """The ``container`` dict modules return."""
+        paths = self.paths(record['name'], record['id'])
+        finished = live.get('finished_at')
+        return {
+            'id': record['id'],
+            'name': record['name'],
+            'status': live['status'],
+            'pid': live['pid'],
+            'conmon_pid': live['conmon_pid'],
+            'exit_code': live['exit_code'] if live['status'] == 'stopped' else None,
+            'created_at': record.get('created_at'),
+            'started_at': record.get('started_at'),
+            'finished_at': utc_iso(finished) if isinstance(finished, (int, float)) else finished,
+            'bundle': paths.bundle,
+            'rootfs': paths.rootfs_mount if record['config'].get('rootfs_mode') == 'overlay' else record['config'].get('rootfs'),
+            'log_path': paths.log,
+            'runtime': record.get('runtime', {}).get('name'),
+            'ip_address': (record.get('network') or {}).get('ip_address'),
+            'config': record['config'],
+        }
+
     # -- records -----------------------------------------------------------------------------
-    def load(self, name):
+    def load(self, name: str) -> Record | None:
         """The Record of ``name``, or None when there is no such container."""
         try:
             with open(self.paths(name).record, 'r') as handle:
@@ -120,21 +185,21 @@ class Store(object):
             raise RuncibleError('the record of container %s is corrupt (%s): remove %s to forget it'
                                 % (name, exc, self.paths(name).dir))
 
-    def save(self, record):
+    def save(self, record: Record) -> None:
         """Write a Record (atomically; call under the container's lock)."""
         record.version = RECORD_VERSION
         paths = self.paths(record.name)
         os.makedirs(paths.dir, mode=0o700, exist_ok=True)
         atomic_write(paths.record, json.dumps(record.to_dict(), indent=1, sort_keys=True))
 
-    def names(self):
+    def names(self) -> list[str]:
         try:
             entries = os.listdir(os.path.join(self.root, 'containers'))
         except (IOError, OSError):
             return []
         return sorted(name for name in entries if os.path.exists(os.path.join(self.root, 'containers', name, 'record.json')))
 
-    def forget(self, record):
+    def forget(self, record: Record) -> None:
         """Remove every file of a container (its record last, so a crash leaves it findable)."""
         paths = self.paths(record['name'], record['id'])
         # conmon's attach socket link (socket/ID -> the bundle) outlives it: it goes with the container.
@@ -160,7 +225,7 @@ class Store(object):
             os.unlink(paths.lock)
 
 
-def read_exit_file(path):
+def read_exit_file(path: str) -> tuple[int | None, float] | None:
     """-> (exit code or None, mtime) when conmon wrote the exit file, else None."""
     try:
         with open(path, 'r') as handle:
@@ -177,13 +242,14 @@ def read_exit_file(path):
 EXIT_FILE_GRACE = 1.0
 
 
-def _wait_for_exit_file(exit_file, conmon_pid, conmon_start, grace=EXIT_FILE_GRACE):
+def _wait_for_exit_file(exit_file: str, conmon_pid: int | None, conmon_start: int | None,
+                        grace: float = EXIT_FILE_GRACE) -> tuple[int | None, float] | None:
     wait_until(lambda: read_exit_file(exit_file) is not None or not process_alive(conmon_pid, conmon_start), grace,
                first_delay=0.005, max_delay=0.005)
     return read_exit_file(exit_file)
 
 
-def live_state(record, paths):
+def live_state(record: Record, paths: ContainerPaths) -> str:
     """What the runtime would say of a container whose process lives: created, paused or running.
 
     The truth, not the record's last word (a task killed between ``runtime start`` and its record
@@ -198,7 +264,7 @@ def live_state(record, paths):
     return 'running'
 
 
-def derive_status(record, paths, boot_id=None):
+def derive_status(record: Record, paths: ContainerPaths, boot_id: str | None = None) -> Live:
     """Live status of a container from its record, conmon's exit file and a check of the processes.
 
     Returns a dict: status (created|running|paused|stopped), pid, conmon_pid, exit_code,

@@ -23,9 +23,15 @@ process writing straight into our pipes, and us as its child subreaper to get it
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from . import exec_loop, execute, inroot
 from .errors import RuntimeCommandError
+
+if TYPE_CHECKING:
+    from typing import IO, Any, Callable, NoReturn
+
+    from .oci_cli import OCIRuntime
 
 
 class BecomePrompt(object):
@@ -36,7 +42,7 @@ class BecomePrompt(object):
     stdin is written only after the success marker. ``timeout``: seconds to wait for that marker.
     """
 
-    def __init__(self, check, password, timeout=None):
+    def __init__(self, check: Callable[[bytes], str | None], password: bytes, timeout: float | None = None) -> None:
         self.check = check
         self.password = password
         self.timeout = timeout
@@ -45,7 +51,8 @@ class BecomePrompt(object):
 class StreamResult(object):
     __slots__ = ('rc', 'stdout', 'stderr', 'runtime_error', 'become_output')
 
-    def __init__(self, rc, stdout, stderr, runtime_error=None, become_output=b''):
+    def __init__(self, rc: int | None, stdout: bytes, stderr: bytes, runtime_error: str | None = None,
+                 become_output: bytes = b'') -> None:
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
@@ -57,7 +64,7 @@ class BecomeFailed(RuntimeCommandError):
     """The process ended, or the timeout passed, before the become prompt or success marker showed."""
 
 
-def passwd_entry(rootfs, uid):
+def passwd_entry(rootfs: str | int, uid: int) -> tuple[str, str] | None:
     """(name, home) of ``uid`` in the container's /etc/passwd, or None.
 
     ``rootfs``: the container's root (``/proc/PID/root``, or an fd of it). The file is read inside it
@@ -75,7 +82,7 @@ def passwd_entry(rootfs, uid):
     return None
 
 
-def user_env(rootfs, user):
+def user_env(rootfs: str | int, user: str) -> dict[str, str]:
     """HOME, USER and LOGNAME of ``user`` (``"uid:gid"``) from the container's /etc/passwd, as a login would set them."""
     uid = int(user.split(':')[0])
     entry = passwd_entry(rootfs, uid)
@@ -85,7 +92,8 @@ def user_env(rootfs, user):
     return {'HOME': home or '/', 'USER': name, 'LOGNAME': name}
 
 
-def run(runtime, container_id, run_dir, process, container_pid, stdin=None, stdout=None, become=None):
+def run(runtime: OCIRuntime, container_id: str, run_dir: str, process: dict[str, Any], container_pid: int,
+        stdin: bytes | IO[bytes] | None = None, stdout: IO[bytes] | None = None, become: BecomePrompt | None = None) -> StreamResult:
     """Run ``process`` in the container to its end; -> StreamResult.
 
     ``stdin``: None (``/dev/null``), bytes, or a binary file object read in chunks of
@@ -120,23 +128,24 @@ class _StreamRun(exec_loop.ExecLoop):
     Only an interruption kills the command's session. The real stdin is written after the success marker.
     """
 
-    def __init__(self, argv, files, kill_processes, stdin, sink, become):
+    def __init__(self, argv: list[str], files: execute.ExecFiles, kill_processes: Callable[[int], None],
+                 stdin: bytes | IO[bytes] | None, sink: IO[bytes] | None, become: BecomePrompt | None) -> None:
         super(_StreamRun, self).__init__(argv, files, kill_processes, stdin=stdin, sink=sink,
                                          hold_stdin=become is not None, kill_when_done=False)
         self.become = become
         self.become_deadline = (time.monotonic() + become.timeout) if become is not None and become.timeout else None
         self.become_output = b''
-        self.become_failure = None
+        self.become_failure: str | None = None
         self.password_sent = False
         self.prompt_offset = 0
 
-    def run(self):
+    def run(self) -> None:
         super(_StreamRun, self).run()
         if self.become is not None:
             self.become_failure = ('the command ended (exit code %s) before privilege escalation reported success: %s'
                                    % (self.rc, _tail(self.become_output)))
 
-    def _output(self, stream, data):
+    def _output(self, stream: int, data: bytes) -> None:
         if self.become is None:
             super(_StreamRun, self)._output(stream, data)
             return
@@ -160,14 +169,15 @@ class _StreamRun(exec_loop.ExecLoop):
                 self.out = []
             self._release_stdin()
 
-    def _deadline(self):
+    def _deadline(self) -> float | None:
         return self.become_deadline if self.become is not None else None
 
-    def _deadline_passed(self):
+    def _deadline_passed(self) -> NoReturn:
+        timeout = self.become.timeout if self.become is not None else None  # (a deadline passes only while it waits)
         raise BecomeFailed('timed out after %ss waiting for privilege escalation to succeed: %s'
-                           % (self.become.timeout, _tail(self.become_output)), argv=self.argv)
+                           % (timeout, _tail(self.become_output)), argv=self.argv)
 
 
-def _tail(data, limit=2000):
+def _tail(data: bytes, limit: int = 2000) -> str:
     text = data.decode('utf-8', 'replace').strip()
     return text[-limit:] if text else '(no output)'

@@ -38,8 +38,27 @@ import errno
 import os
 import stat
 import struct
+from typing import TYPE_CHECKING
 
 from .errors import ValidationError
+
+if TYPE_CHECKING:
+    import tarfile
+    from typing import Any, Iterable, NoReturn, Protocol
+
+    Xattrs = list[tuple[str, bytes]]  # (name, value) pairs
+
+    class Readable(Protocol):
+        """A binary stream to read from (a file, a pipe, a decompressor)."""
+
+        def read(self, __size: int = ...) -> bytes:
+            ...
+
+    class Digest(Protocol):
+        """What a member record and its content are fed to (an HMAC)."""
+
+        def update(self, __data: bytes) -> None:
+            ...
 
 DEFAULT_MAX_BYTES = 16 << 30
 DEFAULT_MAX_ENTRIES = 2000000
@@ -59,12 +78,12 @@ class UnpackError(ValidationError):
 class Limits(object):
     """Bounds of one stream: expanded bytes of its members, and the number of members."""
 
-    def __init__(self, max_bytes=DEFAULT_MAX_BYTES, max_entries=DEFAULT_MAX_ENTRIES):
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         self.max_bytes = max_bytes
         self.max_entries = max_entries
 
 
-def detect_compression(head):
+def detect_compression(head: bytes) -> str:
     """``gzip``, ``zstd`` or ``none`` from the first bytes of a stream (its magic)."""
     if head[:2] == b'\x1f\x8b':
         return 'gzip'
@@ -73,7 +92,7 @@ def detect_compression(head):
     return 'none'
 
 
-def member_parts(name, what='layer', kind='member'):
+def member_parts(name: str, what: str = 'layer', kind: str = 'member') -> list[str]:
     """Split a tar member name into safe path components; refuses absolute names and ``..``."""
     if not name or '\0' in name:
         raise UnpackError('%s %s %r has an empty or invalid name' % (what, kind, name))
@@ -85,7 +104,7 @@ def member_parts(name, what='layer', kind='member'):
     return parts
 
 
-def member_kind(member):
+def member_kind(member: tarfile.TarInfo) -> str:
     """What a member makes: dir, file, symlink, hardlink, chr, blk, fifo (or its raw tar type)."""
     for kind, test in (('dir', member.isdir), ('file', member.isreg), ('symlink', member.issym),
                        ('hardlink', member.islnk), ('chr', member.ischr), ('blk', member.isblk),
@@ -95,12 +114,12 @@ def member_kind(member):
     return 'type-%r' % (member.type,)
 
 
-def _model_kind(member):
+def _model_kind(member: tarfile.TarInfo) -> str:
     kind = member_kind(member)
     return {'dir': DIR, 'file': FILE, 'hardlink': FILE, 'symlink': SYMLINK}.get(kind, OTHER)
 
 
-def xattrs_of(member):
+def xattrs_of(member: tarfile.TarInfo) -> Xattrs:
     """The extended attributes a member carries (PAX ``SCHILY.xattr.*``), as sorted (name, bytes) pairs."""
     result = []
     for key, value in member.pax_headers.items():
@@ -109,12 +128,12 @@ def xattrs_of(member):
     return sorted(result)
 
 
-def _field(value):
+def _field(value: object) -> bytes:
     data = value if isinstance(value, bytes) else str(value).encode('utf-8', 'surrogateescape')
     return struct.pack('>Q', len(data)) + data
 
 
-def member_record(parts, member, xattrs):
+def member_record(parts: list[str], member: tarfile.TarInfo, xattrs: Xattrs) -> bytes:
     """The canonical bytes of one member for a keyed digest: name, type, owner, mode, mtime, size, link, device
     and extended attributes, each length-prefixed (so no two members encode alike)."""
     link = member.linkname if member.issym() else '/'.join(member_parts(member.linkname)) if member.islnk() else ''
@@ -134,60 +153,68 @@ class Policy(object):
     unique_names = False      # refuse a name that appears twice (else the later member replaces the earlier)
     oci_whiteouts = False     # .wh.NAME and .wh..wh..opq are OCI whiteouts (image layers)
 
-    def check(self, member, parts):
+    def check(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         """Raise UnpackError when the format does not allow this member here."""
 
-    def keep_xattr(self, parts, name, value):
+    def keep_xattr(self, parts: list[str], name: str, value: bytes) -> bool:
         """Write this extended attribute? (False: dropped and counted in ``skipped``)."""
         return True
 
-    def in_digest(self, parts):
+    def in_digest(self, parts: list[str]) -> bool:
         """Does this member count in the keyed digest (the member holding the digest itself does not)?"""
         return True
 
-    def refuse(self, member, why):
+    def refuse(self, member: tarfile.TarInfo, why: str) -> NoReturn:
         raise UnpackError('%s member %r %s: refusing the %s' % (self.what, member.name, why, self.what))
 
 
 class Unpacker(object):
     """Unpack one tar stream into ``dest`` (an existing, empty directory) safely; see the module doc."""
 
-    def __init__(self, dest, policy=None, limits=None, as_root=None, dry_run=False, digest=None, capture=()):
+    def __init__(self, dest: str | None, policy: Policy | None = None, limits: Limits | None = None, as_root: bool | None = None,
+                 dry_run: bool = False, digest: Digest | None = None, capture: Iterable[str] = ()) -> None:
         self.dest = dest
         self.policy = policy or Policy()
         self.limits = limits or Limits()
         self.as_root = os.geteuid() == 0 if as_root is None else as_root
         self.dry_run = dry_run
         self.digest = digest
-        self.root_fd = None
+        self.root_fd: int | None = None  # while unpack() writes
         self.entries = 0
         self.bytes = 0
-        self.skipped = {}
-        self.dir_times = []
-        self.model = {}
-        self._explicit = set()
+        self.skipped: dict[str, int] = {}
+        self.dir_times: list[tuple[list[str], float]] = []
+        self.model: dict[tuple[str, ...], str] = {}
+        self._explicit: set[tuple[str, ...]] = set()
         # Small members whose content the caller wants in memory too (a manifest): name -> bytes.
         self.capture = frozenset(capture)
-        self.captured = {}
-        self._parent_cache = (None, None)
+        self.captured: dict[str, bytes] = {}
+        self._parent_cache: tuple[tuple[str, ...] | None, int | None] = (None, None)
 
     @property
-    def what(self):
+    def what(self) -> str:
         return self.policy.what
 
     # fds ---------------------------------------------------------------------------------------
-    def _close_cache(self):
+    def _root(self) -> int:
+        """The fd of ``dest``, open while unpack() writes (never in a dry run)."""
+        if self.root_fd is None:
+            raise ValueError('the unpacker of %s is not writing' % self.dest)
+        return self.root_fd
+
+    def _close_cache(self) -> None:
         _key, fd = self._parent_cache
         if fd is not None:
             os.close(fd)
         self._parent_cache = (None, None)
 
-    def _open_dir(self, parts, name, create=True):
+    def _open_dir(self, parts: list[str], name: str, create: bool = True) -> int:
         """An fd of the directory ``parts`` under the root, walked without following any symlink."""
         key = tuple(parts)
-        if self._parent_cache[0] == key:
-            return os.dup(self._parent_cache[1])
-        fd = os.dup(self.root_fd)
+        cached_key, cached_fd = self._parent_cache
+        if cached_key == key and cached_fd is not None:
+            return os.dup(cached_fd)
+        fd = os.dup(self._root())
         try:
             for index, part in enumerate(parts):
                 try:
@@ -212,7 +239,7 @@ class Unpacker(object):
         self._parent_cache = (key, os.dup(fd))
         return fd
 
-    def remove_at(self, dir_fd, entry):
+    def remove_at(self, dir_fd: int, entry: str) -> None:
         """Remove ``entry`` of ``dir_fd`` whatever it is (a directory recursively, never following links)."""
         try:
             info = os.lstat(entry, dir_fd=dir_fd)
@@ -231,14 +258,14 @@ class Unpacker(object):
         os.rmdir(entry, dir_fd=dir_fd)
 
     # the model ---------------------------------------------------------------------------------
-    def _forget(self, parts):
+    def _forget(self, parts: list[str]) -> None:
         """The model after ``parts`` was removed (a whiteout, or a member replacing another)."""
         key = tuple(parts)
         prefix = len(key)
         for other in [other for other in self.model if other[:prefix] == key]:
             del self.model[other]
 
-    def plan(self, member, parts):
+    def plan(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         """Check a member against what the stream made so far and record it (no filesystem access)."""
         for index in range(1, len(parts)):
             kind = self.model.get(tuple(parts[:index]))
@@ -265,10 +292,10 @@ class Unpacker(object):
         self._explicit.add(key)
 
     # metadata --------------------------------------------------------------------------------
-    def _skip(self, what):
+    def _skip(self, what: str) -> None:
         self.skipped[what] = self.skipped.get(what, 0) + 1
 
-    def _set_metadata(self, fd_or_path, member, xattrs):
+    def _set_metadata(self, fd_or_path: int | str, member: tarfile.TarInfo, xattrs: Xattrs) -> None:
         """Owner, then mode (chown clears set-id bits), xattrs, mtime of an open fd (or /proc/self/fd path)."""
         if self.as_root:
             os.chown(fd_or_path, member.uid, member.gid)
@@ -283,7 +310,7 @@ class Unpacker(object):
         with contextlib.suppress(OverflowError, ValueError):
             os.utime(fd_or_path, (member.mtime, member.mtime))
 
-    def _kept_xattrs(self, parts, member):
+    def _kept_xattrs(self, parts: list[str], member: tarfile.TarInfo) -> Xattrs:
         kept = []
         for attr, value in xattrs_of(member):
             if self.policy.keep_xattr(parts, attr, value):
@@ -293,9 +320,11 @@ class Unpacker(object):
         return kept
 
     # members ---------------------------------------------------------------------------------
-    def unpack(self, archive):
+    def unpack(self, archive: tarfile.TarFile) -> dict[str, Any]:
         """Unpack every member of ``archive`` (a tarfile opened in stream mode); -> stats."""
         if not self.dry_run:
+            if self.dest is None:
+                raise ValueError('only a dry run unpacks without a destination')
             self.root_fd = os.open(self.dest, _DIR_FLAGS)
         try:
             for member in archive:
@@ -313,10 +342,10 @@ class Unpacker(object):
                 self.root_fd = None
         return {'entries': self.entries, 'bytes': self.bytes, 'skipped': dict(self.skipped)}
 
-    def _apply_dir_times(self):
+    def _apply_dir_times(self) -> None:
         for parts, mtime in reversed(self.dir_times):
             if not parts:
-                os.utime(self.root_fd, (mtime, mtime))
+                os.utime(self._root(), (mtime, mtime))
                 continue
             parent = self._open_dir(parts[:-1], '/'.join(parts), create=False)
             try:
@@ -325,7 +354,7 @@ class Unpacker(object):
             finally:
                 os.close(parent)
 
-    def _count(self, member):
+    def _count(self, member: tarfile.TarInfo) -> None:
         """The member's expanded size counts before a byte is written (sparse members at their full size)."""
         if member.isreg():
             self.bytes += member.size
@@ -334,7 +363,7 @@ class Unpacker(object):
                                   'refusing it' % (self.what, self.limits.max_bytes, member.name, member.size,
                                                    ', sparse' if member.sparse else ''))
 
-    def _member(self, archive, member):
+    def _member(self, archive: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name, self.what)
         if self.policy.oci_whiteouts:
             for part in parts[:-1]:
@@ -348,7 +377,7 @@ class Unpacker(object):
             xattrs = self._kept_xattrs(parts, member)
             self._feed(parts, member, xattrs)
             if not self.dry_run:
-                self._set_metadata(self.root_fd, member, xattrs)
+                self._set_metadata(self._root(), member, xattrs)
                 self.dir_times.append(([], member.mtime))
             return
         if self.policy.oci_whiteouts and parts[-1].startswith(WHITEOUT_PREFIX):
@@ -395,11 +424,11 @@ class Unpacker(object):
         finally:
             os.close(parent)
 
-    def _feed(self, parts, member, xattrs):
+    def _feed(self, parts: list[str], member: tarfile.TarInfo, xattrs: Xattrs) -> None:
         if self.digest is not None and self.policy.in_digest(parts):
             self.digest.update(member_record(parts, member, xattrs_of(member)))
 
-    def _directory(self, parent, base, member, parts, xattrs):
+    def _directory(self, parent: int, base: str, member: tarfile.TarInfo, parts: list[str], xattrs: Xattrs) -> None:
         try:
             info = os.lstat(base, dir_fd=parent)
         except FileNotFoundError:
@@ -416,18 +445,20 @@ class Unpacker(object):
             os.close(fd)
         self.dir_times.append((parts, member.mtime))
 
-    def _copy(self, archive, member, fd, parts):
+    def _copy(self, archive: tarfile.TarFile, member: tarfile.TarInfo, fd: int | None, parts: list[str]) -> None:
         """Stream the member's data into ``fd`` (None: only read it); holes of sparse members stay holes."""
         source = archive.extractfile(member)
-        feed = self.digest is not None and self.policy.in_digest(parts)
+        if source is None:  # (never: a regular file has its data)
+            self.policy.refuse(member, 'has no data')
+        digest = self.digest if self.digest is not None and self.policy.in_digest(parts) else None
         sparse = bool(member.sparse) and fd is not None
-        captured = [] if '/'.join(parts) in self.capture else None
+        captured: list[bytes] | None = [] if '/'.join(parts) in self.capture else None
         while True:
             data = source.read(CHUNK)
             if not data:
                 break
-            if feed:
-                self.digest.update(data)
+            if digest is not None:
+                digest.update(data)
             if captured is not None:
                 captured.append(data)
             if fd is None:
@@ -439,12 +470,13 @@ class Unpacker(object):
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-        if sparse:
+        if sparse and fd is not None:
             os.ftruncate(fd, member.size)
         if captured is not None:
             self.captured['/'.join(parts)] = b''.join(captured)
 
-    def _regular(self, archive, parent, base, member, parts, xattrs):
+    def _regular(self, archive: tarfile.TarFile, parent: int, base: str, member: tarfile.TarInfo, parts: list[str],
+                 xattrs: Xattrs) -> None:
         self.remove_at(parent, base)
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
         try:
@@ -453,7 +485,7 @@ class Unpacker(object):
         finally:
             os.close(fd)
 
-    def _hardlink(self, parent, base, member, parts):
+    def _hardlink(self, parent: int, base: str, member: tarfile.TarInfo, parts: list[str]) -> None:
         target_parts = member_parts(member.linkname, self.what, 'hard link target')
         if not target_parts:
             self.policy.refuse(member, 'is a hard link to the root')
@@ -473,7 +505,7 @@ class Unpacker(object):
         finally:
             os.close(source_parent)
 
-    def _special_metadata(self, parent, base, member, xattrs):
+    def _special_metadata(self, parent: int, base: str, member: tarfile.TarInfo, xattrs: Xattrs) -> None:
         """Metadata of a device or fifo, through an O_PATH fd so that the node is never opened."""
         fd = os.open(base, _O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
         try:
@@ -482,7 +514,7 @@ class Unpacker(object):
             os.close(fd)
 
     # OCI whiteouts (image layers) --------------------------------------------------------------
-    def _whiteout(self, member, parts):
+    def _whiteout(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         base = parts[-1]
         self.plan_whiteout(member, parts)
         self._feed(parts, member, [])
@@ -509,7 +541,7 @@ class Unpacker(object):
         finally:
             os.close(parent)
 
-    def plan_whiteout(self, member, parts):
+    def plan_whiteout(self, member: tarfile.TarInfo, parts: list[str]) -> None:
         base = parts[-1]
         for index in range(1, len(parts)):
             kind = self.model.get(tuple(parts[:index]))

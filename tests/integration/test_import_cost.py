@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a task imports: the idempotent path loads only what it uses (Ansible compiles every imported
+module_utils file from source on every task, so each one costs every task on every host)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import COLLECTIONS
+
+PREFIX = 'ansible_collections.runcible.oci.plugins.module_utils.'
+# Run a task in a new Python, as a module runs; print the collection's modules it imported.
+PROBE = '''
+import json, sys
+sys.path.insert(0, %r)
+from ansible_collections.runcible.oci.plugins.module_utils import %s as task
+result = task.%s(json.loads(sys.argv[1]))
+print(json.dumps({"changed": result.get("changed"), "modules": sorted(
+    m[len(%r):] for m in sys.modules if m.startswith(%r))}))
+'''
+# Never on an idempotent path: the network stage (links, namespaces, ports, firewall), images, layers,
+# checkpoints, execs, conmon, the runtime's command line, spec building, the engine. (The normaliser of a
+# given ``network`` and the registry it reads names in are light and may load.)
+HEAVY = ('_runtime.engine', '_runtime.network', '_runtime.bridges', '_runtime.netlink', '_runtime.netns',
+         '_runtime.ports', '_runtime.etc_files', '_runtime.image_store', '_runtime.image_sources', '_runtime.layers',
+         '_runtime.untar', '_runtime.checkpoint', '_runtime.checkpoint_archive', '_runtime.execute',
+         '_runtime.exec_loop', '_runtime.conmon', '_runtime.spec', '_runtime.oci_cli', '_runtime.rootfs',
+         '_runtime.libc', '_runtime.secrets', '_container_options.images', '_container_options.placement')
+LOOP = "trap 'exit 0' TERM; while true; do sleep 0.1; done"
+
+
+def imported(task, function, params):
+    code = PROBE % (COLLECTIONS, task, function, PREFIX, PREFIX)
+    proc = subprocess.run([sys.executable, '-c', code, json.dumps(params)], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return json.loads(proc.stdout.decode())
+
+
+@pytest.mark.parametrize('network', ['bridge', 'none'])
+def test_an_idempotent_container_task_imports_no_stage_it_does_not_use(env, network):
+    params = dict(name='test-imports', rootfs=env.rootfs, command=['sh', '-c', LOOP], memory='64m', network=network,
+                  env={'A': '1'}, root=env.root, run_root=env.run_root)
+    assert env.run(**params)['changed']
+    found = imported('_container', 'run', params)
+    assert found['changed'] is False
+    heavy = sorted(set(found['modules']) & set(HEAVY))
+    assert not heavy, 'the idempotent path imported %s' % ', '.join(heavy)
+    # What it may import: the store and status, the option table and the bindings of the options given
+    # (cgroups for the live read-back of memory).
+    assert '_runtime.cgroups' in found['modules'] and '_container_options.resources' in found['modules']
+
+
+def test_container_info_of_one_container_imports_no_stage(env):
+    env.run(name='test-info-imports', rootfs=env.rootfs, command=['sh', '-c', LOOP], network='none')
+    found = imported('_info', 'run', {'name': 'test-info-imports', 'root': env.root, 'run_root': env.run_root})
+    heavy = sorted(set(found['modules']) & set(HEAVY + ('_runtime.cgroups', '_container_options')))
+    assert not heavy, 'container_info imported %s' % ', '.join(heavy)
+
