@@ -476,6 +476,10 @@ container:
     exit_code: null
 '''
 
+from ansible_collections.runcible.oci.plugins.module_utils._bytecode import enable_cache
+
+enable_cache()  # before the imports below: compiled module_utils are kept on the node (see _bytecode.py)
+
 from ansible_collections.runcible.oci.plugins.module_utils import _container
 from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 

@@ -183,6 +183,10 @@ network:
         ip_address: 10.89.5.2
 '''
 
+from ansible_collections.runcible.oci.plugins.module_utils._bytecode import enable_cache
+
+enable_cache()  # before the imports below: compiled module_utils are kept on the node (see _bytecode.py)
+
 from ansible_collections.runcible.oci.plugins.module_utils import _network
 from ansible_collections.runcible.oci.plugins.module_utils._task import run_task
 

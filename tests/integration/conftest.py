@@ -51,6 +51,21 @@ def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: takes more than a few seconds')
 
 
+@pytest.fixture(scope='session', autouse=True)
+def bytecode_cache():
+    """The tasks of this run keep their compiled module_utils in a cache of their own, removed afterwards."""
+    if os.environ.get('RUNCIBLE_BYTECODE_CACHE'):
+        yield os.environ['RUNCIBLE_BYTECODE_CACHE']
+        return
+    base = tempfile.mkdtemp(prefix='runcible-bytecode-')
+    os.environ['RUNCIBLE_BYTECODE_CACHE'] = os.path.join(base, 'cache')
+    try:
+        yield os.environ['RUNCIBLE_BYTECODE_CACHE']
+    finally:
+        del os.environ['RUNCIBLE_BYTECODE_CACHE']
+        shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope='session')
 def stack():
     """The real stack must be here: a missing piece is a failed set-up, not a reason to skip."""

@@ -7,6 +7,7 @@ module_utils file from source on every task, so each one costs every task on eve
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -63,3 +64,19 @@ def test_container_info_of_one_container_imports_no_stage(env):
     heavy = sorted(set(found['modules']) & set(HEAVY + ('_runtime.cgroups', '_container_options')))
     assert not heavy, 'container_info imported %s' % ', '.join(heavy)
 
+
+def test_a_task_compiles_the_module_utils_once_per_node(env, tmp_path):
+    """Through Ansible: the first task fills the node's bytecode cache, the next ones load from it."""
+    cache = str(tmp_path / 'bytecode')
+    task = {'runcible.oci.container_info': {'name': 'test-no-such-container'}}
+    play = {'environment': {'RUNCIBLE_BYTECODE_CACHE': cache}}
+    [first] = env.playbook([dict(task)], play_extra=play)
+    assert first['exists'] is False
+    stored = {name: os.stat(os.path.join(cache, name)) for name in os.listdir(cache)}
+    assert PREFIX + '_info' in {name.rsplit('.', 3)[0] for name in stored}
+    assert all(info.st_uid == 0 and info.st_mode & 0o777 == 0o600 for info in stored.values())
+    [second] = env.playbook([dict(task)], play_extra=play)
+    assert second['exists'] is False
+    again = {name: os.stat(os.path.join(cache, name)) for name in os.listdir(cache)}
+    assert sorted(again) == sorted(stored)
+    assert all(again[name].st_ino == stored[name].st_ino for name in stored), 'entries were compiled again'
