@@ -71,6 +71,20 @@ def _import_every_module_util():
 _import_every_module_util()
 
 
+@pytest.fixture(params=['openat2', 'walk'])
+def lookup_mode(request, monkeypatch):
+    """Resolve paths inside a root with the kernel's openat2, or with the component walk used where it is missing."""
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime import inroot
+    if request.param == 'openat2':
+        monkeypatch.setattr(inroot, '_openat2', None)
+        if not inroot.have_openat2():
+            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
+    else:
+        monkeypatch.setattr(inroot, '_openat2', False)
+    assert inroot.have_openat2() is (request.param == 'openat2')
+    return request.param
+
+
 @pytest.fixture
 def store_dirs(tmp_path):
     """A fresh ``root`` and ``run_root`` pair (paths only: nothing is created)."""

@@ -336,19 +336,6 @@ def test_user_env_without_passwd(tmp_path):
     assert stream.user_env(str(tmp_path), '0:0') == {'HOME': '/'}
 
 
-@pytest.fixture(params=['openat2', 'walk'])
-def lookup_mode(request, monkeypatch):
-    """Resolve with the kernel's openat2, or with the component walk used where it is missing."""
-    inroot = stream.inroot
-    if request.param == 'openat2':
-        monkeypatch.setattr(inroot, '_openat2', None)
-        if not inroot.have_openat2():
-            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
-    else:
-        monkeypatch.setattr(inroot, '_openat2', False)
-    return request.param
-
-
 HOST_PASSWD = 'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\nroot:x:0:0::/host-root-home:/bin/sh\n'
 
 

@@ -151,18 +151,6 @@ def test_unknown_user_fails(container_root, user, message):
         resolve_user(user, container_root)
 
 
-@pytest.fixture(params=['openat2', 'walk'])
-def lookup_mode(request, monkeypatch):
-    """Resolve with the kernel's openat2, or with the component walk used where it is missing."""
-    if request.param == 'openat2':
-        monkeypatch.setattr(execute.inroot, '_openat2', None)
-        if not execute.inroot.have_openat2():
-            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
-    else:
-        monkeypatch.setattr(execute.inroot, '_openat2', False)
-    return request.param
-
-
 @pytest.mark.timeout(20)
 def test_exec_user_is_never_resolved_in_a_host_file(lookup_mode, container_root, tmp_path):
     """/etc/passwd -> a host file: the container has no such file, whatever the host has there."""

@@ -24,19 +24,6 @@ HOST_SECRET = b'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\n'
 INSIDE = b'root:x:0:0:root:/root:/bin/sh\n'
 
 
-@pytest.fixture(params=['openat2', 'walk'])
-def mode(request, monkeypatch):
-    """The lookup to use: the kernel's openat2, or the component walk."""
-    if request.param == 'openat2':
-        monkeypatch.setattr(inroot, '_openat2', None)
-        if not inroot.have_openat2():
-            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
-    else:
-        monkeypatch.setattr(inroot, '_openat2', False)
-    assert inroot.have_openat2() is (request.param == 'openat2')
-    return request.param
-
-
 @pytest.fixture
 def world(tmp_path):
     """A root ``tmp/root`` next to a "host" file ``tmp/host-passwd`` and dir ``tmp/host-etc``, with links at them.
@@ -116,7 +103,7 @@ def outcome(root, path, **kwargs):
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize('path, expected', CASES)
-def test_read_file_stays_inside_the_root(mode, world, path, expected):
+def test_read_file_stays_inside_the_root(lookup_mode, world, path, expected):
     root, _host = world
     assert outcome(root, path) == expected
 
@@ -141,7 +128,7 @@ def test_the_host_file_is_what_a_plain_open_would_read(world):
             assert handle.read() == HOST_SECRET
 
 
-def test_an_absolute_link_finds_the_file_of_that_name_inside_the_root(mode, world):
+def test_an_absolute_link_finds_the_file_of_that_name_inside_the_root(lookup_mode, world):
     root, host = world
     planted = os.path.join(root, host.lstrip('/'))
     os.makedirs(os.path.dirname(planted))
@@ -151,7 +138,7 @@ def test_an_absolute_link_finds_the_file_of_that_name_inside_the_root(mode, worl
     assert outcome(root, '/etc/rel-host') == errno.ENOENT, 'climbs to the root only: <root>/host-passwd'
 
 
-def test_root_may_be_an_fd(mode, world):
+def test_root_may_be_an_fd(lookup_mode, world):
     root, _host = world
     fd = inroot.open_root(root)
     try:
@@ -162,7 +149,7 @@ def test_root_may_be_an_fd(mode, world):
         os.close(fd)
 
 
-def test_symlink_limit_is_the_kernels(mode, tmp_path):
+def test_symlink_limit_is_the_kernels(lookup_mode, tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
     (root / 'target').write_bytes(b'end')
@@ -174,7 +161,7 @@ def test_symlink_limit_is_the_kernels(mode, tmp_path):
 
 
 @pytest.mark.timeout(20)
-def test_fifo_socket_device_and_directory_are_refused_without_opening_them(mode, tmp_path):
+def test_fifo_socket_device_and_directory_are_refused_without_opening_them(lookup_mode, tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
     os.mkfifo(str(root / 'fifo'))
@@ -196,7 +183,7 @@ def test_fifo_socket_device_and_directory_are_refused_without_opening_them(mode,
         listener.close()
 
 
-def test_size_is_bounded(mode, tmp_path):
+def test_size_is_bounded(lookup_mode, tmp_path):
     root = tmp_path / 'root'
     root.mkdir()
     (root / 'big').write_bytes(b'x' * (inroot.MAX_FILE_SIZE + 1))
@@ -209,7 +196,7 @@ def test_size_is_bounded(mode, tmp_path):
     assert outcome(str(root), '/limit', limit=10) == errno.EFBIG
 
 
-def test_size_is_bounded_when_the_file_says_it_is_empty(mode):
+def test_size_is_bounded_when_the_file_says_it_is_empty(lookup_mode):
     """procfs files show a size of 0 and yet have content: the read itself is bounded too."""
     assert len(inroot.read_file('/', '/proc/self/status')) > 10
     assert outcome('/', '/proc/self/status', limit=10) == errno.EFBIG
@@ -226,7 +213,7 @@ class FakeClock(object):
         return self.now
 
 
-def test_a_slow_read_is_refused_at_the_deadline(mode, world, monkeypatch):
+def test_a_slow_read_is_refused_at_the_deadline(lookup_mode, world, monkeypatch):
     root, _host = world
     monkeypatch.setattr(inroot, 'time', FakeClock())
     with pytest.raises(OSError) as info:
@@ -234,7 +221,7 @@ def test_a_slow_read_is_refused_at_the_deadline(mode, world, monkeypatch):
     assert info.value.errno == errno.ETIMEDOUT and inroot.reason(info.value) == 'not read within 5 s'
 
 
-def test_exists(mode, world):
+def test_exists(lookup_mode, world):
     root, _host = world
     assert inroot.exists(root, '/etc/honest-abs') and inroot.exists(root, '/tmp/fifo')
     assert inroot.exists(root, '/') and inroot.exists(root, '/tmp/') and inroot.exists(root, '/../../tmp')
@@ -246,7 +233,7 @@ def test_exists(mode, world):
     assert info.value.errno == errno.ELOOP
 
 
-def test_listdir(mode, world):
+def test_listdir(lookup_mode, world):
     root, _host = world
     assert sorted(inroot.listdir(root, '/a/b/c/../..')) == ['b']
     assert sorted(inroot.listdir(root, '/etc/share-link/..')) == ['share'], '".." after a link: its target\'s parent'
@@ -272,7 +259,7 @@ def test_resolve_path_names_the_place_inside_the_root(world):
         inroot.resolve_path(root, '/tmp/loop1')
 
 
-def test_kind_names_what_a_path_leads_to_without_opening_it(mode, world):
+def test_kind_names_what_a_path_leads_to_without_opening_it(lookup_mode, world):
     root, _host = world
     assert inroot.kind(root, '/etc/honest-abs') == 'a regular file'
     assert inroot.kind(root, '/etc/fifo-link') == 'a FIFO'
@@ -281,7 +268,7 @@ def test_kind_names_what_a_path_leads_to_without_opening_it(mode, world):
         assert inroot.kind(root, path) is None, path
 
 
-def test_a_nul_byte_is_refused(mode, world):
+def test_a_nul_byte_is_refused(lookup_mode, world):
     root, _host = world
     assert outcome(root, '/etc/\0passwd') == errno.EINVAL
 

@@ -434,19 +434,6 @@ HOST_PASSWD = 'hostonly:x:4321:4321:host only:/host-only-home:/bin/sh\nroot:x:0:
 HOST_GROUP = 'hostgroup:x:4444:\n'
 
 
-@pytest.fixture(params=['openat2', 'walk'])
-def lookup_mode(request, monkeypatch):
-    """Resolve with the kernel's openat2, or with the component walk used where it is missing."""
-    from ansible_collections.runcible.oci.plugins.module_utils._runtime import inroot
-    if request.param == 'openat2':
-        monkeypatch.setattr(inroot, '_openat2', None)
-        if not inroot.have_openat2():
-            pytest.skip('this kernel has no openat2(2) (Linux 5.6+): only the component walk can be tested here')
-    else:
-        monkeypatch.setattr(inroot, '_openat2', False)
-    return request.param
-
-
 @pytest.fixture
 def hostile_rootfs(tmp_path):
     """-> (rootfs, plant): ``plant(name, target)`` makes ``rootfs/etc/NAME`` a symlink to ``target``.
