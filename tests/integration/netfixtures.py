@@ -140,17 +140,21 @@ class ClientNamespace(object):
         self.host_if = self.name + 'h'
         self.host_ip = self.ns_ip = None
 
+    def add_veth(self, rtnl):
+        """The veth pair: ``host_if`` here, ``eth0`` in the namespace."""
+        netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            rtnl.add_veth(self.host_if, 'eth0', netns_fd)
+        finally:
+            os.close(netns_fd)
+
     def create(self):
         """The namespace, veth pair, addresses and default route, with the collection's netlink client."""
         subnet = free_client_subnet()
         self.host_ip, self.ns_ip = str(subnet.network_address + 1), str(subnet.network_address + 2)
         inside_socket = netns.create_netns(self.path, netlink=True)
         with netlink.Netlink() as rtnl:
-            netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                rtnl.add_veth(self.host_if, 'eth0', netns_fd)
-            finally:
-                os.close(netns_fd)
+            self.add_veth(rtnl)
             index = rtnl.link_index(self.host_if)
             rtnl.set_link(index, self.host_if, alias='runcible.oci integration test client')
             rtnl.add_address(index, self.host_ip, 30, self.host_if)
@@ -233,11 +237,7 @@ class BridgePeer(ClientNamespace):
         self.host_ip, self.ns_ip = self.network['gateway'], str(subnet.broadcast_address - 1)
         inside_socket = netns.create_netns(self.path, netlink=True)
         with netlink.Netlink() as rtnl:
-            netns_fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                rtnl.add_veth(self.host_if, 'eth0', netns_fd)
-            finally:
-                os.close(netns_fd)
+            self.add_veth(rtnl)
             bridge_index = rtnl.link_index(self.network['bridge'])
             assert bridge_index is not None, 'bridge %s is missing' % self.network['bridge']
             rtnl.set_link(rtnl.link_index(self.host_if), self.host_if, up=True, master=bridge_index,
