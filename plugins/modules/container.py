@@ -219,6 +219,12 @@ options:
       - Compared after sorting by target, so their order in the task does not matter.
     type: list
     elements: raw
+  shm_size:
+    description:
+      - Size of the container's C(/dev/shm) (a tmpfs), e.g. V(256m); suffixes V(k), V(m), V(g) (powers
+        of 1024), no suffix for bytes; rounded up to whole KiB. Defaults to V(64m), as podman and docker.
+      - Pages in it count against the container's O(memory) limit. A change recreates the container.
+    type: raw
   cgroup_manager:
     description:
       - Who makes the container's cgroups. V(cgroupfs) writes them under O(cgroup_parent) (the

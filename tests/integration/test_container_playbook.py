@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
@@ -95,6 +96,35 @@ def test_change_recreates_and_diff_shows_only_changes(env):
     assert forced['container']['id'] != apply['container']['id']
 
 
+def test_shm_size_four_ways(env):
+    """/dev/shm is 64m by default (also for records older than the option), the given size, a change recreates."""
+    args = {'name': 'test-shm', 'rootfs': env.rootfs, 'command': ['sh', '-c', LOOP]}
+    show = {'runcible.oci.container_exec': {'name': 'test-shm', 'argv': ['grep', ' /dev/shm ', '/proc/mounts']}}
+    first = env.playbook([{'runcible.oci.container': dict(args)}, dict(show)])
+    assert first[0]['container']['config']['shm_size'] == 64 << 20
+    assert 'size=65536k' in first[1]['stdout'], first[1]['stdout']
+    # A record written before the option existed has no shm_size: it means the 64m it was made with.
+    path = os.path.join(env.root, 'containers', 'test-shm', 'record.json')
+    with open(path) as handle:
+        record = json.load(handle)
+    del record['config']['shm_size']
+    with open(path, 'w') as handle:
+        json.dump(record, handle)
+    env.four_ways(dict(args), expect=(False, False, False, False))
+    env.four_ways(dict(args, shm_size='64m'), expect=(False, False, False, False))
+
+    results = env.four_ways(dict(args, shm_size='128m'))
+    for result in results[:2]:
+        assert result['actions'] == ['recreated', 'started']
+        assert result['diff']['before'] == {'shm_size': 64 << 20, 'status': 'running'}
+        assert result['diff']['after'] == {'shm_size': 128 << 20, 'status': 'running'}
+    [shown] = env.playbook([dict(show)])
+    assert 'size=131072k' in shown['stdout'], shown['stdout']
+    # Spelt otherwise, the same size; not given, the container keeps what it has.
+    env.four_ways(dict(args, shm_size=128 * 1024 * 1024 - 1000), expect=(False, False, False, False))
+    env.four_ways(dict(args), expect=(False, False, False, False))
+
+
 def test_state_stopped_creates_without_running_and_created_state(env):
     args = {'name': 'test-created', 'rootfs': env.rootfs, 'command': ['sh', '-c', LOOP], 'state': 'created'}
     results = env.four_ways(args)
@@ -167,6 +197,8 @@ BAD_INPUTS = [
     ({'mounts': ['/nonexistent-src:/data']}, 'does not exist on the host'),
     ({'memory': '64 lots'}, 'is not a size'),
     ({'memory': '-5m'}, 'is not a size'),
+    ({'shm_size': '100'}, 'too small for a /dev/shm'),
+    ({'shm_size': 'lots'}, 'shm_size: \'lots\' is not a size'),
     ({'stop_signal': 'SIGNOPE'}, 'unknown signal'),
     ({'runtime': 'dockerd'}, 'unknown runtime'),
     ({'runtime': 'crun'}, 'crun'),

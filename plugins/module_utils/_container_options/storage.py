@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options of what the container sees on disk: its root filesystem, bind mounts and secrets."""
+"""Options of what the container sees on disk: its root filesystem, bind mounts, /dev/shm and secrets."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .._runtime.errors import ValidationError
-from .._runtime.parsers import normalise_mounts, validate_rootfs
+from .._runtime.parsers import normalise_mounts, parse_size, validate_rootfs
 
 if TYPE_CHECKING:
     from typing import Any
@@ -33,6 +33,22 @@ def map_mounts(spec: dict[str, Any], value: list[dict[str, Any]] | None, config:
     for mount in value or []:
         spec['mounts'].append({'destination': mount['target'], 'type': 'bind', 'source': mount['source'],
                                'options': list(mount['options'])})
+
+
+def shm_size(value: Any, context: Context) -> int:
+    """A size (V(64m), bytes...) rounded up to whole KiB, as the tmpfs is given it."""
+    size = parse_size(value, 'shm_size')
+    if size < 1024:
+        raise ValidationError('shm_size: %s is too small for a /dev/shm; give a size such as 64m (at least 1k)' % value)
+    return (size + 1023) // 1024 * 1024
+
+
+def map_shm_size(spec: dict[str, Any], value: int, config: dict[str, Any]) -> None:
+    """The size of the base spec's /dev/shm tmpfs."""
+    for mount in spec['mounts']:
+        if mount['destination'] == '/dev/shm':
+            mount['options'] = [option for option in mount['options'] if not option.startswith('size=')]
+            mount['options'].append('size=%dk' % (value // 1024))
 
 
 def secrets(value: dict[str, Any], context: Context) -> dict[str, dict[str, Any]]:

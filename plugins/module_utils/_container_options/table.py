@@ -51,6 +51,7 @@ OPTIONS = [
     Option('published_ports', 'list', 'network', elements='str', default=[], normalise='network:published_ports'),
     # What it sees on disk.
     Option('mounts', 'list', 'spec', elements='raw', default=[], normalise='storage:mounts', spec='storage:map_mounts'),
+    Option('shm_size', 'raw', 'spec', default=64 * 1024 * 1024, normalise='storage:shm_size', spec='storage:map_shm_size'),
     Option('secrets', 'dict', 'spec', default={}, normalise='storage:secrets', spec='storage:map_secrets', no_log=True),
     # Where it runs, and its limits (updated live, read back from its cgroup).
     Option('cgroup_manager', 'str', 'runtime', default=Bound('placement:default_cgroup_manager'),
