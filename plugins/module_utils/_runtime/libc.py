@@ -45,6 +45,7 @@ def _load() -> tuple[ctypes.CDLL, ModuleType]:
         lib.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
         lib.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
         lib.unshare.argtypes = [ctypes.c_int]
+        lib.setns.argtypes = [ctypes.c_int, ctypes.c_int]
         lib.syscall.restype = ctypes.c_long
         _libc = (lib, ctypes)
     return _libc
@@ -80,6 +81,14 @@ def umount2(target: str | bytes, flags: int) -> None:
 def unshare(flags: int) -> None:
     """unshare(2) for the calling thread (os.unshare exists only from Python 3.12 on)."""
     _call('unshare', flags)
+
+
+def setns(fd: int, nstype: int) -> None:
+    """setns(2) for the calling thread (os.setns exists only from Python 3.12 on)."""
+    if hasattr(os, 'setns'):
+        os.setns(fd, nstype)
+        return
+    _call('setns', fd, nstype)
 
 
 def child_subreaper() -> int:

@@ -44,8 +44,9 @@ import struct
 import threading
 from typing import TYPE_CHECKING
 
+from . import libc
+
 if TYPE_CHECKING:
-    import ctypes
     from types import TracebackType
     from typing import Any, Literal
 
@@ -251,24 +252,6 @@ def _label(name: str | None, index: int) -> str:
 
 # -- namespaces -------------------------------------------------------------------------------------
 
-_libc: ctypes.CDLL | None = None
-
-
-def _setns(fd: int, nstype: int) -> None:
-    global _libc
-    if hasattr(os, 'setns'):  # Python 3.12+
-        os.setns(fd, nstype)
-        return
-    import ctypes  # only here: Python < 3.12 has no os.setns, and ctypes.util is slow to import
-    import ctypes.util
-    if _libc is None:
-        _libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
-        _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
-    if _libc.setns(fd, nstype) != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-
-
 def socket_in_netns(path: str, family: int = socket.AF_NETLINK, kind: int = socket.SOCK_RAW,
                     proto: int = NETLINK_ROUTE) -> socket.socket:
     """A socket made inside the network namespace bound at ``path`` (it stays there, whoever uses it).
@@ -281,7 +264,7 @@ def socket_in_netns(path: str, family: int = socket.AF_NETLINK, kind: int = sock
 
     def enter_and_open() -> None:
         try:
-            _setns(fd, CLONE_NEWNET)
+            libc.setns(fd, CLONE_NEWNET)
             outcome['socket'] = socket.socket(family, kind, proto)
         except OSError as exc:
             outcome['error'] = exc
