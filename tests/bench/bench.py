@@ -320,22 +320,25 @@ def node_costs(base):
     common = {'root': root, 'run_root': run_root}
     container = dict(common, name='bench-node', rootfs=ROOTFS, command=['sh', '-c', LOOP], network='none',
                      memory='64m')
-    ping = payload(base, 'ansible.builtin.ping', {})
-    idempotent = payload(base, 'runcible.oci.container', container)  # creates it; then idempotent
-    info = payload(base, 'runcible.oci.container_info', dict(common, name='bench-node'))
-    create = payload(base, 'runcible.oci.container', dict(container, name='bench-node-new'))
     remove = dict(common, name='bench-node-new', state='absent')
-    _container.run(remove)
     samples = {'idempotent': [], 'info': [], 'create': []}
-    for _round in range(NODE_ROUNDS):
-        for label, path in (('idempotent', idempotent), ('info', info), ('create', create)):
-            floor = run_payload(ping)
-            samples[label].append(run_payload(path) - floor)
-            if label == 'create':
-                _container.run(remove)
-    pings = [run_payload(ping) for _round in range(5)]
-    imports = import_times(idempotent)  # the container still exists: the idempotent path
-    _container.run(dict(common, name='bench-node', state='absent'))
+    try:
+        ping = payload(base, 'ansible.builtin.ping', {})
+        idempotent = payload(base, 'runcible.oci.container', container)  # creates it; then idempotent
+        info = payload(base, 'runcible.oci.container_info', dict(common, name='bench-node'))
+        create = payload(base, 'runcible.oci.container', dict(container, name='bench-node-new'))
+        _container.run(remove)
+        for _round in range(NODE_ROUNDS):
+            for label, path in (('idempotent', idempotent), ('info', info), ('create', create)):
+                floor = run_payload(ping)
+                samples[label].append(run_payload(path) - floor)
+                if label == 'create':
+                    _container.run(remove)
+        pings = [run_payload(ping) for _round in range(5)]
+        imports = import_times(idempotent)  # the container still exists: the idempotent path
+    finally:  # an interrupted bench leaves no container behind
+        _container.run(remove)
+        _container.run(dict(common, name='bench-node', state='absent'))
     costs = dict((label, statistics.median(values)) for label, values in samples.items())
     costs['ping'] = statistics.median(pings)
     costs['sizes'] = dict((label, os.path.getsize(path)) for label, path in

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import stat
+import time
 
 import pytest
 
@@ -219,6 +222,36 @@ def test_bad_input_fails_clearly_and_changes_nothing(env, override, message):
     assert message in results[0]['msg'], results[0]['msg']
     assert not os.path.exists(os.path.join(env.root, 'containers')) or not os.listdir(os.path.join(env.root, 'containers'))
     assert env.leftovers() == [] and not env.conmon_pids()
+
+
+@pytest.mark.parametrize('fifo', ['/etc/passwd', '/etc/group'])
+def test_a_fifo_for_the_user_database_fails_the_launch_at_once(env, tmp_path, fifo):
+    """runc opens /etc/passwd and /etc/group inside the container to set up its user, and a FIFO there (an image
+    author's, or one the container's own processes leave in its upper dir) would block it, and the task, for good."""
+    rootfs = str(tmp_path / 'rootfs')
+    shutil.copytree(env.rootfs, rootfs, symlinks=True)
+    os.unlink(rootfs + fifo)
+    os.mkfifo(rootfs + fifo)
+    args = {'name': 'test-fifo-db', 'rootfs': rootfs, 'command': ['sh', '-c', LOOP], 'network': 'none'}
+    message = 'cannot start container test-fifo-db: %s in its root filesystem is a FIFO, not a regular file' % fifo
+    started = time.monotonic()
+    [failed] = env.playbook([{'runcible.oci.container': dict(args), 'ignore_errors': True}])
+    assert failed['_status'] == 'failed' and message in failed['msg'], failed['msg']
+    assert time.monotonic() - started < 60
+    assert env.leftovers() == []
+
+    # Made by the container's own processes, in its upper dir: the next start fails the same way, nothing mounted.
+    os.unlink(rootfs + fifo)
+    shutil.copy(env.rootfs + fifo, rootfs + fifo)
+    env.run(**args)
+    made = env.playbook([{'runcible.oci.container_exec': {'name': 'test-fifo-db',
+                                                          'argv': ['sh', '-c', 'rm %s && mkfifo %s' % (fifo, fifo)]}},
+                         {'runcible.oci.container': {'name': 'test-fifo-db', 'state': 'stopped'}},
+                         {'runcible.oci.container': {'name': 'test-fifo-db', 'state': 'started'}, 'ignore_errors': True}])
+    assert made[2]['_status'] == 'failed' and message in made[2]['msg'], made[2]['msg']
+    assert env.inspect('test-fifo-db')['status'] == 'stopped'
+    assert env.mounts() == [] and not env.conmon_pids()
+    assert stat.S_ISREG(os.stat(rootfs + fifo).st_mode), 'the container wrote into its upper dir only'
 
 
 def test_failed_runtime_create_leaves_nothing(env):

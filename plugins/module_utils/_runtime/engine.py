@@ -29,6 +29,7 @@ import signal
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .files import atomic_write
 from .host import current_boot_id, find_program, process_alive, read_proc_stat, wait_until
+from .parsers import check_user_db
 from .store import DEFAULT_ROOT, DEFAULT_RUN_ROOT, ContainerPaths, Record, Store, derive_status, utc_iso
 
 if TYPE_CHECKING:
@@ -213,6 +214,15 @@ class Engine(object):
             else:
                 lower = [config['rootfs']]
             _rootfs().mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount)
+        # What the container will see: its user database must not make the runtime block for good (an image
+        # author's FIFO, or one its own processes left in the upper dir).
+        try:
+            check_user_db(paths.rootfs_mount if config['rootfs_mode'] == 'overlay' else config['rootfs'],
+                          'cannot start container %s' % record['name'])
+        except ValidationError:
+            if config['rootfs_mode'] == 'overlay':
+                _rootfs().unmount(paths.rootfs_mount)
+            raise
 
     def _launch(self, record: Record, spec: Spec | None = None, start: bool = True,
                 restore: tuple[str, list[str]] | None = None, runtime: OCIRuntime | None = None) -> None:
