@@ -40,7 +40,9 @@ if COLLECTIONS not in sys.path:
     sys.path.insert(0, COLLECTIONS)
 
 from ansible_collections.runcible.oci.plugins.module_utils import _container  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.bridges import veth_name  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.netns import netns_path  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.rootfs import is_mounted  # noqa: E402
 
 CALLBACKS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'callback_plugins')
@@ -97,12 +99,19 @@ class Env(object):
         self.root = os.path.join(base, 'root')
         self.run_root = os.path.join(base, 'run')
         self.engine = Engine(self.root, self.run_root)
+        self.ids = set()  # every container id a task of this test reported: checked for leftovers at the end
+
+    def seen(self, result):
+        container_id = (result.get('container') or {}).get('id')
+        if container_id:
+            self.ids.add(container_id)
+        return result
 
     # -- Python API -------------------------------------------------------------------------
     def run(self, check_mode=False, **params):
         params.setdefault('root', self.root)
         params.setdefault('run_root', self.run_root)
-        return _container.run(params, check_mode=check_mode)
+        return self.seen(_container.run(params, check_mode=check_mode))
 
     def inspect(self, name):
         record, live = self.engine.inspect(name)
@@ -140,6 +149,7 @@ class Env(object):
             found = json.load(handle)
         for result in found:
             result['_output'] = output
+            self.seen(result)
         return found
 
     def four_ways(self, module_args, module='runcible.oci.container', expect=(True, True, False, False)):
@@ -194,6 +204,12 @@ class Env(object):
         containers = os.path.join(self.root, 'containers')
         if os.path.isdir(containers) and os.listdir(containers):
             found.append('container dirs: %s' % os.listdir(containers))
+        links = os.listdir('/sys/class/net')
+        for container_id in sorted(self.ids):
+            if os.path.lexists(netns_path(container_id)):
+                found.append('network namespace %s' % netns_path(container_id))
+            if veth_name(container_id) in links:
+                found.append('veth %s' % veth_name(container_id))
         return found
 
     def remove_all(self):
@@ -201,6 +217,7 @@ class Env(object):
             with self.engine.store.lock(name):
                 record = self.engine.store.load(name)
                 if record:
+                    self.ids.add(record['id'])
                     self.engine.remove(record, stop_timeout=0)
 
 
@@ -210,7 +227,8 @@ def env(rootfs):
     environment = Env(base, rootfs)
     yield environment
     environment.remove_all()
-    left = environment.leftovers()
+    # The kernel frees a namespace (and its veth pair) a moment after its last user is gone.
+    left = [] if wait_for(lambda: not environment.leftovers(), timeout=10) else environment.leftovers()
     for mount in environment.mounts():
         subprocess.run(['umount', '-l', mount], check=False)
     shutil.rmtree(base, ignore_errors=True)

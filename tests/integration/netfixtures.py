@@ -256,7 +256,7 @@ class NetEnv(object):
         self.env = env
         self.clients = []
         self.networks = []
-        self.ids = set()
+        self.ids = env.ids  # the same set: every container id a task of the test reported
 
     def client(self):
         client = ClientNamespace()
@@ -293,21 +293,13 @@ class NetEnv(object):
         return result
 
     def run(self, check_mode=False, **params):
-        result = self.env.run(check_mode=check_mode, **params)
-        self.seen(result)
-        return result
+        return self.env.run(check_mode=check_mode, **params)
 
     def seen(self, result):
-        container_id = (result.get('container') or {}).get('id')
-        if container_id:
-            self.ids.add(container_id)
-        return result
+        return self.env.seen(result)
 
     def playbook(self, tasks, **kwargs):
-        results = self.env.playbook(tasks, **kwargs)
-        for result in results:
-            self.seen(result)
-        return results
+        return self.env.playbook(tasks, **kwargs)
 
     def serve(self, name, **params):
         """A busybox httpd container answering 'hello from NAME' on port 80; waits until it answers."""
