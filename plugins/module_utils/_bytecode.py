@@ -102,10 +102,9 @@ class _CacheFinder(object):
         origin = os.path.join(where, last, '__init__.py') if is_package else os.path.join(where, last + '.py')
         spec = importlib.util.spec_from_loader(fullname, _CachedLoader(self, importer, fullname, origin),
                                                origin=origin, is_package=is_package)
-        if spec is not None:
-            spec.has_location = True
-            if is_package:
-                spec.submodule_search_locations = [os.path.join(where, last)]
+        spec.has_location = True
+        if is_package:
+            spec.submodule_search_locations = [os.path.join(where, last)]
         return spec
 
 
@@ -154,15 +153,13 @@ def _read_cached(path, magic):
     except OSError:
         return None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or stat.S_IMODE(info.st_mode) != 0o600:
-            return None
-        with os.fdopen(os.dup(fd), 'rb') as handle:
+        with os.fdopen(fd, 'rb') as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or stat.S_IMODE(info.st_mode) != 0o600:
+                return None
             data = handle.read()
     except OSError:
         return None
-    finally:
-        os.close(fd)
     if not data.startswith(magic):
         return None
     try:
@@ -172,7 +169,12 @@ def _read_cached(path, magic):
 
 
 def _write_cached(path, data, fullname):
-    """Write exclusively under a temporary name, then rename; drop this module's older entries. Best effort."""
+    """Write exclusively under a temporary name, then rename. Best effort.
+
+    Then drop this module's other entries for this Python (the entries of other Pythons on the node
+    stay theirs; a file two collection versions share has one entry), and the temporary files of
+    writers killed over an hour ago.
+    """
     directory = os.path.dirname(path)
     temp = os.path.join(directory, '.%s.%d.tmp' % (os.path.basename(path), os.getpid()))
     try:
@@ -189,12 +191,17 @@ def _write_cached(path, data, fullname):
         except OSError:
             pass
         return
-    prefix = fullname + '.'
+    import time  # pylint: disable=import-outside-toplevel
     name = os.path.basename(path)
+    prefix, suffix = fullname + '.', name[name.rindex('.', 0, -len('.bin')):]  # suffix: .TAG.bin
+    hour_ago = time.time() - 3600
     try:
         for entry in os.listdir(directory):
-            if entry.startswith(prefix) and entry != name and entry.endswith('.bin') and \
+            entry_path = os.path.join(directory, entry)
+            if entry != name and entry.startswith(prefix) and entry.endswith(suffix) and \
                     entry[len(prefix):].count('.') == 2:
-                os.unlink(os.path.join(directory, entry))
+                os.unlink(entry_path)
+            elif entry.startswith('.' + prefix) and entry.endswith('.tmp') and os.lstat(entry_path).st_mtime < hour_ago:
+                os.unlink(entry_path)
     except OSError:
         pass

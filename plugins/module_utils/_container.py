@@ -76,13 +76,13 @@ class Task(object):
     def run(self):
         # Validate before taking the lock (which creates files): bad input changes nothing at all.
         # An unlocked read is safe, records are replaced atomically; the lock then guards the change.
-        record, _live = self.store.inspect(self.name)
+        record = self.store.load(self.name)
         if self.params.get('image') or (record is not None and record['config'].get('image')):
             from ._container_options.images import ContainerImages  # pylint: disable=import-outside-toplevel
             self.images = ContainerImages(self.store.root, self.params['pull'],
                                           tls_verify=self.params['tls_verify'] is not False,
                                           auth_file=self.params['auth_file'])
-        self._validated(record)
+        validated = self._validated(record)
         if record is None and self.state == 'absent':
             return self.result(None, None)  # nothing to remove, and no lock file left behind
         lock = contextlib.nullcontext() if self.check_mode else self.store.lock(self.name)
@@ -94,7 +94,11 @@ class Task(object):
             record, live = self.store.inspect(self.name)
             if record is not None and not self.check_mode:
                 self.store.repair(record, live)
-            given, modes = self._validated(record)
+            if _config_of(record) != validated[0] or self.params.get('secrets') or self.images is not None:
+                # Changed meanwhile, secrets (hashed with the store's key, made only now), or an image (pulled
+                # only now, under the lock, and its users resolved in it): normalise again.
+                validated = self._validated(record)
+            given, modes = validated[1:]
             if self.state == 'absent':
                 record, live = self._absent(record, live)
             elif record is None:
@@ -104,10 +108,13 @@ class Task(object):
         return self.result(record, live)
 
     def _validated(self, record):
-        """-> (given options normalised, comparison modes); raises ValidationError on bad input."""
+        """-> (the record's config it was made from, given options normalised, comparison modes).
+
+        Raises ValidationError on bad input.
+        """
         modes = options.comparison_modes(self.params.get('comparisons'))
         if self.state == 'absent':
-            return {}, modes
+            return _config_of(record), {}, modes
         self.context = options.Context(self.name, self.store.root, record['config'] if record else {},
                                        images=self.images)
         given = options.normalise(self.params, self.context)
@@ -117,7 +124,7 @@ class Task(object):
             if missing:
                 raise ValidationError('container %s does not exist; creating it needs %s (or image)'
                                       % (self.name, ' and '.join(missing)))
-        return given, modes
+        return _config_of(record), given, modes
 
     # -- the cases -------------------------------------------------------------------------------
     def _absent(self, record, live):
@@ -265,6 +272,11 @@ class Task(object):
         if self._engine is not None and self._engine.warnings:
             result['warnings'] = list(self._engine.warnings)
         return result
+
+
+def _config_of(record):
+    """What the normalisation of a task's options depends on besides the options: the recorded config."""
+    return None if record is None else record['config']
 
 
 def _planned_live(status):

@@ -63,7 +63,7 @@ def task_argv(params):
 
 def task_env(value, option='env'):
     """``env`` (or ``secrets``) as a dict of strings; names must not contain ``=`` and values no NUL byte."""
-    env = string_dict(value, 'env') or {}
+    env = string_dict(value, option) or {}
     for key, item in env.items():
         if '\0' in key or '\0' in item:
             raise ValidationError('%s: %s holds a NUL byte, which an environment cannot carry' % (option, key))

@@ -204,8 +204,14 @@ class Env(object):
         containers = os.path.join(self.root, 'containers')
         if os.path.isdir(containers) and os.listdir(containers):
             found.append('container dirs: %s' % os.listdir(containers))
+        return found + self.links_left(self.ids)
+
+    @staticmethod
+    def links_left(ids):
+        """The network namespaces and veth pairs of containers ``ids`` still on the host."""
+        found = []
         links = os.listdir('/sys/class/net')
-        for container_id in sorted(self.ids):
+        for container_id in sorted(ids):
             if os.path.lexists(netns_path(container_id)):
                 found.append('network namespace %s' % netns_path(container_id))
             if veth_name(container_id) in links:

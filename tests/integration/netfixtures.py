@@ -321,14 +321,9 @@ class NetEnv(object):
 
     def leftovers(self, ids, whole_store=False):
         """What is left of the network state of containers ``ids`` (and of this test's store, if asked)."""
-        found = []
-        links = interfaces()
+        found = self.env.links_left(ids)
         rules = ports.listed_rules('ctr=')
         for container_id in ids:
-            if os.path.lexists(netns.netns_path(container_id)):
-                found.append('netns %s' % netns.netns_path(container_id))
-            if bridges.veth_name(container_id) in links:
-                found.append('veth %s' % bridges.veth_name(container_id))
             tagged = [rule for rule in rules if 'ctr=%s ' % container_id[:12] in rule]
             if tagged:
                 found.append('nft rules %s' % tagged)
@@ -350,8 +345,8 @@ def _answers(address, port):
 def netenv(env):
     helper = NetEnv(env)
     yield helper
-    ids = helper.ids | helper.store_ids()
-    env.remove_all()
+    env.remove_all()  # adds the ids of the containers still there to helper.ids
+    ids = helper.ids
     # The kernel frees a namespace (and its veth pair) a moment after its last user is gone.
     left = [] if wait_for(lambda: not helper.leftovers(ids, True), timeout=10) else helper.leftovers(ids, True)
     problems = []

@@ -79,6 +79,14 @@ def test_task_env_rejects(env, message):
         _exec.task_env(env)
 
 
+def test_bad_secrets_are_named_as_secrets_and_never_shown():
+    with pytest.raises(ValidationError) as raised:
+        _exec.task_env('TOKEN=hunter2-value', 'secrets')
+    assert str(raised.value) == 'secrets: expected a dictionary, got a str'
+    with pytest.raises(ValidationError, match="secrets: invalid variable name 'A=B'"):
+        _exec.task_env({'A=B': 'hunter2-value'}, 'secrets')
+
+
 def test_merge_env_keeps_order_and_overrides():
     assert execute.merge_env(BASE['env'], {'MODE': 'debug', 'NEW': 'v=w', 'PATH': '/opt/bin'}) == [
         'PATH=/opt/bin', 'HOSTNAME=web', 'container=runcible', 'MODE=debug', 'NEW=v=w']

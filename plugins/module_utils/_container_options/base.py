@@ -149,7 +149,8 @@ class Option(object):
             entry['no_log'] = True
         return entry
 
-    def default_value(self, context: Context) -> Any:
+    def default_value(self, context: Context | None = None) -> Any:
+        """A new container's value (a copy); a computed default needs the task's ``context``."""
         if isinstance(self.default, Bound):
             return self.default(context)
         return _copy(self.default)

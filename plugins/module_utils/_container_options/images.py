@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .._runtime.errors import RuncibleError, ValidationError
 from . import PULL_POLICIES
+from .table import OPTIONS_BY_NAME
 from .._runtime.parsers import is_number, resolve_user
 
 if TYPE_CHECKING:
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from .._runtime.image_sources import Resolved
     from .._runtime.image_store import ImageStore
     from .base import Context
+
+# The options an image gives a container the task does not set (the table's default when the image has none).
+IMAGE_DEFAULTS = ('entrypoint', 'command', 'workdir', 'user', 'stop_signal')
 
 
 def _image_refs() -> ModuleType:
@@ -212,10 +216,9 @@ class ContainerImages(object):
         if not config.get('image'):
             config.pop('image_config', None)
             if old:
-                for option, table_default in (('entrypoint', []), ('command', None), ('workdir', '/'),
-                                              ('user', '0:0'), ('stop_signal', 15)):
+                for option in IMAGE_DEFAULTS:
                     if option not in given and previous.get(option) == _derived(option, old, given):
-                        config[option] = table_default
+                        config[option] = OPTIONS_BY_NAME[option].default_value()
                 if not config.get('command'):
                     raise ValidationError('command: the container leaves its image for rootfs, so it needs a command')
             return config
@@ -227,7 +230,7 @@ class ContainerImages(object):
         else:
             new = self.image_config(config['image'])
         config['image_config'] = new
-        for option in ('entrypoint', 'command', 'workdir', 'user', 'stop_signal'):
+        for option in IMAGE_DEFAULTS:
             if option in given:
                 continue
             if not old or previous.get(option) == _derived(option, old, given):
@@ -244,12 +247,8 @@ def _derived(option: str, image_config: dict[str, Any], given: dict[str, Any]) -
     if option == 'command':
         # As docker: a task that sets the entrypoint drops the image's Cmd.
         return [] if 'entrypoint' in given else list(image_config.get('cmd') or [])
-    if option == 'workdir':
-        return image_config.get('workdir') or '/'
-    if option == 'user':
-        return image_config.get('user') or '0:0'
-    if option == 'stop_signal':
-        return image_config.get('stop_signal') or 15
+    if option in ('workdir', 'user', 'stop_signal'):
+        return image_config.get(option) or OPTIONS_BY_NAME[option].default_value()
     raise KeyError(option)
 
 

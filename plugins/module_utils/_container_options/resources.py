@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from .._runtime import cgroups
 from .._runtime.errors import ValidationError
 from .._runtime.parsers import parse_size
+from .process import non_negative_int
 
 if TYPE_CHECKING:
     from typing import Any, Callable, Optional
@@ -82,10 +83,7 @@ cpuset_cpus = cpuset('cpuset_cpus')
 cpuset_mems = cpuset('cpuset_mems')
 
 
-def pids_limit(value: int, context: Context) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError('pids_limit: %r must be a whole number of 0 or more' % (value,))
-    return value
+pids_limit = non_negative_int('pids_limit')
 
 
 def blkio_weight(value: int, context: Context) -> int:
@@ -103,50 +101,27 @@ def _resources(spec: dict[str, Any]) -> dict[str, Any]:
     return spec['linux']['resources']
 
 
-def map_memory(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec).setdefault('memory', {})['limit'] = value
+def _mapper(section: str, key: str) -> Callable[[dict[str, Any], Any, dict[str, Any]], None]:
+    """The mapper of a limit that is one key of linux.resources; 0 or empty: no limit, nothing written."""
+    def map_limit(spec: dict[str, Any], value: Any, config: dict[str, Any]) -> None:
+        if value:
+            _resources(spec).setdefault(section, {})[key] = value
+    return map_limit
 
 
-def map_memory_reservation(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec).setdefault('memory', {})['reservation'] = value
-
-
-def map_memory_swap(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
-    # OCI's memory.swap is memory + swap; -1 is unlimited swap.
-    if value:
-        _resources(spec).setdefault('memory', {})['swap'] = value
+map_memory = _mapper('memory', 'limit')
+map_memory_reservation = _mapper('memory', 'reservation')
+map_memory_swap = _mapper('memory', 'swap')  # OCI's memory.swap is memory + swap; -1 is unlimited swap
+map_cpu_shares = _mapper('cpu', 'shares')
+map_cpuset_cpus = _mapper('cpu', 'cpus')
+map_cpuset_mems = _mapper('cpu', 'mems')
+map_pids_limit = _mapper('pids', 'limit')
+map_blkio_weight = _mapper('blockIO', 'weight')
 
 
 def map_cpus(spec: dict[str, Any], value: float | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('cpu', {}).update(quota=int(round(value * CPU_PERIOD)), period=CPU_PERIOD)
-
-
-def map_cpu_shares(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec).setdefault('cpu', {})['shares'] = value
-
-
-def map_cpuset_cpus(spec: dict[str, Any], value: str | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec).setdefault('cpu', {})['cpus'] = value
-
-
-def map_cpuset_mems(spec: dict[str, Any], value: str | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec).setdefault('cpu', {})['mems'] = value
-
-
-def map_pids_limit(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec)['pids'] = {'limit': value}
-
-
-def map_blkio_weight(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
-    if value:
-        _resources(spec)['blockIO'] = {'weight': value}
 
 
 # -- live matchers: (wanted, live values) -> True / False / None (not readable here) ---------------------

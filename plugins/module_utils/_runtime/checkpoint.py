@@ -27,10 +27,9 @@ from typing import TYPE_CHECKING
 from . import checkpoint_archive as archives
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
-from .files import tree_size
-from .host import cgroup_mode, find_program
+from .files import atomic_write, tree_size
+from .host import cgroup_mode, current_boot_id, find_program
 from .secrets import env_names as secret_env_names
-from .files import atomic_write
 
 if TYPE_CHECKING:
     from typing import Any, Iterable, Sequence
@@ -116,12 +115,7 @@ def find_criu(cache_dir: str | None = None, search: Iterable[str | None] | None 
 
 def _criu_key(path: str) -> str:
     info = os.stat(path)
-    try:
-        with open('/proc/sys/kernel/random/boot_id') as handle:
-            boot = handle.read().strip()
-    except OSError:
-        boot = ''
-    return '%d:%d:%s' % (info.st_size, info.st_mtime_ns, boot)
+    return '%d:%d:%s' % (info.st_size, info.st_mtime_ns, current_boot_id())
 
 
 def _read_json(path: str) -> dict[str, Any]:

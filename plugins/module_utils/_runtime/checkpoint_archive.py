@@ -39,7 +39,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import stat
 import subprocess
 import tarfile
@@ -526,10 +525,6 @@ def validate_manifest(data: bytes, path: str) -> dict[str, Any]:
         if field in manifest and (len(manifest[field]) > 200 or '\0' in manifest[field]):
             raise ValidationError('%s: manifest field %s is not a short string: refusing it' % (path, field))
     return manifest
-
-
-def remove_tree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ['ARCHIVE_FORMAT', 'ARCHIVE_VERSION', 'COMPRESSIONS', 'CheckpointPolicy', 'read_archive', 'write_archive',

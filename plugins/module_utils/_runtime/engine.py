@@ -28,7 +28,7 @@ import signal
 
 from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .files import atomic_write
-from .host import current_boot_id, find_program, process_alive, read_proc_stat, wait_until
+from .host import current_boot_id, find_program, kill, process_alive, read_proc_stat, wait_until
 from .parsers import check_user_db
 from .store import DEFAULT_ROOT, DEFAULT_RUN_ROOT, ContainerPaths, Record, Store, derive_status, utc_iso
 
@@ -98,10 +98,6 @@ class Engine(object):
         """-> (record, live) or (None, None); see Store.inspect()."""
         return self.store.inspect(name)
 
-    def repair(self, record: Record, live: Live) -> bool:
-        """See Store.repair()."""
-        return self.store.repair(record, live)
-
     def view(self, record: Record, live: Live) -> dict[str, Any]:
         """The ``container`` dict modules return; see Store.view()."""
         return self.store.view(record, live)
@@ -110,7 +106,7 @@ class Engine(object):
         runtime = record['runtime']
         oci = _oci_cli().OCIRuntime(runtime['name'], runtime['path'], self.store.runtime_root(runtime['name']),
                                     log_path=self.paths(record).runtime_log)
-        oci.systemd_cgroup = self.placement(record).manager == 'systemd'
+        oci.systemd_cgroup = record['config'].get('cgroup_manager') == 'systemd'  # as placement() reads it
         return oci
 
     @staticmethod
@@ -306,8 +302,7 @@ class Engine(object):
         if not argv or os.path.basename(argv[0]) != b'conmon' or record['id'].encode() not in argv:
             return
         if not wait_until(lambda: not process_alive(pid), KILL_WAIT / 2, first_delay=0.01, max_delay=0.01):
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+            kill(pid, signal.SIGKILL)
             wait_until(lambda: not process_alive(pid), KILL_WAIT / 2, first_delay=0.01, max_delay=0.01)
 
     # -- transitions --------------------------------------------------------------------------
@@ -361,10 +356,8 @@ class Engine(object):
         if runtime.kill(record['id'], signal_number, all_processes=signal_number == signal.SIGKILL):
             return
         # The runtime lost its state (run_root wiped?) but the process is still ours: signal it directly.
-        stat = read_proc_stat(record.get('pid'))
-        if stat is not None and stat[1] == record.get('pid_start'):
-            with contextlib.suppress(OSError):
-                os.kill(record['pid'], signal_number)
+        if record.get('pid_start') is not None and process_alive(record.get('pid'), record['pid_start']):
+            kill(record['pid'], signal_number)
 
     def _wait_stopped(self, record: Record, timeout: float) -> Live:
         """Wait until the container's processes are gone (``timeout``), then for conmon to write the exit code

@@ -197,17 +197,9 @@ class ExecCgroup(object):
     @classmethod
     def from_proc_cgroup(cls, proc_cgroup: str, name: str, cgroup_root: str = '/sys/fs/cgroup') -> ExecCgroup | None:
         """As for_container(), from the text of the container's /proc/PID/cgroup."""
-        v1: dict[str, str] = {}
-        unified: str | None = None
-        for line in proc_cgroup.splitlines():
-            fields = line.split(':', 2)
-            if len(fields) != 3:
-                continue
-            if fields[0] == '0' and fields[1] == '':
-                unified = fields[2]
-            for controller in fields[1].split(','):
-                if controller:
-                    v1[controller] = fields[2]
+        groups = host.parse_cgroups(proc_cgroup)
+        unified = groups.get('')
+        v1 = dict((controller, path) for controller, path in groups.items() if controller)
         if 'freezer' in v1:
             parent = os.path.join(cgroup_root, 'freezer') + v1['freezer']
             if os.path.exists(os.path.join(parent, 'freezer.state')):

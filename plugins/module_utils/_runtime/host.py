@@ -105,17 +105,22 @@ def process_alive(pid: int | None, start_time: int | None = None) -> bool:
 
 
 def process_cgroups(pid: int) -> dict[str, str]:
-    """-> {controller: path} from /proc/<pid>/cgroup ('' is the v2 unified hierarchy)."""
-    result = {}
+    """-> {controller: path} from /proc/<pid>/cgroup ('' is the v2 unified hierarchy); {} when gone."""
     try:
         with open('/proc/%d/cgroup' % pid) as handle:
-            for line in handle:
-                parts = line.rstrip('\n').split(':', 2)
-                if len(parts) == 3:
-                    for controller in parts[1].split(','):
-                        result[controller.replace('name=', '')] = parts[2]
+            return parse_cgroups(handle.read())
     except OSError:
         return {}
+
+
+def parse_cgroups(text: str) -> dict[str, str]:
+    """The text of a /proc/<pid>/cgroup -> {controller: path} ('' is the v2 unified hierarchy)."""
+    result = {}
+    for line in text.splitlines():
+        parts = line.split(':', 2)
+        if len(parts) == 3:
+            for controller in parts[1].split(','):
+                result[controller.replace('name=', '')] = parts[2]
     return result
 
 

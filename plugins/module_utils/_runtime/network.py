@@ -278,6 +278,15 @@ def _wait_conmon_gone(record: RecordLike, timeout: float = CONMON_EXIT_WAIT) -> 
 
 def detach(record: RecordLike) -> None:
     """Undo attach(): namespace (and with it the veth pair), published ports; the address stays allocated."""
+    _undo(record, forget=False)
+
+
+def release(record: RecordLike) -> None:
+    """detach(), and forget the container's address (on removal)."""
+    _undo(record, forget=True)
+
+
+def _undo(record: RecordLike, forget: bool) -> None:
     container_id = record.get('id')
     if not container_id or (network_of(record.get('config')) is None and not record.get('network')):
         return
@@ -290,28 +299,17 @@ def detach(record: RecordLike) -> None:
     with registry.lock():
         data = registry.load()
         allocation = data['allocations'].get(container_id)
-        if allocation and allocation.get('attached'):
+        if allocation is None or not (forget or allocation.get('attached')):
+            return
+        had_ports = bool(allocation.get('attached') and allocation.get('ports'))
+        if forget:
+            del data['allocations'][container_id]
+        else:
             allocation['attached'] = False
-            had_ports = bool(allocation.get('ports'))
             allocation['ports'] = []
-            registry.save(data)
-            if had_ports:
-                apply_firewall(data)
-
-
-def release(record: RecordLike) -> None:
-    """Forget the container's address (on removal), after detach()."""
-    container_id = record.get('id')
-    if not container_id or (network_of(record.get('config')) is None and not record.get('network')):
-        return
-    detach(record)
-    registry = NetworkRegistry()
-    if not os.path.exists(registry.path):
-        return
-    with registry.lock():
-        data = registry.load()
-        if data['allocations'].pop(container_id, None) is not None:
-            registry.save(data)
+        registry.save(data)
+        if had_ports:
+            apply_firewall(data)
 
 
 def ip_address(record: RecordLike) -> str | None:

@@ -111,11 +111,12 @@ def string_dict(value: object, option: str) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise ValidationError('%s: expected a dictionary, got %r' % (option, value))
+        # The type only: a value given by mistake may be a secret.
+        raise ValidationError('%s: expected a dictionary, got a %s' % (option, type(value).__name__))
     result: dict[str, str] = {}
     for key, item in value.items():
         key = str(key)
-        if not key or '=' in key and option == 'env':
+        if not key or '=' in key and option in ('env', 'secrets'):
             raise ValidationError('%s: invalid variable name %r' % (option, key))
         if isinstance(item, bool):
             item = 'true' if item else 'false'

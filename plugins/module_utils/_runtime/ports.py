@@ -46,7 +46,6 @@ policy is drop still drops forwarded container traffic; nftables evaluates every
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import ipaddress
 import socket
@@ -57,6 +56,7 @@ from .errors import RuncibleError, RuntimeCommandError, ValidationError
 from .host import find_program
 
 if TYPE_CHECKING:
+    import ctypes
     from typing import Any, Iterable
 
     Published = tuple[str, str, str, list['PortMapping']]  # container id, name, address, its mappings
@@ -422,6 +422,7 @@ _libnft: list[ctypes.CDLL | None] = []  # empty until loaded: then libnftables, 
 def _libnftables() -> ctypes.CDLL | None:
     """libnftables through ctypes (what the nft program itself uses, minus a process), or None."""
     if not _libnft:
+        import ctypes  # pylint: disable=import-outside-toplevel  # only when the firewall is changed
         try:
             lib = ctypes.CDLL('libnftables.so.1', use_errno=True)
             lib.nft_ctx_new.restype = ctypes.c_void_p
