@@ -58,6 +58,8 @@ die() {
 # Packages every developer and CI machine needs. python3-venv is added on demand.
 HOST_PACKAGES=(
     runc conmon crun criu
+    # the default confinement: containers-common's seccomp profile, apparmor_parser
+    golang-github-containers-common apparmor
     busybox-static iptables iproute2
     zstd mmdebstrap strace
     skopeo docker-registry

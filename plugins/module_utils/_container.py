@@ -210,9 +210,10 @@ class Task(object):
         self.after['status'] = wanted
         if self.check_mode:
             return record.replace(config=config), _planned_live(wanted)
-        self.engine.remove(record)
         container_id = self.engine.new_id()
-        new = self.engine.create(self.name, config, options.build_spec(config, container_id), container_id,
+        spec = options.build_spec(config, container_id)  # before the old one goes: a spec that fails keeps it
+        self.engine.remove(record)
+        new = self.engine.create(self.name, config, spec, container_id,
                                  start=wanted in ('running', 'paused'), launch=wanted != 'stopped')
         if wanted == 'paused':
             self.engine.pause(new)

@@ -173,6 +173,101 @@ options:
     description:
       - Mount the root filesystem read-only. Defaults to V(false).
     type: bool
+  privileged:
+    description:
+      - Give up every confinement, as C(podman run --privileged) does. Defaults to V(false).
+      - V(true) gives the container all capabilities of the host, no seccomp filter, no AppArmor
+        profile, every device of the host's C(/dev) (and access to all devices through the device
+        cgroup), C(/sys) and the cgroup tree writable, and no masked or read-only paths under C(/proc).
+      - Root in a privileged container is root on the host. Use it for what needs it (a nested
+        container runtime, hardware access), never for an application. O(cap_drop) still applies.
+      - O(seccomp_profile) and O(apparmor_profile) other than V(unconfined) cannot be given with it.
+      - A change recreates the container.
+    type: bool
+  cap_add:
+    description:
+      - Capabilities to add to the default set (C(CHOWN), C(DAC_OVERRIDE), C(FOWNER), C(FSETID),
+        C(KILL), C(NET_BIND_SERVICE), C(SETFCAP), C(SETGID), C(SETPCAP), C(SETUID), C(SYS_CHROOT),
+        as podman). Names with or without C(CAP_), any case; V(ALL) for every capability of the host.
+      - Compared as a set (stored sorted, with C(CAP_)). A change recreates the container.
+      - Root gets the whole set (bounding, effective, permitted). A user other than root (O(user))
+        gets the default set as its bounding set only, and the capabilities named here as
+        effective, permitted and ambient, so C(user=1000) with C(cap_add=[NET_BIND_SERVICE]) can
+        bind port 80 and nothing more.
+      - Adding C(SYS_ADMIN) also lifts the seccomp rules that depend on it (namespaces, mounts);
+        see C(docs/security.md) for what each capability opens.
+    type: list
+    elements: str
+  cap_drop:
+    description:
+      - Capabilities to take away (same names as O(cap_add)). V(ALL) empties the set; O(cap_add) then
+        adds back what it names (C(cap_drop=[ALL]) with C(cap_add=[NET_BIND_SERVICE]) leaves only
+        that one). V(ALL) in both is refused.
+      - Compared as a set. A change recreates the container.
+    type: list
+    elements: str
+  no_new_privileges:
+    description:
+      - Set the kernel's C(no_new_privs) on the container's processes (and its execs), so setuid
+        binaries and file capabilities cannot raise their privileges. Defaults to V(true) (podman's
+        default is V(false); we keep the safer one).
+      - V(false) lets setuid programs such as C(su) or C(ping) with file capabilities work as root
+        intended. A change recreates the container.
+    type: bool
+  seccomp_profile:
+    description:
+      - The system call filter. V(default) (the default for a new container) is the host's
+        container profile, the one podman uses (C(/etc/containers/seccomp.json), else
+        C(/usr/share/containers/seccomp.json) from the Debian package
+        C(golang-github-containers-common), which the C(runcible.oci.runtime) role installs), plus
+        our rules on top (without C(CAP_SYS_ADMIN) no new
+        namespaces (C(unshare), C(clone) with C(CLONE_NEW*), C(clone3)), no mounts, and for every
+        container no kernel keyring, C(keyctl), C(add_key), C(request_key)).
+      - V(unconfined) runs without a filter.
+      - A path to a profile file on the managed node, in the OCI C(linux.seccomp) format or the
+        containers-common format (its C(archMap), C(includes) and C(excludes) of architectures,
+        capabilities and kernel versions are resolved for this host and the container's
+        capabilities). It is applied as written, without our rules. It is recorded with the
+        SHA-256 of its content (the container's C(config.seccomp_profile) is C({path, digest})), so a
+        changed file is a changed option and recreates the container; a container whose file
+        changed behind it fails to start again until the task gives the option.
+      - Containers made before this option existed have V(unconfined) (no filter) until recreated.
+      - A change recreates the container. Ignored (no filter) with O(privileged).
+    type: str
+  apparmor_profile:
+    description:
+      - The AppArmor profile the container's processes (and its execs) run under.
+      - Where the host has AppArmor enabled, a new container gets V(runcible-default), the
+        collection's profile (no mounts, no writes to the kernel's settings under C(/proc/sys) and
+        C(/sys), no C(/proc/kcore) or C(sysrq-trigger), signals and ptrace only among the
+        container's own processes), loaded with C(apparmor_parser) when the kernel lacks it or has
+        an older version. Where AppArmor is not enabled the default is V(unconfined), without a
+        warning.
+      - V(unconfined), V(runcible-default), or the name of a profile already loaded on the host.
+        Asking for a profile on a host without AppArmor fails.
+      - A change recreates the container. Ignored with O(privileged).
+    type: str
+  devices:
+    description:
+      - Host devices the container gets, each C(HOST), C(HOST:CONTAINER), C(HOST:PERMISSIONS) or
+        C(HOST:CONTAINER:PERMISSIONS) (for example C(/dev/fuse) or C(/dev/net/tun:/dev/net/tun:rwm)),
+        or a dictionary with C(host), C(container) (default the host path) and C(permissions)
+        (letters of C(rwm) for read, write, mknod; default C(rwm)).
+      - The device node is made in the container with the host device's type and numbers, and the
+        device cgroup allows exactly those permissions on it. The host path must be a character or
+        block device.
+      - A change recreates the container.
+    type: list
+    elements: raw
+  cgroupns:
+    description:
+      - V(private) gives the container a cgroup namespace of its own (its C(/proc/self/cgroup) and
+        C(/sys/fs/cgroup) start at its own cgroup, the host's tree is not visible); V(host) shares
+        the host's.
+      - Defaults to V(private) on a cgroup v2 host (as podman) and V(host) on a host with cgroup v1
+        controllers (hybrid or legacy). A change recreates the container.
+    type: str
+    choices: [private, host]
   network:
     description:
       - V(bridge) (the default for a new container) attaches it to the default network

@@ -13,8 +13,9 @@ description:
   - Runs a command in a running container managed by M(runcible.oci.container), through the OCI
     runtime's C(exec) (C(runc exec) or C(crun exec)), like M(ansible.builtin.command) runs one on
     the host. No shell runs unless the command is one.
-  - The command runs with the container's own capabilities, C(noNewPrivileges), rlimits and
-    environment, plus what the task sets with O(env), O(user) and O(chdir).
+  - The command runs with the container's own capabilities, seccomp filter, AppArmor profile,
+    C(noNewPrivileges), rlimits and environment, plus what the task sets with O(env), O(user) and
+    O(chdir) (see C(docs/security.md)).
   - Fails when the command's exit code is not 0, like M(ansible.builtin.command); the failed
     result still holds RV(rc), RV(stdout) and RV(stderr), so C(failed_when) can decide.
   - When the command ends (or times out), every process it started that is still running in the
@@ -129,7 +130,7 @@ notes:
   - The module must run as root on the managed host.
   - "Why the runtime's C(exec) and not conmon exec sessions: the process is an exact JSON OCI
     process spec made from the container's C(config.json) (capabilities, C(noNewPrivileges),
-    rlimits, labels, environment), handed over with C(--process) so nothing secret is on a
+    rlimits, AppArmor profile, environment; the runtime applies the container's seccomp filter), handed over with C(--process) so nothing secret is on a
     command line; the runtime starts it with C(--detach), so it writes straight into the module's
     pipes (no copy through a monitor) while the module, as child subreaper, waits for it and gets
     its exact exit status. A conmon exec session would add a conmon process, an attach socket and

@@ -38,6 +38,7 @@ PACKAGES=(
     openssh-server libpam-systemd ifupdown isc-dhcp-client iproute2 procps
     python3 python3-systemd
     runc crun conmon criu iptables nftables busybox-static zstd
+    golang-github-containers-common apparmor
 )
 
 die() {

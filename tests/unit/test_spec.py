@@ -51,7 +51,7 @@ def test_base_spec_shape():
     assert process['user'] == {'uid': 0, 'gid': 0}
     assert process['terminal'] is False
     assert process['noNewPrivileges'] is True
-    assert process['capabilities']['bounding'] == oci_spec.DEFAULT_CAPABILITIES
+    assert sorted(process['capabilities']['bounding']) == sorted(oci_spec.DEFAULT_CAPABILITIES)
     assert process['capabilities']['effective'] == oci_spec.DEFAULT_CAPABILITIES
     assert process['capabilities']['permitted'] == oci_spec.DEFAULT_CAPABILITIES
     assert spec['root'] == {'path': 'rootfs', 'readonly': False}
@@ -155,7 +155,7 @@ def test_non_root_user_drops_effective_and_permitted_caps(user, uid, gid):
     assert process['user'] == {'uid': uid, 'gid': gid}
     assert process['capabilities']['effective'] == []
     assert process['capabilities']['permitted'] == []
-    assert process['capabilities']['bounding'] == oci_spec.DEFAULT_CAPABILITIES
+    assert sorted(process['capabilities']['bounding']) == sorted(oci_spec.DEFAULT_CAPABILITIES)
 
 
 @pytest.mark.parametrize('user, gid', [('0', 0), ('0:0', 0), ('0:100', 100)])

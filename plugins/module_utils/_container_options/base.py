@@ -70,6 +70,9 @@ def load_module(name: str) -> ModuleType:
     if name == 'images':
         from . import images
         return images
+    if name == 'security':
+        from . import security
+        return security
     raise ValueError('no option binding module %r' % name)
 
 

@@ -71,5 +71,15 @@ def network(values: dict[str, Any], context: Context, complete: bool) -> None:
     network_options.check(values, context)
 
 
+def confinement(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """Capabilities, privileged and the profiles together (security.check); loaded only when one is given."""
+    if not complete and not any(name in values for name in CONFINEMENT):
+        return
+    from . import security  # pylint: disable=import-outside-toplevel
+    security.check(values, context, complete)
+
+
+CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile')
 # In this order: the image and the root filesystem first (the user is resolved in them).
-GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, placement, network)
+GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, placement, network,
+                                                                       confinement)

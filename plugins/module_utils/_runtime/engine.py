@@ -32,6 +32,8 @@ from .host import current_boot_id, find_program, kill, process_alive, read_proc_
 from .parsers import check_user_db
 from .store import DEFAULT_ROOT, DEFAULT_RUN_ROOT, ContainerPaths, Record, Store, derive_status, utc_iso
 
+DEFAULT_APPARMOR_PROFILE = 'runcible-default'  # apparmor.DEFAULT_PROFILE; that module loads only when used
+
 if TYPE_CHECKING:
     from types import ModuleType
     from typing import Any
@@ -234,6 +236,9 @@ class Engine(object):
         runtime = runtime or self.runtime_for(record)
         for directory in (paths.run_dir, paths.persist_dir, paths.exit_dir, paths.socket_dir, runtime.state_root):
             os.makedirs(directory, mode=0o700, exist_ok=True)
+        if record['config'].get('apparmor_profile') == DEFAULT_APPARMOR_PROFILE:
+            from . import apparmor  # pylint: disable=import-outside-toplevel
+            apparmor.ensure_default(self.store.run_root)  # a reboot unloads it; a new version replaces it
         if not os.path.exists(paths.config_json):
             self._write_bundle(record, spec)  # a task killed before it wrote the bundle, or a reboot emptied the tmpfs
         else:

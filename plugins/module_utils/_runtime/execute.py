@@ -6,10 +6,10 @@
 Design: ``runtime exec --process FILE --pid-file FILE [--cgroup SUB] ID``, not conmon exec sessions.
 
 * The process is a JSON OCI process spec made from the container's own config.json: its
-  capabilities, noNewPrivileges, rlimits, AppArmor/SELinux labels and environment, with the task's
-  argv, env, user and working directory on top. Everything is exact, and the environment (which may
-  hold secrets) is in a 0600 file in the container's run dir, removed afterwards; never on a
-  command line.
+  capabilities, noNewPrivileges, rlimits, AppArmor profile and environment (the runtime adds the
+  container's seccomp filter), with the task's argv, env, user and working directory on top.
+  Everything is exact, and the environment (which may hold secrets) is in a 0600 file in the
+  container's run dir, removed afterwards; never on a command line.
 * The process gets our pipes directly (the runtime passes its stdio through when there is no
   terminal): no copy loop in between, and one process (the runtime) per exec. A conmon exec
   session would add a conmon per exec, an attach socket and a copy of every byte.

@@ -13,10 +13,10 @@ if TYPE_CHECKING:
 
 OCI_VERSION = '1.0.2'
 
-# podman's default capability set.
+# podman's default capability set, in the kernel's order (as the option layer writes sets).
 DEFAULT_CAPABILITIES = [
-    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_NET_BIND_SERVICE',
-    'CAP_SETFCAP', 'CAP_SETGID', 'CAP_SETPCAP', 'CAP_SETUID', 'CAP_SYS_CHROOT',
+    'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
+    'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_SETFCAP',
 ]
 
 # podman's default masked paths (containers-common): nothing of the host's hardware, keys or timing leaks.
