@@ -160,6 +160,7 @@ class Task(object):
             raise
         container_id = self.engine.new_id()
         try:
+            config = options.reserve(config, self.engine.store.root, container_id, self.engine.store.ids)
             self.checkpoints.import_(self.name, staging, manifest, config, options.build_spec(config, container_id),
                                      container_id, archive, keep_logs=self.params['keep'])
         finally:
@@ -172,7 +173,8 @@ class Task(object):
         overrides = dict((option, self.params.get(option)) for option in ('rootfs', 'image', 'mounts')
                          if self.params.get(option) is not None)
         runtime = self.params.get('runtime') or manifest['runtime']
-        return options.imported_config(self.name, manifest['config'], overrides, runtime, self.engine.store.root)
+        return options.imported_config(self.name, manifest['config'], overrides, runtime, self.engine.store.root,
+                                       trusted=self.integrity == 'verified')
 
     # -- result -------------------------------------------------------------------------------
     def result(self, record, live):

@@ -108,7 +108,7 @@ def run_task(task_class: type, argument_spec: dict[str, dict[str, Any]], **modul
 
 def _failure(exc: RuncibleError) -> dict[str, Any]:
     """The fail_json arguments of a RuncibleError (see run_task)."""
-    from ._runtime.logs import MissingLibraryError  # pylint: disable=import-outside-toplevel
+    from ._runtime.errors import MissingLibraryError  # pylint: disable=import-outside-toplevel
     if isinstance(exc, MissingLibraryError):
         from ansible.module_utils.basic import missing_required_lib  # pylint: disable=import-outside-toplevel
         return dict(msg=missing_required_lib(exc.library, reason=exc.reason), exception=exc.import_traceback)

@@ -177,11 +177,11 @@ options:
     description:
       - Give up every confinement, as C(podman run --privileged) does. Defaults to V(false).
       - V(true) gives the container all capabilities of the host, no seccomp filter, no AppArmor
-        profile, every device of the host's C(/dev) (and access to all devices through the device
+        profile, no SELinux label, every device of the host's C(/dev) (and access to all devices through the device
         cgroup), C(/sys) and the cgroup tree writable, and no masked or read-only paths under C(/proc).
       - Root in a privileged container is root on the host. Use it for what needs it (a nested
         container runtime, hardware access), never for an application. O(cap_drop) still applies.
-      - O(seccomp_profile) and O(apparmor_profile) other than V(unconfined) cannot be given with it.
+      - O(seccomp_profile), O(apparmor_profile) and O(label) that confine cannot be given with it.
       - A change recreates the container.
     type: bool
   cap_add:
@@ -247,6 +247,25 @@ options:
         Asking for a profile on a host without AppArmor fails.
       - A change recreates the container. Ignored with O(privileged).
     type: str
+  label:
+    description:
+      - The SELinux labels of the container's processes and files, on a host with SELinux enabled.
+      - A new container gets the policy's container contexts (its C(lxc_contexts) file, as podman
+        reads it; C(container_t) and C(container_file_t) in Debian's reference policy and Fedora's
+        container-selinux) with an MCS level C(s0:cX,cY) no other container of the store has; the
+        process label goes to the container and its execs, the mount label to its root filesystem
+        (the overlay's C(context=)), its C(/dev), C(/dev/shm) and its V(Z) bind mounts. The level is
+        released when the container is removed. The labels are in the container's C(config.label).
+      - V(disable) runs it without labels (the label of the task that made it).
+      - A dictionary of the parts to set instead of the policy's (C(user), C(role), C(type),
+        C(level), C(file_type) for the mount label's type), for example C(type=spc_t) or
+        C(level=s0:c100,c200) (a given level is not allocated, so two containers may share it).
+      - Needs the C(selinux) Python bindings on the managed node (Debian C(python3-selinux)) when
+        SELinux is enabled. On a host without SELinux the default is V(disable) and asking for
+        parts fails.
+      - Compared by the parts given (an allocated level is the container's own, not a difference).
+        A change recreates the container. Ignored with O(privileged).
+    type: raw
   devices:
     description:
       - Host devices the container gets, each C(HOST), C(HOST:CONTAINER), C(HOST:PERMISSIONS) or
@@ -311,6 +330,11 @@ options:
       - Bind mounts, each V(source:target[:ro|rw]) or a dictionary with C(source), C(target)
         and C(options) (a list or comma-separated string of V(ro), V(rw), V(nosuid), V(nodev),
         V(noexec), ...). Sources must exist; targets must be absolute.
+      - On a host with SELinux enabled, V(z) relabels the source (recursively) with the container
+        file type at C(s0), which every container may share, and V(Z) with this container's own mount
+        label (its MCS level), so no other container can use it. A source that already has the
+        label is not walked again. Refused for system and home directories (C(/), C(/etc), C(/usr),
+        C(/home), C(/home/USER), C(/var/lib), ...). Without SELinux both are accepted and do nothing.
       - Compared after sorting by target, so their order in the task does not matter.
     type: list
     elements: raw

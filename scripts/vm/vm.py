@@ -45,8 +45,15 @@ QEMU = 'qemu-system-x86_64'
 MEMORY_MB = int(os.environ.get('RUNCIBLE_VM_MEMORY', '2048'))
 CPUS = int(os.environ.get('RUNCIBLE_VM_CPUS', '2'))
 BOOT_TIMEOUT = float(os.environ.get('RUNCIBLE_VM_BOOT_TIMEOUT', '900'))
+# A guest whose console says nothing for this long before SSH answers hung in early boot (it happens
+# under TCG now and then); it is killed and booted again, at most BOOT_RETRIES times.
+STALL_SECONDS = float(os.environ.get('RUNCIBLE_VM_STALL_SECONDS', '120'))
+BOOT_RETRIES = 2
 # net.ifnames=0: the NIC is eth0 whatever PCI slot qemu gives it (-nodefaults moves it).
 KERNEL_ARGS = 'root=/dev/vda rw console=ttyS0 systemd.unified_cgroup_hierarchy=1 net.ifnames=0'
+# Machines that boot the same image with SELinux (permissive) as their LSM instead of AppArmor.
+SELINUX_MACHINES = ('vm-se',)
+SELINUX_ARGS = ' security=selinux selinux=1 enforcing=0'
 SSH_OPTIONS = [
     '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
     '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10', '-o', 'ServerAliveInterval=15',
@@ -111,6 +118,7 @@ class Machine(object):
         self.pid_start = None
         self.process = None  # the Popen when this process booted it
         self.boot_seconds = None
+        self.die_with_parent = False
         self._load()
 
     # -- state ---------------------------------------------------------------------------------------
@@ -174,7 +182,7 @@ class Machine(object):
                 '-nodefaults', '-no-user-config', '-display', 'none', '-vga', 'none',
                 '-kernel', os.path.join(self.image_dir, 'vmlinuz'),
                 '-initrd', os.path.join(self.image_dir, 'initrd.img'),
-                '-append', KERNEL_ARGS,
+                '-append', KERNEL_ARGS + (SELINUX_ARGS if self.name in SELINUX_MACHINES else ''),
                 '-drive', 'file=%s,format=qcow2,if=virtio' % self.overlay,
                 '-nic', 'user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:%d-:22' % self.port,
                 '-serial', 'file:' + self.serial_log,
@@ -195,6 +203,7 @@ class Machine(object):
             raise VMError('%s not found: run make setup (Debian package qemu-system-x86)' % QEMU)
         if len(self.control_path) > 100:
             raise VMError('run directory path too long for unix sockets: %s' % self.dir)
+        self.die_with_parent = die_with_parent
         shutil.rmtree(self.dir, ignore_errors=True)
         os.makedirs(self.dir)
         shutil.copyfile(os.path.join(self.image_dir, 'id_ed25519'), self.key)
@@ -227,10 +236,29 @@ class Machine(object):
         """Wait until root logs in over SSH and systemd finished booting; -> seconds since ``started``."""
         started = started or time.monotonic()
         deadline = started + timeout
+        console, console_changed, retries = -1, time.monotonic(), 0
         while True:
             if not self.running():
                 raise VMError('VM %s: qemu exited during boot; see %s' % (self.name, self.serial_log))
-            proc = self.ssh(['systemctl', 'is-system-running', '--wait'], check=False, timeout=max(30, deadline - time.monotonic()))
+            size = os.path.getsize(self.serial_log) if os.path.exists(self.serial_log) else 0
+            if size != console:
+                console, console_changed = size, time.monotonic()
+            elif time.monotonic() - console_changed > STALL_SECONDS and retries < BOOT_RETRIES:
+                retries += 1
+                log('%s: no console output for %ds during boot (a hung guest); booting it again (%d of %d)'
+                    % (self.name, STALL_SECONDS, retries, BOOT_RETRIES))
+                self._signal(signal.SIGKILL)
+                self._wait_exit(10)
+                if self.process is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        self.process.wait(timeout=10)
+                self.start(die_with_parent=self.die_with_parent)
+                console, console_changed = -1, time.monotonic()
+                continue
+            proc = self.ssh(['systemctl', 'is-system-running', '--wait'], check=False,
+                            timeout=max(30, min(STALL_SECONDS, deadline - time.monotonic())))
+            if proc.returncode != 255:
+                console_changed = time.monotonic()  # sshd answered: alive, however quiet its console
             status = proc.stdout.decode('utf-8', 'replace').strip()
             if proc.returncode == 0 or status in ('running', 'degraded'):
                 if status == 'degraded':

@@ -29,6 +29,7 @@ COLLECTIONS = (os.environ.get('ANSIBLE_COLLECTIONS_PATH') or os.path.join(REPO, 
 sys.path.insert(0, COLLECTIONS)
 
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _container, _exec  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.apparmor import enabled as apparmor_enabled  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.checkpoint import find_criu  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.engine import Engine  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import find_program  # noqa: E402
@@ -106,6 +107,10 @@ def api_costs(base):
     phase('stop', state='stopped')
     phase('start again', state='started')
     phase('remove', state='absent')
+    # The cost of the default confinement (seccomp filter, AppArmor where enabled): the same containers without.
+    phase('create+start, unconfined', network='none', seccomp_profile='unconfined', apparmor_profile='unconfined',
+          **create)
+    phase('remove, unconfined', state='absent')
     return phases
 
 
@@ -406,6 +411,10 @@ def main():
         ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
         ('module work: start again', ms(api['start again']), ''),
         ('module work: remove', ms(api['remove']), ''),
+        ('module work: create+start, unconfined', ms(api['create+start, unconfined']),
+         'the default confinement (seccomp%s) costs %+.1f ms (%+.0f%%; target <= +15%%)'
+         % (', AppArmor' if apparmor_enabled() else '', ms(api['create+start']) - ms(api['create+start, unconfined']),
+            100.0 * (api['create+start'] / api['create+start, unconfined'] - 1))),
         ('runc checkpoint + runc restore, the floor', ms(ck['raw']), ''),
         ('module work: checkpoint + restore', ms(ck['module']), 'target <= 1.5x floor (%.2fx)'
          % (ck['module'] / ck['raw'])),

@@ -351,6 +351,15 @@ def test_manifest_fields_and_config_are_not_trusted(env, tmp_path, real_archive)
         ({'config.memory': 'lots'}, 'memory', {'rootfs': env.rootfs}),
         ({'config.log_driver': 'syslog'}, 'log_driver', {'rootfs': env.rootfs}),
         ({'runtime': '/tmp/evil/runc'}, 'runtime', {'rootfs': env.rootfs}),
+        # Confinement: never loosened by an archive that is not verified; host devices and profile files never.
+        ({'config.privileged': True}, r'less confinement than the default \(privileged: True\)', {'rootfs': env.rootfs}),
+        ({'config.cap_add': ['CAP_SYS_ADMIN']}, 'less confinement.*cap_add', {'rootfs': env.rootfs}),
+        ({'config.no_new_privileges': False}, 'less confinement.*no_new_privileges', {'rootfs': env.rootfs}),
+        ({'config.seccomp_profile': 'unconfined'}, 'less confinement.*seccomp_profile', {'rootfs': env.rootfs}),
+        ({'config.devices': [{'host': '/dev/sda', 'container': '/dev/sda', 'permissions': 'rwm'}]}, 'host devices',
+         {'rootfs': env.rootfs}),
+        ({'config.seccomp_profile': {'path': '/etc/hostname', 'digest': 'sha256:' + '0' * 64}}, 'seccomp profile file',
+         {'rootfs': env.rootfs}),
     ]
     for index, (changes, message, params) in enumerate(cases):
         target = str(tmp_path / ('evil-%d.tar' % index))
@@ -400,6 +409,20 @@ def test_integrity_key_four_ways_and_tampering(env, tmp_path):
     assert_continues(results[1]['container']['log_path'], dumped[-1], len(dumped))
     record = json.dumps(env.engine.store.load('test-sig2').to_dict())
     assert key not in record
+
+
+def test_a_verified_archive_may_carry_added_capabilities(env, tmp_path):
+    env.run(name='test-caps', rootfs=env.rootfs, command=['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i; sleep 0.1; done'],
+            network='none', cap_add=['NET_ADMIN'])
+    archive = str(tmp_path / 'caps.tar')
+    key = 'q' * 24
+    ckpt(env, name='test-caps', export=archive, compress='none', integrity_key=key)
+    env.run(name='test-caps', state='absent')
+    with pytest.raises(RuncibleError, match='less confinement than the default .cap_add.*give integrity_key'):
+        ckpt(env, name='test-caps', state='restored', rootfs=env.rootfs, **{'import': archive})
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-caps'))
+    result = ckpt(env, name='test-caps', state='restored', rootfs=env.rootfs, integrity_key=key, **{'import': archive})
+    assert result['integrity'] == 'verified' and result['container']['config']['cap_add'] == ['CAP_NET_ADMIN']
 
 
 def test_export_is_private_and_never_follows_a_planted_link(env, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _exec
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import security
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import apparmor, seccomp
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import apparmor, seccomp, selinux_labels
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.spec import DEFAULT_CAPABILITIES
 
@@ -271,3 +271,26 @@ def test_apparmor_asked_for_on_a_host_without_it_fails_clearly(env):
         box(env, apparmor_profile='runcible-default')
     result, _view = box(env, apparmor_profile='unconfined')
     assert result['changed'] and not confinement_warnings(result)
+
+
+def test_selinux_labels_on_a_host_without_selinux(env, tmp_path):
+    if selinux_labels.enabled():
+        pytest.skip('SELinux is enabled on this host: tests/vm/test_vm_confinement.py covers it')
+    result, _view = box(env)
+    assert result['container']['config']['label'] == 'disable'
+    with pytest.raises(RuncibleError, match='SELinux is not enabled on this host'):
+        box(env, name='test-label', label={'type': 'container_t'})
+    with pytest.raises(RuncibleError, match='not an SELinux level'):
+        box(env, name='test-label', label={'level': 's0:c1;rm'})
+    # z and Z are accepted and do nothing here (no label to give); system directories are refused anyway.
+    data = tmp_path / 'data'
+    data.mkdir()
+    (data / 'file').write_text('hi')
+    env.four_ways({'name': 'test-label', 'rootfs': env.rootfs, 'command': ['sh', '-c', LOOP], 'network': 'none',
+                   'stop_timeout': 1, 'label': 'disable', 'mounts': ['%s:/data:Z' % data]})
+    rc, out = run_in(env, 'test-label', 'cat /data/file')
+    assert out == 'hi', out
+    with pytest.raises(RuncibleError, match='cannot be relabelled'):
+        box(env, name='test-etc', mounts=['/etc:/host-etc:z'])
+    with pytest.raises(RuncibleError, match='both z'):
+        box(env, name='test-etc', mounts=[{'source': str(data), 'target': '/d', 'options': ['z', 'Z']}])

@@ -27,7 +27,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _exec, _task
 from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
-from ansible_collections.runcible.oci.plugins.module_utils._runtime.logs import MissingLibraryError
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import MissingLibraryError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODULE_UTILS = os.path.join(REPO, 'plugins', 'module_utils')

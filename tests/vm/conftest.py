@@ -79,7 +79,8 @@ def vms(request):
     if problems:
         pytest.fail('; '.join(problems))
     # vm-b only when a selected test needs it (session.items: after -k and -m deselection).
-    names = ['vm-a'] + (['vm-b'] if any('vm_b' in item.fixturenames for item in request.session.items) else [])
+    names = ['vm-a'] + [name for name in ('vm-b', 'vm-se')
+                        if any(name.replace('-', '_') in item.fixturenames for item in request.session.items)]
     if os.environ.get('RUNCIBLE_VM_REUSE') == '1':
         machines = dict((name, vm.Machine(name, vm.DEFAULT_RUN_DIR)) for name in names)
         down = [name for name, machine in machines.items() if not machine.running()]
@@ -126,6 +127,12 @@ def vm_a(vms):
 @pytest.fixture
 def vm_b(vms):
     return vms['vm-b']
+
+
+@pytest.fixture
+def vm_se(vms):
+    """The image booted with SELinux (permissive) as its LSM."""
+    return vms['vm-se']
 
 
 @pytest.fixture

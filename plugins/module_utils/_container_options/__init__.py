@@ -23,7 +23,7 @@ from .base import COMPARISONS, Context, Difference, values_match  # noqa: F401 (
 from .table import OPTIONS, OPTIONS_BY_NAME
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable, Iterable
 
     from .base import Option
 
@@ -127,6 +127,20 @@ def build_spec(config: dict[str, Any], container_id: str) -> dict[str, Any]:
     return spec
 
 
+def reserve(config: dict[str, Any], root: str, container_id: str, known_ids: Callable[[], Iterable[str]]) -> dict[str, Any]:
+    """``config`` with what a new container takes from the host (its SELinux level) before its spec is made.
+
+    Only when a container is really made (never in check mode); ``known_ids`` lists the ids of the
+    store's containers (an allocation of an id without a record is a task that died). The runtime
+    gives it back when the container is removed.
+    """
+    config = dict(config)
+    for option in OPTIONS:
+        if option.reserve is not None and config.get(option.name) is not None:
+            config[option.name] = option.reserve(config[option.name], root, container_id, known_ids)
+    return config
+
+
 def update_resources(config: dict[str, Any]) -> dict[str, Any]:
     """The runtime ``update --resources`` document of every live-updatable option of ``config``."""
     spec: dict[str, Any] = {'linux': {'resources': {}}}
@@ -144,12 +158,13 @@ def update_resources(config: dict[str, Any]) -> dict[str, Any]:
     return resources
 
 
-def imported_config(name: str, raw: Any, overrides: dict[str, Any], runtime: str, store_root: str) -> dict[str, Any]:
+def imported_config(name: str, raw: Any, overrides: dict[str, Any], runtime: str, store_root: str,
+                    trusted: bool = False) -> dict[str, Any]:
     """A checkpoint archive's container config, rebuilt as a task's own options are (see imported.py)."""
     from .imported import imported_config as rebuild  # pylint: disable=import-outside-toplevel
-    return rebuild(name, raw, overrides, runtime, store_root)
+    return rebuild(name, raw, overrides, runtime, store_root, trusted=trusted)
 
 
 __all__ = ['OPTIONS', 'OPTIONS_BY_NAME', 'PULL_POLICIES', 'Context', 'Difference', 'argument_spec', 'normalise', 'complete',
-           'comparison_modes', 'differences', 'with_drift', 'live_options', 'build_spec', 'update_resources',
+           'comparison_modes', 'differences', 'with_drift', 'live_options', 'build_spec', 'reserve', 'update_resources',
            'imported_config']

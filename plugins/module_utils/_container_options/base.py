@@ -110,12 +110,13 @@ class Option(object):
     """One container option and every binding it has; see the package docstring for the whole table."""
 
     __slots__ = ('name', 'type', 'elements', 'choices', 'no_log', 'default', 'absent', 'normalise', 'stage', 'spec',
-                 'comparison', 'equal', 'update', 'live')
+                 'comparison', 'equal', 'update', 'live', 'reserve')
 
     def __init__(self, name: str, type: str, stage: str, default: Any = None, absent: Any = _NOT_GIVEN,
                  normalise: str | None = None, spec: str | None = None, comparison: str = 'strict',
                  equal: str | None = None, update: str = 'recreate', live: Live | None = None,
-                 elements: str | None = None, choices: tuple[str, ...] | None = None, no_log: bool = False) -> None:
+                 elements: str | None = None, choices: tuple[str, ...] | None = None, no_log: bool = False,
+                 reserve: str | None = None) -> None:
         if stage not in STAGES or update not in UPDATES or comparison not in COMPARISONS:
             raise ValueError('option %s: bad stage, update or comparison' % name)
         if (update == 'live') != (live is not None):
@@ -141,6 +142,9 @@ class Option(object):
         # What a difference takes: a new container, the runtime's update, or only a record write.
         self.update = update
         self.live = live
+        # (value, store root, container id, known ids) -> value: what a new container takes from the host
+        # when it is made (not in check mode), before its spec: a unique SELinux level. The runtime gives it back.
+        self.reserve = bound(reserve)
 
     def argument_spec(self) -> dict[str, Any]:
         entry: dict[str, Any] = {'type': self.type}

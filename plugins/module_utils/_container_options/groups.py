@@ -79,7 +79,7 @@ def confinement(values: dict[str, Any], context: Context, complete: bool) -> Non
     security.check(values, context, complete)
 
 
-CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile')
+CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile', 'label')
 # In this order: the image and the root filesystem first (the user is resolved in them).
 GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, placement, network,
                                                                        confinement)

@@ -16,6 +16,41 @@ if TYPE_CHECKING:
     from typing import Any
 
 IMPORTED_EXTRA = ('image_config',)
+# What loosens a container's confinement below the defaults: (option, test of the archive's value).
+LOOSENING = (
+    ('privileged', lambda value: value is True),
+    ('cap_add', bool),
+    ('no_new_privileges', lambda value: value is False),
+    ('seccomp_profile', lambda value: value == 'unconfined'),
+    ('label', lambda value: value == 'disable' and _selinux_enabled()),
+)
+
+
+def _selinux_enabled() -> bool:
+    from .._runtime.selinux_labels import enabled  # pylint: disable=import-outside-toplevel
+    return enabled()
+
+
+def _confinement(params: dict[str, Any], trusted: bool) -> None:
+    """This host's default profiles and labels; no loosening from an archive that is not verified."""
+    if params.get('devices'):
+        raise ValidationError('the archive\'s container had host devices (%s); an archive may not choose host paths: '
+                              'import is not supported for such containers' % ', '.join(
+                                  str(device.get('host') if isinstance(device, dict) else device)
+                                  for device in params['devices']))
+    if isinstance(params.get('seccomp_profile'), dict):
+        raise ValidationError('the archive\'s container had the seccomp profile file %s of its host; an archive may '
+                              'not choose host paths: import is not supported for such containers'
+                              % params['seccomp_profile'].get('path'))
+    loosened = [name for name, loosens in LOOSENING if name in params and loosens(params[name])]
+    if loosened and not trusted:
+        raise ValidationError('the archive\'s container ran with less confinement than the default (%s), and the '
+                              'archive is not verified: give integrity_key (the key it was exported with) to accept it'
+                              % ', '.join('%s: %s' % (name, params[name]) for name in loosened))
+    if params.get('apparmor_profile') in ('unconfined', 'runcible-default'):
+        del params['apparmor_profile']  # this host's default: ours where AppArmor is enabled here
+    if params.get('label') != 'disable':
+        params.pop('label', None)       # this host's policy labels, with a level of this host
 
 
 def _check_types(params: dict[str, Any], what: str) -> dict[str, Any]:
@@ -28,7 +63,8 @@ def _check_types(params: dict[str, Any], what: str) -> dict[str, Any]:
     return dict((key, value) for key, value in result.validated_parameters.items() if value is not None)
 
 
-def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: str, store_root: str) -> dict[str, Any]:
+def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: str, store_root: str,
+                    trusted: bool = False) -> dict[str, Any]:
     """The complete config of a container imported from a checkpoint archive whose manifest says ``raw``.
 
     Nothing of an archive is trusted: unknown options are refused; host paths (``rootfs``, bind
@@ -36,6 +72,12 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
     archive's container had them; an image is taken by digest from this host's image store only; the
     runtime is chosen by name (``runtime``: runc or crun, or the task's own choice); every value goes
     through the type checks and normalisers of a task's own options.
+
+    Confinement: the profiles this host has by default (seccomp, AppArmor, an SELinux label and level
+    of this host) replace the archive's; an archive may not loosen confinement (``privileged``,
+    ``cap_add``, ``no_new_privileges: false``, no seccomp filter, SELinux labels off) unless it is
+    ``trusted`` (its integrity digest verified with the task's key); ``devices`` and a seccomp profile
+    file are host paths, which an archive never chooses.
     """
     what = "the archive's container config"
     if not isinstance(raw, dict):
@@ -68,6 +110,7 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
                               'give mounts (the host directories to bind there) to import it'
                               % ', '.join(str((mount or {}).get('target') if isinstance(mount, dict) else mount)
                                           for mount in params['mounts']))
+    _confinement(params, trusted)
     params.update(overrides)
     params['runtime'] = runtime
     params = _check_types(params, what)

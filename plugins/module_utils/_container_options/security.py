@@ -11,6 +11,7 @@ allows and denies.
 from __future__ import annotations
 
 import os
+import re
 import stat
 from typing import TYPE_CHECKING
 
@@ -18,7 +19,7 @@ from .._runtime.errors import ValidationError
 from .._runtime.spec import DEFAULT_CAPABILITIES
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Callable, Iterable
 
     from .base import Context
 
@@ -285,6 +286,81 @@ def map_apparmor(spec: dict[str, Any], value: str, config: dict[str, Any]) -> No
         spec['process']['apparmorProfile'] = value
 
 
+# -- SELinux -------------------------------------------------------------------------------------
+
+LABEL_PARTS = ('user', 'role', 'type', 'level', 'file_type')
+
+
+def label(value: Any, context: Context) -> Any:
+    """``disable``, or the parts (user, role, type, level, file_type) that override the policy's defaults."""
+    from .._runtime import selinux_labels  # pylint: disable=import-outside-toplevel
+    if value == 'disable':
+        return 'disable'
+    if not isinstance(value, dict):
+        raise ValidationError('label: give disable, or a dictionary of user, role, type, level and file_type')
+    unknown = sorted(set(value) - set(LABEL_PARTS))
+    if unknown:
+        raise ValidationError('label: unknown keys %s; known: %s' % (', '.join(unknown), ', '.join(LABEL_PARTS)))
+    parts = {}
+    for key, item in sorted(value.items()):
+        text = str(item)
+        pattern = _LEVEL if key == 'level' else _IDENTIFIER
+        if not re.match(pattern, text):
+            kind = 'level (s0:c1,c2)' if key == 'level' else 'identifier'
+            raise ValidationError('label: %s %r is not an SELinux %s' % (key, text, kind))
+        parts[key] = text
+    if not selinux_labels.enabled():
+        raise ValidationError('label: SELinux is not enabled on this host: give label: disable or leave it out')
+    return parts
+
+
+_IDENTIFIER = r'^[A-Za-z0-9_.-]{1,255}$'
+_LEVEL = r'^s[0-9]+(-s[0-9]+)?(:c[0-9]+([.,]c[0-9]+)*)?$'
+
+
+def default_label(context: Context | None) -> Any:
+    """The policy's container labels with a level of its own where SELinux is enabled; else none."""
+    from .._runtime import selinux_labels  # pylint: disable=import-outside-toplevel
+    return {} if selinux_labels.enabled() else 'disable'
+
+
+def same_label(wanted: Any, actual: Any) -> bool:
+    """The given parts against the ones the container was made with (its level, when allocated, is its own)."""
+    if isinstance(actual, dict) and 'process' in actual:
+        actual = actual.get('parts') or {}
+    return bool(wanted == actual)
+
+
+def reserve_label(value: Any, root: str, container_id: str, known_ids: Callable[[], Iterable[str]]) -> Any:
+    """A new container's labels: the policy's contexts, the task's parts and a level no other container has.
+
+    A recreated container's labels (``value`` already has them) are made again from its parts: the old
+    container's level goes with it.
+    """
+    if not isinstance(value, dict):
+        return value
+    if 'process' in value:
+        value = value.get('parts') or {}
+    from .._runtime import selinux_labels  # pylint: disable=import-outside-toplevel
+    if value.get('type') and value.get('file_type'):
+        contexts = (selinux_labels.DEFAULT_PROCESS, selinux_labels.DEFAULT_FILE)  # only user and role come from here
+    else:
+        contexts = selinux_labels.container_contexts()
+    level = value.get('level') or selinux_labels.LevelAllocator(root).allocate(container_id, known_ids())
+    labels = selinux_labels.labels_for(value, level, contexts)
+    selinux_labels.check_labels(labels)
+    return dict(labels, parts=dict(value), allocated=not value.get('level'))
+
+
+def map_label(spec: dict[str, Any], value: Any, config: dict[str, Any]) -> None:
+    if value == 'disable' or config.get('privileged'):
+        return
+    if not isinstance(value, dict) or 'process' not in value:
+        raise ValueError('label: the container\'s labels were not reserved before its spec was made')
+    spec['process']['selinuxLabel'] = value['process']
+    spec['linux']['mountLabel'] = value['mount']
+
+
 # -- the group check -----------------------------------------------------------------------------
 
 def check(values: dict[str, Any], context: Context, complete: bool) -> None:
@@ -293,10 +369,10 @@ def check(values: dict[str, Any], context: Context, complete: bool) -> None:
         raise ValidationError('cap_add and cap_drop both say ALL: give ALL in one of them only')
     privileged = context.effective(values, 'privileged', False)
     if privileged and not complete:
-        for name in ('seccomp_profile', 'apparmor_profile'):
-            if values.get(name) not in (None, 'unconfined', 'default'):
-                raise ValidationError('%s: a privileged container runs without seccomp and AppArmor; leave %s out or '
-                                      'drop privileged' % (name, name))
+        for name in ('seccomp_profile', 'apparmor_profile', 'label'):
+            if values.get(name) not in (None, 'unconfined', 'default', 'disable', {}):
+                raise ValidationError('%s: a privileged container runs without seccomp, AppArmor and SELinux labels; leave '
+                                      '%s out or drop privileged' % (name, name))
     if not privileged and values.get('seccomp_profile') == 'default':
         from .._runtime import seccomp  # pylint: disable=import-outside-toplevel
         seccomp.default_profile_path()

@@ -31,8 +31,9 @@ def mounts(value: list[Any], context: Context) -> list[dict[str, Any]] | None:
 
 def map_mounts(spec: dict[str, Any], value: list[dict[str, Any]] | None, config: dict[str, Any]) -> None:
     for mount in value or []:
+        # z/Z are ours (the runtime layer relabels the source on SELinux hosts), not the kernel's.
         spec['mounts'].append({'destination': mount['target'], 'type': 'bind', 'source': mount['source'],
-                               'options': list(mount['options'])})
+                               'options': [option for option in mount['options'] if option not in ('z', 'Z')]})
 
 
 def shm_size(value: Any, context: Context) -> int:

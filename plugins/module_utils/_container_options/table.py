@@ -55,6 +55,8 @@ OPTIONS = [
            normalise='security:seccomp_profile', spec='security:map_seccomp'),
     Option('apparmor_profile', 'str', 'spec', default=Bound('security:default_apparmor_profile'), absent='unconfined',
            normalise='security:apparmor_profile', spec='security:map_apparmor'),
+    Option('label', 'raw', 'spec', default=Bound('security:default_label'), absent='disable', normalise='security:label',
+           spec='security:map_label', equal='security:same_label', reserve='security:reserve_label'),
     Option('devices', 'list', 'spec', elements='raw', default=[], normalise='security:devices',
            spec='security:map_devices'),
     Option('cgroupns', 'str', 'spec', default=Bound('security:default_cgroupns'), absent='host',

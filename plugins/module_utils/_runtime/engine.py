@@ -204,6 +204,10 @@ class Engine(object):
     def _prepare_rootfs(self, record: Record) -> None:
         paths = self.paths(record)
         config = record['config']
+        label = config.get('label')
+        mount_label = label.get('mount') if isinstance(label, dict) else None
+        if mount_label:
+            self._relabel_mounts(config, mount_label)
         if config['rootfs_mode'] == 'overlay':
             # An image's layers (shared, read-only, top first) or the user's directory, under the container's upper.
             if config.get('image'):
@@ -211,7 +215,7 @@ class Engine(object):
                 lower = lower_dirs(self.store.root, config)
             else:
                 lower = [config['rootfs']]
-            _rootfs().mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount)
+            _rootfs().mount_overlay(lower, paths.upper, paths.work, paths.rootfs_mount, mount_label=mount_label)
         # What the container will see: its user database must not make the runtime block for good (an image
         # author's FIFO, or one its own processes left in the upper dir).
         try:
@@ -221,6 +225,16 @@ class Engine(object):
             if config['rootfs_mode'] == 'overlay':
                 _rootfs().unmount(paths.rootfs_mount)
             raise
+
+    @staticmethod
+    def _relabel_mounts(config: dict[str, Any], mount_label: str) -> None:
+        """Bind sources with ``Z`` get the container's own label, with ``z`` the label every container may share."""
+        from . import selinux_labels  # pylint: disable=import-outside-toplevel
+        for mount in config.get('mounts') or []:
+            if 'Z' in mount['options']:
+                selinux_labels.relabel(mount['source'], mount_label)
+            elif 'z' in mount['options']:
+                selinux_labels.relabel(mount['source'], selinux_labels.shared_context(mount_label))
 
     def _launch(self, record: Record, spec: Spec | None = None, start: bool = True,
                 restore: tuple[str, list[str]] | None = None, runtime: OCIRuntime | None = None) -> None:
@@ -414,6 +428,10 @@ class Engine(object):
             _rootfs().unmount(paths.rootfs_mount)
         _network().release(record)
         self.placement(record).cleanup()
+        label = record['config'].get('label')
+        if isinstance(label, dict) and label.get('allocated'):
+            from .selinux_labels import LevelAllocator  # pylint: disable=import-outside-toplevel
+            LevelAllocator(self.store.root).release(record['id'])  # its MCS level is free for another container
         self.store.forget(record)  # the record last: a task killed before this repeats the removal
 
     def update_record(self, record: Record, config: dict[str, Any]) -> None:

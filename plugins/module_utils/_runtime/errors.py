@@ -26,3 +26,13 @@ class ValidationError(RuncibleError):
 
 class RuntimeCommandError(RuncibleError):
     """The OCI runtime, conmon or another tool failed; details carry its own output."""
+
+
+class MissingLibraryError(RuncibleError):
+    """A Python library needed for this request is not installed; modules report missing_required_lib()."""
+
+    def __init__(self, library: str, reason: str, import_traceback: str) -> None:
+        super(MissingLibraryError, self).__init__('%s is required %s' % (library, reason))
+        self.library = library
+        self.reason = reason
+        self.import_traceback = import_traceback

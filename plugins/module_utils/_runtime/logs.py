@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING
 
-from .errors import RuncibleError, ValidationError
+from .errors import MissingLibraryError, ValidationError
 
 if TYPE_CHECKING:
     from typing import Any, Iterable
@@ -37,16 +37,6 @@ _TIMESTAMP = (  # patterns are compiled on first use (re's cache)
     r'^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$')
 _DURATION = r'^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+(?:\.\d+)?)s)?\s*$'
 _NUMBER = r'^\s*\d+(?:\.\d+)?\s*$'
-
-
-class MissingLibraryError(RuncibleError):
-    """A Python library needed for this request is not installed; modules report missing_required_lib()."""
-
-    def __init__(self, library: str, reason: str, import_traceback: str) -> None:
-        super(MissingLibraryError, self).__init__('%s is required %s' % (library, reason))
-        self.library = library
-        self.reason = reason
-        self.import_traceback = import_traceback
 
 
 class LogEntry(object):

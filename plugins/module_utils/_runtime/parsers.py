@@ -133,7 +133,7 @@ def absolute_path(value: object, option: str) -> str:
 
 _MOUNT_OPTIONS = frozenset(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'dev', 'exec', 'bind', 'rbind',
                             'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave',
-                            'relatime', 'norelatime', 'strictatime', 'noatime'])
+                            'relatime', 'norelatime', 'strictatime', 'noatime', 'z', 'Z'])
 
 
 def parse_mount(value: object) -> dict[str, Any]:
@@ -168,6 +168,11 @@ def parse_mount(value: object) -> dict[str, Any]:
             raise ValidationError('mounts: unknown option %r for %s; known: %s' % (opt, target, ', '.join(sorted(_MOUNT_OPTIONS))))
     if 'ro' in options and 'rw' in options:
         raise ValidationError('mounts: %s cannot be both ro and rw' % target)
+    if 'z' in options or 'Z' in options:
+        if 'z' in options and 'Z' in options:
+            raise ValidationError('mounts: %s cannot be both z (shared label) and Z (private label)' % target)
+        from .selinux_labels import check_relabel_source  # pylint: disable=import-outside-toplevel
+        check_relabel_source(source)
     if 'ro' not in options and 'rw' not in options:
         options.append('rw')
     if 'bind' not in options and 'rbind' not in options:

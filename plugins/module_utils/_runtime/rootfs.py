@@ -41,14 +41,19 @@ def _unescape_mountinfo(raw: bytes) -> str:
     return text
 
 
-def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str) -> bool:
-    """Mount an overlay of ``lower_dirs`` (top first) with ``upper``/``work`` at ``target``."""
+def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str, mount_label: str | None = None) -> bool:
+    """Mount an overlay of ``lower_dirs`` (top first) with ``upper``/``work`` at ``target``.
+
+    ``mount_label``: the SELinux context every file of the mount shows (``context=``), the container's.
+    """
     for directory in (upper, work, target):
         os.makedirs(directory, mode=0o755, exist_ok=True)
     if is_mounted(target):
         return False
     options = 'lowerdir=%s,upperdir=%s,workdir=%s' % (
         ':'.join(_escape_overlay_path(d) for d in lower_dirs), _escape_overlay_path(upper), _escape_overlay_path(work))
+    if mount_label:
+        options += ',context="%s"' % mount_label
     try:
         libc.mount('overlay', target, 'overlay', 0, options)
     except OSError as exc:

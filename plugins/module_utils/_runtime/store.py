@@ -199,6 +199,16 @@ class Store(object):
             return []
         return sorted(name for name in entries if os.path.exists(os.path.join(self.root, 'containers', name, 'record.json')))
 
+    def ids(self) -> list[str]:
+        """The ids of every container with a record."""
+        found = []
+        for name in self.names():
+            with contextlib.suppress(RuncibleError):
+                record = self.load(name)
+                if record is not None and record['id']:
+                    found.append(record['id'])
+        return found
+
     def forget(self, record: Record) -> None:
         """Remove every file of a container (its record last, so a crash leaves it findable)."""
         paths = self.paths(record['name'], record['id'])
