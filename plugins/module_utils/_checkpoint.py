@@ -160,7 +160,7 @@ class Task(object):
             raise
         container_id = self.engine.new_id()
         try:
-            config = options.reserve(config, self.engine.store.root, container_id, self.engine.store.ids)
+            config = options.reserve(config, self.engine.store.root, container_id, self.engine.store.configs)
             self.checkpoints.import_(self.name, staging, manifest, config, options.build_spec(config, container_id),
                                      container_id, archive, keep_logs=self.params['keep'])
         finally:

@@ -155,7 +155,7 @@ class Task(object):
         if self.check_mode:
             return Record(id=None, name=self.name, config=config), _planned_live(WANTED_STATUS[self.state])
         container_id = self.engine.new_id()
-        config = options.reserve(config, self.store.root, container_id, self.store.ids)
+        config = options.reserve(config, self.store.root, container_id, self.store.configs)
         record = self.engine.create(self.name, config, options.build_spec(config, container_id), container_id,
                                     start=start, launch=self.state != 'stopped')
         if self.state == 'paused':
@@ -212,7 +212,7 @@ class Task(object):
         if self.check_mode:
             return record.replace(config=config), _planned_live(wanted)
         container_id = self.engine.new_id()
-        config = options.reserve(config, self.store.root, container_id, self.store.ids)
+        config = options.reserve(config, self.store.root, container_id, self.store.configs)
         spec = options.build_spec(config, container_id)  # before the old one goes: a spec that fails keeps it
         self.engine.remove(record)
         new = self.engine.create(self.name, config, spec, container_id,

@@ -95,8 +95,14 @@ options:
       - Its manifest is checked field by field (identifiers by strict patterns, the runtime by name,
         C(runc) or C(crun), never a path) and the container's configuration is rebuilt from it through
         the type checks and normalisers of M(runcible.oci.container)'s own options; unknown options are
-        refused, host paths are never taken from an archive (give O(rootfs) and O(mounts)), an image
-        only by digest from this host's image store.
+        refused, host paths are never taken from an archive (give O(rootfs) and O(mounts); devices and
+        seccomp profile files are refused), an image only by digest from this host's image store.
+      - The container gets this host's default confinement (seccomp, AppArmor profile, SELinux labels
+        with a level of this host; the restored processes get the profile and labels, not the ones in
+        the CRIU images). An archive that is not verified with O(integrity_key) may not loosen it
+        (C(privileged), C(cap_add), C(no_new_privileges=false), C(seccomp_profile=unconfined),
+        C(network=host), ...). The CRIU images still carry the processes' capabilities and seccomp
+        filters, so import only archives from hosts you trust (see C(docs/security.md)).
       - When a container O(name) exists and comes from this archive's checkpoint, it is only restored
         if stopped; any other container of that name is an error.
     type: path

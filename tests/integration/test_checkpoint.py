@@ -353,6 +353,9 @@ def test_manifest_fields_and_config_are_not_trusted(env, tmp_path, real_archive)
         ({'runtime': '/tmp/evil/runc'}, 'runtime', {'rootfs': env.rootfs}),
         # Confinement: never loosened by an archive that is not verified; host devices and profile files never.
         ({'config.privileged': True}, r'less confinement than the default \(privileged: True\)', {'rootfs': env.rootfs}),
+        ({'config.privileged': 'yes'}, r'less confinement than the default \(privileged: True\)', {'rootfs': env.rootfs}),
+        ({'config.no_new_privileges': 0}, 'less confinement.*no_new_privileges', {'rootfs': env.rootfs}),
+        ({'config.network': 'host'}, 'less confinement.*network: host', {'rootfs': env.rootfs}),
         ({'config.cap_add': ['CAP_SYS_ADMIN']}, 'less confinement.*cap_add', {'rootfs': env.rootfs}),
         ({'config.no_new_privileges': False}, 'less confinement.*no_new_privileges', {'rootfs': env.rootfs}),
         ({'config.seccomp_profile': 'unconfined'}, 'less confinement.*seccomp_profile', {'rootfs': env.rootfs}),

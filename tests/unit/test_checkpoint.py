@@ -92,3 +92,16 @@ def test_pin_criu_cgroup_root_names_a_config_file_in_the_bundle(tmp_path):
     assert stat.S_IMODE(os.stat(conf).st_mode) == 0o600 and stat.S_IMODE(os.stat(str(config_json)).st_mode) == 0o600
     checkpoint.pin_criu_cgroup_root(paths, '/x.slice/runcible-new.scope')
     assert open(conf).read() == 'cgroup-root /x.slice/runcible-new.scope\n'
+
+
+def test_a_restore_gets_the_containers_own_lsm_labels_never_the_images():
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime.checkpoint import lsm_restore_args
+    label = {'process': 'system_u:system_r:svirt_t:s0:c1,c2', 'mount': 'system_u:object_r:svirt_image_t:s0:c1,c2'}
+    assert lsm_restore_args({'label': label, 'apparmor_profile': 'unconfined'}) == [
+        '--lsm-profile', 'selinux:system_u:system_r:svirt_t:s0:c1,c2',
+        '--lsm-mount-context', 'system_u:object_r:svirt_image_t:s0:c1,c2']
+    assert lsm_restore_args({'label': 'disable', 'apparmor_profile': 'runcible-default'}) == [
+        '--lsm-profile', 'apparmor:runcible-default']
+    assert lsm_restore_args({'label': 'disable', 'apparmor_profile': 'unconfined'}) == []
+    assert lsm_restore_args({}) == []
+    assert lsm_restore_args({'privileged': True, 'label': label, 'apparmor_profile': 'runcible-default'}) == []

@@ -76,6 +76,12 @@ def test_levels_are_unique_kept_per_container_and_released(tmp_path):
     assert oct(os.stat(allocator.path).st_mode & 0o777) == '0o600'
 
 
+def test_levels_pinned_by_other_containers_are_never_drawn(tmp_path):
+    allocator = selinux_labels.LevelAllocator(str(tmp_path))
+    draws = iter([3, 5, 1, 2])
+    assert allocator.allocate('a', [], randbelow=lambda limit: next(draws), taken=['s0:c3,c5']) == 's0:c1,c2'
+
+
 def test_a_collision_draws_again(tmp_path):
     allocator = selinux_labels.LevelAllocator(str(tmp_path))
     draws = iter([3, 5, 5, 3, 7, 7, 1, 2])
@@ -124,10 +130,11 @@ def test_a_damaged_allocation_file_is_an_error_naming_it(tmp_path):
         allocator.allocate('x', [])
 
 
-@pytest.mark.parametrize('path', ['/', '/etc', '/usr/', '/home', '/home/alice', '/root', '/var/lib', '/tmp'])
+@pytest.mark.parametrize('path', ['/', '/etc', '/usr/', '/home', '/home/alice', '/root', '/var/lib', '/tmp', '/etc/ssh',
+                                  '/usr/lib/x', '/home/alice/.ssh', '/home/bob/.config/app', '/var/lib/runcible/x'])
 def test_system_and_home_directories_are_never_relabelled(path):
     with pytest.raises(ValidationError, match='cannot be relabelled'):
-        selinux_labels.check_relabel_source(path)
+        selinux_labels.check_relabel_source(path, forbidden=['/var/lib/runcible', '/run/runcible'])
 
 
 @pytest.mark.parametrize('path', ['/srv/app/data', '/home/alice/project', '/var/lib/app', '/opt/x/y'])

@@ -293,3 +293,20 @@ def test_workdir():
 
 def test_direct_rootfs_uses_the_absolute_path():
     assert build({'rootfs_mode': 'direct', 'rootfs': '/srv'})['root']['path'] == '/srv'
+
+
+def test_a_record_made_before_an_option_existed_maps_its_absence():
+    """A recreate of an old container merges the given options into its record: cap_drop must still apply
+    although the record has no cap_add (whose mapper writes the capabilities)."""
+    context = options.Context('web', '/var/lib/runcible')
+    config = options.complete(options.normalise({'command': ['sleep', '1'], 'cgroup_manager': 'cgroupfs'}, context),
+                              context)
+    for name in ('cap_add', 'cap_drop', 'privileged', 'seccomp_profile', 'apparmor_profile', 'label', 'devices',
+                 'cgroupns', 'no_new_privileges'):
+        del config[name]
+    old = options.build_spec(config, CID)
+    assert 'seccomp' not in old['linux'] and old['process']['noNewPrivileges'] is True  # what such a record had
+    assert sorted(old['process']['capabilities']['bounding']) == sorted(oci_spec.DEFAULT_CAPABILITIES)
+    config['cap_drop'] = ['ALL']
+    dropped = options.build_spec(config, CID)
+    assert dropped['process']['capabilities']['bounding'] == [] and 'seccomp' not in dropped['linux']

@@ -23,7 +23,7 @@ from .base import COMPARISONS, Context, Difference, values_match  # noqa: F401 (
 from .table import OPTIONS, OPTIONS_BY_NAME
 
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterable
+    from typing import Any, Callable
 
     from .base import Option
 
@@ -122,22 +122,27 @@ def build_spec(config: dict[str, Any], container_id: str) -> dict[str, Any]:
                                                   container_id)
     spec = oci_spec.base_spec(container_id, root_path, cgroups_path, network=config.get('network') or 'none')
     for option in OPTIONS:
-        if option.spec is not None and config.get(option.name) is not None:
-            option.spec(spec, config[option.name], config)
+        if option.spec is None:
+            continue
+        # A record made before an option existed has what its absence meant (cap_drop then still applies).
+        value = config[option.name] if option.name in config else option.absent_value()
+        if value is not None:
+            option.spec(spec, value, config)
     return spec
 
 
-def reserve(config: dict[str, Any], root: str, container_id: str, known_ids: Callable[[], Iterable[str]]) -> dict[str, Any]:
+def reserve(config: dict[str, Any], root: str, container_id: str,
+            known: Callable[[], dict[str, dict[str, Any]]]) -> dict[str, Any]:
     """``config`` with what a new container takes from the host (its SELinux level) before its spec is made.
 
-    Only when a container is really made (never in check mode); ``known_ids`` lists the ids of the
+    Only when a container is really made (never in check mode); ``known()`` gives {id: config} of the
     store's containers (an allocation of an id without a record is a task that died). The runtime
     gives it back when the container is removed.
     """
     config = dict(config)
     for option in OPTIONS:
         if option.reserve is not None and config.get(option.name) is not None:
-            config[option.name] = option.reserve(config[option.name], root, container_id, known_ids)
+            config[option.name] = option.reserve(config[option.name], config, root, container_id, known)
     return config
 
 

@@ -142,7 +142,7 @@ class Option(object):
         # What a difference takes: a new container, the runtime's update, or only a record write.
         self.update = update
         self.live = live
-        # (value, store root, container id, known ids) -> value: what a new container takes from the host
+        # (value, config, store root, container id, known) -> value: what a new container takes from the host
         # when it is made (not in check mode), before its spec: a unique SELinux level. The runtime gives it back.
         self.reserve = bound(reserve)
 

@@ -23,7 +23,15 @@ LOOSENING = (
     ('no_new_privileges', lambda value: value is False),
     ('seccomp_profile', lambda value: value == 'unconfined'),
     ('label', lambda value: value == 'disable' and _selinux_enabled()),
+    ('network', lambda value: value == 'host'),
+    ('apparmor_profile', lambda value: value not in ('unconfined', 'runcible-default')),
+    ('cgroupns', lambda value: value == 'host' and _default_cgroupns() == 'private'),
 )
+
+
+def _default_cgroupns() -> str:
+    from .security import default_cgroupns  # pylint: disable=import-outside-toplevel
+    return default_cgroupns(None)
 
 
 def _selinux_enabled() -> bool:
@@ -31,8 +39,8 @@ def _selinux_enabled() -> bool:
     return enabled()
 
 
-def _confinement(params: dict[str, Any], trusted: bool) -> None:
-    """This host's default profiles and labels; no loosening from an archive that is not verified."""
+def _host_paths(params: dict[str, Any]) -> None:
+    """Host devices and a seccomp profile file are host paths, which an archive never chooses."""
     if params.get('devices'):
         raise ValidationError('the archive\'s container had host devices (%s); an archive may not choose host paths: '
                               'import is not supported for such containers' % ', '.join(
@@ -42,6 +50,10 @@ def _confinement(params: dict[str, Any], trusted: bool) -> None:
         raise ValidationError('the archive\'s container had the seccomp profile file %s of its host; an archive may '
                               'not choose host paths: import is not supported for such containers'
                               % params['seccomp_profile'].get('path'))
+
+
+def _confinement(params: dict[str, Any], trusted: bool) -> None:
+    """This host's default profiles and labels; no loosening from an archive that is not verified."""
     loosened = [name for name, loosens in LOOSENING if name in params and loosens(params[name])]
     if loosened and not trusted:
         raise ValidationError('the archive\'s container ran with less confinement than the default (%s), and the '
@@ -110,10 +122,11 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
                               'give mounts (the host directories to bind there) to import it'
                               % ', '.join(str((mount or {}).get('target') if isinstance(mount, dict) else mount)
                                           for mount in params['mounts']))
-    _confinement(params, trusted)
+    _host_paths(params)
     params.update(overrides)
     params['runtime'] = runtime
     params = _check_types(params, what)
+    _confinement(params, trusted)  # on the typed values ("yes" is True by now)
     from . import complete, normalise  # pylint: disable=import-outside-toplevel
     images = ContainerImages(store_root, 'never')
     context = Context(name, store_root, images=images)

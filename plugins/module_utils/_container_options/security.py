@@ -305,17 +305,28 @@ def label(value: Any, context: Context) -> Any:
     for key, item in sorted(value.items()):
         text = str(item)
         pattern = _LEVEL if key == 'level' else _IDENTIFIER
-        if not re.match(pattern, text):
+        if not re.fullmatch(pattern, text):
             kind = 'level (s0:c1,c2)' if key == 'level' else 'identifier'
             raise ValidationError('label: %s %r is not an SELinux %s' % (key, text, kind))
         parts[key] = text
     if not selinux_labels.enabled():
         raise ValidationError('label: SELinux is not enabled on this host: give label: disable or leave it out')
+    # The labels these parts make must be contexts the loaded policy knows (checked now, in check mode too).
+    selinux_labels.check_labels(selinux_labels.labels_for(parts, parts.get('level') or 's0', _contexts(parts)))
     return parts
 
 
-_IDENTIFIER = r'^[A-Za-z0-9_.-]{1,255}$'
-_LEVEL = r'^s[0-9]+(-s[0-9]+)?(:c[0-9]+([.,]c[0-9]+)*)?$'
+def _contexts(parts: dict[str, str]) -> tuple[str, str]:
+    """The contexts the parts are laid over: the policy's container contexts (user and role only when both
+    types are given)."""
+    from .._runtime import selinux_labels  # pylint: disable=import-outside-toplevel
+    if parts.get('type') and parts.get('file_type'):
+        return selinux_labels.DEFAULT_PROCESS, selinux_labels.DEFAULT_FILE
+    return selinux_labels.container_contexts()
+
+
+_IDENTIFIER = r'[A-Za-z0-9_.-]{1,255}'
+_LEVEL = r's[0-9]+(-s[0-9]+)?(:c[0-9]+([.,]c[0-9]+)*)?'
 
 
 def default_label(context: Context | None) -> Any:
@@ -331,24 +342,30 @@ def same_label(wanted: Any, actual: Any) -> bool:
     return bool(wanted == actual)
 
 
-def reserve_label(value: Any, root: str, container_id: str, known_ids: Callable[[], Iterable[str]]) -> Any:
+def reserve_label(value: Any, config: dict[str, Any], root: str, container_id: str,
+                  known: Callable[[], dict[str, dict[str, Any]]]) -> Any:
     """A new container's labels: the policy's contexts, the task's parts and a level no other container has.
 
-    A recreated container's labels (``value`` already has them) are made again from its parts: the old
-    container's level goes with it.
+    ``known()``: {id: config} of the store's containers (their levels, pinned ones too, are taken). A
+    recreated container's labels (``value`` already has them) are made again from its parts: the old
+    container's level goes with it. A privileged container gets none.
     """
     if not isinstance(value, dict):
         return value
     if 'process' in value:
         value = value.get('parts') or {}
+    if config.get('privileged'):
+        return value
     from .._runtime import selinux_labels  # pylint: disable=import-outside-toplevel
-    if value.get('type') and value.get('file_type'):
-        contexts = (selinux_labels.DEFAULT_PROCESS, selinux_labels.DEFAULT_FILE)  # only user and role come from here
-    else:
-        contexts = selinux_labels.container_contexts()
-    level = value.get('level') or selinux_labels.LevelAllocator(root).allocate(container_id, known_ids())
+    contexts = _contexts(value)
+    selinux_labels.check_labels(selinux_labels.labels_for(value, value.get('level') or 's0', contexts))
+    level = value.get('level')
+    if not level:
+        records = known()
+        taken = [selinux_labels.split_context(other['label']['process'])['level'] for other in records.values()
+                 if isinstance(other.get('label'), dict) and other['label'].get('process')]
+        level = selinux_labels.LevelAllocator(root).allocate(container_id, records, taken=taken)
     labels = selinux_labels.labels_for(value, level, contexts)
-    selinux_labels.check_labels(labels)
     return dict(labels, parts=dict(value), allocated=not value.get('level'))
 
 

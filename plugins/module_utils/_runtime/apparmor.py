@@ -9,10 +9,11 @@ when a launch needs it and the kernel lacks it or has an older version: the SHA-
 loaded is kept in ``run_root/apparmor/`` (a tmpfs, emptied by a reboot as the kernel's policy is).
 Nothing is written to /etc/apparmor.d.
 
-What it confines (on top of capabilities and seccomp): no mount of any kind, no write to the
-kernel's knobs under /proc (except the namespaced ``/proc/sys/net``) and /sys, no access to
-``/proc/kcore``, ``/proc/sysrq-trigger``, firmware, debugfs or securityfs; signals and ptrace only
-among processes of the same profile (the host, unconfined, may still signal them).
+What it confines (on top of capabilities and seccomp): no mount or unmount of any kind, no write to
+the kernel's knobs under /proc (except the namespaced ``/proc/sys/net``) and /sys (except the cgroup
+tree), no access to ``/proc/kcore``, ``/proc/kmsg``, ``/proc/sysrq-trigger``, firmware, debugfs or
+securityfs; signals and ptrace only among processes of the same profile (the host, unconfined, and
+confined runtimes may still signal them).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .files import atomic_write
 from .host import find_program
 
 DEFAULT_PROFILE = 'runcible-default'
-PROFILE_VERSION = 1  # bump with every change of TEMPLATE (the stamp is the text's digest; this says it in the text)
+PROFILE_VERSION = 2  # bump with every change of TEMPLATE (the stamp is the text's digest; this says it in the text)
 ENABLED_FILE = '/sys/module/apparmor/parameters/enabled'
 SECURITYFS = '/sys/kernel/security/apparmor'
 NAME_MAX = 255
@@ -42,16 +43,18 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
   network,
   capability,
   file,
-  umount,
   pivot_root,
 
-  # Signals and ptrace stay among the container's processes; the host may signal them.
+  # Signals and ptrace stay among the container's processes; the host may signal them, and so may the
+  # runtimes where AppArmor 4 confines them in profiles of their own.
   signal (receive) peer=unconfined,
+  signal (receive) peer={{runc,crun}},
   signal (send, receive) peer={name},
   ptrace (trace, read, tracedby, readby) peer={name},
 
-  # No new mounts (of any file system, bind or remount).
+  # No new mounts (of any file system, bind or remount), and no unmounting what hides /proc's secrets.
   deny mount,
+  deny umount,
 
   # The kernel's knobs: read-only, but the namespaced network sysctls.
   deny @{{RC_PROC}}/sys/[^n]** wklx,
@@ -59,7 +62,6 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
   deny @{{RC_PROC}}/sysrq-trigger rwklx,
   deny @{{RC_PROC}}/kcore rwklx,
   deny @{{RC_PROC}}/kmsg rwklx,
-  deny @{{RC_PROC}}/mem rwklx,
   deny @{{RC_PROC}}/[0-9]*/attr/** w,
   deny /sys/[^f]** wklx,
   deny /sys/f[^s]** wklx,

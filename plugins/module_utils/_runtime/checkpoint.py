@@ -146,6 +146,20 @@ def tail_file(path: str, lines: int = 15) -> str:
 CAP_SYS_RESOURCE = 24
 
 
+def lsm_restore_args(config: dict[str, Any]) -> list[str]:
+    """The restored processes get this container's AppArmor profile or SELinux labels, not what the CRIU
+    images say (an archive's author, or another host, chose those)."""
+    if config.get('privileged'):
+        return []
+    label = config.get('label')
+    if isinstance(label, dict) and label.get('process'):
+        return ['--lsm-profile', 'selinux:' + label['process'], '--lsm-mount-context', label['mount']]
+    profile = config.get('apparmor_profile')
+    if profile and profile != 'unconfined':
+        return ['--lsm-profile', 'apparmor:' + profile]
+    return []
+
+
 def effective_capabilities(status_path: str = '/proc/self/status') -> int | None:
     try:
         with open(status_path) as handle:
@@ -284,6 +298,7 @@ class Checkpoints(object):
             args.append('--tcp-established')
         if meta.get('file_locks') if file_locks is None else file_locks:
             args.append('--file-locks')
+        args += lsm_restore_args(record['config'])
         self.engine.ensure_bundle(record, spec)
         if runtime.name == 'runc' and cgroup_mode() == 'unified':
             pin_criu_cgroup_root(self.engine.paths(record), self.engine.placement(record).cgroup_path)

@@ -226,15 +226,15 @@ class Engine(object):
                 _rootfs().unmount(paths.rootfs_mount)
             raise
 
-    @staticmethod
-    def _relabel_mounts(config: dict[str, Any], mount_label: str) -> None:
+    def _relabel_mounts(self, config: dict[str, Any], mount_label: str) -> None:
         """Bind sources with ``Z`` get the container's own label, with ``z`` the label every container may share."""
         from . import selinux_labels  # pylint: disable=import-outside-toplevel
+        store = (self.store.root, self.store.run_root)
         for mount in config.get('mounts') or []:
             if 'Z' in mount['options']:
-                selinux_labels.relabel(mount['source'], mount_label)
+                selinux_labels.relabel(mount['source'], mount_label, store)
             elif 'z' in mount['options']:
-                selinux_labels.relabel(mount['source'], selinux_labels.shared_context(mount_label))
+                selinux_labels.relabel(mount['source'], selinux_labels.shared_context(mount_label), store)
 
     def _launch(self, record: Record, spec: Spec | None = None, start: bool = True,
                 restore: tuple[str, list[str]] | None = None, runtime: OCIRuntime | None = None) -> None:

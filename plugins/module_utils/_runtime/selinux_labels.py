@@ -47,10 +47,12 @@ FALLBACK_CONTEXTS = (
     ('system_u:system_r:svirt_t:s0', 'system_u:object_r:svirt_image_t:s0'),
 )
 PARTS = ('user', 'role', 'type', 'level')
-# Never relabelled for a z/Z mount (as podman): the host's own trees and every home directory's parent.
+# Never relabelled for a z/Z mount (as podman, and stricter): the host's own directories, anything below
+# its system trees, a home directory or its hidden (dot) directories.
 SYSTEM_PATHS = frozenset(('/', '/bin', '/boot', '/dev', '/etc', '/home', '/lib', '/lib32', '/lib64', '/media', '/mnt',
                           '/opt', '/proc', '/root', '/run', '/sbin', '/srv', '/sys', '/tmp', '/usr', '/var',
-                          '/var/lib', '/var/log', '/usr/local'))
+                          '/var/lib', '/var/log', '/var/tmp'))
+SYSTEM_TREES = ('/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/proc', '/root', '/sbin', '/sys', '/usr')
 
 
 def enabled(selinuxfs: str | None = None) -> bool:
@@ -159,9 +161,15 @@ class LevelAllocator(object):
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         atomic_write(self.path, json.dumps(levels, indent=1, sort_keys=True), mode=0o600)
 
-    def allocate(self, container_id: str, known_ids: Iterable[str], randbelow: Callable[[int], int] = secrets.randbelow) -> str:
-        """A level no other container has (``known_ids``: the ids with a record now); recorded for ``container_id``."""
+    def allocate(self, container_id: str, known_ids: Iterable[str], randbelow: Callable[[int], int] = secrets.randbelow,
+                 taken: Iterable[str] = ()) -> str:
+        """A level no other container has; recorded for ``container_id``.
+
+        ``known_ids``: the ids with a record now; ``taken``: levels in use besides the allocations (levels
+        the tasks pinned).
+        """
         known = set(known_ids) | {container_id}
+        pinned = set(taken)
         with locked(self.lock_path, 'the SELinux level allocations'):
             levels = self._load()
             now = self.clock()
@@ -176,7 +184,7 @@ class LevelAllocator(object):
             while True:
                 first, second = sorted((randbelow(CATEGORIES), randbelow(CATEGORIES)))
                 level = 's0:c%d,c%d' % (first, second)
-                if first != second and level not in levels:
+                if first != second and level not in levels and level not in pinned:
                     break
             levels[level] = {'id': container_id, 'at': now}
             self._save(levels)
@@ -198,25 +206,41 @@ class LevelAllocator(object):
         return dict((level, str(entry.get('id'))) for level, entry in self._load().items())
 
 
-def check_relabel_source(path: str) -> None:
-    """A z/Z source is never one of the host's own trees, a home directory's parent or a user's home."""
+def check_relabel_source(path: str, forbidden: Iterable[str] = ()) -> None:
+    """A z/Z source is never a system directory or below one, a home directory or its dot directories,
+    nor inside ``forbidden`` (the store's own directories)."""
     normalised = os.path.normpath(path)
-    if normalised in SYSTEM_PATHS or os.path.dirname(normalised) == '/home':
-        raise ValidationError('mounts: %s cannot be relabelled (z/Z) for a container: it is a system directory or a '
-                              'home directory; mount a directory of its own, or leave z/Z out' % path)
+    parts = normalised.split('/')
+    refused = (normalised in SYSTEM_PATHS or any(normalised.startswith(tree + '/') for tree in SYSTEM_TREES)
+               or (len(parts) >= 3 and parts[1] == 'home' and (len(parts) == 3 or parts[3].startswith('.')))
+               or any(normalised == top or normalised.startswith(top.rstrip('/') + '/') for top in forbidden))
+    if refused:
+        raise ValidationError('mounts: %s cannot be relabelled (z/Z) for a container: it is a system directory, a home '
+                              'directory or the store\'s own; mount a directory of its own, or leave z/Z out' % path)
 
 
-def relabel(path: str, context: str) -> None:
-    """Give ``path`` and everything under it (links not followed) ``context``; skip when its top has it already."""
+def relabel(path: str, context: str, forbidden: Iterable[str] = ()) -> None:
+    """Give ``path`` and everything under it ``context``: links never followed, one file system only.
+
+    The source is checked again here, resolved (a link put there since the task would lead elsewhere:
+    refused). Nothing is done when its top has the label already.
+    """
     selinux = bindings()
+    if os.path.islink(path) or os.path.realpath(path) != os.path.normpath(path):
+        raise RuncibleError('mounts: %s is or goes through a symbolic link now; refusing to relabel it' % path)
+    check_relabel_source(path, forbidden)
     try:
         if selinux.lgetfilecon(path)[1] == context:
             return
     except OSError:
         pass
     try:
+        device = os.lstat(path).st_dev
         selinux.lsetfilecon(path, context)
-        for top, directories, files in os.walk(path):
+        for top, directories, files, top_fd in os.fwalk(path, follow_symlinks=False):
+            if os.fstat(top_fd).st_dev != device:
+                directories[:] = []
+                continue
             for name in directories + files:
                 selinux.lsetfilecon(os.path.join(top, name), context)
     except OSError as exc:

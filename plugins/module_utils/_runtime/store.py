@@ -199,14 +199,14 @@ class Store(object):
             return []
         return sorted(name for name in entries if os.path.exists(os.path.join(self.root, 'containers', name, 'record.json')))
 
-    def ids(self) -> list[str]:
-        """The ids of every container with a record."""
-        found = []
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """{id: config} of every container with a record."""
+        found = {}
         for name in self.names():
             with contextlib.suppress(RuncibleError):
                 record = self.load(name)
                 if record is not None and record['id']:
-                    found.append(record['id'])
+                    found[record['id']] = record['config']
         return found
 
     def forget(self, record: Record) -> None:
