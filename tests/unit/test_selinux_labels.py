@@ -146,3 +146,61 @@ def test_no_selinux_here_needs_no_bindings(tmp_path):
     assert selinux_labels.enabled(str(tmp_path)) is False
     (tmp_path / 'enforce').write_text('0')
     assert selinux_labels.enabled(str(tmp_path)) is True
+
+
+class FakeBindings(object):
+    """Stands in for libselinux's lgetfilecon/lsetfilecon: records what would be labelled (our walk is tested)."""
+
+    def __init__(self, labels=None):
+        self.labels = dict(labels or {})
+        self.set = []
+
+    def lgetfilecon(self, path):
+        if path not in self.labels:
+            raise OSError(61, 'No data available')
+        return 0, self.labels[path]
+
+    def lsetfilecon(self, path, context):
+        self.set.append(path)
+        self.labels[path] = context
+
+
+@pytest.fixture
+def fake_bindings(monkeypatch):
+    fake = FakeBindings()
+    monkeypatch.setattr(selinux_labels, 'bindings', lambda: fake)
+    return fake
+
+
+def test_relabel_walks_the_source_without_following_links(tmp_path, fake_bindings):
+    source = tmp_path / 'data'
+    (source / 'sub').mkdir(parents=True)
+    (source / 'sub' / 'file').write_text('x')
+    outside = tmp_path / 'outside'
+    outside.mkdir()
+    (outside / 'secret').write_text('s')
+    os.symlink(str(outside), str(source / 'link'))
+    selinux_labels.relabel(str(source), 'u:r:t:s0:c1,c2')
+    labelled = set(fake_bindings.set)
+    assert labelled == {str(source), str(source / 'sub'), str(source / 'sub' / 'file'), str(source / 'link')}
+    assert str(outside / 'secret') not in labelled
+    fake_bindings.set.clear()
+    selinux_labels.relabel(str(source), 'u:r:t:s0:c1,c2')   # its top has the label: nothing is walked
+    assert fake_bindings.set == []
+
+
+def test_a_source_that_became_a_link_is_refused(tmp_path, fake_bindings):
+    target = tmp_path / 'etc-like'
+    target.mkdir()
+    link = tmp_path / 'data'
+    os.symlink(str(target), str(link))
+    with pytest.raises(Exception, match='symbolic link'):
+        selinux_labels.relabel(str(link), 'u:r:t:s0')
+    real = tmp_path / 'real'
+    (real / 'inner').mkdir(parents=True)
+    os.symlink(str(real), str(tmp_path / 'via'))
+    with pytest.raises(Exception, match='symbolic link'):
+        selinux_labels.relabel(str(tmp_path / 'via' / 'inner'), 'u:r:t:s0')
+    with pytest.raises(ValidationError, match='store'):
+        selinux_labels.relabel(str(real), 'u:r:t:s0', forbidden=[str(tmp_path)])
+    assert fake_bindings.set == []
