@@ -173,6 +173,26 @@ options:
     description:
       - Mount the root filesystem read-only. Defaults to V(false).
     type: bool
+  ulimits:
+    description:
+      - Resource limits of the container's processes (and its execs), by name (C(nofile), C(nproc),
+        C(core), C(memlock), C(stack), C(fsize), C(cpu), C(as), C(locks), C(sigpending), C(msgqueue),
+        C(nice), C(rtprio), C(rttime), C(data), C(rss); with or without C(RLIMIT_)), each
+        C(SOFT:HARD), one number for both, V(unlimited), or a dictionary with C(soft) and C(hard).
+      - A hard limit above the host's own hard limit is refused (the runtime could not set it).
+        The given limits replace the defaults (C(nofile) and C(nproc) at up to 1048576 and
+        4194304, within the host's hard limits).
+      - A change recreates the container.
+    type: dict
+  sysctls:
+    description:
+      - Kernel settings of the container's own namespaces, by C(sysctl) name (dots or slashes)
+        to value, for example C(net.ipv4.ping_group_range=0 2147483647) or C(kernel.shmmax).
+      - Only namespaced settings are taken, the IPC ones (C(kernel.msg*), C(kernel.sem),
+        C(kernel.shm*)), C(fs.mqueue.*) and C(net.*); C(net.*) needs a network of the container's
+        own (not V(host)). Host-wide settings are refused, as they would change the host.
+      - A change recreates the container.
+    type: dict
   privileged:
     description:
       - Give up every confinement, as C(podman run --privileged) does. Defaults to V(false).

@@ -71,6 +71,15 @@ def network(values: dict[str, Any], context: Context, complete: bool) -> None:
     network_options.check(values, context)
 
 
+def sysctls(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """``net.*`` settings need a network namespace of the container's own (not ``network: host``)."""
+    if not any(key.startswith('net.') for key in values.get('sysctls') or {}):
+        return
+    if context.effective(values, 'network') == 'host':
+        raise ValidationError('sysctls: net.* settings need a network of the container\'s own; with network: host they '
+                              'would change the host\'s network: set them on the host')
+
+
 def confinement(values: dict[str, Any], context: Context, complete: bool) -> None:
     """Capabilities, privileged and the profiles together (security.check); loaded only when one is given."""
     if not complete and not any(name in values for name in CONFINEMENT):
@@ -82,4 +91,4 @@ def confinement(values: dict[str, Any], context: Context, complete: bool) -> Non
 CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile', 'label')
 # In this order: the image and the root filesystem first (the user is resolved in them).
 GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, placement, network,
-                                                                       confinement)
+                                                                       sysctls, confinement)

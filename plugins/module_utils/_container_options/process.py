@@ -85,6 +85,74 @@ def non_negative_int(option: str) -> Callable[[int, Context], int]:
 
 stop_timeout = non_negative_int('stop_timeout')
 
+# ulimits: the names docker and podman take, and their RLIMIT_*.
+ULIMITS = ('as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss',
+           'rtprio', 'rttime', 'sigpending', 'stack')
+UNLIMITED = -1  # RLIM_INFINITY, as the spec writes it (the runtime takes it as 2**64-1)
+
+
+def _limit_value(value: object, name: str) -> int:
+    text = str(value).strip().lower()
+    if text in ('unlimited', '-1', 'infinity'):
+        return UNLIMITED
+    if not text.isdigit():
+        raise ValidationError('ulimits: %s: %r is not a number or unlimited' % (name, value))
+    return int(text)
+
+
+def ulimits(value: dict[str, Any], context: Context) -> dict[str, dict[str, int]]:
+    """{name: "soft[:hard]" | number | {soft, hard}} -> {name: {soft, hard}}, within the host's hard limits."""
+    import resource  # pylint: disable=import-outside-toplevel
+    if not isinstance(value, dict):
+        raise ValidationError('ulimits: give a dictionary such as {nofile: "1024:4096"}')
+    result = {}
+    for key, item in value.items():
+        name = str(key).lower()
+        name = name[len('rlimit_'):] if name.startswith('rlimit_') else name
+        if name not in ULIMITS:
+            raise ValidationError('ulimits: %r is not a limit; known: %s' % (key, ', '.join(ULIMITS)))
+        if isinstance(item, dict):
+            soft, hard = item.get('soft'), item.get('hard', item.get('soft'))
+        else:
+            soft, _sep, hard = str(item).partition(':')
+            hard = hard or soft
+        soft_value, hard_value = _limit_value(soft, name), _limit_value(hard, name)
+        if hard_value != UNLIMITED and (soft_value == UNLIMITED or soft_value > hard_value):
+            raise ValidationError('ulimits: %s: the soft limit %s is above the hard limit %s' % (name, soft, hard))
+        _host_soft, host_hard = resource.getrlimit(getattr(resource, 'RLIMIT_' + name.upper()))
+        for kind, wanted in (('hard', hard_value), ('soft', soft_value)):
+            if host_hard != resource.RLIM_INFINITY and (wanted == UNLIMITED or wanted > host_hard):
+                raise ValidationError('ulimits: %s %s limit %s is above this host\'s hard limit %d (the runtime would fail '
+                                      'with "operation not permitted"): give at most %d'
+                                      % (name, kind, 'unlimited' if wanted == UNLIMITED else wanted, host_hard, host_hard))
+        result[name] = {'soft': soft_value, 'hard': hard_value}
+    return result
+
+
+# sysctls a container may set: those of its own IPC and network namespaces (sysctl keys, dots or slashes).
+_SYSCTL_IPC = ('kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax',
+               'kernel.shmmni', 'kernel.shm_rmid_forced')
+_SYSCTL_KEY = r'[a-z0-9_]+(\.[a-zA-Z0-9_:-]+)+'
+
+
+def sysctls(value: dict[str, Any], context: Context) -> dict[str, str]:
+    """Namespaced kernel settings only: the IPC ones, ``fs.mqueue.*`` and ``net.*`` (with a network of its own)."""
+    if not isinstance(value, dict):
+        raise ValidationError('sysctls: give a dictionary such as {net.ipv4.ping_group_range: "0 2147483647"}')
+    result = {}
+    for key, item in value.items():
+        name = str(key).strip().replace('/', '.')
+        if not re.fullmatch(_SYSCTL_KEY, name):
+            raise ValidationError('sysctls: %r is not a kernel setting name' % key)
+        if not (name in _SYSCTL_IPC or name.startswith('fs.mqueue.') or name.startswith('net.')):
+            raise ValidationError('sysctls: %s is not a setting of the container\'s own namespaces (allowed: %s, '
+                                  'fs.mqueue.*, net.*); a host-wide setting belongs on the host' % (name, ', '.join(_SYSCTL_IPC)))
+        text = str(item)
+        if '\n' in text or '\0' in text:
+            raise ValidationError('sysctls: the value of %s must be one line' % name)
+        result[name] = text
+    return result
+
 
 # -- spec mappers: (spec, value, config) -> None -----------------------------------------------------------
 
@@ -110,6 +178,24 @@ def map_user(spec: dict[str, Any], value: str, config: dict[str, Any]) -> None:
         # As podman: a non-root process keeps the bounding set but no effective or permitted capabilities.
         spec['process']['capabilities']['effective'] = []
         spec['process']['capabilities']['permitted'] = []
+
+
+def map_ulimits(spec: dict[str, Any], value: dict[str, dict[str, int]], config: dict[str, Any]) -> None:
+    """The given limits replace the base spec's (RLIMIT_NOFILE, RLIMIT_NPROC) and join them."""
+    rlimits = dict((limit['type'], limit) for limit in spec['process'].get('rlimits') or [])
+    for name, limit in sorted((value or {}).items()):
+        kind = 'RLIMIT_' + name.upper()
+        rlimits[kind] = {'type': kind, 'soft': _rlim(limit['soft']), 'hard': _rlim(limit['hard'])}
+    spec['process']['rlimits'] = [rlimits[kind] for kind in sorted(rlimits)]
+
+
+def _rlim(value: int) -> int:
+    return (1 << 64) - 1 if value == UNLIMITED else value
+
+
+def map_sysctls(spec: dict[str, Any], value: dict[str, str], config: dict[str, Any]) -> None:
+    if value:
+        spec['linux']['sysctl'] = dict(value)
 
 
 def map_hostname(spec: dict[str, Any], value: str, config: dict[str, Any]) -> None:

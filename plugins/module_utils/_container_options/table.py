@@ -44,6 +44,8 @@ OPTIONS = [
     Option('workdir', 'str', 'spec', default='/', normalise='process:workdir', spec='process:map_workdir'),
     Option('user', 'str', 'spec', default='0:0', normalise='process:user', spec='process:map_user'),
     Option('read_only', 'bool', 'spec', default=False, spec='process:map_read_only'),
+    Option('ulimits', 'dict', 'spec', default={}, normalise='process:ulimits', spec='process:map_ulimits'),
+    Option('sysctls', 'dict', 'spec', default={}, normalise='process:sysctls', spec='process:map_sysctls'),
     # Its confinement (docs/security.md). In this order: privileged and the capabilities before seccomp,
     # whose rules depend on the bounding set; after user (a non-root user gets only the added ones).
     Option('privileged', 'bool', 'spec', default=False, spec='security:map_privileged'),
