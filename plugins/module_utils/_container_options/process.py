@@ -174,10 +174,7 @@ def map_workdir(spec: dict[str, Any], value: str, config: dict[str, Any]) -> Non
 def map_user(spec: dict[str, Any], value: str, config: dict[str, Any]) -> None:
     uid, gid = (int(part) for part in value.split(':'))
     spec['process']['user'] = {'uid': uid, 'gid': gid}
-    if uid != 0:
-        # As podman: a non-root process keeps the bounding set but no effective or permitted capabilities.
-        spec['process']['capabilities']['effective'] = []
-        spec['process']['capabilities']['permitted'] = []
+    # Its capabilities (a non-root user gets only the added ones): security.map_capabilities, after this.
 
 
 def map_ulimits(spec: dict[str, Any], value: dict[str, dict[str, int]], config: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from .._runtime.errors import ValidationError
+from .._runtime.host import capability_set as process_capability_set
 from .._runtime.spec import DEFAULT_CAPABILITIES
 
 if TYPE_CHECKING:
@@ -50,14 +51,9 @@ def host_capabilities(cap_last_cap: str = CAP_LAST_CAP, status: str = '/proc/sel
             last = int(handle.read().strip())
     except (OSError, ValueError):
         last = len(CAPABILITIES) - 1
-    bounding = -1
-    try:
-        with open(status) as handle:
-            for line in handle:
-                if line.startswith('CapBnd:'):
-                    bounding = int(line.split()[1], 16)
-    except (OSError, ValueError, IndexError):
-        pass
+    bounding = process_capability_set('CapBnd', status)
+    if bounding is None:
+        bounding = -1
     return ['CAP_' + name for number, name in enumerate(CAPABILITIES[:last + 1]) if bounding & (1 << number)]
 
 

@@ -28,7 +28,7 @@ from . import checkpoint_archive as archives
 from .engine import utc_iso
 from .errors import RuncibleError, ValidationError
 from .files import atomic_write, tree_size
-from .host import cgroup_mode, current_boot_id, find_program
+from .host import capability_set, cgroup_mode, current_boot_id, find_program
 from .secrets import env_names as secret_env_names
 
 if TYPE_CHECKING:
@@ -161,14 +161,7 @@ def lsm_restore_args(config: dict[str, Any]) -> list[str]:
 
 
 def effective_capabilities(status_path: str = '/proc/self/status') -> int | None:
-    try:
-        with open(status_path) as handle:
-            for line in handle:
-                if line.startswith('CapEff:'):
-                    return int(line.split()[1], 16)
-    except (OSError, ValueError):
-        pass
-    return None
+    return capability_set('CapEff', status_path)
 
 
 def check_dump_capabilities(record: Record, status_path: str = '/proc/self/status') -> None:

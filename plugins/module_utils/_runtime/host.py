@@ -155,6 +155,18 @@ def wait_until(predicate: Callable[[], T], timeout: float, first_delay: float = 
         delay = min(delay * 2, max_delay)
 
 
+def capability_set(field: str, status_path: str = '/proc/self/status') -> int | None:
+    """A capability set of a process as a bit mask (``field``: ``CapEff``, ``CapBnd``...), or None when unreadable."""
+    try:
+        with open(status_path) as handle:
+            for line in handle:
+                if line.startswith(field + ':'):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def cgroup_mode(cgroup_root: str = '/sys/fs/cgroup') -> str:
     """``unified`` (cgroup v2 only), ``hybrid`` (v1 controllers, v2 at unified/) or ``legacy`` (v1 only)."""
     if os.path.exists(os.path.join(cgroup_root, 'cgroup.controllers')):
