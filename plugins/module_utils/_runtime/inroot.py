@@ -21,6 +21,11 @@ file, or block forever on a FIFO. Every read of a container's file by name goes 
 * At most MAX_FILE_SIZE bytes (4 MiB) are read, and a lookup and its read must finish within a
   deadline (READ_TIMEOUT seconds), checked between system calls.
 
+* Writing (container_copy) goes through directory fds opened here (:func:`open_dir`, :func:`make_dirs`):
+  an exclusive temporary file renamed over the entry relative to the directory's fd
+  (:func:`replace_file`), attributes changed through ``/proc/self/fd`` of an ``O_NOFOLLOW`` fd; a final
+  symlink is replaced, never written through; a mount point is recognised (:func:`is_mount_point_at`).
+
 The root itself (the ``root`` argument) is the caller's and is followed as given. Failures are
 ``OSError``: ``FileNotFoundError``/``NotADirectoryError`` when the path is not there in the root,
 others (``ELOOP``, ``EINVAL`` for a file that is not regular, ``EFBIG``, ``ETIMEDOUT``) when it is
@@ -38,7 +43,7 @@ from typing import TYPE_CHECKING
 from . import libc
 
 if TYPE_CHECKING:
-    from typing import Callable, Literal
+    from typing import Callable, Iterable, Literal
 
 MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
 MAX_FILE_SIZE = 4 << 20
@@ -326,3 +331,173 @@ def reason(exc: OSError) -> str:
     if exc.errno == errno.ELOOP:
         return 'a symbolic link loop, more than %d symbolic links, or a link only /proc can follow' % MAX_SYMLINKS
     return exc.strerror or str(exc)
+
+
+# -- writing: through directory fds, never by a path the host resolves ------------------------------
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_TEMP_PREFIX = '.runcible-'
+
+
+def open_dir(root: str | int, path: str) -> int:
+    """A directory fd (``O_RDONLY | O_DIRECTORY``) of ``path`` resolved inside ``root``; the caller closes it.
+
+    Symlinks on the way are followed inside the root. Raises OSError (``NotADirectoryError`` when it
+    leads to something else than a directory).
+    """
+    fd = lookup(root, path, deadline=time.monotonic() + READ_TIMEOUT)
+    try:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
+        # '.' relative to the O_PATH fd opens that very directory.
+        return os.open('.', _DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs(root: str | int, path: str, mode: int = 0o755) -> list[str]:
+    """Create the missing directories of ``path`` inside ``root`` (owned by the caller, ``mode`` exactly).
+
+    Each one is made with ``mkdirat`` relative to the fd of its parent, itself resolved inside the root.
+    ``path`` must be absolute and hold no ``..``. -> the paths created, top first.
+    """
+    parts = [part for part in path.split('/') if part not in ('', '.')]
+    if not path.startswith('/') or '..' in parts:
+        raise OSError(errno.EINVAL, 'not an absolute path without ..', path)
+    existing = len(parts)
+    while existing:
+        try:
+            os.close(open_dir(root, '/' + '/'.join(parts[:existing])))
+            break
+        except FileNotFoundError:
+            existing -= 1
+    created = []
+    for index in range(existing, len(parts)):
+        parent = open_dir(root, '/' + '/'.join(parts[:index]))
+        try:
+            os.mkdir(parts[index], 0o700, dir_fd=parent)
+            made = os.open(parts[index], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=parent)
+            try:
+                os.fchmod(made, mode)  # the umask left out
+            finally:
+                os.close(made)
+        finally:
+            os.close(parent)
+        created.append('/' + '/'.join(parts[:index + 1]))
+    return created
+
+
+def entry_at(dir_fd: int, name: str) -> os.stat_result | None:
+    """The ``lstat`` of ``name`` in the directory ``dir_fd`` (a symlink is not followed); None when absent."""
+    try:
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return None
+
+
+def open_regular_at(dir_fd: int, name: str) -> int:
+    """A read fd (``O_NONBLOCK``) of the regular file ``name`` in ``dir_fd``; the caller closes it.
+
+    A symlink is not followed (``ELOOP``); a FIFO, socket, device or directory is refused (``EINVAL``)
+    without ever being opened for reading, as :func:`read_file` does.
+    """
+    if '/' in name or name in ('', '.', '..'):
+        raise OSError(errno.EINVAL, 'not a name in a directory', name)
+    fd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.ELOOP if stat.S_ISLNK(info.st_mode) else errno.EINVAL,
+                          '%s, not a regular file' % _kind(info.st_mode), name)
+        data_fd = os.open('/proc/self/fd/%d' % fd, _READ_FLAGS)
+    finally:
+        os.close(fd)
+    again = os.fstat(data_fd)
+    if (again.st_dev, again.st_ino) != (info.st_dev, info.st_ino):
+        os.close(data_fd)
+        raise OSError(errno.EINVAL, 'it changed while it was opened', name)
+    return data_fd
+
+
+def replace_file(dir_fd: int, name: str, chunks: Iterable[bytes], uid: int, gid: int, mode: int) -> None:
+    """Make ``name`` in the directory ``dir_fd`` a regular file holding ``chunks``, atomically.
+
+    A temporary file is created exclusively in that directory (``O_EXCL | O_NOFOLLOW``, mode 0600), filled,
+    fsync'ed, given ``uid``/``gid`` and then ``mode`` (chown clears set-id bits, so the mode comes after),
+    and renamed over ``name`` relative to ``dir_fd`` (whatever was there, a symlink included, is replaced;
+    nothing is ever written through a link); then the directory is fsync'ed. On failure the temporary
+    file is removed. ``chunks`` may raise to abandon the write.
+    """
+    if '/' in name or name in ('', '.', '..'):
+        raise OSError(errno.EINVAL, 'not a name in a directory', name)
+    temp = _TEMP_PREFIX + os.urandom(8).hex()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+    try:
+        try:
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            os.fsync(fd)
+            os.fchown(fd, uid, gid)
+            os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
+        os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(temp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    os.fsync(dir_fd)
+
+
+def set_attributes_at(dir_fd: int, name: str, uid: int, gid: int, mode: int) -> None:
+    """Give the regular file ``name`` in ``dir_fd`` this owner and mode, without following a symlink.
+
+    The file is reached by an ``O_PATH | O_NOFOLLOW`` fd, checked to be regular, and changed through
+    ``/proc/self/fd`` (the same inode: nothing can be swapped in between).
+    """
+    fd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, '%s, not a regular file' % _kind(info.st_mode), name)
+        magic = '/proc/self/fd/%d' % fd
+        if (info.st_uid, info.st_gid) != (uid, gid):
+            os.chown(magic, uid, gid)
+        os.chmod(magic, mode)
+    finally:
+        os.close(fd)
+
+
+def _mount_id(fd: int) -> int | None:
+    """The id of the mount ``fd`` is on (``mnt_id`` of /proc/self/fdinfo), None when the kernel does not say."""
+    try:
+        with open('/proc/self/fdinfo/%d' % fd, 'rb') as handle:
+            for line in handle:
+                if line.startswith(b'mnt_id:'):
+                    return int(line.split(b':', 1)[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def is_mount_point_at(dir_fd: int, name: str) -> bool:
+    """Is ``name`` in the directory ``dir_fd`` a mount point, in the mount namespace ``dir_fd`` belongs to?
+
+    Also one of another namespace (a file bind-mounted into a container, seen through ``/proc/PID/root``):
+    the kernel lets a process of the host rename over such an entry, and then detaches the container's
+    mount. By the mount ids of the directory and of the entry (opened ``O_PATH | O_NOFOLLOW``, which
+    crosses a mount on it). False when the entry is absent.
+    """
+    try:
+        fd = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    try:
+        inner, outer = _mount_id(fd), _mount_id(dir_fd)
+        return inner is not None and outer is not None and inner != outer
+    finally:
+        os.close(fd)
