@@ -60,6 +60,8 @@ HOST_PACKAGES=(
     runc conmon crun criu
     # the default confinement: containers-common's seccomp profile, apparmor_parser
     golang-github-containers-common apparmor
+    # the init of containers with init: true
+    catatonit
     busybox-static iptables iproute2
     zstd mmdebstrap strace
     skopeo docker-registry

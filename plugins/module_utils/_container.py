@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 from . import _container_options as options
 from ._container_options import PULL_POLICIES
@@ -24,8 +25,9 @@ from ._runtime.errors import ValidationError
 from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
 
-STATES = ('created', 'started', 'stopped', 'paused', 'absent')
-WANTED_STATUS = {'started': 'running', 'paused': 'paused', 'stopped': 'stopped', 'created': 'created'}
+STATES = ('created', 'started', 'stopped', 'paused', 'restarted', 'absent')
+WANTED_STATUS = {'started': 'running', 'restarted': 'running', 'paused': 'paused', 'stopped': 'stopped',
+                 'created': 'created'}
 
 
 def argument_spec():
@@ -36,6 +38,8 @@ def argument_spec():
         name=dict(type='str', required=True),
         state=dict(type='str', default='started', choices=list(STATES)),
         recreate=dict(type='bool', default=False),
+        force_restart=dict(type='bool', default=False),
+        keep_volumes=dict(type='bool', default=True),
         pull=dict(type='str', default='missing', choices=list(PULL_POLICIES)),
         tls_verify=dict(type='bool', default=True),
         auth_file=dict(type='path'),
@@ -58,9 +62,12 @@ class Task(object):
         self.store = Store(params['root'], params['run_root'])
         self._engine = None
         self.secret_values = {}
+        # Restart a running container even when nothing changed (state restarted; force_restart with started).
+        self.restart = self.state == 'restarted' or bool(params.get('force_restart')) and self.state == 'started'
         if params['pull'] not in PULL_POLICIES:
             raise ValidationError('pull: %r is not one of %s' % (params['pull'], ', '.join(PULL_POLICIES)))
         self.images = None  # the image stage, only for a container that has or gets an image
+        self.removed_volumes = []
         self.actions = []
         self.before = {}
         self.after = {}
@@ -133,18 +140,34 @@ class Task(object):
         self.actions.append('removed')
         self.before = {'status': live['status']}
         self.after = {'status': 'absent'}
+        volumes = self._image_volumes(record) if self.params.get('keep_volumes') is False else []
+        if volumes:
+            self.before['volumes'] = volumes
+            self.after['volumes'] = []
         if not self.check_mode:
             self.engine.remove(record)
+            from ._runtime import volumes as store_volumes  # pylint: disable=import-outside-toplevel
+            for name in volumes:
+                store_volumes.remove(self.store.root, name)
+        self.removed_volumes = volumes
         return None, None
+
+    def _image_volumes(self, record):
+        """The volumes made for the image's declared Volumes of this container (by its name), not named ones."""
+        if not os.path.isdir(os.path.join(self.store.root, 'volumes')):
+            return []
+        from ._runtime import volumes as store_volumes  # pylint: disable=import-outside-toplevel
+        return sorted(volume['name'] for volume in store_volumes.list_volumes(
+            self.store.root, labels={'io.runcible.container': self.name}))
 
     def _create(self, given):
         config = options.complete(given, self.context)
         if self.images is not None:
-            self.images.complete(config, given)
+            self.images.complete(config, given, name=self.name)
         # Fail now, in check mode too, when the runtime or conmon is missing.
         config['runtime'] = self.engine.select_runtime()[1]
         self.engine.conmon_path()
-        start = self.state in ('started', 'paused')
+        start = WANTED_STATUS[self.state] in ('running', 'paused')
         self.actions.append('created')
         if start:
             self.actions.append('started')
@@ -198,7 +221,7 @@ class Task(object):
         config = dict(record['config'])
         config.update(given)
         if self.images is not None:
-            self.images.complete(config, given, previous=record['config'])
+            self.images.complete(config, given, previous=record['config'], name=self.name)
         self.actions.append('recreated')
         wanted = WANTED_STATUS[self.state]
         if wanted == 'created':
@@ -226,7 +249,9 @@ class Task(object):
         wanted = WANTED_STATUS[self.state]
         steps = []
         if wanted == 'running':
-            if status == 'paused':
+            if status in ('running', 'paused') and self.restart:
+                steps = ['restarted']  # the same container (id, root filesystem changes), a new process
+            elif status == 'paused':
                 steps = ['unpaused']
             elif status in ('created', 'stopped'):
                 steps = ['started']
@@ -251,6 +276,9 @@ class Task(object):
                 self.engine.pause(record)
             elif step == 'stopped':
                 self.engine.stop(record, live)
+            elif step == 'restarted':
+                stopped = self.engine.stop(record, live)
+                self.engine.start(record, stopped, options.build_spec(record['config'], record['id']))
         if not steps and status == 'stopped' and record.get('state') != 'stopped':
             # It exited (or was killed) on its own: release its mount and runtime state. Not a change.
             self.engine.stop(record, live)
@@ -269,6 +297,8 @@ class Task(object):
         if self.before.get('status') == self.after.get('status') and len(self.before) == 1:
             self.before, self.after = {}, {}
         result['diff'] = {'before': self.before, 'after': self.after}
+        if self.removed_volumes:
+            result['removed_volumes'] = self.removed_volumes
         notes = self._engine.notes if self._engine is not None else []
         self.actions.extend(notes)
         result['changed'] = bool([action for action in self.actions if action not in notes])
@@ -289,7 +319,8 @@ def _planned_live(status):
 def _final_status(status, steps):
     if not steps:
         return status
-    return {'started': 'running', 'unpaused': 'running', 'paused': 'paused', 'stopped': 'stopped'}[steps[-1]]
+    return {'started': 'running', 'unpaused': 'running', 'restarted': 'running', 'paused': 'paused',
+            'stopped': 'stopped'}[steps[-1]]
 
 
 def run(params, check_mode=False):

@@ -53,13 +53,31 @@ options:
       - V(created) makes sure it exists; a new one is created with its process ready but not
         started; an existing one is neither started nor stopped.
       - V(paused) freezes it (started first if needed).
+      - V(restarted) stops and starts it again (stop signal, O(stop_timeout), SIGKILL, then a new
+        process) even when nothing changed; the standard handler after a configuration file changes.
+        The container keeps its id and its root filesystem changes; only the process is new. Always
+        reports a change. A stopped container is started; a missing one is created and started.
       - V(absent) stops and removes it, with its root filesystem changes, logs and state.
     type: str
     default: started
-    choices: [created, started, stopped, paused, absent]
+    choices: [created, started, stopped, paused, restarted, absent]
   recreate:
     description:
       - Remove and create the container again even when nothing changed.
+    type: bool
+    default: false
+  keep_volumes:
+    description:
+      - With O(state=absent), V(false) also removes the volumes made for the image's declared
+        C(Volumes) of this container (their data is lost). Named volumes of O(mounts) are never
+        removed with a container; remove them with M(runcible.oci.volume).
+      - By default they are kept, so a container created again under the same name gets its data back.
+    type: bool
+    default: true
+  force_restart:
+    description:
+      - With O(state=started), restart a running container even when nothing changed, as
+        O(state=restarted) does. A container that is recreated is not restarted again.
     type: bool
     default: false
   comparisons:
@@ -89,6 +107,10 @@ options:
         Cmd, as docker does). Its Env is merged under O(env) (the task wins), its Labels under
         O(labels); WorkingDir, User and StopSignal are used when O(workdir), O(user) and
         O(stop_signal) are not given. ExposedPorts are only reported; nothing is published unless asked.
+      - Each path of the image's C(Volumes) not covered by a mount or O(tmpfs) of the task gets a volume
+        of its own, named after the container and the path (labelled C(io.runcible.container=NAME)),
+        filled with what the image has there when it is made. It outlives recreating the container (a
+        new image, a changed option) and is removed only with O(state=absent) and O(keep_volumes=false).
       - Compared by content, as the image's manifest digest (stored as V(reference@sha256:digest));
         a tag that now points to new content recreates the container, with the old and new digest
         in the diff; the same content under another reference does not.
@@ -143,6 +165,18 @@ options:
       - Plain configuration, shown in C(--diff), in the returned C(container.config) and by
         M(runcible.oci.container_info), as the peers' C(env) is. Put passwords and tokens in O(secrets).
     type: dict
+  env_file:
+    description:
+      - One or more files of environment variables on the managed node (not the controller; copy
+        them there first, or use O(env) with a lookup), read at each task, in the format of
+        C(docker run --env-file). Each line C(NAME=value) gives the value verbatim (quotes and spaces
+        kept, nothing expanded); a line C(NAME) alone takes the variable from the module's
+        environment when set; blank lines and lines starting with C(#) are skipped.
+      - Merged under O(env) (O(env) wins; a later file wins over an earlier one) and over the
+        image's Env. Compared by the variables read, so an edited file recreates the container.
+      - The values are kept in the container's record and shown in the diff like O(env); put
+        passwords in O(secrets) instead.
+    type: raw
   secrets:
     description:
       - Secret values for the container, each name mapped to its value, or to a dictionary with
@@ -169,6 +203,32 @@ options:
         filesystem's C(/etc/passwd) and C(/etc/group). Defaults to V(0:0).
       - Compared as numeric V(uid:gid), so V(root) equals V(0:0).
     type: str
+  group_add:
+    description:
+      - Supplementary groups of the container's processes (and its execs), by name (looked up in the
+        container's C(/etc/group)) or gid, added to the groups C(/etc/group) lists O(user) in (which
+        the processes always get, as with docker).
+      - A change recreates the container.
+    type: list
+    elements: str
+  umask:
+    description:
+      - File mode creation mask of the container's process, octal such as V(0022) or V(0027).
+        The runtime's default (V(0022)) when not given. A change recreates the container.
+    type: raw
+  oom_score_adj:
+    description:
+      - The container's process's OOM score adjustment, V(-1000) (never chosen by the OOM killer)
+        to V(1000) (chosen first); its children inherit it. A change recreates the container.
+    type: int
+  init:
+    description:
+      - Run a minimal init as the container's PID 1 (the host's C(catatonit), or C(tini-static)),
+        bind-mounted read-only at C(/run/runcible-init) and put before the command; it reaps
+        zombie processes and forwards signals, for commands that do neither. Needs the
+        C(catatonit) (or C(tini)) package on the host; the runtime role installs it.
+      - A change recreates the container.
+    type: bool
   read_only:
     description:
       - Mount the root filesystem read-only. Defaults to V(false).
@@ -347,9 +407,16 @@ options:
     elements: str
   mounts:
     description:
-      - Bind mounts, each V(source:target[:ro|rw]) or a dictionary with C(source), C(target)
+      - Mounts, each V(source:target[:ro|rw]) or a dictionary with C(type), C(source), C(target)
         and C(options) (a list or comma-separated string of V(ro), V(rw), V(nosuid), V(nodev),
-        V(noexec), ...). Sources must exist; targets must be absolute.
+        V(noexec), ...). Targets must be absolute.
+      - C(type=bind) (the default, and a string whose source is an absolute path) binds a host path,
+        which must exist.
+      - C(type=volume) (and a string whose source is a name, as V(pgdata:/var/lib/postgresql/data))
+        binds a named volume of the store (see M(runcible.oci.volume)); a volume that is not there is
+        made, empty, when the container is first created or started (never in check mode). Removing the
+        container never removes a named volume.
+      - C(type=tmpfs) mounts an empty tmpfs at C(target) (no source), its C(options) as for O(tmpfs).
       - On a host with SELinux enabled, V(z) relabels the source (recursively) with the container
         file type at C(s0), which every container may share, and V(Z) with this container's own mount
         label (its MCS level), so no other container can use it. A source that already has the
@@ -358,6 +425,16 @@ options:
       - Compared after sorting by target, so their order in the task does not matter.
     type: list
     elements: raw
+  tmpfs:
+    description:
+      - Empty, private tmpfs mounts, by path in the container to mount options, a comma list of
+        V(size) (V(64m)...; the kernel's default is half the host's memory), V(mode) (octal),
+        V(uid), V(gid), V(nr_inodes), and V(ro)/V(rw), V(exec)/V(noexec), V(suid)/V(nosuid),
+        V(dev)/V(nodev), V(noatime). Defaults V(rw,noexec,nosuid,nodev) as podman's and
+        docker's; give V(exec) to run programs from it.
+      - A tmpfs is new and empty each time the container starts; its pages count against the
+        O(memory) limit. Not at C(/), C(/proc), C(/sys) or C(/dev). A change recreates the container.
+    type: dict
   shm_size:
     description:
       - Size of the container's C(/dev/shm) (a tmpfs), e.g. V(256m); suffixes V(k), V(m), V(g) (powers
@@ -399,6 +476,17 @@ options:
       - CPU limit as a number of CPUs (V(0.5) is half a CPU); V(0) for no limit; at least V(0.01).
         Updated live.
     type: float
+  cpu_quota:
+    description:
+      - CPU time in microseconds the container may use per O(cpu_period) (the cgroup's CFS quota),
+        at least V(1000); V(0) for no limit. Excludes O(cpus), which is the same limit per the
+        default period. Updated live and read back from the cgroup.
+    type: int
+  cpu_period:
+    description:
+      - Length in microseconds of the period O(cpu_quota) is measured in, V(1000) to V(1000000);
+        V(0) for the default (V(100000)). Updated live and read back from the cgroup.
+    type: int
   cpu_shares:
     description:
       - Relative CPU weight, 2 to 262144 (cgroup v1 C(cpu.shares); converted to C(cpu.weight) on v2);
@@ -424,6 +512,34 @@ options:
       - Relative block I/O weight, 10 to 1000; needs a block I/O weight controller (C(blkio.weight),
         or C(io.weight) with BFQ); fails clearly on hosts without one. Updated live.
     type: int
+  memory_swappiness:
+    description:
+      - How readily the kernel swaps the container's anonymous memory out, V(0) to V(100); V(-1) for the
+        host's. cgroup v1 only (cgroup v2 has no such setting and it is refused there). A change recreates
+        the container.
+    type: int
+  device_read_bps:
+    description:
+      - Read rate limits on block devices of the host, as C(DEVICE:RATE) (V(/dev/sda:10m), bytes per
+        second with the size suffixes) or C({path, rate}). A change recreates the container (the
+        runtime's C(update) does not change them).
+    type: list
+    elements: raw
+  device_write_bps:
+    description:
+      - Write rate limits on block devices, as O(device_read_bps).
+    type: list
+    elements: raw
+  device_read_iops:
+    description:
+      - Read operations per second limits on block devices, as C(DEVICE:COUNT).
+    type: list
+    elements: raw
+  device_write_iops:
+    description:
+      - Write operations per second limits on block devices, as C(DEVICE:COUNT).
+    type: list
+    elements: raw
   stop_signal:
     description:
       - Signal that asks the process to stop, by name (V(SIGTERM), V(TERM)) or number.
@@ -553,13 +669,20 @@ EXAMPLES = r'''
 RETURN = r'''
 actions:
   description: What was done, in order (V(created), V(started), V(stopped), V(paused), V(unpaused),
-    V(updated), V(recreated), V(removed)); empty when nothing changed. V(updated) with resource
+    V(updated), V(recreated), V(restarted), V(removed)); empty when nothing changed. V(updated) with resource
     limits means they were applied live. A note follows when conmon was left in the cgroup of the
     systemd unit running the task.
   returned: always
   type: list
   elements: str
   sample: [created, started]
+removed_volumes:
+  description: The image volumes removed with the container (O(state=absent) and O(keep_volumes=false));
+    in check mode, those that would be.
+  returned: when any
+  type: list
+  elements: str
+  sample: [web-3f1c0e6b2a9d4e51]
 container:
   description: The container after the task; empty when it is absent.
   returned: always

@@ -38,7 +38,7 @@ PACKAGES=(
     openssh-server libpam-systemd ifupdown isc-dhcp-client iproute2 procps
     python3 python3-systemd
     runc crun conmon criu iptables nftables busybox-static zstd
-    golang-github-containers-common apparmor
+    golang-github-containers-common apparmor catatonit
     # SELinux, for the VMs booted with it (vm-se): Debian's reference policy (it has container_t and
     # container_file_t), setfiles, the Python bindings the modules use. Inactive where AppArmor boots.
     selinux-policy-default policycoreutils selinux-utils python3-selinux

@@ -363,6 +363,8 @@ def test_manifest_fields_and_config_are_not_trusted(env, tmp_path, real_archive)
          {'rootfs': env.rootfs}),
         ({'config.seccomp_profile': {'path': '/etc/hostname', 'digest': 'sha256:' + '0' * 64}}, 'seccomp profile file',
          {'rootfs': env.rootfs}),
+        # env_file holds the variables its files gave; paths would make this host read its own files into env.
+        ({'config.env_file': ['/etc/shadow']}, 'not the variables of its files', {'rootfs': env.rootfs}),
     ]
     for index, (changes, message, params) in enumerate(cases):
         target = str(tmp_path / ('evil-%d.tar' % index))
@@ -388,6 +390,19 @@ def test_the_runtime_is_chosen_by_name_never_by_the_archives_path(env, tmp_path,
     assert result['container']['status'] == 'running'
     assert result['container']['config']['runtime'] != str(evil) and not marker.exists()
     assert result['integrity'] == 'unsigned'
+
+
+def test_derived_groups_and_env_file_variables_of_an_archive_are_made_again(env, tmp_path, real_archive):
+    """user_groups (root's groups: 0 = root, 6 = disk) is recomputed from the root's /etc/group, never taken."""
+    target = str(tmp_path / 'evil-groups.tar')
+    _rewrite(real_archive, target, **{'config.user_groups': [0, 6], 'config.env_file': {'FROM_FILE': 'a', 'B': 'file'},
+                                      'config.env': {'B': 'env'}})
+    result = ckpt(env, name='test-groups', state='restored', rootfs=env.rootfs, **{'import': target})
+    config = result['container']['config']
+    assert config['user_groups'] == [] and config['env_file'] == {}
+    assert config['env']['FROM_FILE'] == 'a' and config['env']['B'] == 'env'
+    with open('/proc/%d/status' % result['container']['pid']) as handle:
+        assert [line.split()[1:] for line in handle if line.startswith('Groups:')] == [[]]
 
 
 def test_integrity_key_four_ways_and_tampering(env, tmp_path):

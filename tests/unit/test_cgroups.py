@@ -184,7 +184,7 @@ def test_read_live_v1(tmp_path, monkeypatch):
         (c, group) for c in ('memory', 'cpu', 'cpuset', 'pids', 'blkio')))
     live = cgroups.read_live(1, root=root)
     assert live == {'memory': 64 << 20, 'memory_reservation': 0, 'memory_swap': -1, 'cpus': 0.5, 'cpu_shares': 1024,
-                    'cpuset_cpus': '0-1', 'cpuset_mems': '0', 'pids_limit': 0}
+                    'cpu_quota': 50000, 'cpu_period': 100000, 'cpuset_cpus': '0-1', 'cpuset_mems': '0', 'pids_limit': 0}
 
 
 def test_read_live_v2(tmp_path, monkeypatch):
@@ -197,7 +197,7 @@ def test_read_live_v2(tmp_path, monkeypatch):
     monkeypatch.setattr(cgroups, 'process_cgroups', lambda pid: {'': '/' + group})
     live = cgroups.read_live(1, root=root)
     assert live == {'memory': 0, 'memory_reservation': 1 << 20, 'cpus': 0.25, 'cpu_weight': 39, 'cpuset_cpus': '',
-                    'pids_limit': 12, 'blkio_weight': 300}
+                    'pids_limit': 12, 'blkio_weight': 300, 'cpu_quota': 25000, 'cpu_period': 100000}
     assert live_match('cpu_shares', 512, live) is (cgroups.shares_to_weight(512) == 39)
 
 

@@ -139,7 +139,8 @@ def test_check_mode_create_writes_nothing(tools, rootfs, dirs, tree, state, acti
     assert config['runtime'] == RUNC
     assert config['hostname'] == 'web'
     assert config['stop_signal'] == 15
-    assert sorted(config) == sorted(options.OPTIONS_BY_NAME)
+    assert sorted(config) == sorted(list(options.OPTIONS_BY_NAME) + ['user_groups'])
+    assert config['user_groups'] == []  # the test root lists app in no group
     assert result['diff']['before'] == {'status': 'absent'}
     assert result['diff']['after']['status'] == status
     assert result['diff']['after']['memory'] == 64 << 20

@@ -69,10 +69,12 @@ def test_config_defaults():
     defaults = image_sources.config_defaults({'config': {
         'Entrypoint': ['/entry'], 'Cmd': 'run', 'Env': ['A=1', 'B=x=y', 'EMPTY='], 'WorkingDir': 'srv',
         'User': 'app', 'Labels': {'tier': 'web'}, 'ExposedPorts': {'80/tcp': {}, '53/udp': {}},
-        'StopSignal': 'SIGQUIT'}})
+        'StopSignal': 'SIGQUIT',
+        'Volumes': {'/data': {}, 'var/lib/x/': {}, '/a/../b': {}, '/': {}, '/proc/x': {}, '/dev': {}, 42: {}}}})
     assert defaults == {'entrypoint': ['/entry'], 'cmd': ['run'], 'env': {'A': '1', 'B': 'x=y', 'EMPTY': ''},
                         'workdir': '/srv', 'user': 'app', 'labels': {'tier': 'web'},
-                        'exposed_ports': ['53/udp', '80/tcp'], 'stop_signal': 'SIGQUIT'}
+                        'exposed_ports': ['53/udp', '80/tcp'], 'stop_signal': 'SIGQUIT',
+                        'volumes': ['/b', '/data', '/var/lib/x']}  # the root, /proc, /dev and non-paths left out
     assert image_sources.config_defaults({})['workdir'] == '/'
 
 

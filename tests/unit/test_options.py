@@ -185,7 +185,7 @@ def test_module_argument_spec_extras():
     ({'command': 'sleep 10', 'workdir': '/srv/'}, {'command': ['sleep', '10'], 'workdir': '/srv'}),
     ({'hostname': 'box.example.com'}, {'hostname': 'box.example.com'}),
     ({'env': {'A': 1}, 'labels': {'b': True}}, {'env': {'A': '1'}, 'labels': {'b': 'true'}}),
-    ({'user': '1000'}, {'user': '1000:0'}),
+    ({'user': '1000'}, {'user': '1000:0', 'user_groups': []}),
     ({'read_only': False, 'network': 'host', 'rootfs_mode': 'direct'},
      {'read_only': False, 'network': 'host', 'rootfs_mode': 'direct'}),
     ({'memory': None, 'env': None}, {}),
@@ -251,7 +251,7 @@ def test_cpus_below_the_kernel_minimum_quota_is_rejected():
 def test_complete_config_fills_defaults():
     given = options.normalise({'command': 'sleep 1', 'memory': '1g'}, CONTEXT)
     config = options.complete(given, CONTEXT)
-    assert sorted(config) == sorted(options.OPTIONS_BY_NAME)
+    assert sorted(config) == sorted(list(options.OPTIONS_BY_NAME) + ['user_groups'])  # the user's groups, not an option
     assert config['memory'] == 1 << 30
     assert config['command'] == ['sleep', '1']
     assert config['hostname'] == 'web'

@@ -265,7 +265,7 @@ def test_parse_mount(value, expected):
 @pytest.mark.parametrize('value, fragment', [
     ('/src', 'must be "source:target"'),
     ('/a:/b:ro:x', 'must be "source:target"'),
-    ('rel:/t', 'not an absolute path'),
+    ('rel/x:/t', 'neither an absolute host path nor a volume name'),  # not a path: a volume name, and not a valid one
     ('/s:rel', 'not an absolute path'),
     ('/s:t/sub', 'not an absolute path'),
     (':/t', 'needs both a source and a target'),
@@ -276,7 +276,8 @@ def test_parse_mount(value, expected):
     ({'target': '/t'}, 'needs both a source and a target'),
     ({'source': '/s', 'target': '/t', 'options': ['exec', 'size=1m']}, "unknown option 'size=1m'"),
     ({'source': '/s', 'target': '/t', 'options': 'rw,ro'}, 'cannot be both ro and rw'),
-    ({'source': '/s', 'target': '/t', 'type': 'tmpfs'}, 'only bind mounts are supported'),
+    ({'source': '/s', 'target': '/t', 'type': 'tmpfs'}, 'takes a target and no source'),
+    ({'source': '/s', 'target': '/t', 'type': 'nfs'}, "type 'nfs' is not one of bind, volume, tmpfs"),
     ({'source': '/s', 'target': '/t', 'propagation': 'shared'}, "unknown keys ['propagation']"),
     ({'src': '/s', 'dst': '/t'}, 'unknown keys'),
     (42, 'must be a string'),

@@ -156,7 +156,7 @@ def update_resources(config: dict[str, Any]) -> dict[str, Any]:
     for option in OPTIONS:
         if option.live is not None and option.live.unset and not config.get(option.name):
             section, key, value = option.live.unset
-            resources.setdefault(section, {})[key] = value
+            resources.setdefault(section, {}).setdefault(key, value)  # another option's value stays (cpu_quota, cpus)
     if 'quota' in resources.get('cpu', {}):
         from .resources import CPU_PERIOD  # pylint: disable=import-outside-toplevel
         resources['cpu'].setdefault('period', CPU_PERIOD)

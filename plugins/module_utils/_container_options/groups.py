@@ -34,15 +34,29 @@ def images(values: dict[str, Any], context: Context, complete: bool) -> None:
 
 
 def user(values: dict[str, Any], context: Context, complete: bool) -> None:
-    """A user name is looked up in the /etc/passwd of the root filesystem the container will have."""
-    if 'user' not in values or values['user'] is None:
+    """A user name is looked up in the /etc/passwd of the root filesystem the container will have; its
+    supplementary groups (``user_groups``, not an option: what /etc/group lists it in) and ``group_add``'s
+    names in its /etc/group."""
+    given_user = 'user' in values and values['user'] is not None
+    if not given_user and not values.get('group_add'):
         return
     image = values.get('image') or (context.record_config.get('image') if not values.get('rootfs') else None)
+    from .._runtime.parsers import resolve_group, resolve_user, supplementary_gids  # pylint: disable=import-outside-toplevel
     if image:
-        values['user'] = context.container_images().resolve_user(values['user'], image)
+        images = context.container_images()
+        user_db = images.user_db(image)
+        if given_user:
+            values['user'] = images.resolve_user(values['user'], image)
+        if user_db is None and not images.allow_pull:
+            return  # not pulled yet (check mode, or before the lock): names resolved once it is
     else:
-        from .._runtime.parsers import resolve_user  # pylint: disable=import-outside-toplevel
-        values['user'] = resolve_user(values['user'], context.effective(values, 'rootfs'))
+        user_db = context.effective(values, 'rootfs')
+        if given_user:
+            values['user'] = resolve_user(values['user'], user_db)
+    if given_user:
+        values['user_groups'] = supplementary_gids(values['user'], user_db)
+    if values.get('group_add'):
+        values['group_add'] = [resolve_group(item, user_db) for item in values['group_add']]
 
 
 def memory(values: dict[str, Any], context: Context, complete: bool) -> None:
@@ -52,6 +66,30 @@ def memory(values: dict[str, Any], context: Context, complete: bool) -> None:
     if swap and swap > 0 and limit and swap < limit:
         raise ValidationError('memory_swap: %s is less than memory (%s): memory_swap is memory plus swap, so it must '
                               'be at least memory, or -1 for unlimited swap' % (swap, limit))
+
+
+def cpu(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """``cpus`` is a quota per the default period: it excludes ``cpu_quota`` and ``cpu_period``."""
+    cpus = context.effective(values, 'cpus')
+    given = [name for name in ('cpu_quota', 'cpu_period') if context.effective(values, name)]
+    if cpus and given and ('cpus' in values or any(name in values for name in given)):
+        raise ValidationError('cpus and %s exclude each other: cpus: N is a quota of N periods of 100 ms; give '
+                              'one form (set the other to 0)' % ' and '.join(given))
+
+
+def mount_targets(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """One mount per target across ``mounts``, ``tmpfs`` and file ``secrets``."""
+    if not complete and not any(name in values for name in ('mounts', 'tmpfs', 'secrets')):
+        return
+    seen: dict[str, str] = {}
+    for option, targets in (('mounts', [mount['target'] for mount in context.effective(values, 'mounts') or []]),
+                            ('tmpfs', list(context.effective(values, 'tmpfs') or {})),
+                            ('secrets', [entry['target'] for entry in (context.effective(values, 'secrets') or {}).values()
+                                         if entry.get('type') == 'file'])):
+        for target in targets:
+            if target in seen:
+                raise ValidationError('%s: %s is already a mount of %s; give each path once' % (option, target, seen[target]))
+            seen[target] = option
 
 
 def placement(values: dict[str, Any], context: Context, complete: bool) -> None:
@@ -90,5 +128,5 @@ def confinement(values: dict[str, Any], context: Context, complete: bool) -> Non
 
 CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile', 'label')
 # In this order: the image and the root filesystem first (the user is resolved in them).
-GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, placement, network,
-                                                                       sysctls, confinement)
+GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, cpu, placement, network,
+                                                                       sysctls, mount_targets, confinement)

@@ -201,7 +201,8 @@ class ContainerImages(object):
         self._defaults[digest] = defaults
         return dict(defaults)
 
-    def complete(self, config: dict[str, Any], given: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    def complete(self, config: dict[str, Any], given: dict[str, Any], previous: dict[str, Any] | None = None,
+                 name: str | None = None) -> dict[str, Any]:
         """Fill the config of a new container (or of a recreated one, ``previous`` its old config).
 
         Options not given take the image's values (Entrypoint, Cmd, WorkingDir, User, StopSignal) --
@@ -215,6 +216,7 @@ class ContainerImages(object):
             config['image'] = None
         if not config.get('image'):
             config.pop('image_config', None)
+            config.pop('image_volumes', None)
             if old:
                 for option in IMAGE_DEFAULTS:
                     if option not in given and previous.get(option) == _derived(option, old, given):
@@ -237,7 +239,27 @@ class ContainerImages(object):
                 config[option] = _derived(option, new, given)
         if not list(config.get('entrypoint') or []) + list(config.get('command') or []):
             raise ValidationError('image %s has no Entrypoint or Cmd: give command' % config['image'])
+        if 'user' not in given:
+            from .._runtime.parsers import supplementary_gids  # pylint: disable=import-outside-toplevel
+            config['user_groups'] = supplementary_gids(config.get('user') or '0:0', self.user_db(config['image']))
+        if name is not None:
+            config['image_volumes'] = image_volumes(config, name, self.root)
         return config
+
+
+def image_volumes(config: dict[str, Any], name: str, root: str) -> list[dict[str, str]]:
+    """The image's declared Volumes not covered by a mount or tmpfs of the task: each a volume of its own,
+    named after the container and the path, so a recreated container (a new image, a changed option) gets
+    the same data back. Only ``state: absent`` with ``keep_volumes: false`` removes them."""
+    from .._runtime import volumes  # pylint: disable=import-outside-toplevel
+    covered = set(mount['target'] for mount in config.get('mounts') or []) | set(config.get('tmpfs') or {})
+    result = []
+    for path in (config.get('image_config') or {}).get('volumes') or []:
+        if path in covered:
+            continue
+        volume = volumes.anonymous_name(name, path)
+        result.append({'target': path, 'source': volume, 'path': volumes.mountpoint(root, volume)})
+    return result
 
 
 def _derived(option: str, image_config: dict[str, Any], given: dict[str, Any]) -> list[str] | str | int:

@@ -15,7 +15,7 @@ from .table import OPTIONS_BY_NAME
 if TYPE_CHECKING:
     from typing import Any
 
-IMPORTED_EXTRA = ('image_config',)
+IMPORTED_EXTRA = ('image_config', 'user_groups', 'image_volumes')  # derived keys: made again here, never taken from the archive
 # What loosens a container's confinement below the defaults: (option, test of the archive's value).
 LOOSENING = (
     ('privileged', lambda value: value is True),
@@ -99,6 +99,15 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
         raise ValidationError('%s has unknown options %s: refusing it' % (what, ', '.join(unknown)))
     params = dict((key, value) for key, value in raw.items() if key in OPTIONS_BY_NAME and value is not None)
     params.pop('runtime', None)
+    if params.get('env_file'):
+        # The variables its files gave on its host (the files are not here): kept as env, under its own env.
+        variables = params.pop('env_file')
+        if not isinstance(variables, dict):
+            raise ValidationError('%s has env_file %r, not the variables of its files: refusing it' % (what, variables))
+        variables.update(params.get('env') or {})
+        params['env'] = variables
+    else:
+        params.pop('env_file', None)
     if params.get('secrets'):
         raise ValidationError('the archive\'s container had secrets (%s), whose values archives do not carry: import '
                               'is not supported for such containers' % ', '.join(sorted(params['secrets'])))
@@ -132,5 +141,5 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
     context = Context(name, store_root, images=images)
     given = normalise(params, context)
     config = complete(given, context)
-    images.complete(config, given)
+    images.complete(config, given, name=name)
     return config

@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options of the container's process: command, entrypoint, env, labels, working dir, user, host name, signals."""
+"""Options of the container's process: command, entrypoint, env, labels, working dir, user, groups, host name,
+signals, limits, its init and umask."""
 
 from __future__ import annotations
 
+import os
 import re
 from typing import TYPE_CHECKING
 
@@ -154,6 +156,104 @@ def sysctls(value: dict[str, Any], context: Context) -> dict[str, str]:
     return result
 
 
+# env_file: docker's --env-file format (opts/envfile): no quotes, no expansion, the value verbatim.
+ENV_FILE_MAX = 1024 * 1024
+_ENV_NAME_SPACE = re.compile(r'\s')
+
+
+def env_file(value: object, context: Context) -> dict[str, str]:
+    """Files on the managed node, read now -> {name: value} (later files win; ``env`` wins over them all).
+
+    Each line ``NAME=value`` (the value verbatim: quotes and spaces kept, as ``docker run --env-file``
+    reads it); a line ``NAME`` alone takes the variable from the module's environment when it has it;
+    blank lines and lines starting with ``#`` are skipped.
+    """
+    if value in ({}, []):
+        return {}  # none (the default)
+    paths = [value] if isinstance(value, str) else value
+    if not isinstance(paths, list) or not all(isinstance(path, str) and path for path in paths):
+        raise ValidationError('env_file: give a path or a list of paths of files on the managed node')
+    result: dict[str, str] = {}
+    for path in paths:
+        if not os.path.isabs(path):
+            raise ValidationError('env_file: %r must be an absolute path on the managed node' % path)
+        try:
+            with open(path, 'rb') as handle:
+                data = handle.read(ENV_FILE_MAX + 1)
+        except OSError as exc:
+            raise ValidationError('env_file: cannot read %s on the managed node: %s' % (path, exc.strerror or exc))
+        if len(data) > ENV_FILE_MAX:
+            raise ValidationError('env_file: %s is larger than %d bytes; is it an environment file?' % (path, ENV_FILE_MAX))
+        try:
+            text = data.decode('utf-8')
+        except UnicodeDecodeError:
+            raise ValidationError('env_file: %s is not UTF-8 text' % path)
+        for number, line in enumerate(text.lstrip('\ufeff').splitlines(), 1):
+            line = line.lstrip()
+            if not line or line.startswith('#'):
+                continue
+            name, equals, item = line.partition('=')
+            if not name or _ENV_NAME_SPACE.search(name) or '\0' in line:
+                raise ValidationError('env_file: %s line %d: %r is not a variable name (no spaces; NAME=value)'
+                                      % (path, number, name))
+            if equals:
+                result[name] = item
+            elif name in os.environ:
+                result[name] = os.environ[name]
+    return result
+
+
+def umask(value: object, context: Context) -> int:
+    """An octal mask (``"0022"``, ``"027"``, or the number 18) -> the number."""
+    text = str(value).strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif re.fullmatch(r'0?[0-7]{1,3}|0o[0-7]{1,3}', text):
+        number = int(text.replace('0o', ''), 8)
+    else:
+        raise ValidationError('umask: %r is not an octal mask such as "0022" or "0027"' % (value,))
+    if not 0 <= number <= 0o777:
+        raise ValidationError('umask: %r is not an octal mask from 0000 to 0777' % (value,))
+    return number
+
+
+def oom_score_adj(value: int, context: Context) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -1000 <= value <= 1000:
+        raise ValidationError('oom_score_adj: %r must be a whole number from -1000 (never killed) to 1000 '
+                              '(killed first)' % (value,))
+    return value
+
+
+def group_add(value: list[Any], context: Context) -> list[str]:
+    """Group names or gids, syntax only: names are resolved by the group check ``user``."""
+    result = []
+    for item in value or []:
+        text = str(item).strip()
+        if not text or ':' in text or '\n' in text:
+            raise ValidationError('group_add: %r is not a group name or gid' % (item,))
+        result.append(text)
+    return result
+
+
+# init: a minimal init as PID 1, from the host, bind-mounted read-only (static binaries: they run in any root).
+INIT_BINARIES = ('/usr/bin/catatonit', '/usr/libexec/podman/catatonit', '/usr/bin/tini-static', '/sbin/tini-static')
+INIT_PATH = '/run/runcible-init'
+
+
+def host_init() -> str | None:
+    for path in INIT_BINARIES:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def init(value: bool, context: Context) -> bool:
+    if value and host_init() is None:
+        raise ValidationError('init: no init for containers on this host: install the catatonit package '
+                              '(or tini, whose tini-static is used)')
+    return bool(value)
+
+
 # -- spec mappers: (spec, value, config) -> None -----------------------------------------------------------
 
 def map_command(spec: dict[str, Any], value: list[str], config: dict[str, Any]) -> None:
@@ -163,6 +263,7 @@ def map_command(spec: dict[str, Any], value: list[str], config: dict[str, Any]) 
 def map_env(spec: dict[str, Any], value: dict[str, str] | None, config: dict[str, Any]) -> None:
     variables = {'PATH': DEFAULT_PATH, 'HOSTNAME': spec['hostname'], 'container': 'runcible'}
     variables.update((config.get('image_config') or {}).get('env') or {})  # the image's Env, under the task's
+    variables.update(config.get('env_file') or {})  # then the env files'
     variables.update(value or {})
     spec['process']['env'] = ['%s=%s' % item for item in sorted(variables.items())]
 
@@ -208,3 +309,39 @@ def map_labels(spec: dict[str, Any], value: dict[str, str] | None, config: dict[
     merged.update(value or {})
     for key, item in merged.items():
         spec['annotations']['io.runcible.label.' + key] = item
+
+
+def map_env_file(spec: dict[str, Any], value: dict[str, str], config: dict[str, Any]) -> None:
+    """Nothing of its own: ``map_env`` merges it (image Env < env_file < env)."""
+
+
+def map_umask(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
+    if value is not None:
+        spec['process']['user']['umask'] = value
+
+
+def map_oom_score_adj(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
+    if value is not None:
+        spec['process']['oomScoreAdj'] = value
+
+
+def map_group_add(spec: dict[str, Any], value: list[str], config: dict[str, Any]) -> None:
+    """The given groups (resolved to gids) and the user's own supplementary groups of the root's /etc/group."""
+    gids = [int(item) for item in value or [] if item.isdigit()] + list(config.get('user_groups') or [])
+    primary = spec['process']['user']['gid']
+    gids = sorted(set(gid for gid in gids if gid != primary))
+    if gids:
+        spec['process']['user']['additionalGids'] = gids
+
+
+def map_init(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
+    """The host's init bind-mounted read-only, and put before the command: it reaps zombies and forwards signals."""
+    if not value:
+        return
+    binary = host_init()
+    if binary is None:
+        raise ValidationError('init: the container has init: true but this host has no catatonit or tini-static '
+                              'any more: install the catatonit package')
+    spec['mounts'].append({'destination': INIT_PATH, 'type': 'bind', 'source': binary,
+                           'options': ['bind', 'ro', 'nosuid', 'nodev']})
+    spec['process']['args'] = [INIT_PATH, '--'] + list(spec['process']['args'])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from .._runtime import cgroups
@@ -95,6 +96,71 @@ def blkio_weight(value: int, context: Context) -> int:
     return value
 
 
+def cpu_quota(value: int, context: Context) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 1000 <= value <= 2 ** 40:
+        raise ValidationError('cpu_quota: %r must be 0 (no limit) or microseconds of CPU time per period, at least 1000'
+                              % (value,))
+    return value
+
+
+def cpu_period(value: int, context: Context) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value != 0 and not 1000 <= value <= 1000000:
+        raise ValidationError('cpu_period: %r must be 0 (the default, 100000) or from 1000 to 1000000 microseconds'
+                              % (value,))
+    return value
+
+
+def memory_swappiness(value: int, context: Context) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not -1 <= value <= 100:
+        raise ValidationError('memory_swappiness: %r must be from 0 to 100, or -1 for the host\'s' % (value,))
+    if value >= 0 and cgroups.cgroup_mode() == 'unified':
+        raise ValidationError('memory_swappiness: cgroup v2 has no per-container swappiness (this host runs cgroup v2); '
+                              'leave it out, or use memory_swap to limit swap')
+    return value
+
+
+# Block device I/O limits: "device:rate" entries -> "device:number", the rate per second on that block device.
+def _device_limit(option: str, in_bytes: bool) -> Callable[[object, Context], list[str]]:
+    def normalise(value: object, context: Context) -> list[str]:
+        if not isinstance(value, list):
+            raise ValidationError('%s: give a list such as ["/dev/sda:%s"]' % (option, '10m' if in_bytes else '1000'))
+        result = {}
+        for item in value:
+            if isinstance(item, dict):
+                path, rate = item.get('path'), item.get('rate')
+            else:
+                path, _sep, rate = str(item).rpartition(':')
+            if not path or rate in (None, ''):
+                raise ValidationError('%s: %r must be "DEVICE:RATE" or {path, rate}' % (option, item))
+            path = str(path)
+            if not os.path.isabs(path):
+                raise ValidationError('%s: %r is not the absolute path of a block device' % (option, path))
+            try:
+                mode = os.stat(path).st_mode
+            except OSError:
+                mode = 0
+            if not stat.S_ISBLK(mode):
+                raise ValidationError('%s: %s is not a block device of this host' % (option, path))
+            if in_bytes:
+                number = parse_size(rate, option)
+            elif str(rate).strip().isdigit():
+                number = int(str(rate).strip())
+            else:
+                raise ValidationError('%s: %r is not a number of operations per second' % (option, rate))
+            if number <= 0:
+                raise ValidationError('%s: the rate of %s must be above 0 (leave the device out for no limit)'
+                                      % (option, path))
+            result[path] = number
+        return ['%s:%d' % item for item in sorted(result.items())]
+    return normalise
+
+
+device_read_bps = _device_limit('device_read_bps', True)
+device_write_bps = _device_limit('device_write_bps', True)
+device_read_iops = _device_limit('device_read_iops', False)
+device_write_iops = _device_limit('device_write_iops', False)
+
+
 # -- spec mappers (also make the runtime update document) -----------------------------------------------
 
 def _resources(spec: dict[str, Any]) -> dict[str, Any]:
@@ -122,6 +188,37 @@ map_blkio_weight = _mapper('blockIO', 'weight')
 def map_cpus(spec: dict[str, Any], value: float | None, config: dict[str, Any]) -> None:
     if value:
         _resources(spec).setdefault('cpu', {}).update(quota=int(round(value * CPU_PERIOD)), period=CPU_PERIOD)
+
+
+map_cpu_quota = _mapper('cpu', 'quota')
+map_cpu_period = _mapper('cpu', 'period')
+
+
+def map_memory_swappiness(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
+    if value is not None and value >= 0:
+        _resources(spec).setdefault('memory', {})['swappiness'] = value
+
+
+def _throttle_mapper(key: str) -> Callable[[dict[str, Any], Any, dict[str, Any]], None]:
+    """linux.resources.blockIO.KEY: the device's major and minor number, looked up when the spec is made."""
+    def map_throttle(spec: dict[str, Any], value: list[str] | None, config: dict[str, Any]) -> None:
+        entries = []
+        for item in value or []:
+            path, _sep, rate = item.rpartition(':')
+            try:
+                device = os.stat(path).st_rdev
+            except OSError:
+                raise ValidationError('%s: the block device %s is not on this host any more' % (key, path))
+            entries.append({'major': os.major(device), 'minor': os.minor(device), 'rate': int(rate)})
+        if entries:
+            _resources(spec).setdefault('blockIO', {})[key] = entries
+    return map_throttle
+
+
+map_device_read_bps = _throttle_mapper('throttleReadBpsDevice')
+map_device_write_bps = _throttle_mapper('throttleWriteBpsDevice')
+map_device_read_iops = _throttle_mapper('throttleReadIOPSDevice')
+map_device_write_iops = _throttle_mapper('throttleWriteIOPSDevice')
 
 
 # -- live matchers: (wanted, live values) -> True / False / None (not readable here) ---------------------
@@ -179,3 +276,7 @@ match_blkio_weight = _unless_unset('blkio_weight')
 
 def match_pids_limit(wanted: int, live: dict[str, Any]) -> bool | None:
     return live['pids_limit'] == wanted if 'pids_limit' in live else None
+
+
+match_cpu_quota = _unless_unset('cpu_quota')
+match_cpu_period = _unless_unset('cpu_period')

@@ -41,8 +41,14 @@ OPTIONS = [
     Option('hostname', 'str', 'spec', default=Bound('process:default_hostname'), normalise='process:hostname',
            spec='process:map_hostname'),
     Option('env', 'dict', 'spec', default={}, normalise='process:env', spec='process:map_env'),
+    Option('env_file', 'raw', 'spec', default={}, normalise='process:env_file'),  # merged by map_env
     Option('workdir', 'str', 'spec', default='/', normalise='process:workdir', spec='process:map_workdir'),
     Option('user', 'str', 'spec', default='0:0', normalise='process:user', spec='process:map_user'),
+    # After user (which makes process.user).
+    Option('group_add', 'list', 'spec', elements='str', default=[], normalise='process:group_add',
+           spec='process:map_group_add'),
+    Option('umask', 'raw', 'spec', normalise='process:umask', spec='process:map_umask'),
+    Option('oom_score_adj', 'int', 'spec', normalise='process:oom_score_adj', spec='process:map_oom_score_adj'),
     Option('read_only', 'bool', 'spec', default=False, spec='process:map_read_only'),
     Option('ulimits', 'dict', 'spec', default={}, normalise='process:ulimits', spec='process:map_ulimits'),
     Option('sysctls', 'dict', 'spec', default={}, normalise='process:sysctls', spec='process:map_sysctls'),
@@ -70,8 +76,11 @@ OPTIONS = [
     Option('published_ports', 'list', 'network', elements='str', default=[], normalise='network:published_ports'),
     # What it sees on disk.
     Option('mounts', 'list', 'spec', elements='raw', default=[], normalise='storage:mounts', spec='storage:map_mounts'),
+    Option('tmpfs', 'dict', 'spec', default={}, normalise='storage:tmpfs', spec='storage:map_tmpfs'),
     Option('shm_size', 'raw', 'spec', default=64 * 1024 * 1024, normalise='storage:shm_size', spec='storage:map_shm_size'),
     Option('secrets', 'dict', 'spec', default={}, normalise='storage:secrets', spec='storage:map_secrets', no_log=True),
+    # After the command and every mount: the init is mounted last and put before the command.
+    Option('init', 'bool', 'spec', default=False, normalise='process:init', spec='process:map_init'),
     # Where it runs, and its limits (updated live, read back from its cgroup).
     Option('cgroup_manager', 'str', 'runtime', default=Bound('placement:default_cgroup_manager'),
            normalise='placement:cgroup_manager', choices=('auto', 'cgroupfs', 'systemd')),
@@ -80,11 +89,24 @@ OPTIONS = [
     _limit('memory_reservation', 'raw', unset=('memory', 'reservation', -1)),
     _limit('memory_swap', 'raw'),
     _limit('cpus', 'float', default=0.0, unset=('cpu', 'quota', -1)),
+    _limit('cpu_quota', 'int', unset=('cpu', 'quota', -1)),
+    _limit('cpu_period', 'int'),
     _limit('cpu_shares', 'int'),
     _limit('cpuset_cpus', 'str', default=''),
     _limit('cpuset_mems', 'str', default=''),
     _limit('pids_limit', 'int', default=DEFAULT_PIDS_LIMIT, absent=0, unset=('pids', 'limit', -1)),
     _limit('blkio_weight', 'int'),
+    # Not updated by the runtime's update: a change recreates.
+    Option('memory_swappiness', 'int', 'spec', normalise='resources:memory_swappiness',
+           spec='resources:map_memory_swappiness'),
+    Option('device_read_bps', 'list', 'spec', elements='raw', default=[], normalise='resources:device_read_bps',
+           spec='resources:map_device_read_bps'),
+    Option('device_write_bps', 'list', 'spec', elements='raw', default=[], normalise='resources:device_write_bps',
+           spec='resources:map_device_write_bps'),
+    Option('device_read_iops', 'list', 'spec', elements='raw', default=[], normalise='resources:device_read_iops',
+           spec='resources:map_device_read_iops'),
+    Option('device_write_iops', 'list', 'spec', elements='raw', default=[], normalise='resources:device_write_iops',
+           spec='resources:map_device_write_iops'),
     # How it is stopped, logged and run.
     Option('stop_signal', 'raw', 'runtime', default=15, normalise='process:stop_signal'),
     Option('stop_timeout', 'int', 'record', default=10, normalise='process:stop_timeout', update='record'),

@@ -373,6 +373,8 @@ def read_live(pid: int, root: str = CGROUP_ROOT) -> dict[str, Any]:
         if cpu_max:
             quota, _sep, period = cpu_max.partition(' ')
             live['cpus'] = 0.0 if quota == 'max' else round(int(quota) / float(int(period or CPU_PERIOD)), 5)
+            live['cpu_quota'] = 0 if quota == 'max' else int(quota)
+            live['cpu_period'] = int(period or CPU_PERIOD)
         live['cpu_weight'] = _int(_read(os.path.join(base, 'cpu.weight')))
         live['cpuset_cpus'] = _read(os.path.join(base, 'cpuset.cpus'))
         live['cpuset_mems'] = _read(os.path.join(base, 'cpuset.mems'))
@@ -393,6 +395,8 @@ def read_live(pid: int, root: str = CGROUP_ROOT) -> dict[str, Any]:
         quota_us, period_us = _int(v1('cpu', 'cpu.cfs_quota_us')), _int(v1('cpu', 'cpu.cfs_period_us'))
         if quota_us is not None and period_us:
             live['cpus'] = 0.0 if quota_us < 0 else round(quota_us / float(period_us), 5)
+            live['cpu_quota'] = max(quota_us, 0)
+            live['cpu_period'] = period_us
         live['cpu_shares'] = _int(v1('cpu', 'cpu.shares'))
         live['cpuset_cpus'] = v1('cpuset', 'cpuset.cpus')
         live['cpuset_mems'] = v1('cpuset', 'cpuset.mems')

@@ -206,8 +206,6 @@ class Engine(object):
         config = record['config']
         label = config.get('label')
         mount_label = label.get('mount') if isinstance(label, dict) else None
-        if mount_label:
-            self._relabel_mounts(config, mount_label)
         if config['rootfs_mode'] == 'overlay':
             # An image's layers (shared, read-only, top first) or the user's directory, under the container's upper.
             if config.get('image'):
@@ -221,20 +219,53 @@ class Engine(object):
         try:
             check_user_db(paths.rootfs_mount if config['rootfs_mode'] == 'overlay' else config['rootfs'],
                           'cannot start container %s' % record['name'])
-        except ValidationError:
+            self._prepare_volumes(record, paths.rootfs_mount if config['rootfs_mode'] == 'overlay' else config['rootfs'])
+            if mount_label:
+                self._relabel_mounts(config, mount_label)  # bind sources and volumes (made just above)
+        except BaseException:
             if config['rootfs_mode'] == 'overlay':
                 _rootfs().unmount(paths.rootfs_mount)
             raise
+
+    def _prepare_volumes(self, record: Record, rootfs: str) -> None:
+        """The volumes of its mounts and its image's declared ones: made on first use (an image volume gets what
+        the image has at its path), mounted when they have mount options (a reboot unmounts them), so each
+        data directory is there to bind. Named volumes are the user's; image volumes carry the container's
+        name (``keep_volumes: false`` with ``state: absent`` finds them by it)."""
+        config = record['config']
+        wanted: list[tuple[str, str | None, dict[str, str] | None]] = [
+            (mount['source'], None, None) for mount in config.get('mounts') or [] if mount.get('type') == 'volume']
+        for volume in config.get('image_volumes') or []:
+            wanted.append((volume['source'], volume['target'],
+                           {'io.runcible.container': record['name'], 'io.runcible.path': volume['target']}))
+        if not wanted:
+            return
+        from . import volumes  # pylint: disable=import-outside-toplevel
+        for name, path, volume_labels in wanted:
+            _record, created = volumes.get_or_create(self.store.root, name, labels=volume_labels)
+            data_dir = volumes.ensure_mounted(self.store.root, name)
+            if created and path is not None:
+                from .copy_up import copy_up  # pylint: disable=import-outside-toplevel
+                try:
+                    copy_up(rootfs, path, data_dir)
+                except OSError as exc:
+                    raise RuncibleError('cannot copy what image of container %s has at %s into its volume %s: %s'
+                                        % (record['name'], path, name, exc.strerror or exc))
 
     def _relabel_mounts(self, config: dict[str, Any], mount_label: str) -> None:
         """Bind sources with ``Z`` get the container's own label, with ``z`` the label every container may share."""
         from . import selinux_labels  # pylint: disable=import-outside-toplevel
         store = (self.store.root, self.store.run_root)
         for mount in config.get('mounts') or []:
+            if mount.get('type') == 'tmpfs':
+                continue
+            # A volume's data directory lies in the store, which relabel() refuses for host paths: its own walk.
+            source = mount['path'] if mount.get('type') == 'volume' else mount['source']
+            allowed = store if mount.get('type') != 'volume' else ()
             if 'Z' in mount['options']:
-                selinux_labels.relabel(mount['source'], mount_label, store)
+                selinux_labels.relabel(source, mount_label, allowed)
             elif 'z' in mount['options']:
-                selinux_labels.relabel(mount['source'], selinux_labels.shared_context(mount_label), store)
+                selinux_labels.relabel(source, selinux_labels.shared_context(mount_label), allowed)
 
     def _launch(self, record: Record, spec: Spec | None = None, start: bool = True,
                 restore: tuple[str, list[str]] | None = None, runtime: OCIRuntime | None = None) -> None:

@@ -173,7 +173,8 @@ class ExecLoop(object):
     def _start(self) -> None:
         try:
             self.runtime = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.want_stdin else subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True)
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                                            umask=getattr(self.files, 'umask', -1))
         except OSError as exc:
             raise RuntimeCommandError('cannot run %s: %s' % (self.argv[0], exc), argv=self.argv)
         self._fds = {host.child_pipe(self.runtime.stdout).fileno(): 1, host.child_pipe(self.runtime.stderr).fileno(): 2}

@@ -370,6 +370,9 @@ class ExecResult(object):
         self.argv = argv
 
 
+DEFAULT_UMASK = 0o022  # what the runtime's init gives a container without one
+
+
 class ExecFiles(object):
     """The process spec, pid file and runtime log of one exec, in the container's run dir."""
 
@@ -379,8 +382,13 @@ class ExecFiles(object):
         self.process = os.path.join(run_dir, 'exec-%s.json' % token)
         self.pidfile = os.path.join(run_dir, 'exec-%s.pid' % token)
         self.log = os.path.join(run_dir, 'exec-%s.log' % token)
+        # The exec's file mode creation mask: the runtime's exec keeps its caller's (runc ignores the spec's
+        # process.user.umask there), so the runtime is run with the container's, or the default of its init.
+        self.umask = DEFAULT_UMASK
 
     def write_process(self, process: dict[str, Any]) -> None:
+        umask = (process.get('user') or {}).get('umask')
+        self.umask = umask if isinstance(umask, int) and 0 <= umask <= 0o777 else DEFAULT_UMASK
         fd = os.open(self.process, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, 'w') as handle:
             json.dump(process, handle)
@@ -421,7 +429,8 @@ def run_detached(runtime: OCIRuntime, container_id: str, run_dir: str, process: 
         files.write_process(process)
         try:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, timeout=timeout, close_fds=True, check=False)
+                                  stderr=subprocess.DEVNULL, timeout=timeout, close_fds=True, check=False,
+                                  umask=files.umask)
         except subprocess.TimeoutExpired:
             raise RuntimeCommandError('%s exec --detach did not return within %ss' % (runtime.name, timeout), argv=argv)
         except OSError as exc:

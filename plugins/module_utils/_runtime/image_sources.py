@@ -369,7 +369,25 @@ def config_defaults(config: dict[str, Any]) -> dict[str, Any]:
         'labels': dict((str(key), str(value)) for key, value in labels.items()),
         'exposed_ports': sorted(str(port) for port in ports),
         'stop_signal': str(section.get('StopSignal') or '') or None,
+        'volumes': image_volume_paths(section.get('Volumes')),
     }
+
+
+_NO_VOLUME_AT = ('/', '/proc', '/sys', '/dev')
+
+
+def image_volume_paths(volumes: object) -> list[str]:
+    """The image's declared Volumes as clean absolute paths in the container; the root, /proc, /sys and /dev
+    (the runtime's) and what is not a path are left out."""
+    found = set()
+    for path in volumes if isinstance(volumes, dict) else ():
+        if not isinstance(path, str) or '\0' in path or not path.strip():
+            continue
+        clean = os.path.normpath('/' + path.strip()).replace('//', '/')
+        if any(clean == top or (top != '/' and clean.startswith(top + '/')) for top in _NO_VOLUME_AT):
+            continue
+        found.add(clean)
+    return sorted(found)
 
 
 __all__ = ['Resolved', 'LayoutSource', 'ArchiveSource', 'DirSource', 'resolve', 'resolve_layout', 'resolve_registry',

@@ -136,8 +136,16 @@ _MOUNT_OPTIONS = frozenset(['ro', 'rw', 'nosuid', 'nodev', 'noexec', 'suid', 'de
                             'relatime', 'norelatime', 'strictatime', 'noatime', 'z', 'Z'])
 
 
+MOUNT_TYPES = ('bind', 'volume', 'tmpfs')
+
+
 def parse_mount(value: object) -> dict[str, Any]:
-    """``"src:dst[:ro|rw]"`` or ``{source, target, options}`` -> ``{source, target, type, options}``."""
+    """``"src:dst[:opts]"`` or ``{type, source, target, options}`` -> ``{source, target, type, options}``.
+
+    ``type``: ``bind`` (a host path; the default), ``volume`` (a named volume under the store: a source
+    that is not a path, as ``name:/data`` in docker), ``tmpfs`` (no source; its options are made
+    canonical by the option layer).
+    """
     source: object
     target: object
     if isinstance(value, str):
@@ -146,21 +154,36 @@ def parse_mount(value: object) -> dict[str, Any]:
             raise ValidationError('mounts: %r must be "source:target" or "source:target:ro|rw"' % value)
         source, target = parts[0], parts[1]
         options = parts[2].split(',') if len(parts) == 3 else []
+        kind = 'bind' if str(source).startswith('/') else 'volume'
     elif isinstance(value, dict):
         unknown = set(value) - set(['source', 'target', 'options', 'type'])
         if unknown:
-            raise ValidationError('mounts: unknown keys %s in %r; use source, target, options' % (sorted(unknown), value))
+            raise ValidationError('mounts: unknown keys %s in %r; use type, source, target, options' % (sorted(unknown), value))
         source, target = value.get('source'), value.get('target')
         options = value.get('options') or []
         if isinstance(options, str):
             options = options.split(',')
-        if value.get('type', 'bind') != 'bind':
-            raise ValidationError('mounts: only bind mounts are supported, got type %r' % value.get('type'))
+        kind = value.get('type') or 'bind'
+        if kind not in MOUNT_TYPES:
+            raise ValidationError('mounts: type %r is not one of %s' % (kind, ', '.join(MOUNT_TYPES)))
     else:
         raise ValidationError('mounts: %r must be a string "source:target[:ro|rw]" or a dictionary' % (value,))
+    if kind == 'tmpfs':
+        if not target or source not in (None, '', 'tmpfs'):
+            raise ValidationError('mounts: a tmpfs mount takes a target and no source: %r' % (value,))
+        return {'source': 'tmpfs', 'target': absolute_path(target, 'mounts target'), 'type': 'tmpfs',
+                'options': [str(opt).strip() for opt in options if str(opt).strip()]}
     if not source or not target:
         raise ValidationError('mounts: %r needs both a source and a target' % (value,))
-    source = absolute_path(source, 'mounts source')
+    if kind == 'volume':
+        from .volumes import validate_volume_name  # pylint: disable=import-outside-toplevel
+        try:
+            source = validate_volume_name(source)
+        except ValidationError:
+            raise ValidationError('mounts: source %r is neither an absolute host path nor a volume name (1 to 128 '
+                                  'characters from [a-zA-Z0-9_.-], starting with a letter or digit)' % (source,))
+    else:
+        source = absolute_path(source, 'mounts source')
     target = absolute_path(target, 'mounts target')
     options = [str(opt).strip() for opt in options if str(opt).strip()]
     for opt in options:
@@ -171,13 +194,14 @@ def parse_mount(value: object) -> dict[str, Any]:
     if 'z' in options or 'Z' in options:
         if 'z' in options and 'Z' in options:
             raise ValidationError('mounts: %s cannot be both z (shared label) and Z (private label)' % target)
-        from .selinux_labels import check_relabel_source  # pylint: disable=import-outside-toplevel
-        check_relabel_source(source)
+        if kind == 'bind':
+            from .selinux_labels import check_relabel_source  # pylint: disable=import-outside-toplevel
+            check_relabel_source(str(source))
     if 'ro' not in options and 'rw' not in options:
         options.append('rw')
     if 'bind' not in options and 'rbind' not in options:
         options.append('rbind')
-    return {'source': source, 'target': target, 'type': 'bind', 'options': sorted(set(options))}
+    return {'source': source, 'target': target, 'type': kind, 'options': sorted(set(options))}
 
 
 def normalise_mounts(values: Iterable[object] | None) -> list[dict[str, Any]] | None:
@@ -280,6 +304,35 @@ def resolve_user(value: object, rootfs: str | int | None) -> str | None:
                                       % group_part)
             gid = int(match[0][2])
     return '%d:%d' % (uid, gid)
+
+
+def resolve_group(value: object, rootfs: str | int | None) -> str:
+    """A group name or gid -> the gid (a string of digits); names resolved in the rootfs' /etc/group."""
+    text = str(value).strip()
+    if is_number(text):
+        return str(int(text))
+    groups = _user_db(rootfs, 'group', 'group %r' % text)
+    match = [fields for fields in groups if fields[0] == text]
+    if not match or not is_number(match[0][2]):
+        raise ValidationError('group_add: group %r is not in the root filesystem\'s /etc/group; use a numeric gid or '
+                              'add the group to the image' % text)
+    return str(int(match[0][2]))
+
+
+def supplementary_gids(user: str, rootfs: str | int | None) -> list[int]:
+    """The groups of /etc/group that list the user of ``user`` (``"uid:gid"``) as a member, as ``id`` shows them."""
+    uid = user.partition(':')[0]
+    if rootfs is None or rootfs == '' or not is_number(uid):
+        return []
+    entries, problem = _read_db(rootfs, 'passwd')
+    names = set(fields[0] for fields in entries if fields[2] == uid) if not problem else set()
+    if not names:
+        return []
+    entries, problem = _read_db(rootfs, 'group')
+    if problem:
+        return []
+    return sorted(set(int(fields[2]) for fields in entries if len(fields) > 3 and is_number(fields[2])
+                      and names.intersection(member.strip() for member in fields[3].split(','))))
 
 
 def validate_rootfs(path: str) -> str:

@@ -1,0 +1,58 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filling a new image volume from the image: links copied as links, never followed; only dirs, files, links."""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.copy_up import copy_up
+
+
+def test_copy_keeps_owners_modes_and_links_and_skips_special_files(tmp_path):
+    root = tmp_path / 'root'
+    data = root / 'srv' / 'data'
+    (data / 'sub').mkdir(parents=True)
+    (data / 'file').write_text('x')
+    os.chown(str(data / 'file'), 1000, 1001)
+    os.chmod(str(data / 'file'), 0o4751)  # after the chown, which clears set-uid
+    os.symlink('/etc/shadow', str(data / 'link'))
+    os.mkfifo(str(data / 'fifo'))
+    os.chmod(str(data / 'sub'), 0o700)
+    target = tmp_path / 'volume'
+    target.mkdir()
+    assert copy_up(str(root), '/srv/data', str(target)) is True
+    assert sorted(os.listdir(str(target))) == ['file', 'link', 'sub']
+    info = os.stat(str(target / 'file'))
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o7777) == (1000, 1001, 0o4751)
+    assert os.readlink(str(target / 'link')) == '/etc/shadow'
+    assert os.stat(str(target / 'sub')).st_mode & 0o777 == 0o700
+    # Not empty any more: never copied over.
+    assert copy_up(str(root), '/srv/data', str(target)) is False
+
+
+def test_a_link_out_of_the_root_resolves_inside_it(tmp_path):
+    host = tmp_path / 'host-secrets'
+    host.mkdir()
+    (host / 'key').write_text('host secret')
+    root = tmp_path / 'root'
+    (root / 'inside').mkdir(parents=True)
+    (root / 'inside' / 'ok').write_text('container file')
+    os.symlink('../../../../' + str(host).lstrip('/'), str(root / 'evil'))  # ../ stops at the root
+    os.symlink(str(host), str(root / 'evil-abs'))  # an absolute target starts again at the root
+    target = tmp_path / 'volume'
+    target.mkdir()
+    assert copy_up(str(root), '/evil', str(target)) is False  # not in the root: nothing there
+    assert copy_up(str(root), '/evil-abs', str(target)) is False
+    assert os.listdir(str(target)) == []
+
+
+def test_nothing_at_the_path_or_a_file_there_copies_nothing(tmp_path):
+    root = tmp_path / 'root'
+    root.mkdir()
+    (root / 'file').write_text('x')
+    target = tmp_path / 'volume'
+    target.mkdir()
+    assert copy_up(str(root), '/missing', str(target)) is False
+    assert copy_up(str(root), '/file', str(target)) is False
