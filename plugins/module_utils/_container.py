@@ -21,11 +21,13 @@ from . import _container_options as options
 from ._container_options import PULL_POLICIES
 from ._runtime.store import Store
 from ._runtime.record import Record
-from ._runtime.errors import ValidationError
+from ._runtime.errors import RuncibleError, ValidationError
 from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
 
 STATES = ('created', 'started', 'stopped', 'paused', 'restarted', 'absent')
+MAX_WAIT = 86400
+LOG_LINES = 20  # of a container that exited while the task waited, in the failure's message
 WANTED_STATUS = {'started': 'running', 'restarted': 'running', 'paused': 'paused', 'stopped': 'stopped',
                  'created': 'created'}
 
@@ -40,6 +42,7 @@ def argument_spec():
         recreate=dict(type='bool', default=False),
         force_restart=dict(type='bool', default=False),
         keep_volumes=dict(type='bool', default=True),
+        wait=dict(type='float', default=0),
         pull=dict(type='str', default='missing', choices=list(PULL_POLICIES)),
         tls_verify=dict(type='bool', default=True),
         auth_file=dict(type='path'),
@@ -64,6 +67,9 @@ class Task(object):
         self.secret_values = {}
         # Restart a running container even when nothing changed (state restarted; force_restart with started).
         self.restart = self.state == 'restarted' or bool(params.get('force_restart')) and self.state == 'started'
+        self.wait = params.get('wait') or 0
+        if not 0 <= self.wait <= MAX_WAIT:
+            raise ValidationError('wait: %r must be from 0 to %d seconds' % (params.get('wait'), MAX_WAIT))
         if params['pull'] not in PULL_POLICIES:
             raise ValidationError('pull: %r is not one of %s' % (params['pull'], ', '.join(PULL_POLICIES)))
         self.images = None  # the image stage, only for a container that has or gets an image
@@ -112,7 +118,42 @@ class Task(object):
                 record, live = self._create(given)
             else:
                 record, live = self._converge(record, live, given, modes)
+            if self.wait and not self.check_mode and set(self.actions) & {'started', 'restarted'}:
+                record, live = self._watch(record)
         return self.result(record, live)
+
+    def _watch(self, record):
+        """``wait`` after a start: the new process must still run when it is over, else the task fails with its
+        exit code and its last log lines (the container stays, stopped; a re-run starts it again)."""
+        import time  # pylint: disable=import-outside-toplevel
+        deadline = time.monotonic() + self.wait
+        while True:
+            record, live = self.store.inspect(self.name)
+            if live['status'] not in ('running', 'paused'):
+                self.engine.stop(record, live)  # release its mount and runtime state
+                raise RuncibleError('container %s exited with %s within %g s of its start (wait)%s'
+                                    % (self.name, live.get('exit_code'), self.wait, self._last_logs(record)))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return record, live
+            time.sleep(min(0.05, left))
+
+    def _wait_for_exit(self, record, live):
+        """``wait`` before a stop: give the process that long to end on its own; -> its live status then."""
+        import time  # pylint: disable=import-outside-toplevel
+        deadline = time.monotonic() + self.wait
+        while live['status'] in ('running', 'paused', 'created') and time.monotonic() < deadline:
+            time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
+            live = self.store.inspect(self.name)[1]
+        return live
+
+    def _last_logs(self, record):
+        from ._runtime.logs import container_logs  # pylint: disable=import-outside-toplevel
+        try:
+            entries, _warning = container_logs(record, self.store.paths(record['name'], record['id']).log, LOG_LINES)
+        except (OSError, RuncibleError):
+            return ''
+        return ('; its last log lines:\n' + '\n'.join(entry.message for entry in entries)) if entries else ''
 
     def _validated(self, record):
         """-> (the record's config it was made from, given options normalised, comparison modes).
@@ -261,7 +302,11 @@ class Task(object):
             elif status == 'running':
                 steps = ['paused']
         elif wanted == 'stopped' and status != 'stopped':
-            steps = ['stopped']
+            if self.wait and status == 'running' and not self.check_mode:
+                live = self._wait_for_exit(record, live)  # a job that must end: its own exit is not our change
+                status = live['status']
+                self.before['status'] = status
+            steps = ['stopped'] if status != 'stopped' else []
         self.actions.extend(steps)
         self.after['status'] = _final_status(status, steps)
         if self.check_mode:

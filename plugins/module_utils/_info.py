@@ -42,17 +42,6 @@ def task_names(value):
     raise ValidationError('name: expected a container name or a list of them, got %r' % (value,))
 
 
-def container_logs(store, record, tail, since_ns):
-    """-> (entries, warning or None) of one container, per its log driver."""
-    from ._runtime import logs  # pylint: disable=import-outside-toplevel
-    driver = record['config'].get('log_driver') or 'k8s-file'
-    if driver == 'none':
-        return [], 'container %s has log_driver none: conmon keeps no logs of it' % record['name']
-    if driver == 'journald':
-        return logs.read_journald(record['id'], tail, since_ns), None
-    return logs.read_k8s_file(store.paths(record['name'], record['id']).log, tail, since_ns), None
-
-
 class InfoTask(object):
     def __init__(self, params, check_mode=False):
         """``params``: complete, as ``_task.with_defaults(argument_spec(), ...)`` gives them. Reads only, in check
@@ -81,7 +70,9 @@ class InfoTask(object):
                 continue
             view = self.store.view(record, live)
             if self.want_logs:
-                entries, warning = container_logs(self.store, record, self.tail, self.since_ns)
+                from ._runtime.logs import container_logs  # pylint: disable=import-outside-toplevel
+                entries, warning = container_logs(record, self.store.paths(record['name'], record['id']).log,
+                                                  self.tail, self.since_ns)
                 if warning:
                     warnings.append(warning)
                 view['logs'] = [entry.message for entry in entries]

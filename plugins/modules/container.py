@@ -74,6 +74,19 @@ options:
       - By default they are kept, so a container created again under the same name gets its data back.
     type: bool
     default: true
+  wait:
+    description:
+      - Seconds to watch a container this task started (created, started, restarted or recreated). The
+        task fails, with the exit code and the last 20 log lines, when its process ends within them (a
+        crash at start is seen by the task, not later); the container is left stopped, and the next run
+        starts it again. V(0) (the default) does not watch.
+      - With O(state=stopped), seconds to let a running container end on its own (a job that must
+        exit) before the stop signal; its exit code is in RV(container.exit_code), and
+        M(runcible.oci.container_info) with O(runcible.oci.container_info#module:logs_tail) shows
+        its last logs. A container that ends by itself is not a change of the task.
+      - Not in check mode.
+    type: float
+    default: 0
   force_restart:
     description:
       - With O(state=started), restart a running container even when nothing changed, as
@@ -203,6 +216,12 @@ options:
         filesystem's C(/etc/passwd) and C(/etc/group). Defaults to V(0:0).
       - Compared as numeric V(uid:gid), so V(root) equals V(0:0).
     type: str
+  tty:
+    description:
+      - Give the container's process a pseudo-terminal as its stdin, stdout and stderr (conmon holds the
+        other side and logs what it writes, as stdout), for programs that need one. Execs still get
+        pipes. Defaults to V(false). A change recreates the container.
+    type: bool
   group_add:
     description:
       - Supplementary groups of the container's processes (and its execs), by name (looked up in the

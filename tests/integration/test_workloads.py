@@ -282,3 +282,44 @@ def test_device_limits_four_ways_in_the_blkio_cgroup(env):
                          (['sda'], 'DEVICE:RATE')):
         with pytest.raises(RuncibleError, match=message):
             env.run(**args(env, device_read_bps=bad))
+
+
+def test_wait_fails_a_start_that_crashes_with_its_exit_code_and_logs(env):
+    crash = ['sh', '-c', 'echo starting up; echo "config missing" >&2; sleep 0.3; exit 3']
+    with pytest.raises(RuncibleError, match=r'(?s)exited with 3 within 2 s of its start.*config missing'):
+        env.run(**args(env, command=crash, wait=2))
+    assert env.inspect(NAME)['status'] == 'stopped' and env.inspect(NAME)['exit_code'] == 3
+    # A process that stays up passes, and an idempotent run does not wait at all.
+    started = env.run(**args(env, wait=0.5))
+    assert started['actions'] == ['recreated', 'started'] and started['container']['status'] == 'running'
+    began = time.monotonic()
+    assert env.run(**args(env, wait=5))['changed'] is False
+    assert time.monotonic() - began < 1.0
+    with pytest.raises(RuncibleError, match='from 0 to'):
+        env.run(**args(env, wait=-1))
+
+
+def test_wait_with_stopped_lets_a_job_finish_and_reports_its_exit_code(env):
+    job = ['sh', '-c', 'sleep 0.5; echo done; exit 7']
+    env.run(**args(env, command=job))
+    result = env.run(**args(env, command=job, state='stopped', wait=10))
+    assert result['changed'] is False and result['actions'] == []  # it ended by itself
+    assert result['container']['status'] == 'stopped' and result['container']['exit_code'] == 7
+    # Without enough time the stop signal ends it (a change).
+    env.run(**args(env, command=job, state='started'))
+    stopped = env.run(**args(env, command=job, state='stopped', wait=0.1))
+    assert stopped['actions'] == ['stopped']
+
+
+def test_tty_four_ways_the_process_has_a_terminal_and_conmon_logs_it(env):
+    command = ['sh', '-c', 'tty; test -t 0 && echo stdin-is-a-tty; ' + LOOP]
+    results = env.four_ways(args(env, command=command, tty=True))
+    assert results[1]['container']['config']['tty'] is True
+    pid = env.inspect(NAME)['pid']
+    assert os.readlink('/proc/%d/fd/0' % pid) == os.readlink('/proc/%d/fd/1' % pid)
+    from conftest import read_log, wait_for
+    log = env.inspect(NAME)['log_path']
+    assert wait_for(lambda: 'stdin-is-a-tty' in read_log(log))
+    assert read_log(log)[0] == '/dev/pts/0'
+    assert run_in(env, 'test -t 0 || echo exec-has-pipes').strip() == 'exec-has-pipes'
+    assert env.run(**args(env, command=command, tty=False))['actions'] == ['recreated', 'started']

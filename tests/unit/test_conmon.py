@@ -176,7 +176,8 @@ def test_argv_contents():
     assert flag_values(argv, '-l') == ['k8s-file:/var/lib/r/containers/web/ctr.log']
     assert flag_values(argv, '--runtime-arg') == [
         '--root', '/run/r/runtime/runc', '--log', '/run/r/c/runtime.log', '--log-format', 'json']
-    for absent in ('--log-size-max', '--restore', '--runtime-opt', '--systemd-cgroup', '--log-tag', '--persist-dir'):
+    for absent in ('--log-size-max', '--restore', '--runtime-opt', '--systemd-cgroup', '--log-tag', '--persist-dir',
+                   '--terminal'):
         assert absent not in argv
     assert all(isinstance(arg, str) for arg in argv)
 
@@ -216,6 +217,10 @@ def test_argv_log_drivers(driver, log_args, tag):
 
 def test_argv_systemd_cgroup():
     assert '--systemd-cgroup' in make_launch(systemd_cgroup=True).argv()
+
+
+def test_argv_terminal():
+    assert '--terminal' in make_launch(terminal=True).argv()
 
 
 @pytest.mark.parametrize('help_text, expected', [('  --persist-dir   Persistent directory\n', True),

@@ -345,3 +345,8 @@ def map_init(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
     spec['mounts'].append({'destination': INIT_PATH, 'type': 'bind', 'source': binary,
                            'options': ['bind', 'ro', 'nosuid', 'nodev']})
     spec['process']['args'] = [INIT_PATH, '--'] + list(spec['process']['args'])
+
+
+def map_tty(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
+    """A pseudo-terminal as the process's stdin, stdout and stderr (conmon holds its other side and logs it)."""
+    spec['process']['terminal'] = bool(value)

@@ -50,6 +50,7 @@ OPTIONS = [
     Option('umask', 'raw', 'spec', normalise='process:umask', spec='process:map_umask'),
     Option('oom_score_adj', 'int', 'spec', normalise='process:oom_score_adj', spec='process:map_oom_score_adj'),
     Option('read_only', 'bool', 'spec', default=False, spec='process:map_read_only'),
+    Option('tty', 'bool', 'spec', default=False, spec='process:map_tty'),  # conmon's --terminal reads it too
     Option('ulimits', 'dict', 'spec', default={}, normalise='process:ulimits', spec='process:map_ulimits'),
     Option('sysctls', 'dict', 'spec', default={}, normalise='process:sysctls', spec='process:map_sysctls'),
     # Its confinement (docs/security.md). In this order: privileged and the capabilities before seccomp,

@@ -53,7 +53,7 @@ class ConmonLaunch(object):
                  conmon_pidfile: str, exit_dir: str, persist_dir: str | None, socket_dir: str, log_path: str,
                  log_driver: str = 'k8s-file', log_size_max: int | None = None, runtime_log: str | None = None,
                  restore_path: str | None = None, restore_args: Iterable[str] | None = None, extra_fds: Iterable[int] = (),
-                 systemd_cgroup: bool = False) -> None:
+                 systemd_cgroup: bool = False, terminal: bool = False) -> None:
         self.conmon_path = conmon_path
         self.runtime = runtime
         self.container_id = container_id
@@ -72,6 +72,9 @@ class ConmonLaunch(object):
         self.restore_args = list(restore_args or [])
         self.extra_fds = list(extra_fds)
         self.systemd_cgroup = systemd_cgroup
+        # A pseudo-terminal for the process (spec process.terminal): conmon makes the console socket, holds the
+        # master side and logs what the process writes to it, as stdout.
+        self.terminal = terminal
 
     def argv(self) -> list[str]:
         args = [self.conmon_path, '--api-version', '1',
@@ -91,6 +94,8 @@ class ConmonLaunch(object):
             args += ['--persist-dir', self.persist_dir]
         if self.systemd_cgroup:
             args += ['--systemd-cgroup']
+        if self.terminal:
+            args.append('--terminal')
         for arg in self.runtime.global_args(self.runtime_log):
             args += ['--runtime-arg', arg]
         if self.restore_path:

@@ -313,7 +313,7 @@ class Engine(object):
             log_driver=record['config'].get('log_driver') or 'k8s-file',
             log_size_max=record['config'].get('log_size_max') or None,
             restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None,
-            systemd_cgroup=runtime.systemd_cgroup, extra_fds=attachment.fds)
+            systemd_cgroup=runtime.systemd_cgroup, extra_fds=attachment.fds, terminal=bool(record['config'].get('tty')))
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
         placement = self.placement(record)

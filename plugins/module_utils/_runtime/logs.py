@@ -264,3 +264,14 @@ def read_journald(container_id: str, tail: int | None = None, since_ns: int | No
     finally:
         reader.close()
     return select_entries(entries, tail, since_ns)
+
+
+def container_logs(record: dict[str, Any], log_path: str, tail: int | None = None,
+                   since_ns: int | None = None) -> tuple[list[LogEntry], str | None]:
+    """-> (entries, warning or None) of one container (its record; ``log_path``: its k8s-file log), per its log driver."""
+    driver = record['config'].get('log_driver') or 'k8s-file'
+    if driver == 'none':
+        return [], 'container %s has log_driver none: conmon keeps no logs of it' % record['name']
+    if driver == 'journald':
+        return read_journald(record['id'], tail, since_ns), None
+    return read_k8s_file(log_path, tail, since_ns), None
