@@ -97,6 +97,8 @@ class Task(object):
                                           auth_file=self.params['auth_file'])
         validated = self._validated(record)
         if record is None and self.state == 'absent':
+            if self.params.get('keep_volumes') is False:
+                self._remove_image_volumes(None)  # of a container removed before with its volumes kept
             return self.result(None, None)  # nothing to remove, and no lock file left behind
         lock = contextlib.nullcontext() if self.check_mode else self.store.lock(self.name)
         if self.params.get('secrets') and not self.check_mode:
@@ -181,25 +183,35 @@ class Task(object):
         self.actions.append('removed')
         self.before = {'status': live['status']}
         self.after = {'status': 'absent'}
-        volumes = self._image_volumes(record) if self.params.get('keep_volumes') is False else []
-        if volumes:
-            self.before['volumes'] = volumes
-            self.after['volumes'] = []
         if not self.check_mode:
             self.engine.remove(record)
-            from ._runtime import volumes as store_volumes  # pylint: disable=import-outside-toplevel
-            for name in volumes:
-                store_volumes.remove(self.store.root, name)
-        self.removed_volumes = volumes
+        if self.params.get('keep_volumes') is False:
+            self._remove_image_volumes(record)
         return None, None
 
-    def _image_volumes(self, record):
-        """The volumes made for the image's declared Volumes of this container (by its name), not named ones."""
+    def _remove_image_volumes(self, record):
+        """keep_volumes false: the volumes made for the image's declared Volumes of this container, found by their
+        label and their name (``anonymous_name(container, path)``), never a named volume of its mounts."""
         if not os.path.isdir(os.path.join(self.store.root, 'volumes')):
-            return []
+            return
         from ._runtime import volumes as store_volumes  # pylint: disable=import-outside-toplevel
-        return sorted(volume['name'] for volume in store_volumes.list_volumes(
-            self.store.root, labels={'io.runcible.container': self.name}))
+        mounts = record['config'].get('mounts') or [] if record is not None else []
+        mounted = set(mount.get('source') for mount in mounts if mount.get('type') == 'volume')
+        names = sorted(volume['name'] for volume in store_volumes.list_volumes(
+            self.store.root, labels={'io.runcible.container': self.name})
+            if volume['name'] == store_volumes.anonymous_name(self.name, (volume.get('labels') or {}).get(
+                'io.runcible.path', '')) and volume['name'] not in mounted)
+        if not names:
+            return
+        self.before['volumes'] = names
+        self.after['volumes'] = []
+        self.before.setdefault('status', 'absent')
+        self.after.setdefault('status', 'absent')
+        self.actions.append('volumes removed')
+        if not self.check_mode:
+            for name in names:
+                store_volumes.remove(self.store.root, name)
+        self.removed_volumes = names
 
     def _create(self, given):
         config = options.complete(given, self.context)

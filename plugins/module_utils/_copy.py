@@ -324,6 +324,9 @@ class CopyTask(object):
             record, live = self.store.inspect(self.name)
             if record is None:
                 return self._absent()
+            if live['status'] == 'stopped':
+                refuse_mounted_path(record, self.dest if self.direction == 'into' else self.src,
+                                    'dest' if self.direction == 'into' else 'src')
             with container_root(self.store, record, live) as root_fd:
                 if self.direction == 'into':
                     result = self._into(root_fd)
@@ -536,6 +539,26 @@ def check_not_system(root_fd, dir_fd, parent, name, container):
     if tree:
         raise RuncibleError('dest: %s/%s leads under %s in container %s, which the kernel provides: refused'
                             % (parent.rstrip('/'), name, tree, container))
+
+
+def mount_targets(config):
+    """The paths in a container that its mounts cover while it runs: mounts, image volumes, tmpfs, file secrets."""
+    targets = [mount.get('target') for mount in config.get('mounts') or [] if isinstance(mount, dict)]
+    targets += [volume.get('target') for volume in config.get('image_volumes') or [] if isinstance(volume, dict)]
+    targets += list(config.get('tmpfs') or {})
+    targets += [entry.get('target') for entry in (config.get('secrets') or {}).values()
+                if isinstance(entry, dict) and entry.get('type') == 'file']
+    return [target for target in targets if isinstance(target, str)]
+
+
+def refuse_mounted_path(record, path, option):
+    """A stopped container's mounts are not there: a path under one would reach the root filesystem below it
+    (hidden once it runs) instead of the volume, bind or tmpfs the container sees."""
+    for target in mount_targets(record['config']):
+        if path == target or path.startswith(target.rstrip('/') + '/'):
+            raise ValidationError('%s: %s is in %s, a mount of container %s that exists only while it runs; start '
+                                  'the container first, or copy into the volume or host directory itself'
+                                  % (option, path, target, record['name']))
 
 
 @contextlib.contextmanager

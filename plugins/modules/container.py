@@ -69,8 +69,9 @@ options:
   keep_volumes:
     description:
       - With O(state=absent), V(false) also removes the volumes made for the image's declared
-        C(Volumes) of this container (their data is lost). Named volumes of O(mounts) are never
-        removed with a container; remove them with M(runcible.oci.volume).
+        C(Volumes) of this container (their data is lost), also when the container itself was removed
+        before. Named volumes of O(mounts) are never removed with a container; remove them with
+        M(runcible.oci.volume).
       - By default they are kept, so a container created again under the same name gets its data back.
     type: bool
     default: true
@@ -434,7 +435,9 @@ options:
       - C(type=volume) (and a string whose source is a name, as V(pgdata:/var/lib/postgresql/data))
         binds a named volume of the store (see M(runcible.oci.volume)); a volume that is not there is
         made, empty, when the container is first created or started (never in check mode). Removing the
-        container never removes a named volume.
+        container never removes a named volume. Mounted V(nosuid) and V(nodev) unless V(suid) or V(dev)
+        is given; V(z)/V(Z) relabel the volume's own directory or tmpfs and are refused for a volume
+        that binds or mounts a host directory or device.
       - C(type=tmpfs) mounts an empty tmpfs at C(target) (no source), its C(options) as for O(tmpfs).
       - On a host with SELinux enabled, V(z) relabels the source (recursively) with the container
         file type at C(s0), which every container may share, and V(Z) with this container's own mount
@@ -597,8 +600,10 @@ notes:
   - Containers keep running after the task; conmon supervises them, writes their logs and
     their exit code.
   - Bridge networks and published ports need nftables on the managed host (Debian
-    C(nftables)); with O(network=none) or O(network=host) it is not needed. They need no Python
-    library, as the module configures links, addresses and routes over rtnetlink itself.
+    C(nftables)); with O(network=none) or O(network=host) it is not needed. Plugging a container into
+    a bridge network needs the Python library pyroute2 on the managed host (Debian C(python3-pyroute2));
+    it is imported only by a task that makes links, never by O(network=none) or O(network=host) nor by a
+    task that changes nothing.
   - Published ports and outbound NAT are nftables rules in a table of the collection's own,
     C(ip runcible), rewritten whole in one transaction from the network registry; every rule
     carries a comment naming its container or network. See M(runcible.oci.network) for why
@@ -688,7 +693,7 @@ EXAMPLES = r'''
 RETURN = r'''
 actions:
   description: What was done, in order (V(created), V(started), V(stopped), V(paused), V(unpaused),
-    V(updated), V(recreated), V(restarted), V(removed)); empty when nothing changed. V(updated) with resource
+    V(updated), V(recreated), V(restarted), V(removed), V(volumes removed)); empty when nothing changed. V(updated) with resource
     limits means they were applied live. A note follows when conmon was left in the cgroup of the
     systemd unit running the task.
   returned: always

@@ -19,7 +19,10 @@ description:
     are resolved as that process sees them (through C(/proc/PID/root)), so its volumes and other
     mounts are seen. A stopped container's paths are resolved in its root filesystem on the host; for
     the usual overlay root filesystem, the overlay is mounted for the task and unmounted after it
-    (under the container's lock, so no task starts the container meanwhile).
+    (under the container's lock, so no task starts the container meanwhile). A stopped container has
+    none of its mounts (volumes, bind mounts, O(runcible.oci.container#module:tmpfs), secrets): a path
+    in one of them is refused then, as the file would land below the mount and be hidden at its next
+    start; start the container, or copy into the volume or host directory itself.
   - Paths inside the container never lead out of it. They are resolved inside the container's root
     (C(openat2) with C(RESOLVE_IN_ROOT) where the kernel has it, else one component at a time); a
     symbolic link such as V(/etc/x -> /../../host/file) leads to C(/host/file) of the container, never

@@ -129,6 +129,33 @@ def test_image_volumes_filled_from_the_image_kept_across_recreate_and_removed_on
     assert sorted(volume['name'] for volume in volumes.list_volumes(env.root)) == sorted(names.values())
     env.run(**dict(params, image=second))
     assert run_in(env, 'cat /var/lib/app/new').strip() == 'more'  # the same name gets its data back
+    # A copy that did not finish (the marker is there) is redone from an empty volume at the next start.
+    env.run(**dict(params, image=second, state='stopped'))
+    data = volumes.mountpoint(env.root, names['/var/lib/app'])
+    os.unlink(os.path.join(data, 'seed.txt'))
+    with open(os.path.join(data, 'half'), 'w') as handle:
+        handle.write('half a copy')
+    open(os.path.join(env.root, 'volumes', names['/var/lib/app'], '.filling'), 'w').close()
+    env.run(**dict(params, image=second))
+    assert sorted(os.listdir(data)) == ['passwd', 'seed.txt', 'sub']
+    assert not os.path.exists(os.path.join(env.root, 'volumes', names['/var/lib/app'], '.filling'))
+    # A named volume the user labelled like the container's is its own: never removed with the container.
+    volumes.create(env.root, 'test-mine', labels={'io.runcible.container': NAME, 'io.runcible.path': '/x'})
     removed = env.run(name=NAME, state='absent', keep_volumes=False)
     assert removed['removed_volumes'] == sorted(names.values())
-    assert volumes.list_volumes(env.root) == []
+    assert removed['actions'] == ['removed', 'volumes removed']
+    assert [volume['name'] for volume in volumes.list_volumes(env.root)] == ['test-mine']
+    volumes.remove(env.root, 'test-mine')
+
+
+def test_image_volumes_of_a_container_removed_before_can_still_be_removed(env, tmp_path):
+    image = VolumeImage(str(tmp_path / 'layout'), env.rootfs).tag('v1')
+    env.run(name=NAME, image=image, network='none', stop_timeout=1)
+    env.run(name=NAME, state='absent')  # volumes kept
+    assert len(volumes.list_volumes(env.root)) == 2
+    checked = env.run(check_mode=True, name=NAME, state='absent', keep_volumes=False)
+    assert checked['changed'] is True and len(checked['removed_volumes']) == 2
+    assert len(volumes.list_volumes(env.root)) == 2
+    removed = env.run(name=NAME, state='absent', keep_volumes=False)
+    assert removed['actions'] == ['volumes removed'] and volumes.list_volumes(env.root) == []
+    assert env.run(name=NAME, state='absent', keep_volumes=False)['changed'] is False

@@ -164,6 +164,14 @@ def test_volumes_are_seen_as_the_running_container_sees_them(env):
     fetched = os.path.join(env.base, 'fetched')
     assert copy(env, direction='out', src='/data/file', dest=fetched)['checksum'] == hashlib.sha256(
         b'in volume\n').hexdigest()
+    # Stopped, its mounts are not there: a path in one is refused (it would land below, hidden at the next start).
+    env.run(name=NAME, state='stopped')
+    for params in ({'content': 'x', 'dest': '/data/other'}, {'content': 'x', 'dest': '/etc/bound.conf'},
+                   {'direction': 'out', 'src': '/data/file', 'dest': fetched + '2'}):
+        with pytest.raises(RuncibleError, match='exists only while it runs'):
+            copy(env, **params)
+    assert not os.path.exists(os.path.join(volume, 'other')) and not os.path.exists(fetched + '2')
+    assert not env.mounts()
 
 
 def test_a_stopped_direct_root_filesystem_is_written_in_place(env):

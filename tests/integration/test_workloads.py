@@ -243,6 +243,9 @@ def test_cpu_quota_and_period_four_ways_live_and_drift(env):
     assert cgroup_file(pid, 'cpu', 'cpu.cfs_quota_us') == '-1'
     with pytest.raises(RuncibleError, match='cpus and cpu_quota and cpu_period exclude each other'):
         env.run(**args(env, cpus=0.5, cpu_quota=30000))
+    # Moving to cpu_quota with "cpus: 0" (as the message says) is idempotent: cpus 0 asks for no limit of its own.
+    assert env.run(**args(env, cpus=0, cpu_quota=30000, cpu_period=200000))['actions'] == ['updated']
+    assert env.run(**args(env, cpus=0, cpu_quota=30000, cpu_period=200000))['changed'] is False
 
 
 @needs_v1

@@ -99,15 +99,12 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
         raise ValidationError('%s has unknown options %s: refusing it' % (what, ', '.join(unknown)))
     params = dict((key, value) for key, value in raw.items() if key in OPTIONS_BY_NAME and value is not None)
     params.pop('runtime', None)
-    if params.get('env_file'):
-        # The variables its files gave on its host (the files are not here): kept as env, under its own env.
-        variables = params.pop('env_file')
-        if not isinstance(variables, dict):
-            raise ValidationError('%s has env_file %r, not the variables of its files: refusing it' % (what, variables))
-        variables.update(params.get('env') or {})
-        params['env'] = variables
-    else:
-        params.pop('env_file', None)
+    # The variables its files gave on its host (the files are not here): recorded as they are, never read again.
+    env_file = params.pop('env_file', None) or {}
+    if not isinstance(env_file, dict):
+        raise ValidationError('%s has env_file %r, not the variables of its files: refusing it' % (what, env_file))
+    from .._runtime.parsers import string_dict  # pylint: disable=import-outside-toplevel
+    env_file = string_dict(env_file, 'env_file') or {}
     if params.get('secrets'):
         raise ValidationError('the archive\'s container had secrets (%s), whose values archives do not carry: import '
                               'is not supported for such containers' % ', '.join(sorted(params['secrets'])))
@@ -142,4 +139,5 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
     given = normalise(params, context)
     config = complete(given, context)
     images.complete(config, given, name=name)
+    config['env_file'] = env_file
     return config

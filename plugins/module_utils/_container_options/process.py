@@ -311,10 +311,6 @@ def map_labels(spec: dict[str, Any], value: dict[str, str] | None, config: dict[
         spec['annotations']['io.runcible.label.' + key] = item
 
 
-def map_env_file(spec: dict[str, Any], value: dict[str, str], config: dict[str, Any]) -> None:
-    """Nothing of its own: ``map_env`` merges it (image Env < env_file < env)."""
-
-
 def map_umask(spec: dict[str, Any], value: int | None, config: dict[str, Any]) -> None:
     if value is not None:
         spec['process']['user']['umask'] = value

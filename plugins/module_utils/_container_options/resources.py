@@ -246,6 +246,8 @@ def match_memory_swap(wanted: int, live: dict[str, Any]) -> bool | None:
 
 
 def match_cpus(wanted: float, live: dict[str, Any]) -> bool | None:
+    if not wanted:
+        return True  # no limit asked through cpus (cpu_quota may set one: it is read back on its own)
     if 'cpus' not in live:
         return None
     return int(round(live['cpus'] * CPU_PERIOD)) == int(round(wanted * CPU_PERIOD))

@@ -7,7 +7,9 @@ The image is an author's: its path is resolved inside the container's root files
 and the copy never follows a link. Directories and regular files are copied with their owner, mode and
 times; symbolic links are copied as links (the container resolves them, inside itself); devices, FIFOs
 and sockets are left out. Every file is made with ``O_EXCL | O_NOFOLLOW`` relative to its directory's fd,
-so nothing in the volume can redirect a write.
+so nothing in the volume can redirect a write. The copy takes no more room than the image's layers:
+hard links stay links and the holes of a sparse file stay holes (an image author cannot turn a small
+layer into a disk-filling volume).
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ def copy_up(rootfs: str, path: str, data_dir: str) -> bool:
             info = os.fstat(source)
             os.fchown(target, info.st_uid, info.st_gid)
             os.fchmod(target, stat.S_IMODE(info.st_mode))
-            _copy_dir(source, target, 0)
+            linked: dict[tuple[int, int], tuple[int, str]] = {}
+            try:
+                _copy_dir(source, target, 0, linked)
+            finally:
+                for fd, _name in linked.values():
+                    os.close(fd)
             os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
         finally:
             os.close(target)
@@ -55,7 +62,8 @@ def copy_up(rootfs: str, path: str, data_dir: str) -> bool:
     return True
 
 
-def _copy_dir(source: int, target: int, depth: int) -> None:
+def _copy_dir(source: int, target: int, depth: int, linked: dict[tuple[int, int], tuple[int, str]]) -> None:
+    """``linked``: (device, inode) of a file with more than one link -> (a directory fd kept open, its name there)."""
     if depth > MAX_DEPTH:
         raise OSError('the image\'s volume content is nested more than %d directories deep' % MAX_DEPTH)
     for name in sorted(os.listdir(source)):
@@ -67,7 +75,7 @@ def _copy_dir(source: int, target: int, depth: int) -> None:
             try:
                 child_target = os.open(name, _DIR, dir_fd=target)
                 try:
-                    _copy_dir(child_source, child_target, depth + 1)
+                    _copy_dir(child_source, child_target, depth + 1, linked)
                     os.fchown(child_target, info.st_uid, info.st_gid)
                     os.fchmod(child_target, mode)
                     os.utime(child_target, ns=(info.st_atime_ns, info.st_mtime_ns))
@@ -76,7 +84,14 @@ def _copy_dir(source: int, target: int, depth: int) -> None:
             finally:
                 os.close(child_source)
         elif stat.S_ISREG(info.st_mode):
+            key = (info.st_dev, info.st_ino)
+            if info.st_nlink > 1 and key in linked:
+                first_dir, first_name = linked[key]
+                os.link(first_name, name, src_dir_fd=first_dir, dst_dir_fd=target, follow_symlinks=False)
+                continue
             _copy_file(source, target, name, info)
+            if info.st_nlink > 1:
+                linked[key] = (os.dup(target), name)
         elif stat.S_ISLNK(info.st_mode):
             os.symlink(os.readlink(name, dir_fd=source), name, dir_fd=target)
             os.chown(name, info.st_uid, info.st_gid, dir_fd=target, follow_symlinks=False)
@@ -90,13 +105,7 @@ def _copy_file(source: int, target: int, name: str, info: os.stat_result) -> Non
             return  # swapped for something else meanwhile
         writer = os.open(name, _WRITE, 0o600, dir_fd=target)
         try:
-            while True:
-                chunk = os.read(reader, CHUNK)
-                if not chunk:
-                    break
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(writer, view):]
+            _copy_data(reader, writer, os.fstat(reader).st_size)
             os.fchown(writer, info.st_uid, info.st_gid)
             os.fchmod(writer, stat.S_IMODE(info.st_mode))  # after the chown, which clears set-id bits
             os.utime(writer, ns=(info.st_atime_ns, info.st_mtime_ns))
@@ -104,3 +113,57 @@ def _copy_file(source: int, target: int, name: str, info: os.stat_result) -> Non
             os.close(writer)
     finally:
         os.close(reader)
+
+
+def _copy_data(reader: int, writer: int, size: int) -> None:
+    """The data segments of the file only (SEEK_DATA/SEEK_HOLE): holes stay holes, then the size is set."""
+    offset = 0
+    while offset < size:
+        try:
+            start = os.lseek(reader, offset, os.SEEK_DATA)
+        except OSError:
+            break  # only a hole is left (ENXIO)
+        end = os.lseek(reader, start, os.SEEK_HOLE)
+        os.lseek(writer, start, os.SEEK_SET)
+        os.lseek(reader, start, os.SEEK_SET)
+        left = end - start
+        while left > 0:
+            chunk = os.read(reader, min(CHUNK, left))
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(writer, view):]
+            left -= len(chunk)
+        offset = end
+    os.ftruncate(writer, size)
+
+
+def empty_dir(path: str) -> None:
+    """Remove everything in the directory ``path`` (links removed, never followed), keeping the directory."""
+    fd = os.open(path, _DIR)
+    try:
+        for name in os.listdir(fd):
+            info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(info.st_mode):
+                _remove_tree(fd, name)
+            else:
+                os.unlink(name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(parent: int, name: str, depth: int = 0) -> None:
+    """rm -r of ``name`` in the directory ``parent``, by fds (Python 3.9 has no shutil.rmtree(dir_fd=))."""
+    if depth > MAX_DEPTH:
+        raise OSError('more than %d directories deep' % MAX_DEPTH)
+    fd = os.open(name, _DIR, dir_fd=parent)
+    try:
+        for child in os.listdir(fd):
+            if stat.S_ISDIR(os.stat(child, dir_fd=fd, follow_symlinks=False).st_mode):
+                _remove_tree(fd, child, depth + 1)
+            else:
+                os.unlink(child, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent)

@@ -244,13 +244,37 @@ class Engine(object):
         for name, path, volume_labels in wanted:
             _record, created = volumes.get_or_create(self.store.root, name, labels=volume_labels)
             data_dir = volumes.ensure_mounted(self.store.root, name)
-            if created and path is not None:
-                from .copy_up import copy_up  # pylint: disable=import-outside-toplevel
-                try:
-                    copy_up(rootfs, path, data_dir)
-                except OSError as exc:
-                    raise RuncibleError('cannot copy what image of container %s has at %s into its volume %s: %s'
-                                        % (record['name'], path, name, exc.strerror or exc))
+            if path is not None:
+                self._fill_volume(name, path, data_dir, rootfs, record['name'], created)
+
+    def _fill_volume(self, name: str, path: str, data_dir: str, rootfs: str, container: str, created: bool) -> None:
+        """A new image volume gets what the image has at ``path``. A marker says the copy is under way: a copy that
+        failed (a full disk, a killed task) is redone from an empty volume at the next start, never used half done."""
+        from . import volumes  # pylint: disable=import-outside-toplevel
+        from .copy_up import copy_up, empty_dir  # pylint: disable=import-outside-toplevel
+        marker = os.path.join(volumes.volumes_dir(self.store.root), name, '.filling')
+        if not created and not os.path.lexists(marker):
+            return
+        try:
+            if created:
+                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            else:
+                empty_dir(data_dir)
+            copy_up(rootfs, path, data_dir)
+            os.unlink(marker)
+        except OSError as exc:
+            raise RuncibleError('cannot copy what the image of container %s has at %s into its volume %s: %s (the next '
+                                'start copies it again)' % (container, path, name, exc.strerror or exc))
+
+    def _check_relabel_volume(self, name: str) -> None:
+        """z/Z relabel a volume's own directory or tmpfs, never a host directory or device a volume binds or mounts
+        (a bind volume of /usr would give the host's /usr the container's label)."""
+        from . import volumes  # pylint: disable=import-outside-toplevel
+        volume = volumes.get(self.store.root, name) or {}
+        kind = (volume.get('options') or {}).get('type')
+        if kind not in (None, 'tmpfs'):
+            raise ValidationError('mounts: z/Z on volume %s, which mounts %s (%s) of the host: relabel that yourself '
+                                  '(chcon) and mount the volume without z/Z' % (name, volume['options'].get('device'), kind))
 
     def _relabel_mounts(self, config: dict[str, Any], mount_label: str) -> None:
         """Bind sources with ``Z`` get the container's own label, with ``z`` the label every container may share."""
@@ -262,6 +286,8 @@ class Engine(object):
             # A volume's data directory lies in the store, which relabel() refuses for host paths: its own walk.
             source = mount['path'] if mount.get('type') == 'volume' else mount['source']
             allowed = store if mount.get('type') != 'volume' else ()
+            if mount.get('type') == 'volume' and ('z' in mount['options'] or 'Z' in mount['options']):
+                self._check_relabel_volume(mount['source'])
             if 'Z' in mount['options']:
                 selinux_labels.relabel(source, mount_label, allowed)
             elif 'z' in mount['options']:

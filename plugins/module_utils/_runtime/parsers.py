@@ -199,6 +199,10 @@ def parse_mount(value: object) -> dict[str, Any]:
             check_relabel_source(str(source))
     if 'ro' not in options and 'rw' not in options:
         options.append('rw')
+    if kind == 'volume':
+        # A volume's files are the containers' own (or a device's): no set-uid program or device node of
+        # theirs counts unless asked (suid, dev), as the image's declared volumes.
+        options.extend(flag for flag, allow in (('nosuid', 'suid'), ('nodev', 'dev')) if allow not in options)
     if 'bind' not in options and 'rbind' not in options:
         options.append('rbind')
     return {'source': source, 'target': target, 'type': kind, 'options': sorted(set(options))}

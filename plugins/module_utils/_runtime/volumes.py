@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 from .errors import RuncibleError, ValidationError
 from .files import locked as _locked_file
-from .volume_options import FLAG_WORDS, MS_BIND, MS_REC, MS_REMOUNT, UMOUNT_NOFOLLOW, normalise_options, split_o
+from .volume_options import (FLAG_WORDS, MS_BIND, MS_NODEV, MS_NOSUID, MS_REC, MS_REMOUNT, UMOUNT_NOFOLLOW,
+                             normalise_options, split_o)
 
 if TYPE_CHECKING:
     from typing import Any, Iterator
@@ -298,9 +299,11 @@ def _mount(options: dict[str, str], volume_fd: int, data_fd: int, where: str) ->
     The new mount is then reached as ``_data`` under the fd of its parent: the fd of ``_data`` is the directory
     below the mount; ``_data`` cannot be swapped meanwhile (a mount point is not renamed; we hold the lock)."""
     from . import libc  # pylint: disable=import-outside-toplevel
-    flags = 0
+    words = split_o(options.get('o', ''))
+    # No set-uid program or device node of the volume counts unless asked (suid, dev): its files are containers'.
+    flags = (0 if 'suid' in words else MS_NOSUID) | (0 if 'dev' in words else MS_NODEV)
     data = []
-    for word in split_o(options.get('o', '')):
+    for word in words:
         key, has_value, _value = word.partition('=')
         if has_value:
             data.append(word)
