@@ -301,6 +301,10 @@ class Task(object):
         status = live['status']
         wanted = WANTED_STATUS[self.state]
         steps = []
+        if wanted == 'stopped' and not self.check_mode and (record['config'].get('restart_policy') or 'no') != 'no' \
+                and not record.get('stopping'):
+            # A restart pending in its exit command's back-off must not bring back what the task wants stopped.
+            self.engine.hold_stopped(record)
         if wanted == 'running':
             if status in ('running', 'paused') and self.restart:
                 steps = ['restarted']  # the same container (id, root filesystem changes), a new process

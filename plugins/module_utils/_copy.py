@@ -541,19 +541,10 @@ def check_not_system(root_fd, dir_fd, parent, name, container):
                             % (parent.rstrip('/'), name, tree, container))
 
 
-def mount_targets(config):
-    """The paths in a container that its mounts cover while it runs: mounts, image volumes, tmpfs, file secrets."""
-    targets = [mount.get('target') for mount in config.get('mounts') or [] if isinstance(mount, dict)]
-    targets += [volume.get('target') for volume in config.get('image_volumes') or [] if isinstance(volume, dict)]
-    targets += list(config.get('tmpfs') or {})
-    targets += [entry.get('target') for entry in (config.get('secrets') or {}).values()
-                if isinstance(entry, dict) and entry.get('type') == 'file']
-    return [target for target in targets if isinstance(target, str)]
-
-
 def refuse_mounted_path(record, path, option):
     """A stopped container's mounts are not there: a path under one would reach the root filesystem below it
     (hidden once it runs) instead of the volume, bind or tmpfs the container sees."""
+    from ._container_options.storage import mount_targets  # pylint: disable=import-outside-toplevel
     for target in mount_targets(record['config']):
         if path == target or path.startswith(target.rstrip('/') + '/'):
             raise ValidationError('%s: %s is in %s, a mount of container %s that exists only while it runs; start '

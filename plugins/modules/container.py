@@ -425,6 +425,42 @@ options:
       - Needs a bridge network. A change recreates the container.
     type: list
     elements: str
+  dns:
+    description:
+      - Name servers of the container (IPv4 or IPv6 addresses, at most 3), instead of the host's.
+      - On a network with M(runcible.oci.network)'s C(dns) enabled, the container's
+        C(/etc/resolv.conf) names the network's C(aardvark-dns) (its gateway) and these servers
+        answer the names it forwards for this container; elsewhere they are its C(nameserver) lines.
+      - Needs a bridge network. A change recreates the container.
+    type: list
+    elements: str
+  dns_search:
+    description:
+      - Search domains of the container's C(/etc/resolv.conf), instead of the host's.
+      - Needs a bridge network. A change recreates the container.
+    type: list
+    elements: str
+  dns_options:
+    description:
+      - Resolver options of the container's C(/etc/resolv.conf) (C(options) line), instead of the
+        host's, e.g. V(ndots:2), V(edns0).
+      - Needs a bridge network. A change recreates the container.
+    type: list
+    elements: str
+  etc_hosts:
+    description:
+      - Extra entries of the container's C(/etc/hosts), host name -> IP address, after its own
+        name and address.
+      - Needs a bridge network. A change recreates the container.
+    type: dict
+  aliases:
+    description:
+      - More names of the container on its network's DNS (a network with M(runcible.oci.network)'s
+        C(dns) enabled); the containers of that network resolve it by its name and by these.
+        Containers of other networks do not.
+      - Ignored on a network without DNS. Needs a bridge network. A change recreates the container.
+    type: list
+    elements: str
   mounts:
     description:
       - Mounts, each V(source:target[:ro|rw]) or a dictionary with C(type), C(source), C(target)
@@ -571,6 +607,30 @@ options:
     description:
       - Seconds to wait after O(stop_signal) before SIGKILL. Defaults to V(10).
       - A change does not recreate the container.
+    type: int
+  restart_policy:
+    description:
+      - What happens when the container's process ends by itself (a crash, a kill, an exit), with no
+        daemon - conmon runs the collection's exit command, which applies it and ends.
+      - V(no) (the default) leaves it stopped. V(on-failure) starts it again after a non-zero exit or a
+        kill, at most O(restart_retries) times in a row when that is above 0. V(always) and
+        V(unless-stopped) start it again whatever the exit.
+      - A crash loop backs off - the delay doubles from 0.1 s with each restart in a row, up to 30 s; a
+        process that ran 10 s starts a new streak. A stop or removal by a task (and a checkpoint) is
+        never undone, also when a restart was waiting in its back-off.
+      - The exit command runs the collection's runtime library, installed under O(root) in
+        C(lib/VERSION) (one copy per version, older ones removed when no container refers to them),
+        with the Python the module ran with. What it did goes to C(restart.log) in the container's
+        run directory.
+      - A change is a record update, applied to the running container at once (no recreate).
+        Containers created before this option have their exit command from their next start on.
+      - Coming back after a reboot is not done yet; a task with O(state=started) starts it again.
+    type: str
+    choices: ['no', on-failure, always, unless-stopped]
+  restart_retries:
+    description:
+      - With O(restart_policy=on-failure), restarts in a row after which the container stays stopped;
+        V(0) (the default) for no limit. Refused with another policy.
     type: int
   labels:
     description:
@@ -726,6 +786,9 @@ container:
       type: int
     conmon_pid:
       description: Host pid of its conmon; 0 when none runs.
+      type: int
+    restart_count:
+      description: How many times its O(restart_policy) started it again.
       type: int
     exit_code:
       description: Exit code of the last process when stopped (null when unknown, e.g. killed with its conmon).

@@ -20,7 +20,7 @@ description:
     mounts are seen. A stopped container's paths are resolved in its root filesystem on the host; for
     the usual overlay root filesystem, the overlay is mounted for the task and unmounted after it
     (under the container's lock, so no task starts the container meanwhile). A stopped container has
-    none of its mounts (volumes, bind mounts, O(runcible.oci.container#module:tmpfs), secrets): a path
+    none of its mounts (volumes, bind mounts, O(runcible.oci.container#module:tmpfs), secrets), so a path
     in one of them is refused then, as the file would land below the mount and be hidden at its next
     start; start the container, or copy into the volume or host directory itself.
   - Paths inside the container never lead out of it. They are resolved inside the container's root

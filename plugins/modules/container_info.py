@@ -137,6 +137,10 @@ containers:
     exit_code:
       description: Exit code of the last process when stopped (null when unknown).
       type: int
+    restart_count:
+      description: How many times its restart policy started it again (M(runcible.oci.container)'s
+        O(runcible.oci.container#module:restart_policy)).
+      type: int
     created_at:
       description: When the container was created (UTC, ISO 8601).
       type: str

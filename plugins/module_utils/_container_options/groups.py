@@ -77,6 +77,13 @@ def cpu(values: dict[str, Any], context: Context, complete: bool) -> None:
                               'one form (set the other to 0)' % ' and '.join(given))
 
 
+def restart(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """``restart_retries`` counts the restarts of ``on-failure`` only (as docker's ``on-failure:N``)."""
+    if values.get('restart_retries') and context.effective(values, 'restart_policy') != 'on-failure':
+        raise ValidationError('restart_retries: only restart_policy on-failure stops after a number of restarts; '
+                              'give restart_policy: on-failure, or leave restart_retries out')
+
+
 def mount_targets(values: dict[str, Any], context: Context, complete: bool) -> None:
     """One mount per target across ``mounts``, ``tmpfs`` and file ``secrets``."""
     if not complete and not any(name in values for name in ('mounts', 'tmpfs', 'secrets')):
@@ -102,8 +109,10 @@ def placement(values: dict[str, Any], context: Context, complete: bool) -> None:
 
 
 def network(values: dict[str, Any], context: Context, complete: bool) -> None:
-    """``ip_address`` and ``published_ports`` against the network the container will be on."""
-    if complete or ('ip_address' not in values and not values.get('published_ports')):
+    """``ip_address``, ``published_ports`` and the name options (``dns``...) against the network the container
+    will be on."""
+    given = ('published_ports', 'dns', 'dns_search', 'dns_options', 'etc_hosts', 'aliases')
+    if complete or not any(values.get(option) for option in given) and 'ip_address' not in values:
         return
     from . import network as network_options  # pylint: disable=import-outside-toplevel
     network_options.check(values, context)
@@ -129,4 +138,4 @@ def confinement(values: dict[str, Any], context: Context, complete: bool) -> Non
 CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile', 'label')
 # In this order: the image and the root filesystem first (the user is resolved in them).
 GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, cpu, placement, network,
-                                                                       sysctls, mount_targets, confinement)
+                                                                       sysctls, restart, mount_targets, confinement)

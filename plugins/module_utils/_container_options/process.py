@@ -86,6 +86,7 @@ def non_negative_int(option: str) -> Callable[[int, Context], int]:
 
 
 stop_timeout = non_negative_int('stop_timeout')
+restart_retries = non_negative_int('restart_retries')
 
 # ulimits: the names docker and podman take, and their RLIMIT_*.
 ULIMITS = ('as', 'core', 'cpu', 'data', 'fsize', 'locks', 'memlock', 'msgqueue', 'nice', 'nofile', 'nproc', 'rss',

@@ -167,3 +167,13 @@ def map_secrets(spec: dict[str, Any], value: dict[str, dict[str, Any]] | None, c
             spec['mounts'].append({'destination': entry['target'], 'type': 'bind',
                                    'source': os.path.join('secrets', name),
                                    'options': ['rbind', 'ro', 'nosuid', 'nodev', 'noexec']})
+
+
+def mount_targets(config: dict[str, Any]) -> list[str]:
+    """The paths in a container that its mounts cover while it runs: mounts, image volumes, tmpfs, file secrets."""
+    targets = [mount.get('target') for mount in config.get('mounts') or [] if isinstance(mount, dict)]
+    targets += [volume.get('target') for volume in config.get('image_volumes') or [] if isinstance(volume, dict)]
+    targets += list(config.get('tmpfs') or {})
+    targets += [entry.get('target') for entry in (config.get('secrets') or {}).values()
+                if isinstance(entry, dict) and entry.get('type') == 'file']
+    return [target for target in targets if isinstance(target, str)]

@@ -75,6 +75,12 @@ OPTIONS = [
            spec='network:map_network'),
     Option('ip_address', 'str', 'network', normalise='network:ip_address'),
     Option('published_ports', 'list', 'network', elements='str', default=[], normalise='network:published_ports'),
+    # Names (written by the network stage into the bundle's resolv.conf and hosts, and aardvark-dns's files).
+    Option('dns', 'list', 'network', elements='str', default=[], normalise='network:dns'),
+    Option('dns_search', 'list', 'network', elements='str', default=[], normalise='network:dns_search'),
+    Option('dns_options', 'list', 'network', elements='str', default=[], normalise='network:dns_options'),
+    Option('etc_hosts', 'dict', 'network', default={}, normalise='network:etc_hosts'),
+    Option('aliases', 'list', 'network', elements='str', default=[], normalise='network:aliases'),
     # What it sees on disk.
     Option('mounts', 'list', 'spec', elements='raw', default=[], normalise='storage:mounts', spec='storage:map_mounts'),
     Option('tmpfs', 'dict', 'spec', default={}, normalise='storage:tmpfs', spec='storage:map_tmpfs'),
@@ -111,6 +117,10 @@ OPTIONS = [
     # How it is stopped, logged and run.
     Option('stop_signal', 'raw', 'runtime', default=15, normalise='process:stop_signal'),
     Option('stop_timeout', 'int', 'record', default=10, normalise='process:stop_timeout', update='record'),
+    # Read by conmon's exit command (runtime restart.py) when the process ends: a change is a record write.
+    Option('restart_policy', 'str', 'record', default='no', choices=('no', 'on-failure', 'always', 'unless-stopped'),
+           update='record'),
+    Option('restart_retries', 'int', 'record', default=0, normalise='process:restart_retries', update='record'),
     Option('labels', 'dict', 'spec', default={}, normalise='process:labels', spec='process:map_labels'),
     Option('log_driver', 'str', 'runtime', default='k8s-file', choices=('k8s-file', 'journald', 'none')),
     Option('log_size_max', 'raw', 'runtime', default=0, normalise='process:log_size_max'),

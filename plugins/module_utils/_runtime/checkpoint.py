@@ -243,11 +243,16 @@ class Checkpoints(object):
         args += ['--leave-running'] if leave_running else []
         args += ['--tcp-established'] if tcp_established else []
         args += ['--file-locks'] if file_locks else []
+        if not leave_running:
+            self.engine.hold_stopped(record)  # the dump ends the process: its exit command must not restart it
         started = time.monotonic()
         try:
             runtime.run(args + [record['id']], timeout=600)
         except RuncibleError as exc:
             shutil.rmtree(images, ignore_errors=True)
+            if not leave_running and record.get('stopping'):
+                record['stopping'] = None  # it still runs: its restart policy holds again
+                self.engine.store.save(record)
             log = os.path.join(work, 'dump.log')
             raise RuncibleError('checkpoint of container %s failed: %s. CRIU log: %s (last lines: %s)'
                                 % (record['name'], exc.msg, log, tail_file(log, 8)), criu_log=log)

@@ -53,7 +53,8 @@ class ConmonLaunch(object):
                  conmon_pidfile: str, exit_dir: str, persist_dir: str | None, socket_dir: str, log_path: str,
                  log_driver: str = 'k8s-file', log_size_max: int | None = None, runtime_log: str | None = None,
                  restore_path: str | None = None, restore_args: Iterable[str] | None = None, extra_fds: Iterable[int] = (),
-                 systemd_cgroup: bool = False, terminal: bool = False) -> None:
+                 systemd_cgroup: bool = False, terminal: bool = False,
+                 exit_command: tuple[str, list[str]] | None = None) -> None:
         self.conmon_path = conmon_path
         self.runtime = runtime
         self.container_id = container_id
@@ -75,6 +76,8 @@ class ConmonLaunch(object):
         # A pseudo-terminal for the process (spec process.terminal): conmon makes the console socket, holds the
         # master side and logs what the process writes to it, as stdout.
         self.terminal = terminal
+        # (program, arguments) conmon runs when the process ends (restart.py applies the restart policy).
+        self.exit_command = exit_command
 
     def argv(self) -> list[str]:
         args = [self.conmon_path, '--api-version', '1',
@@ -96,6 +99,11 @@ class ConmonLaunch(object):
             args += ['--systemd-cgroup']
         if self.terminal:
             args.append('--terminal')
+        if self.exit_command is not None:
+            program, arguments = self.exit_command
+            args += ['--exit-command', program]
+            for arg in arguments:
+                args += ['--exit-command-arg', arg]
         for arg in self.runtime.global_args(self.runtime_log):
             args += ['--runtime-arg', arg]
         if self.restore_path:

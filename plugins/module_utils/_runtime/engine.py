@@ -266,6 +266,28 @@ class Engine(object):
             raise RuncibleError('cannot copy what the image of container %s has at %s into its volume %s: %s (the next '
                                 'start copies it again)' % (container, path, name, exc.strerror or exc))
 
+    def _exit_command(self, record: Record) -> tuple[str, list[str]]:
+        """conmon's exit command (restart.py): the runtime library installed on the host for it (payload.py), once
+        per version; a new version collects the old ones no container refers to."""
+        from . import payload, restart  # pylint: disable=import-outside-toplevel
+        installed = payload.installed(self.store.root)
+        lib = payload.install(self.store.root)
+        if not installed:
+            in_use = []
+            for name in self.store.names():
+                with contextlib.suppress(RuncibleError):
+                    other = self.store.load(name)
+                    in_use.append(other.get('lib') if other is not None else None)
+            payload.collect(self.store.root, [path for path in in_use if path], keep=lib)
+        record['lib'] = lib
+        return restart.exit_command(lib, self.store.root, self.store.run_root, record['name'], record['id'])
+
+    def hold_stopped(self, record: Record) -> None:
+        """Record that a task wants it stopped: its exit command (a restart pending in a back-off) must not start it."""
+        if not record.get('stopping'):
+            record['stopping'] = True
+            self.store.save(record)
+
     def _check_relabel_volume(self, name: str) -> None:
         """z/Z relabel a volume's own directory or tmpfs, never a host directory or device a volume binds or mounts
         (a bind volume of /usr would give the host's /usr the container's label)."""
@@ -325,6 +347,7 @@ class Engine(object):
             with contextlib.suppress(OSError):
                 os.unlink(stale)
         self._prepare_rootfs(record)
+        exit_command = self._exit_command(record)
         # Namespace, veth, address and reserved host ports (their sockets go to conmon as fds 5+).
         attachment = network.attach(record, self.store.root, paths.bundle, restore=bool(restore),
                                     undo_launch=lambda: runtime.delete(record['id'], force=True))
@@ -339,7 +362,8 @@ class Engine(object):
             log_driver=record['config'].get('log_driver') or 'k8s-file',
             log_size_max=record['config'].get('log_size_max') or None,
             restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None,
-            systemd_cgroup=runtime.systemd_cgroup, extra_fds=attachment.fds, terminal=bool(record['config'].get('tty')))
+            systemd_cgroup=runtime.systemd_cgroup, extra_fds=attachment.fds, terminal=bool(record['config'].get('tty')),
+            exit_command=exit_command)
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
         placement = self.placement(record)
@@ -352,7 +376,7 @@ class Engine(object):
             pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
         record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,
                       conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
-                      exit_code=None, finished_at=None, started_at=None)
+                      exit_code=None, finished_at=None, started_at=None, stopping=None)
         self.store.save(record)
         if restore:
             record.update(state='running', started_at=utc_iso())
@@ -411,6 +435,7 @@ class Engine(object):
         """Stop signal, wait ``stop_timeout``, SIGKILL; then release the runtime state and the mount."""
         live = live or derive_status(record, self.paths(record))
         if live['status'] != 'stopped':
+            self.hold_stopped(record)  # before any signal: the exit command then knows a task stopped it
             config = record['config']
             timeout = config.get('stop_timeout', 10) if stop_timeout is None else stop_timeout
             runtime = self.runtime_for(record)

@@ -44,9 +44,10 @@ def atomic_write(path: str, data: str | bytes, mode: int = 0o600) -> None:
         os.close(dir_fd)
 
 
-def _open_lock_file(path: str) -> int:
+def _open_lock_file(path: str, create_dirs: bool = True) -> int:
     """An fd of the lock file ``path`` (made 0600, its directory 0700)."""
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    if create_dirs:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
@@ -62,12 +63,14 @@ def _flock(fd: int, shared: bool) -> bool:
     return False
 
 
-def lock_file(path: str, what: str, shared: bool = False, timeout: float = 300.0, interval: float = 0.01) -> int:
-    """An fd holding an flock of ``path`` (made 0600, its directory 0700); close it to release.
+def lock_file(path: str, what: str, shared: bool = False, timeout: float = 300.0, interval: float = 0.01,
+              create_dirs: bool = True) -> int:
+    """An fd holding an flock of ``path`` (made 0600, its directory 0700 unless ``create_dirs`` is false: then a
+    missing directory raises FileNotFoundError); close it to release.
 
     After ``timeout`` seconds: RuncibleError naming ``what`` ("the lock of container web", say).
     """
-    fd = _open_lock_file(path)
+    fd = _open_lock_file(path, create_dirs)
     deadline = time.monotonic() + timeout
     while not _flock(fd, shared):
         if time.monotonic() > deadline:

@@ -37,6 +37,10 @@ FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     'finished_at': ((str, int, float, type(None)), 'when its process last ended'),
     'network': ((dict, type(None)), 'its network attachment: {"name", "ip_address", "netns", "veth"}'),
     'checkpoint': ((dict, type(None)), 'its latest checkpoint (checkpoint.py writes the keys)'),
+    'stopping': (bool, 'a task is stopping or removing it: its exit command must not restart it (restart.py)'),
+    'restart_count': (int, 'how many times its restart policy restarted it'),
+    'restart_streak': (int, 'restarts in a row without a process that ran long enough (the back-off)'),
+    'lib': (str, 'the runtime library its conmon\'s exit command runs (payload.py; older ones are collected)'),
 }
 
 
@@ -65,6 +69,10 @@ class Record(object):
     finished_at: str | int | float | None
     network: dict[str, Any] | None
     checkpoint: dict[str, Any] | None
+    stopping: bool | None
+    restart_count: int | None
+    restart_streak: int | None
+    lib: str | None
 
     def __init__(self, **fields: Any) -> None:
         for field in FIELDS:

@@ -88,6 +88,19 @@ def utc_iso(epoch: float | None = None) -> str:
     return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
+def parse_iso(value: object) -> float | None:
+    """utc_iso()'s text (or an epoch) -> epoch seconds; None when it is neither."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.datetime.strptime(value, '%Y-%m-%dT%H:%M:%S.%fZ')
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=datetime.timezone.utc).timestamp()
+
+
 class Store(object):
     """Records and locks of all containers under one ``root`` / ``run_root`` pair."""
 
@@ -160,6 +173,7 @@ class Store(object):
             'pid': live['pid'],
             'conmon_pid': live['conmon_pid'],
             'exit_code': live['exit_code'] if live['status'] == 'stopped' else None,
+            'restart_count': record.get('restart_count') or 0,
             'created_at': record.get('created_at'),
             'started_at': record.get('started_at'),
             'finished_at': utc_iso(finished) if isinstance(finished, (int, float)) else finished,
