@@ -62,6 +62,8 @@ HOST_PACKAGES=(
     golang-github-containers-common apparmor
     # the init of containers with init: true
     catatonit
+    # bridge networks: pyroute2 for the system Python's modules, aardvark-dns for container names
+    python3-pyroute2 aardvark-dns
     busybox-static iptables iproute2
     zstd mmdebstrap strace
     skopeo docker-registry

@@ -6,7 +6,7 @@
     params   -> wanted definition (validated: name, subnet, gateway, bridge, internal)
     registry -> the network as defined, plus what the kernel has (bridge up with its address, rules)
     compare  -> nothing | created | updated | repaired | removed     (+ diff before/after)
-    apply    -> registry write, bridge (rtnetlink), nftables table rewrite (skipped in check mode)
+    apply    -> registry write, bridge (rtnetlink: pyroute2), nftables table rewrite (skipped in check mode)
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from ._runtime.errors import ValidationError
 from ._task import with_defaults
 
 STATES = ('present', 'absent')
-FIELDS = ('bridge', 'subnet', 'gateway', 'internal')
+FIELDS = ('bridge', 'subnet', 'gateway', 'internal', 'dns')
+DEFAULTS = {'dns': False}  # what a definition written before the field says
 
 
 def argument_spec():
@@ -32,6 +33,7 @@ def argument_spec():
         gateway=dict(type='str'),
         internal=dict(type='bool'),
         bridge=dict(type='str'),
+        dns=dict(type='bool'),
     )
 
 
@@ -67,13 +69,15 @@ class Task(object):
         params = self.params
         if existing is None:
             return netreg.define(data, self.name, subnet=params.get('subnet'), gateway=params.get('gateway'),
-                                 internal=bool(params.get('internal')), bridge=params.get('bridge'))
+                                 internal=bool(params.get('internal')), bridge=params.get('bridge'),
+                                 dns=params.get('dns') is not False)
         subnet = params.get('subnet') or existing['subnet']
         same_subnet = netreg.same_subnet(subnet, existing['subnet'])
         gateway = params.get('gateway') or (existing['gateway'] if same_subnet else None)
         internal = existing['internal'] if params.get('internal') is None else params['internal']
+        dns = _field(existing, 'dns') if params.get('dns') is None else params['dns']
         return netreg.define(data, self.name, subnet=subnet, gateway=gateway, internal=internal,
-                             bridge=params.get('bridge') or existing['bridge'])
+                             bridge=params.get('bridge') or existing['bridge'], dns=dns)
 
     def _present(self, data, existing):
         wanted = self._wanted(data, existing)
@@ -87,14 +91,14 @@ class Task(object):
                 self._bring_up(data, wanted, previous=None)
             self._warn(wanted)
             return wanted
-        changed = [field for field in FIELDS if wanted[field] != existing[field]]
+        changed = [field for field in FIELDS if wanted[field] != _field(existing, field)]
         if changed:
             users = netreg.containers_on(data, self.name)
             if users:
                 raise ValidationError('network %s cannot change its %s while containers have addresses on it (%s): '
                                       'remove them first' % (self.name, ', '.join(changed), _names(users)))
             self.actions.append('updated')
-            self.before = dict((field, existing[field]) for field in changed)
+            self.before = dict((field, _field(existing, field)) for field in changed)
             self.after = dict((field, wanted[field]) for field in changed)
             if not self.check_mode:
                 data['networks'][self.name] = wanted
@@ -102,7 +106,7 @@ class Task(object):
                 self._bring_up(data, wanted, previous=existing)
             self._warn(wanted)
             return wanted
-        broken = self._kernel_problems(existing)
+        broken = self._kernel_problems(existing, data)
         if broken:
             # Gone with a reboot, or removed or flushed behind our back: made again.
             self.actions.append('repaired')
@@ -136,8 +140,11 @@ class Task(object):
 
     # -- kernel ----------------------------------------------------------------------------------
     @staticmethod
-    def _kernel_problems(network):
+    def _kernel_problems(network, data):
         problems = []
+        if _field(network, 'dns'):
+            from ._runtime import dns  # pylint: disable=import-outside-toplevel
+            problems.extend(dns.problems(data))
         if not bridges.bridge_ready(network):
             problems.append('bridge %s missing, down or without %s' % (network['bridge'], network['gateway']))
         if not net.firewall_has(network):
@@ -155,6 +162,9 @@ class Task(object):
                 self._warn_foreign(previous)
         net.apply_firewall(data)
         bridges.ensure_bridge(network)  # replaces the gateway address when it changed
+        if _field(network, 'dns') or (previous is not None and _field(previous, 'dns')):
+            from ._runtime import dns  # pylint: disable=import-outside-toplevel
+            dns.sync(data)  # a killed aardvark-dns started again
 
     def _warn_foreign(self, network):
         """Warn when the network's bridge name is someone else's interface, left as it is."""
@@ -175,10 +185,14 @@ class Task(object):
         if network is None:
             result['network'] = {}
         else:
-            result['network'] = dict(network, containers=netreg.containers_on(data, self.name))
+            result['network'] = dict(network, dns=_field(network, 'dns'), containers=netreg.containers_on(data, self.name))
         if self.warnings:
             result['warnings'] = self.warnings
         return result
+
+
+def _field(network, field):
+    return network.get(field, DEFAULTS.get(field))
 
 
 def _names(users):

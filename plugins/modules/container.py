@@ -397,8 +397,10 @@ options:
       - On a bridge network the container gets a network namespace C(/run/netns/rc-ID) of its
         own with C(lo), and C(eth0) (one end of a veth pair whose other end is on the bridge)
         with its address and, unless the network is internal, a default route through the
-        gateway; C(/etc/hosts) (its name and address) and C(/etc/resolv.conf) (the host's name
-        servers, loopback ones left out) are mounted in. Needs nftables.
+        gateway; C(/etc/hosts) (its name and address, O(etc_hosts)) and C(/etc/resolv.conf) (the
+        network's C(aardvark-dns) on a network with C(dns) enabled, else O(dns) or the host's name
+        servers, loopback ones left out) are mounted in. Needs nftables, and pyroute2 on the host
+        (Debian C(python3-pyroute2)) to make its links.
       - V(none) gives it a network namespace of its own with no interface but loopback;
         V(host) shares the host's. Neither needs nftables.
       - A change recreates the container.
@@ -743,7 +745,7 @@ EXAMPLES = r'''
 
 - name: A database on a named network, at a fixed address
   runcible.oci.container:
-    name: db
+    name: backend-db
     rootfs: /srv/rootfs/db
     command: /usr/sbin/dbd --foreground
     network: backend

@@ -86,9 +86,25 @@ options:
         exists and is not the network's own, the task fails and changes nothing, in check mode too;
         choose another bridge name, or remove that interface if nothing needs it.
     type: str
+  dns:
+    description:
+      - Whether the network serves the names of its containers. Containers on it resolve each other
+        by container name and by their O(runcible.oci.container#module:aliases) through
+        C(aardvark-dns) (Debian C(aardvark-dns)), which listens on the gateway address, port 53,
+        and forwards other names to the container's O(runcible.oci.container#module:dns) servers or
+        the host's resolvers. Their C(/etc/resolv.conf) names the gateway as their name server.
+      - One C(aardvark-dns) process serves every DNS-enabled network of the host. It is started when
+        the first container joins such a network, told of every change by SIGHUP, and ends with the
+        last container. A task that attaches or detaches a container, or this module, starts it
+        again when it was killed (V(repaired)).
+      - Defaults to V(true) for a new network, V(false) for the default network C(runcible) made
+        on first use and for networks defined by earlier versions. Changing it needs the network to
+        have no containers.
+    type: bool
 notes:
   - The module must run as root on the managed host, and needs nftables (Debian C(nftables)).
-    It makes and repairs the bridge over rtnetlink itself, with no Python library.
+    It makes and repairs the bridge over rtnetlink with the Python library pyroute2 (Debian
+    C(python3-pyroute2)), imported only when a bridge is made, repaired or deleted.
   - The firewall is nftables, not iptables. Everything lives in one table of the collection's
     own, C(ip runcible), which is rewritten whole, in one atomic transaction, from the network
     registry whenever a network or a published port changes. So no other tool's chains are
@@ -121,9 +137,15 @@ EXAMPLES = r'''
     name: backend
     subnet: 10.89.5.0/24
 
+- name: A network without container names (no aardvark-dns)
+  runcible.oci.network:
+    name: plain
+    dns: false
+
 - name: An internal network (no way out of the host)
   runcible.oci.network:
     name: secrets
+    subnet: 10.89.1.0/24
     internal: true
 
 - name: A container on it, at a fixed address
@@ -167,6 +189,9 @@ network:
     internal:
       description: Whether it is internal (no outbound NAT, no route out).
       type: bool
+    dns:
+      description: Whether its containers resolve each other's names (aardvark-dns on its gateway).
+      type: bool
     containers:
       description: The containers that have an address on it, with the C(root) they live in.
       type: list
@@ -177,6 +202,7 @@ network:
     subnet: 10.89.5.0/24
     gateway: 10.89.5.1
     internal: false
+    dns: true
     containers:
       - name: db
         root: /var/lib/runcible

@@ -39,6 +39,8 @@ PACKAGES=(
     python3 python3-systemd
     runc crun conmon criu iptables nftables busybox-static zstd
     golang-github-containers-common apparmor catatonit
+    # bridge networks: pyroute2 for links and addresses, aardvark-dns for names
+    python3-pyroute2 aardvark-dns
     # SELinux, for the VMs booted with it (vm-se): Debian's reference policy (it has container_t and
     # container_file_t), setfiles, the Python bindings the modules use. Inactive where AppArmor boots.
     selinux-policy-default policycoreutils selinux-utils python3-selinux

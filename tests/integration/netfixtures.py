@@ -27,11 +27,11 @@ import threading
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _network
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import netlink
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import netns
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.rtnl import Rtnl
 from conftest import wait_for
 
 CLIENT_POOL = ipaddress.ip_network('198.18.0.0/15')
@@ -149,11 +149,11 @@ class ClientNamespace(object):
             os.close(netns_fd)
 
     def create(self):
-        """The namespace, veth pair, addresses and default route, with the collection's netlink client."""
+        """The namespace, veth pair, addresses and default route, with the collection's rtnetlink client (rtnl.py)."""
         subnet = free_client_subnet()
         self.host_ip, self.ns_ip = str(subnet.network_address + 1), str(subnet.network_address + 2)
         inside_socket = netns.create_netns(self.path, netlink=True)
-        with netlink.Netlink() as rtnl:
+        with Rtnl() as rtnl:
             self.add_veth(rtnl)
             index = rtnl.link_index(self.host_if)
             rtnl.set_link(index, self.host_if, alias='runcible.oci integration test client')
@@ -162,7 +162,7 @@ class ClientNamespace(object):
         # Our own interface: let what comes in from the client (and the replies to it) be forwarded.
         with open('/proc/sys/net/ipv4/conf/%s/forwarding' % self.host_if, 'w') as handle:
             handle.write('1')
-        with netlink.Netlink(inside_socket) as inside:
+        with Rtnl(inside_socket) as inside:
             inside.set_link(1, 'lo', up=True)
             eth0 = inside.link_index('eth0')
             inside.add_address(eth0, self.ns_ip, 30, 'eth0')
@@ -171,7 +171,7 @@ class ClientNamespace(object):
         return self
 
     def socket(self, kind=socket.SOCK_STREAM):
-        return netlink.socket_in_netns(self.path, socket.AF_INET, kind, 0)
+        return netns.socket_in_netns(self.path, socket.AF_INET, kind, 0)
 
     def route_loopback_via(self, gateway):
         """Act as an attacker that sends to 127.0.0.0/8 through ``gateway``: lo without its address (so no
@@ -236,13 +236,13 @@ class BridgePeer(ClientNamespace):
         subnet = ipaddress.ip_network(self.network['subnet'])
         self.host_ip, self.ns_ip = self.network['gateway'], str(subnet.broadcast_address - 1)
         inside_socket = netns.create_netns(self.path, netlink=True)
-        with netlink.Netlink() as rtnl:
+        with Rtnl() as rtnl:
             self.add_veth(rtnl)
             bridge_index = rtnl.link_index(self.network['bridge'])
             assert bridge_index is not None, 'bridge %s is missing' % self.network['bridge']
             rtnl.set_link(rtnl.link_index(self.host_if), self.host_if, up=True, master=bridge_index,
                           alias='runcible.oci integration test bridge peer')
-        with netlink.Netlink(inside_socket) as inside:
+        with Rtnl(inside_socket) as inside:
             eth0 = inside.link_index('eth0')
             inside.add_address(eth0, self.ns_ip, subnet.prefixlen, 'eth0')
             inside.set_link(eth0, 'eth0', up=True)

@@ -23,12 +23,13 @@ sys.path.insert(0, %r)
 from ansible_collections.runcible.oci.plugins.module_utils import %s as task
 result = task.%s(json.loads(sys.argv[1]))
 print(json.dumps({"changed": result.get("changed"), "modules": sorted(
-    m[len(%r):] for m in sys.modules if m.startswith(%r))}))
+    m[len(%r):] for m in sys.modules if m.startswith(%r)),
+    "pyroute2": sorted(m for m in sys.modules if m.split(".")[0] == "pyroute2")}))
 '''
 # Never on an idempotent path: the network stage (links, namespaces, ports, firewall), images, layers,
 # checkpoints, execs, conmon, the runtime's command line, spec building, the engine. (The normaliser of a
 # given ``network`` and the registry it reads names in are light and may load.)
-HEAVY = ('_runtime.engine', '_runtime.network', '_runtime.bridges', '_runtime.netlink', '_runtime.netns',
+HEAVY = ('_runtime.engine', '_runtime.network', '_runtime.bridges', '_runtime.rtnl', '_runtime.netns',
          '_runtime.ports', '_runtime.etc_files', '_runtime.image_store', '_runtime.image_sources', '_runtime.layers',
          '_runtime.untar', '_runtime.checkpoint', '_runtime.checkpoint_archive', '_runtime.execute',
          '_runtime.exec_loop', '_runtime.conmon', '_runtime.spec', '_runtime.oci_cli', '_runtime.rootfs',
@@ -53,9 +54,33 @@ def test_an_idempotent_container_task_imports_no_stage_it_does_not_use(env, netw
     assert found['changed'] is False
     heavy = sorted(set(found['modules']) & set(HEAVY))
     assert not heavy, 'the idempotent path imported %s' % ', '.join(heavy)
+    assert not found['pyroute2'], 'the idempotent path imported pyroute2'
     # What it may import: the store and status, the option table and the bindings of the options given
     # (cgroups for the live read-back of memory).
     assert '_runtime.cgroups' in found['modules'] and '_container_options.resources' in found['modules']
+
+
+@pytest.mark.parametrize('network', ['none', 'host'])
+def test_creating_and_starting_a_container_without_a_bridge_never_imports_pyroute2(env, network):
+    params = dict(name='test-imports-%s' % network, rootfs=env.rootfs, command=['sh', '-c', LOOP], network=network,
+                  root=env.root, run_root=env.run_root, stop_timeout=0)
+    found = imported('_container', 'run', params)
+    assert found['changed'] is True and '_runtime.engine' in found['modules']
+    assert not found['pyroute2'], 'network: %s imported %s' % (network, ', '.join(found['pyroute2']))
+    env.ids.add(env.run(**params)['container']['id'])  # idempotent now; removed with the test's store
+    stopped = imported('_container', 'run', dict(params, state='absent'))
+    assert stopped['changed'] is True and not stopped['pyroute2'], 'removal imported pyroute2'
+
+
+def test_a_bridge_imports_pyroute2_on_create_only(env):
+    """The probe sees pyroute2 where it is used: creating a bridged container; its removal needs no netlink."""
+    params = dict(name='test-imports-br', rootfs=env.rootfs, command=['sh', '-c', LOOP], root=env.root,
+                  run_root=env.run_root, stop_timeout=0)
+    created = imported('_container', 'run', params)
+    env.ids.add(env.run(**params)['container']['id'])
+    assert created['changed'] is True and 'pyroute2.iproute.linux' in created['pyroute2']
+    removed = imported('_container', 'run', dict(params, state='absent'))
+    assert removed['changed'] is True and not removed['pyroute2']
 
 
 def test_container_info_of_one_container_imports_no_stage(env):

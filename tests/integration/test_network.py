@@ -14,6 +14,7 @@ import ipaddress
 import os
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -358,7 +359,15 @@ def test_killed_container_is_cleaned_or_repaired_by_the_next_task(netenv):
 SYSTEM_PYTHON = '/usr/bin/python3'
 
 
-@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason='%s is missing' % SYSTEM_PYTHON)
+def system_python_has_pyroute2():
+    if not os.path.exists(SYSTEM_PYTHON):
+        return False
+    return subprocess.run([SYSTEM_PYTHON, '-c', 'import pyroute2'], check=False, stderr=subprocess.DEVNULL).returncode == 0
+
+
+@pytest.mark.skipif(not system_python_has_pyroute2(),
+                    reason='%s or its pyroute2 is missing (scripts/host-setup.sh installs python3-pyroute2)'
+                    % SYSTEM_PYTHON)
 def test_a_bare_system_python_runs_none_host_and_bridge_networks(netenv):
     rootfs = netenv.env.rootfs
     tasks = [
@@ -380,6 +389,35 @@ def test_a_bare_system_python_runs_none_host_and_bridge_networks(netenv):
     assert [r['_status'] for r in removed] == ['ok'] * 3, removed
     bridged = [results[2]['container']['id']]
     assert wait_for(lambda: not netenv.leftovers(bridged)), netenv.leftovers(bridged)
+
+
+@pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason='%s is missing' % SYSTEM_PYTHON)
+def test_without_pyroute2_none_and_host_run_and_a_bridge_fails_with_missing_required_lib(netenv, tmp_path):
+    """The system Python without its site packages (python -S: no pyroute2) stands for a node without it."""
+    wrapper = tmp_path / 'python-without-site'
+    wrapper.write_text('#!/bin/sh\nexec %s -S "$@"\n' % SYSTEM_PYTHON)
+    wrapper.chmod(0o755)
+    python = ['-e', 'ansible_python_interpreter=%s' % wrapper]
+    rootfs = netenv.env.rootfs
+    tasks = [
+        {'name': 'none', 'runcible.oci.container': {'name': 'test-nolib', 'rootfs': rootfs, 'command': 'sleep 600',
+                                                    'network': 'none', 'stop_timeout': 0}},
+        {'name': 'host', 'runcible.oci.container': {'name': 'test-nolib-host', 'rootfs': rootfs, 'command': 'true',
+                                                    'network': 'host', 'state': 'stopped'}},
+        {'name': 'bridge', 'ignore_errors': True, 'runcible.oci.container': {
+            'name': 'test-nolib-br', 'rootfs': rootfs, 'command': 'sleep 600', 'stop_timeout': 0}},
+    ]
+    results = netenv.playbook(tasks, extra_args=python)
+    assert [r['_status'] for r in results][:2] == ['ok', 'ok'], results
+    assert results[0]['container']['status'] == 'running'
+    assert results[2]['_status'] == 'failed'
+    assert 'Failed to import the required Python library (pyroute2)' in results[2]['msg']
+    assert 'python3-pyroute2' in results[2]['msg']
+    # It failed before the network stage changed anything; the containers go without pyroute2 too.
+    removed = netenv.playbook([{'name': 'remove', 'runcible.oci.container': {'name': name, 'state': 'absent'}}
+                               for name in ('test-nolib', 'test-nolib-host', 'test-nolib-br')], extra_args=python)
+    assert [r['_status'] for r in removed] == ['ok'] * 3, removed
+    assert not netenv.leftovers(list(netenv.ids)), netenv.leftovers(list(netenv.ids))
 
 
 # -- the network module ------------------------------------------------------------------------------------

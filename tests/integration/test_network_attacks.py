@@ -24,10 +24,10 @@ import socket
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _network
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import netlink
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.rtnl import Rtnl
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 from conftest import read_log, wait_for
 from netfixtures import free_client_subnet, free_port, http_get, interfaces, run_ip, udp_ask
@@ -206,7 +206,7 @@ def link_state(name):
     for key in ('route_localnet', 'forwarding'):
         with open('/proc/sys/net/ipv4/conf/%s/%s' % (name, key)) as handle:
             state[key] = handle.read().strip()
-    with netlink.Netlink() as rtnl:
+    with Rtnl() as rtnl:
         state['addresses'] = sorted(rtnl.addresses(rtnl.link_index(name), name))
     return state
 

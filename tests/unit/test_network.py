@@ -10,7 +10,6 @@ import ipaddress
 import json
 import os
 import socket
-import sys
 
 import pytest
 
@@ -151,7 +150,7 @@ def test_define_picks_the_first_free_subnet(registry):
     created = netreg.define(data, 'b')
     # 10.89.0.0/24 is a host route here (docker0), 10.89.1.0/24 network a.
     assert created == {'name': 'b', 'bridge': 'rcb-b', 'subnet': '10.89.2.0/24', 'gateway': '10.89.2.1',
-                       'internal': False}
+                       'internal': False, 'dns': False}
 
 
 @pytest.mark.parametrize('params, message', [
@@ -353,7 +352,7 @@ def test_ip_forward_warning(tmp_path, monkeypatch):
 # -- the kernel side, through a recording netlink client ------------------------------------------------------
 
 class RecordingNetlink(object):
-    """netlink.Netlink's interface without a kernel: records every call as (namespace, method, args).
+    """rtnl.Rtnl's interface without a kernel: records every call as (namespace, method, args).
 
     ``links``: interface indexes by name; ``fail``: method name -> the OSError it raises.
     """
@@ -394,11 +393,11 @@ class RecordingNetlink(object):
 
 @pytest.fixture
 def kernel(monkeypatch, tmp_path, aliases):
-    """netlink.Netlink replaced by RecordingNetlink; namespace files under tmp_path; bridges ready."""
+    """rtnl.Rtnl replaced by RecordingNetlink; namespace files under tmp_path; bridges ready."""
     monkeypatch.setattr(RecordingNetlink, 'calls', [])
     monkeypatch.setattr(RecordingNetlink, 'links', {'runcible0': 3, 'rcv' + CID[:12]: 8, 'eth0': 2})
     monkeypatch.setattr(RecordingNetlink, 'fail', {})
-    monkeypatch.setattr(bridges.netlink, 'Netlink', RecordingNetlink)
+    monkeypatch.setattr(bridges, 'Rtnl', RecordingNetlink)
     monkeypatch.setattr(netns, 'NETNS_DIR', str(tmp_path))
     (tmp_path / netns.netns_name(CID)).write_text('')
     monkeypatch.setattr(bridges, 'bridge_ready', lambda network: True)
@@ -528,7 +527,7 @@ def test_define_refuses_a_foreign_bridge_name_and_takes_ours(registry, aliases):
 
 
 def test_attach_to_a_network_on_a_foreign_bridge_writes_nothing(registry, aliases, monkeypatch):
-    monkeypatch.setattr(bridges.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
+    monkeypatch.setattr(bridges, 'Rtnl', lambda *a, **k: pytest.fail('netlink used'))
     save(registry, [network_def()])
     aliases['rcb-web'] = ''
     before = open(registry.path).read()
@@ -538,7 +537,7 @@ def test_attach_to_a_network_on_a_foreign_bridge_writes_nothing(registry, aliase
 
 
 def test_attach_never_defines_the_default_network_on_a_foreign_runcible0(registry, aliases, monkeypatch):
-    monkeypatch.setattr(bridges.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used'))
+    monkeypatch.setattr(bridges, 'Rtnl', lambda *a, **k: pytest.fail('netlink used'))
     aliases['runcible0'] = ''
     with pytest.raises(ValidationError, match='bridge runcible0 already exists and was not created by runcible.oci'):
         net.attach({'id': CID, 'name': 'c', 'config': {'network': 'runcible'}}, '/r', '/r/bundle')
@@ -562,7 +561,7 @@ def kernel_side(monkeypatch):
     monkeypatch.setattr(RecordingNetlink, 'calls', [])
     monkeypatch.setattr(RecordingNetlink, 'links', {})
     monkeypatch.setattr(RecordingNetlink, 'fail', {})
-    monkeypatch.setattr(bridges.netlink, 'Netlink', RecordingNetlink)
+    monkeypatch.setattr(bridges, 'Rtnl', RecordingNetlink)
     return done
 
 
@@ -623,26 +622,8 @@ def test_firewall_has_every_rule_of_this_version(monkeypatch):
     assert not net.firewall_has(network)
 
 
-def test_netlink_needs_only_the_standard_library():
-    import ast
-    if not hasattr(sys, 'stdlib_module_names'):
-        pytest.skip('Python 3.10+ lists its standard library')
-    tree = ast.parse(open(bridges.netlink.__file__).read())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name.split('.')[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level:
-            # Of the collection only the libc loader (setns before Python 3.12).
-            assert node.level == 1 and node.module is None and [a.name for a in node.names] == ['libc'], \
-                'netlink.py imports nothing of the collection but libc.py'
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module.split('.')[0])
-    assert imported and imported <= set(sys.stdlib_module_names), imported - set(sys.stdlib_module_names)
-
-
 def test_attach_of_none_and_host_does_nothing(monkeypatch):
-    monkeypatch.setattr(bridges.netlink, 'Netlink', lambda *a, **k: pytest.fail('netlink used for none/host'))
+    monkeypatch.setattr(bridges, 'Rtnl', lambda *a, **k: pytest.fail('netlink used for none/host'))
     monkeypatch.setattr(net, 'NetworkRegistry', lambda *a: pytest.fail('registry touched for none/host'))
     for network in ('none', 'host'):
         record = {'id': CID, 'name': 'web', 'config': {'network': network}}
@@ -662,7 +643,8 @@ def test_network_task_check_mode_writes_nothing(registry):
     assert result['changed'] and result['actions'] == ['created']
     assert result['diff'] == {'before': {'state': 'absent'},
                               'after': {'name': 'web', 'bridge': 'rcb-web', 'subnet': '10.89.7.0/24',
-                                        'gateway': '10.89.7.1', 'internal': False, 'state': 'present'}}
+                                        'gateway': '10.89.7.1', 'internal': False, 'dns': True,
+                                        'state': 'present'}}
     assert result['network']['containers'] == []
     assert not os.path.exists(registry.dir)
     assert _network.run({'name': 'web', 'state': 'absent'}, check_mode=True, registry=registry)['changed'] is False

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options of the container's network: ``network``, ``ip_address`` and ``published_ports``.
+"""Options of the container's network: ``network``, ``ip_address``, ``published_ports``, and its names:
+``dns``, ``dns_search``, ``dns_options``, ``etc_hosts``, ``aliases``.
 
 The values are checked against the host's network registry (does the network exist, is the address
 or the host port free or already this container's) without writing anything, so check mode and bad
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from typing import TYPE_CHECKING
 
 from .._runtime import network_registry as netreg
@@ -52,6 +54,76 @@ def published_ports(value: list[str], context: Context) -> list[str]:
     return ports.normalise(value)
 
 
+# A host name or domain: labels of letters, digits, '-' and '_' (not first), dots between them; 253 at most.
+HOST_NAME = r'(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9_-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9_-]{0,62}))*\.?'
+RESOLV_OPTION = r'[A-Za-z0-9_-]+(:[0-9]+)?'
+
+
+def _names(value: Any, option: str, what: str = 'host name') -> list[str]:
+    if not isinstance(value, list):
+        raise ValidationError('%s: a list of %ss, not %r' % (option, what, value))
+    names = []
+    for item in value:
+        text = str(item).strip()
+        if not re.fullmatch(HOST_NAME, text):
+            raise ValidationError('%s: %r is not a valid %s (letters, digits, - and _ in dot-separated labels)'
+                                  % (option, item, what))
+        if text not in names:
+            names.append(text)
+    return names
+
+
+def dns(value: list[str], context: Context) -> list[str]:
+    """Name servers (IPv4 or IPv6 addresses), in order, each once."""
+    servers = []
+    for item in value or []:
+        try:
+            address = str(ipaddress.ip_address(str(item).strip()))
+        except ValueError:
+            raise ValidationError('dns: %r is not an IP address' % (item,))
+        if address not in servers:
+            servers.append(address)
+    if len(servers) > 3:
+        raise ValidationError('dns: %d servers given; the resolver of most C libraries reads only the first 3'
+                              % len(servers))
+    return servers
+
+
+def dns_search(value: list[str], context: Context) -> list[str]:
+    return _names(value, 'dns_search', 'domain')
+
+
+def dns_options(value: list[str], context: Context) -> list[str]:
+    """resolv.conf options (``ndots:2``, ``edns0``...), in order, each once."""
+    found = []
+    for item in value or []:
+        text = str(item).strip()
+        if not re.fullmatch(RESOLV_OPTION, text):
+            raise ValidationError('dns_options: %r is not a resolver option (NAME or NAME:NUMBER, as ndots:2)' % (item,))
+        if text not in found:
+            found.append(text)
+    return found
+
+
+def etc_hosts(value: dict[str, Any], context: Context) -> dict[str, str]:
+    """Extra /etc/hosts entries: host name -> IP address."""
+    if not isinstance(value, dict):
+        raise ValidationError('etc_hosts: a dict of host name -> address, not %r' % (value,))
+    hosts = {}
+    for name, address in value.items():
+        [text] = _names([name], 'etc_hosts')
+        try:
+            hosts[text] = str(ipaddress.ip_address(str(address).strip()))
+        except ValueError:
+            raise ValidationError('etc_hosts: %r for %s is not an IP address' % (address, text))
+    return hosts
+
+
+def aliases(value: list[str], context: Context) -> list[str]:
+    """More names of the container on its network's DNS (a name of its own is its container name)."""
+    return [name for name in _names(value, 'aliases', 'name') if name != context.name]
+
+
 def map_network(spec: dict[str, Any], value: str, config: dict[str, Any]) -> None:
     """The spec's network: none (a namespace of its own), host (none), a bridge network (the named netns)."""
     if netreg.network_of(config) is None:
@@ -69,6 +141,9 @@ def map_network(spec: dict[str, Any], value: str, config: dict[str, Any]) -> Non
                                'options': list(ETC_MOUNT_OPTIONS)})
 
 
+NAME_OPTIONS = ('dns', 'dns_search', 'dns_options', 'etc_hosts', 'aliases')
+
+
 # -- the group check: the address and the ports against the network the container will be on -----------
 
 def _is_self(allocation: dict[str, Any], context: Context) -> bool:
@@ -77,7 +152,13 @@ def _is_self(allocation: dict[str, Any], context: Context) -> bool:
 
 
 def check(given: dict[str, Any], context: Context, registry: netreg.NetworkRegistry | None = None) -> None:
-    """``ip_address`` and ``published_ports`` need a bridge network; the address and host ports must be free."""
+    """``ip_address``, ``published_ports`` and the name options need a bridge network; the address and host ports
+    must be free."""
+    named = [option for option in NAME_OPTIONS if given.get(option)]
+    if named and netreg.network_of({'network': context.effective(given, 'network', netreg.DEFAULT_NETWORK)}) is None:
+        raise ValidationError('%s needs a bridge network (network: bridge or a network name): with network: %s the '
+                              'container has the files of its root filesystem (or the host\'s)'
+                              % (', '.join(named), context.effective(given, 'network', 'none')))
     if 'ip_address' not in given and not given.get('published_ports'):
         return
     network_name = netreg.network_of({'network': context.effective(given, 'network', netreg.DEFAULT_NETWORK)})

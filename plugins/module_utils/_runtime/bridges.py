@@ -8,7 +8,7 @@ it made the bridge, by this version and the older ones alike): an interface of t
 without it belongs to someone else, and no network is defined on it, changed or deleted with it
 (``ensure_bridge()``, ``delete_bridge()`` and ``bridge_ready()`` all ask ``bridge_owner()``).
 Every bridge of the registry gets the loopback guard of ports.py. Links, addresses and routes are
-made with netlink.py, a small rtnetlink client of our own.
+made with rtnl.py (pyroute2, imported only when a link is changed).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import ipaddress
 import os
 from typing import TYPE_CHECKING
 
-from . import netlink
+from .rtnl import Rtnl
 from .errors import RuncibleError, ValidationError
 from .netns import netns_path
 
@@ -135,15 +135,15 @@ def bridge_ready(network: dict[str, Any]) -> bool:
     return False
 
 
-def _link_index(rtnl: netlink.Netlink, name: str, where: str = '') -> int:
-    """The index of the interface ``name`` (netlink.Netlink ``rtnl``'s namespace); OSError when missing."""
+def _link_index(rtnl: Rtnl, name: str, where: str = '') -> int:
+    """The index of the interface ``name`` (Rtnl ``rtnl``'s namespace); OSError when missing."""
     index = rtnl.link_index(name)
     if index is None:
         raise OSError(errno.ENODEV, 'the interface %s%s is missing' % (name, where))
     return index
 
 
-def _create_bridge(rtnl: netlink.Netlink, network: dict[str, Any]) -> int:
+def _create_bridge(rtnl: Rtnl, network: dict[str, Any]) -> int:
     """A new bridge with our alias; -> its index. The kernel takes no alias with RTM_NEWLINK's creation, so it is
     set right after; when that fails, the bridge just made (ours: NLM_F_EXCL) is deleted again."""
     bridge = network['bridge']
@@ -158,10 +158,10 @@ def _create_bridge(rtnl: netlink.Netlink, network: dict[str, Any]) -> int:
     return index
 
 
-def ensure_bridge(network: dict[str, Any], rtnl: netlink.Netlink | None = None) -> bool:
+def ensure_bridge(network: dict[str, Any], rtnl: Rtnl | None = None) -> bool:
     """Create (or repair) the network's bridge: gateway address, up, sysctls; -> True when it changed.
 
-    ``rtnl``: a netlink.Netlink of the host's namespace to use (else one of its own). An interface of
+    ``rtnl``: a Rtnl of the host's namespace to use (else one of its own). An interface of
     that name that is not ours is never touched: ValidationError.
     """
     bridge = network['bridge']
@@ -169,7 +169,7 @@ def ensure_bridge(network: dict[str, Any], rtnl: netlink.Netlink | None = None) 
     try:
         with contextlib.ExitStack() as stack:
             if rtnl is None:
-                rtnl = stack.enter_context(netlink.Netlink())
+                rtnl = stack.enter_context(Rtnl())
             index = rtnl.link_index(bridge)
             if index is not None:
                 require_own_bridge(network)
@@ -203,7 +203,7 @@ def delete_bridge(network: dict[str, Any]) -> bool:
     if bridge_owner(network) != 'ours':
         return False
     try:
-        with netlink.Netlink() as rtnl:
+        with Rtnl() as rtnl:
             index = rtnl.link_index(bridge)
             if index is not None:
                 rtnl.delete_link(index, bridge)
@@ -223,7 +223,7 @@ def plumb(network: dict[str, Any], container_id: str, address: str, name: str,
     host_end = veth_name(container_id)
     prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
     try:
-        with netlink.Netlink() as rtnl:
+        with Rtnl() as rtnl:
             if not bridge_ready(network):
                 ensure_bridge(network, rtnl)
             stale = rtnl.link_index(host_end) if interface_exists(host_end) else None
@@ -241,9 +241,9 @@ def plumb(network: dict[str, Any], container_id: str, address: str, name: str,
             with contextlib.suppress(OSError):
                 rtnl.delete_neighbour(bridge_index, address, network['bridge'])
         if inside_socket is not None:
-            inside = netlink.Netlink(inside_socket)
+            inside = Rtnl(inside_socket)
         else:
-            inside = netlink.Netlink.in_netns(path)
+            inside = Rtnl.in_netns(path)
         with inside:
             inside.set_link(1, 'lo', up=True)  # lo: always index 1 in a namespace
             eth0 = _link_index(inside, CONTAINER_IFNAME, ' in the namespace')

@@ -1,7 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A bridged container's ``/etc/hosts`` and ``/etc/resolv.conf``, written into its bundle and bind-mounted."""
+"""A bridged container's ``/etc/hosts`` and ``/etc/resolv.conf``, written into its bundle and bind-mounted.
+
+``resolv.conf``: the name server is the network's aardvark-dns (its gateway) on a DNS-enabled network,
+else the container's ``dns`` servers, else the host's (loopback ones left out: unreachable from a
+container); ``search`` and ``options`` are the container's ``dns_search`` and ``dns_options`` when given,
+else the host's. ``hosts``: localhost, the container's own address and names, its ``etc_hosts``.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +24,9 @@ RESOLV_PATHS = ('/etc/resolv.conf', '/run/systemd/resolve/resolv.conf')
 ETC_MOUNT_OPTIONS = ['rbind', 'nosuid', 'nodev', 'noexec', 'rw']
 
 
-def resolv_conf() -> str:
-    """The host's resolver configuration without loopback name servers (unreachable from a container)."""
+def host_resolv_lines() -> list[list[str]]:
+    """The host's resolver configuration (fields of each line) without loopback name servers; [] when it has
+    no name server a container can reach."""
     for path in RESOLV_PATHS:
         try:
             with open(path) as handle:
@@ -37,16 +44,42 @@ def resolv_conf() -> str:
                     continue
                 servers += 1
             if fields and not fields[0].startswith(('#', ';')):
-                kept.append(' '.join(fields))
+                kept.append(fields)
         if servers:
-            return '\n'.join(kept) + '\n'
-    return '# runcible.oci: the host has no name server a container can reach\n'
+            return kept
+    return []
 
 
-def hosts_file(hostname: str, name: str, address: str) -> str:
+def resolv_conf(servers: list[str] | None = None, search: list[str] | None = None,
+                options: list[str] | None = None) -> str:
+    """A container's resolv.conf: ``servers`` (else the host's), ``search``, ``options`` (else the host's)."""
+    host = host_resolv_lines()
+    lines: list[str] = []
+    if servers:
+        lines.extend('nameserver %s' % server for server in servers)
+    else:
+        lines.extend(' '.join(fields) for fields in host if fields[0] == 'nameserver')
+    if search:
+        lines.append('search %s' % ' '.join(search))
+    else:
+        lines.extend(' '.join(fields) for fields in host if fields[0] in ('search', 'domain'))
+    if options:
+        lines.append('options %s' % ' '.join(options))
+    else:
+        lines.extend(' '.join(fields) for fields in host if fields[0] == 'options')
+    lines.extend(' '.join(fields) for fields in host if fields[0] not in ('nameserver', 'search', 'domain', 'options'))
+    if not any(line.startswith('nameserver ') for line in lines):
+        lines.insert(0, '# runcible.oci: the host has no name server a container can reach')
+    return '\n'.join(lines) + '\n'
+
+
+def hosts_file(hostname: str, name: str, address: str, extra: dict[str, str] | None = None) -> str:
     names = [hostname] + ([name] if name != hostname else [])
-    return ('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n'
+    text = ('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n'
             % (address, ' '.join(names)))
+    for host_name, host_address in sorted((extra or {}).items()):
+        text += '%s\t%s\n' % (host_address, host_name)
+    return text
 
 
 def _replace_file(path: str, text: str) -> None:
@@ -58,6 +91,9 @@ def _replace_file(path: str, text: str) -> None:
     os.rename(temp, path)
 
 
-def write_etc_files(bundle: str, config: dict[str, Any], name: str, address: str) -> None:
-    _replace_file(os.path.join(bundle, HOSTS_FILE), hosts_file(config.get('hostname') or name, name, address))
-    _replace_file(os.path.join(bundle, RESOLV_FILE), resolv_conf())
+def write_etc_files(bundle: str, config: dict[str, Any], name: str, address: str, dns_server: str | None = None) -> None:
+    """``dns_server``: the network's name server (aardvark-dns on its gateway), None on a network without DNS."""
+    hosts = hosts_file(config.get('hostname') or name, name, address, config.get('etc_hosts'))
+    _replace_file(os.path.join(bundle, HOSTS_FILE), hosts)
+    servers = [dns_server] if dns_server else config.get('dns')
+    _replace_file(os.path.join(bundle, RESOLV_FILE), resolv_conf(servers, config.get('dns_search'), config.get('dns_options')))

@@ -4,7 +4,8 @@
 """Network namespaces of containers: made with unshare(2) in a thread, bound at ``/run/netns/rc-ID16``.
 
 ``ip netns`` sees them (the same directory, a shared mount point), the runtime joins one by path,
-and a netlink socket opened inside it configures it without a process in the namespace.
+and a netlink socket opened inside it (``create_netns(netlink=True)``, ``socket_in_netns``) configures it
+without a process in the namespace.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
 NETNS_DIR = '/run/netns'
 NETNS_PREFIX = 'rc-'
-NETLINK_ROUTE = 0  # netlink.NETLINK_ROUTE (the protocol number, fixed by the kernel ABI)
+NETLINK_ROUTE = 0  # the protocol number of rtnetlink (fixed by the kernel ABI)
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MS_REC = 16384
@@ -117,6 +118,35 @@ def create_netns(path: str, netlink: bool = False) -> socket.socket | None:
             os.unlink(path)
         raise RuncibleError('cannot create the network namespace %s: %s' % (path, outcome['error']))
     return outcome.get('socket')
+
+
+def socket_in_netns(path: str, family: int = socket.AF_NETLINK, kind: int = socket.SOCK_RAW,
+                    proto: int = NETLINK_ROUTE) -> socket.socket:
+    """A socket made inside the network namespace bound at ``path`` (it stays there, whoever uses it).
+
+    A thread of its own enters the namespace (setns moves only the calling thread), makes the
+    socket and ends.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    outcome: dict[str, Any] = {}  # socket: the socket, error: an OSError
+
+    def enter_and_open() -> None:
+        try:
+            libc.setns(fd, CLONE_NEWNET)
+            outcome['socket'] = socket.socket(family, kind, proto)
+        except OSError as exc:
+            outcome['error'] = exc
+
+    try:
+        worker = threading.Thread(target=enter_and_open, name='runcible-setns')
+        worker.start()
+        worker.join()
+    finally:
+        os.close(fd)
+    if 'error' in outcome:
+        exc = outcome['error']
+        raise OSError(exc.errno, 'cannot open a socket in the network namespace %s: %s' % (path, exc.strerror))
+    return outcome['socket']
 
 
 def remove_netns(path: str) -> None:

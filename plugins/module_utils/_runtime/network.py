@@ -9,6 +9,7 @@ Per container (``ID`` = its id)::
     rcvID12                   the host end of its veth pair, enslaved to the network's bridge
     eth0                      the other end, in the namespace: address, default route (not internal)
     bundle/hosts, resolv.conf bind-mounted on /etc/hosts and /etc/resolv.conf
+    DNS_DIR/NETWORK           on a DNS-enabled network: its name and aliases for aardvark-dns (dns.py)
 
 attach() runs before conmon starts the container (the runtime joins the namespace by path); the
 published host ports are bound then and handed to conmon (see ports.py). detach() (on stop, or by
@@ -17,7 +18,8 @@ pair with it, and the firewall rules; the address stays allocated until release(
 
 One-way: these functions take a record and what they need of the store and return what they made;
 they never call the engine. ``network: none`` and ``host`` need no netlink at all, and neither does
-removing a container.
+removing a container; pyroute2 (rtnl.py) is imported only by the plumbing, which runs in a thread while
+conmon creates the container, so its import cost mostly hides behind runc's.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ import ipaddress
 import os
 import threading
 
-from . import ports
+from . import dns, ports
 from .bridges import bridge_ready, ensure_bridge, plumb, require_own_bridge, veth_name
 from .errors import RuncibleError, ValidationError
 from .etc_files import write_etc_files
 from .host import process_alive, wait_until
 from .netns import create_netns, netns_path, remove_netns
+from .rtnl import preload as preload_rtnl, require as require_rtnl
 from .network_registry import (DEFAULT_NETWORK, NetworkRegistry, collect_garbage, define, holder_of, holder_text,
                                ip_forward_warning, network_of)
 
@@ -158,6 +161,8 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
     network_name = network_of(config)
     if network_name is None:
         return Attachment()
+    require_rtnl()  # pyroute2 installed? (found, not imported)
+    preload_rtnl()  # its import (0.1 s) in a thread, behind the registry, the namespace, nft and conmon
     container_id = record['id']
     mappings = ports.expand(config.get('published_ports'))
     registry = NetworkRegistry()
@@ -186,13 +191,18 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
             data['allocations'][container_id] = {
                 'network': network_name, 'ip': address, 'root': root, 'name': record['name'],
                 'attached': True, 'ports': [mapping.as_dict() for mapping in mappings]}
+            if dns.enabled(network):  # what aardvark-dns says of it besides its name and address
+                data['allocations'][container_id].update(aliases=list(config.get('aliases') or []),
+                                                         dns_servers=list(config.get('dns') or []))
             registry.save(data)
             attachment.entry = {'name': network_name, 'ip_address': address, 'netns': netns_path(container_id),
                                 'veth': veth_name(container_id)}
             if not bridge_ready(network):
                 ensure_bridge(network)
+            dns.sync(data)  # its names served (aardvark-dns started with the first one, restarted if killed)
         firewall = bool(mappings or changed or dropped or stale_rules)
-        write_etc_files(bundle, config, record['name'], address)
+        write_etc_files(bundle, config, record['name'], address,
+                        dns_server=network['gateway'] if dns.enabled(network) else None)
         inside_socket = create_netns(netns_path(container_id), netlink=True)
 
         def plumbing() -> None:
@@ -308,6 +318,7 @@ def _undo(record: RecordLike, forget: bool) -> None:
             allocation['attached'] = False
             allocation['ports'] = []
         registry.save(data)
+        dns.sync(data)  # its names gone; aardvark-dns ends with the last container of DNS-enabled networks
         if had_ports:
             apply_firewall(data)
 

@@ -54,6 +54,8 @@ def validate_network_name(name: Any, option: str = 'name') -> str:
                               'with a letter or digit' % (option, name))
     if name in NOT_NETWORKS or name == BRIDGE_ALIAS:
         raise ValidationError('%s: %r is reserved (network: none, host and bridge are not network names)' % (option, name))
+    if name == 'aardvark.pid':  # dns.PID_FILE: the networks' names are the names of aardvark-dns's files
+        raise ValidationError('%s: %r is reserved (the pid file of aardvark-dns)' % (option, name))
     return name
 
 
@@ -188,7 +190,7 @@ def pick_subnet(data: Data) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def define(data: Data, name: str, subnet: str | None = None, gateway: str | None = None, internal: bool = False,
-           bridge: str | None = None) -> dict[str, Any]:
+           bridge: str | None = None, dns: bool = False) -> dict[str, Any]:
     """A validated network definition (dict), not yet in ``data``."""
     from .bridges import require_own_bridge  # pylint: disable=import-outside-toplevel
     validate_network_name(name)
@@ -225,7 +227,7 @@ def define(data: Data, name: str, subnet: str | None = None, gateway: str | None
     if clash:
         raise ValidationError('subnet %s of network %s overlaps %s; choose another subnet' % (network, name, clash))
     return {'name': name, 'bridge': bridge, 'subnet': str(network), 'gateway': str(gateway_address),
-            'internal': bool(internal)}
+            'internal': bool(internal), 'dns': bool(dns)}
 
 
 def ip_forward_warning(network: dict[str, Any]) -> str | None:
