@@ -282,6 +282,49 @@ def network_costs(base):
     return costs
 
 
+# A task in a new Python that says which pyroute2 modules it imported (none on an idempotent run).
+FRESH_TASK_PYROUTE2 = FRESH_TASK + '; print(sorted(m for m in sys.modules if m.split(".")[0] == "pyroute2"))'
+
+
+def pyroute2_costs(base):
+    """pyroute2's import in a new Python (above an empty one), and create+start with a bridge (no published
+    port) vs network none, each in a new Python as a module runs, interleaved; the idempotent re-run of the
+    bridged container must not import pyroute2."""
+    empty, imported = [], []
+    for _index in range(N):
+        empty.append(timed(subprocess.run, [sys.executable, '-c', 'pass'], check=True)[0])
+        imported.append(timed(subprocess.run, [sys.executable, '-c', 'from pyroute2.iproute.linux import IPRoute'],
+                              check=True)[0])
+    root, run_root = base + '/pr2-root', base + '/pr2-run'
+    fresh = {'none': [], 'bridge': []}
+    idempotent_imports = None
+    try:
+        for index in range(N):
+            for label in ('none', 'bridge'):
+                params = dict(name='bench-pr2-%s-%d' % (label, index), rootfs=ROOTFS, command=['sh', '-c', LOOP],
+                              root=root, run_root=run_root, stop_timeout=5)
+                if label == 'none':
+                    params['network'] = 'none'
+                elapsed, proc = timed(subprocess.run, [sys.executable, '-c', FRESH_TASK, json.dumps(params)],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stdout.decode())
+                fresh[label].append(elapsed)
+        again = dict(name='bench-pr2-bridge-0', rootfs=ROOTFS, command=['sh', '-c', LOOP], root=root,
+                     run_root=run_root, stop_timeout=5)
+        proc = subprocess.run([sys.executable, '-c', FRESH_TASK_PYROUTE2, json.dumps(again)], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=True)
+        idempotent_imports = json.loads(proc.stdout.decode().strip().splitlines()[-1].replace("'", '"'))
+    finally:
+        for label in ('none', 'bridge'):
+            for index in range(N):
+                _container.run(dict(name='bench-pr2-%s-%d' % (label, index), state='absent', root=root,
+                                    run_root=run_root))
+    return {'import': statistics.median(imported) - statistics.median(empty),
+            'fresh none': statistics.median(fresh['none']), 'fresh bridge': statistics.median(fresh['bridge']),
+            'idempotent imports': idempotent_imports}
+
+
 NODE_ROUNDS = int(os.environ.get('BENCH_NODE_ROUNDS', '15'))
 
 
@@ -394,19 +437,144 @@ def playbook_costs(base):
             'idempotent re-run': (min(again) - min(floor)) / N}
 
 
+DEPLOY_N = int(os.environ.get('BENCH_DEPLOY_N', '50'))
+DEPLOY_REPEATS = int(os.environ.get('BENCH_DEPLOY_REPEATS', '2'))
+# Quiet busybox loops (one sleep a second each: fifty containers forking twenty times a second would load the host).
+IDLE = "trap 'exit 0' TERM; while true; do sleep 1; done"
+DEAF = "trap '' TERM; while true; do sleep 1; done"  # ignores SIGTERM: a stop waits its whole stop_timeout
+
+
+def deployment_costs(base):
+    """DEPLOY_N busybox containers in one playbook each way: one runcible.oci.deployment task vs a loop of
+    runcible.oci.container tasks (create+start), the deployment's idempotent re-run, and its stop of containers
+    that ignore SIGTERM (stop_timeout 2). Each time is the task's own, taken in the play between two set_fact
+    timestamps (no ansible-playbook start-up); best of DEPLOY_REPEATS."""
+    root, run_root = base + '/dep-root', base + '/dep-run'
+    bin_dir = os.path.dirname(sys.executable)
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=COLLECTIONS, ANSIBLE_NOCOLOR='1', ANSIBLE_LOCALHOST_WARNING='0')
+    store = {'root': root, 'run_root': run_root}
+
+    def task_time(task):
+        tasks = [{'ansible.builtin.set_fact': {'bench_t0': '{{ now().timestamp() }}'}}, task,
+                 {'ansible.builtin.set_fact': {'bench_t1': '{{ now().timestamp() }}'}},
+                 {'ansible.builtin.debug': {'msg': 'BENCH_ELAPSED={{ bench_t1 | float - bench_t0 | float }}'}}]
+        book = os.path.join(base, 'deploy-bench.yml')
+        with open(book, 'w') as handle:
+            json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], handle)
+        argv = [os.path.join(bin_dir, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
+                '-e', 'ansible_python_interpreter=' + sys.executable, book]
+        proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              check=False)
+        output = proc.stdout.decode()
+        if proc.returncode != 0:
+            raise SystemExit(output)
+        return float(output.split('BENCH_ELAPSED=')[1].split('"')[0])
+
+    names = ['bench-dep-%d' % index for index in range(DEPLOY_N)]
+    container = dict(store, rootfs=ROOTFS, command=['sh', '-c', IDLE], network='none', memory='64m')
+    # The looped ones carry the set's label too, so that the deployment's state absent removes them.
+    looped = {'runcible.oci.container': dict(container, name='{{ item }}', labels={'io.runcible.deploy': 'bench-dep'}),
+              'loop': names}
+    deployment = {'runcible.oci.deployment': dict(store, name='bench-dep', containers=[{'name': name} for name in names],
+                                                  defaults=dict((key, value) for key, value in container.items()
+                                                                if key not in store))}
+    absent = {'runcible.oci.deployment': dict(store, name='bench-dep', state='absent')}
+    rows = {'loop': [], 'deployment': [], 'idempotent': [], 'stop': []}
+    try:
+        for _repeat in range(DEPLOY_REPEATS):
+            rows['loop'].append(task_time(looped))
+            task_time(absent)
+            rows['deployment'].append(task_time(deployment))
+            rows['idempotent'].append(task_time(deployment))
+            task_time(absent)
+            deaf = json.loads(json.dumps(deployment))
+            deaf['runcible.oci.deployment']['defaults'].update(command=['sh', '-c', DEAF], stop_timeout=2)
+            task_time(deaf)
+            deaf['runcible.oci.deployment']['state'] = 'stopped'
+            rows['stop'].append(task_time(deaf))
+            task_time(absent)
+    finally:
+        _container_cleanup(names, store)
+    return dict((label, min(values)) for label, values in rows.items())
+
+
+def _container_cleanup(names, store):
+    for name in names:
+        _container.run(dict(store, name=name, state='absent'))
+
+
+def deployment_rows(dep):
+    return [
+        ('%d containers, loop of container tasks: create+start' % DEPLOY_N, ms(dep['loop']), 'the whole looped task'),
+        ('%d containers, one deployment task: create+start' % DEPLOY_N, ms(dep['deployment']),
+         'target >= 5x faster than the loop (%.1fx)' % (dep['loop'] / dep['deployment'])),
+        ('%d containers, one deployment task: idempotent' % DEPLOY_N, ms(dep['idempotent']), 'target <= 1000 ms'),
+        ('%d containers, one deployment task: stop (SIGTERM ignored, stop_timeout 2)' % DEPLOY_N, ms(dep['stop']),
+         'target <= 4000 ms (serially: %d s of grace periods)' % (2 * DEPLOY_N)),
+    ]
+
+
+def print_rows(rows):
+    for label, value, note in rows:
+        print('%-42s %10.1f  %s' % (label, value, note))
+
+
+def restart_costs(base):
+    """Restart latency (SIGKILL of the process -> its replacement running, restart_policy always; the first
+    restart of a streak has no back-off) and what the runtime library's install adds to a store's first launch."""
+    import signal  # pylint: disable=import-outside-toplevel
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime import payload  # noqa: E402
+    root, run_root = base + '/restart-root', base + '/restart-run'
+    create = dict(rootfs=ROOTFS, command=['sh', '-c', LOOP], network='none', stop_timeout=5, root=root, run_root=run_root)
+    store = Engine(root, run_root).store
+    installs, latencies = [], []
+    for index in range(N):
+        payload._cache.clear()  # pylint: disable=protected-access
+        started = time.perf_counter()
+        payload.install('%s/install-%d' % (base, index))  # a fresh store each time
+        installs.append(time.perf_counter() - started)
+    for index in range(N + 1):  # the first restart compiles the installed library (once per version): not counted
+        result = _container.run(dict(create, name='bench-restart-%d' % index, restart_policy='always'))
+        pid = result['container']['pid']
+        killed = time.perf_counter()
+        os.kill(pid, signal.SIGKILL)
+        while True:
+            record, live = store.inspect('bench-restart-%d' % index)
+            if live['status'] == 'running' and live['pid'] not in (0, pid):
+                if index:
+                    latencies.append(time.perf_counter() - killed)
+                break
+            if time.perf_counter() - killed > 10:
+                raise RuntimeError('bench-restart-%d did not come back within 10 s' % index)
+            time.sleep(0.005)
+    for index in range(N + 1):
+        _container.run(dict(name='bench-restart-%d' % index, state='absent', root=root, run_root=run_root))
+    return {'latency': statistics.median(latencies), 'install': statistics.median(installs)}
+
+
 def main():
     if not os.path.isdir(ROOTFS):
         raise SystemExit('no root filesystem at %s: run make setup' % ROOTFS)
+    if sys.argv[1:] == ['deployment']:  # only the deployment rows: python tests/bench/bench.py deployment
+        base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
+        try:
+            print_rows(deployment_rows(deployment_costs(base)))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
     try:
         floor = runc_floor(base)
         api = api_costs(base)
+        rst = restart_costs(base)
         ck = checkpoint_costs(base)
         ex = exec_costs(base)
         img = image_costs(base)
         net = network_costs(base)
+        pr2 = pyroute2_costs(base)
         node = node_costs(base)
         pb = playbook_costs(base)
+        dep = deployment_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     rows = [
@@ -421,6 +589,10 @@ def main():
         ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
         ('module work: start again', ms(api['start again']), ''),
         ('module work: remove', ms(api['remove']), ''),
+        ('restart: SIGKILL -> running again', ms(rst['latency']), 'restart_policy always, no back-off (the first '
+         'of a streak); target <= 1000 ms'),
+        ('restart: runtime library install', ms(rst['install']), "added once to a store's first launch (and after "
+         'an upgrade)'),
         ('module work: create+start, unconfined', ms(api['create+start, unconfined']),
          'the default confinement (seccomp%s) costs %+.1f ms (%+.0f%%; target <= +15%%)'
          % (', AppArmor' if apparmor_enabled() else '', ms(api['create+start']) - ms(api['create+start, unconfined']),
@@ -446,6 +618,11 @@ def main():
         ('new Python per task: network none', ms(net['fresh none']), 'create+start, imports included'),
         ('new Python per task: bridge + 1 port', ms(net['fresh bridge']), '+%.0f ms vs network none'
          % ms(net['fresh bridge'] - net['fresh none'])),
+        ('pyroute2 import, new Python', ms(pr2['import']), 'above an empty Python; only tasks that make links pay it'),
+        ('new Python per task: bridge, no port', ms(pr2['fresh bridge']), '+%.0f ms vs network none (%.0f ms); '
+         'target <= +150 ms' % (ms(pr2['fresh bridge'] - pr2['fresh none']), ms(pr2['fresh none']))),
+        ('new Python per task: bridged, idempotent', len(pr2['idempotent imports'] or []),
+         'pyroute2 modules imported (target 0)'),
         ('node: ansible.builtin.ping payload', ms(node['ping']), 'a new Python running the payload, %d KB'
          % (node['sizes']['ping'] // 1024)),
         ('node: idempotent container, above ping', ms(node['idempotent']), 'target <= +30 ms; payload %d KB'
@@ -463,6 +640,7 @@ def main():
     print('-' * 100)
     for label, value, note in rows:
         print('%-42s %10.1f  %s' % (label, value, note))
+    print_rows(deployment_rows(dep))
     count, top = node['imports']
     print()
     print('idempotent container payload: %d module_utils files of the collection imported; the costliest '

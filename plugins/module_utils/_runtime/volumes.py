@@ -28,6 +28,7 @@ import json
 import os
 import re
 import stat
+import threading
 from typing import TYPE_CHECKING
 
 from .errors import RuncibleError, ValidationError
@@ -150,29 +151,39 @@ def _dirs(root: str, name: str | None, create: bool = False, data: bool = True) 
                 os.close(fd)
 
 
-_held: dict[str, int] = {}  # lock path -> depth, of the locks this process holds
+class _Held(threading.local):
+    """Lock path -> depth, of the volume locks this *thread* holds (flock()s on fresh open files exclude the
+    other threads of the process as they exclude other processes: a deployment runs container tasks on threads)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth: dict[str, int] = {}
+
+
+_held = _Held()
 
 
 @contextlib.contextmanager
 def locked(root: str, timeout: float = 300.0) -> Iterator[None]:
     """``with locked(root):`` the lock of every change of this root's volumes, ``root/locks/.volumes.lock`` (no
-    container or volume name starts with a dot). Reentrant within a process: a caller may hold it across a check
+    container or volume name starts with a dot). Reentrant within a thread: a caller may hold it across a check
     and the calls of this module it makes (a volume task's compare and create, a container's "the volume exists"
     and its record write). Creates the lock's directory: not for check mode."""
     path = os.path.join(os.path.dirname(volumes_dir(root)), 'locks', '.volumes.lock')
-    if _held.get(path):
-        _held[path] += 1
+    held = _held.depth
+    if held.get(path):
+        held[path] += 1
         try:
             yield
         finally:
-            _held[path] -= 1
+            held[path] -= 1
         return
     with _locked_file(path, 'the lock of the volumes under %s' % root, timeout=timeout):
-        _held[path] = 1
+        held[path] = 1
         try:
             yield
         finally:
-            del _held[path]
+            del held[path]
 
 
 # -- records -------------------------------------------------------------------------------------------------------
