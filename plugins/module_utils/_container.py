@@ -74,6 +74,7 @@ class Task(object):
             raise ValidationError('pull: %r is not one of %s' % (params['pull'], ', '.join(PULL_POLICIES)))
         self.images = None  # the image stage, only for a container that has or gets an image
         self.removed_volumes = []
+        self.warnings = []
         self.actions = []
         self.before = {}
         self.after = {}
@@ -249,6 +250,10 @@ class Task(object):
         self.before['status'] = live['status']
         if recreate:
             return self._recreate(record, live, given, changes)
+        policy = [change for change in changes if change.name == 'restart_policy' and (change.before or 'no') == 'no']
+        if policy and live['status'] in ('running', 'paused', 'created'):
+            self.warnings.append('container %s was started without a restart policy: restart_policy %s applies from its '
+                                 'next start (state: restarted now, or the next recreate)' % (self.name, policy[0].after))
         if changes:
             self.actions.append('updated')
             config = dict(record['config'])
@@ -363,8 +368,9 @@ class Task(object):
         notes = self._engine.notes if self._engine is not None else []
         self.actions.extend(notes)
         result['changed'] = bool([action for action in self.actions if action not in notes])
-        if self._engine is not None and self._engine.warnings:
-            result['warnings'] = list(self._engine.warnings)
+        warnings = list(self._engine.warnings if self._engine is not None else []) + self.warnings
+        if warnings:
+            result['warnings'] = warnings
         return result
 
 

@@ -624,8 +624,10 @@ options:
         C(lib/VERSION) (one copy per version, older ones removed when no container refers to them),
         with the Python the module ran with. What it did goes to C(restart.log) in the container's
         run directory.
-      - A change is a record update, applied to the running container at once (no recreate).
-        Containers created before this option have their exit command from their next start on.
+      - A change is a record update (no recreate), applied at the next exit of the process. A container
+        launched with V(no) has no exit command (its conmon exits with its process, as before), so a policy
+        given to it while it runs applies from its next start (the task warns; O(state=restarted) does
+        it now).
       - Coming back after a reboot is not done yet; a task with O(state=started) starts it again.
     type: str
     choices: ['no', on-failure, always, unless-stopped]

@@ -26,6 +26,12 @@ def args(store, **params):
     return base
 
 
+def running_again(env, old_pid):
+    """The container's view when it runs with another process than ``old_pid``, else None."""
+    now = env.inspect(NAME)
+    return now if now['status'] == 'running' and now['pid'] not in (0, old_pid) else None
+
+
 def restart_log(env, container_id):
     try:
         with open(os.path.join(env.run_root, 'containers', container_id, 'restart.log')) as handle:
@@ -39,19 +45,32 @@ def test_always_four_ways_a_killed_process_is_back_within_a_second_through_the_p
     first = env.inspect(NAME)
     assert results[1]['container']['config']['restart_policy'] == 'always'
     # The exit command runs the library installed from the module's payload (ansible-playbook: AnsiballZ).
-    lib = os.listdir(os.path.join(env.root, 'lib'))
-    assert len(lib) == 1 and os.path.exists(os.path.join(env.root, 'lib', lib[0], payload.LAUNCHER))
+    lib = sorted(os.listdir(os.path.join(env.root, 'lib')))
+    assert len(lib) == 2 and lib[1] == 'current' and os.path.exists(os.path.join(env.root, 'lib', lib[0], payload.LAUNCHER))
     killed = time.monotonic()
     os.kill(first['pid'], signal.SIGKILL)
-    back = wait_for(lambda: (env.inspect(NAME)['status'] == 'running' and env.inspect(NAME)['pid'] != first['pid']
-                             and env.inspect(NAME)), timeout=5)
+    back = wait_for(lambda: running_again(env, first['pid']), timeout=5)
     assert back, restart_log(env, first['id'])
     latency = time.monotonic() - killed
     assert latency < 2.0 and back['id'] == first['id'] and back['restart_count'] == 1
+    assert wait_for(lambda: restart_log(env, first['id']), timeout=5)  # written once the start is done
     assert restart_log(env, first['id'])[-1].split(' ', 1)[1].startswith('restarted (always, exit 137')
     # A policy change is a record update: the same process, no recreate.
     changed = env.run(**args(env, restart_policy='on-failure', restart_retries=3))
     assert changed['actions'] == ['updated'] and env.inspect(NAME)['pid'] == back['pid']
+    assert 'warnings' not in changed
+
+
+def test_a_container_started_without_a_policy_gets_it_from_its_next_start(env):
+    env.run(**args(env))
+    pid = env.inspect(NAME)['pid']
+    changed = env.run(**args(env, restart_policy='always'))
+    assert changed['actions'] == ['updated'] and 'applies from its next start' in changed['warnings'][0]
+    restarted = env.run(**args(env, restart_policy='always', state='restarted'))
+    assert restarted['actions'] == ['restarted']
+    new = env.inspect(NAME)['pid']
+    os.kill(new, signal.SIGKILL)
+    assert wait_for(lambda: running_again(env, new), timeout=5)
 
 
 def test_on_failure_retries_then_stays_stopped_and_exit_0_is_not_restarted(env):
@@ -87,7 +106,7 @@ def test_a_crash_loop_backs_off_and_a_task_stop_wins_over_a_pending_restart(env)
     env.run(**args(env, restart_policy='always'))
     pid = env.inspect(NAME)['pid']
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: env.inspect(NAME)['status'] == 'running' and env.inspect(NAME)['pid'] != pid, timeout=5)
+    assert wait_for(lambda: running_again(env, pid), timeout=5)
 
 
 def test_a_stop_or_removal_by_a_task_is_never_undone(env):
@@ -114,5 +133,36 @@ def test_a_checkpoint_is_not_undone_by_the_restart_policy(env):
     restored = _checkpoint.run({'name': NAME, 'state': 'restored', 'root': env.root, 'run_root': env.run_root})
     assert restored['container']['status'] == 'running'
     os.kill(restored['container']['pid'], signal.SIGKILL)  # restored, it is under its policy again
-    assert wait_for(lambda: env.inspect(NAME)['restart_count'] == 1 and env.inspect(NAME)['status'] == 'running',
-                    timeout=5)
+    assert wait_for(lambda: (running_again(env, 0) or {}).get('restart_count') == 1, timeout=5)
+
+
+def test_boot_starts_always_and_unless_stopped_containers_from_their_kept_spec(env):
+    """A reboot, as far as this host can have one: conmon and the process gone, the tmpfs emptied, mounts gone."""
+    import shutil
+    import subprocess
+    from ansible_collections.runcible.oci.plugins.module_utils._runtime import restart
+    env.run(**args(env, name='test-boot-always', restart_policy='always'))
+    env.run(**args(env, name='test-boot-unless', restart_policy='unless-stopped'))
+    env.run(**args(env, name='test-boot-unless-stopped', restart_policy='unless-stopped'))
+    env.run(**args(env, name='test-boot-unless-stopped', restart_policy='unless-stopped', state='stopped'))
+    env.run(**args(env, name='test-boot-no'))
+    before = dict((name, env.inspect(name)) for name in ('test-boot-always', 'test-boot-unless', 'test-boot-no'))
+    assert os.path.isfile(os.path.join(env.root, 'containers', 'test-boot-always', 'spec.json'))
+    assert not os.path.exists(os.path.join(env.root, 'containers', 'test-boot-no', 'spec.json'))
+    for container in before.values():
+        os.kill(container['conmon_pid'], signal.SIGKILL)  # first: no exit command runs
+        os.kill(container['pid'], signal.SIGKILL)
+    assert wait_for(lambda: all(env.inspect(name)['status'] == 'stopped' for name in before), timeout=5)
+    for mount in env.mounts():
+        subprocess.run(['umount', mount], check=True)
+    shutil.rmtree(env.run_root)
+    done = restart.boot(env.root, env.run_root)
+    assert done == ['test-boot-always: started (always)', 'test-boot-unless: started (unless-stopped)',
+                    'test-boot-unless-stopped: stopped by a task, not started (unless-stopped)'], done
+    for name in ('test-boot-always', 'test-boot-unless'):
+        after = env.inspect(name)
+        assert after['status'] == 'running' and after['pid'] != before[name]['pid'] and after['id'] == before[name]['id']
+    assert env.inspect('test-boot-no')['status'] == 'stopped'
+    assert env.inspect('test-boot-unless-stopped')['status'] == 'stopped'
+    # And then a task finds them as it left them: nothing to do.
+    assert env.run(**args(env, name='test-boot-always', restart_policy='always'))['changed'] is False

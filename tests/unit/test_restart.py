@@ -30,7 +30,7 @@ def test_backoff_doubles_and_is_capped():
 def test_the_exit_command_is_an_isolated_python_running_the_installed_launcher():
     program, arguments = restart.exit_command('/r/lib/abc', '/r', '/run/r', 'web', 'f' * 64)
     assert program == sys.executable
-    assert arguments == ['-I', '/r/lib/abc/exit.py', '/r', '/run/r', 'web', 'f' * 64]
+    assert arguments == ['-I', '-B', '/r/lib/abc/exit.py', '/r', '/run/r', 'web', 'f' * 64]
 
 
 def test_install_is_content_addressed_exclusive_and_collects_old_versions(tmp_path):
@@ -43,12 +43,14 @@ def test_install_is_content_addressed_exclusive_and_collects_old_versions(tmp_pa
     for depth in range(1, len(payload.PACKAGE.split('.'))):
         assert os.path.isfile(os.path.join(lib, *payload.PACKAGE.split('.')[:depth], '__init__.py'))
     assert oct(os.stat(os.path.join(package, 'restart.py')).st_mode & 0o777) == '0o600'
+    assert any(name.startswith('restart.') for name in os.listdir(os.path.join(package, '__pycache__')))
     assert payload.installed(root) and payload.install(root) == lib
     old, used = os.path.join(root, 'lib', 'old'), os.path.join(root, 'lib', 'used')
     os.makedirs(old)
     os.makedirs(used)
     assert payload.collect(root, [used], keep=lib) == ['old']
-    assert sorted(os.listdir(os.path.join(root, 'lib'))) == sorted([os.path.basename(lib), 'used'])
+    assert sorted(os.listdir(os.path.join(root, 'lib'))) == sorted([os.path.basename(lib), 'current', 'used'])
+    assert os.readlink(os.path.join(root, 'lib', 'current')) == os.path.basename(lib)  # what the boot unit runs
     payload._cache.clear()
 
 
@@ -57,3 +59,23 @@ def test_a_removed_store_is_not_made_again_by_a_late_exit_command(tmp_path):
     root = str(tmp_path / 'gone')
     assert restart.handle_exit(root, str(tmp_path / 'run'), 'web', 'f' * 64) == 'gone'
     assert not os.path.exists(root)
+
+
+def test_the_boot_unit_of_a_store(tmp_path):
+    unit_dir = str(tmp_path / 'systemd')
+    path = payload.ensure_boot_unit('/var/lib/x', '/run/x', unit_dir=unit_dir)
+    with open(path) as handle:
+        text = handle.read()
+    assert '-I -B /var/lib/x/lib/current/exit.py --boot /var/lib/x /run/x' in text and 'WantedBy=multi-user.target' in text
+    link = os.path.join(unit_dir, 'multi-user.target.wants', os.path.basename(path))
+    assert os.readlink(link) == path
+    assert oct(os.stat(path).st_mode & 0o777) == '0o644'
+    assert payload.ensure_boot_unit('/var/lib/x', '/run/x', unit_dir=unit_dir) == path  # unchanged: not rewritten
+
+
+def test_the_boot_unit_is_removed_with_its_link(tmp_path):
+    unit_dir = str(tmp_path / 'systemd')
+    path = payload.ensure_boot_unit('/var/lib/x', '/run/x', unit_dir=unit_dir)
+    assert payload.remove_boot_unit('/var/lib/x', unit_dir=unit_dir) is True
+    assert not os.path.exists(path) and os.listdir(os.path.join(unit_dir, 'multi-user.target.wants')) == []
+    assert payload.remove_boot_unit('/var/lib/x', unit_dir=unit_dir) is False

@@ -173,6 +173,8 @@ class Engine(object):
         spec = json.loads(json.dumps(spec))
         os.makedirs(paths.bundle, mode=0o700, exist_ok=True)
         os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
+        if (config.get('restart_policy') or 'no') != 'no':
+            atomic_write(paths.saved_spec, json.dumps(spec), mode=0o600)  # before any secret value goes in
         if config.get('secrets'):
             self._put_secrets(record)
             env = _secrets().env_values(paths.secrets_dir, config['secrets'])
@@ -280,6 +282,8 @@ class Engine(object):
                     in_use.append(other.get('lib') if other is not None else None)
             payload.collect(self.store.root, [path for path in in_use if path], keep=lib)
         record['lib'] = lib
+        if record['config'].get('restart_policy') in ('always', 'unless-stopped'):
+            payload.ensure_boot_unit(self.store.root, self.store.run_root)
         return restart.exit_command(lib, self.store.root, self.store.run_root, record['name'], record['id'])
 
     def hold_stopped(self, record: Record) -> None:
@@ -347,7 +351,11 @@ class Engine(object):
             with contextlib.suppress(OSError):
                 os.unlink(stale)
         self._prepare_rootfs(record)
-        exit_command = self._exit_command(record)
+        # conmon's exit command, for a container with a restart policy (a container without one has none: its
+        # conmon exits with its process, as it always did).
+        exit_command = self._exit_command(record) if (record['config'].get('restart_policy') or 'no') != 'no' else None
+        if exit_command is None:
+            record['lib'] = None
         # Namespace, veth, address and reserved host ports (their sockets go to conmon as fds 5+).
         attachment = network.attach(record, self.store.root, paths.bundle, restore=bool(restore),
                                     undo_launch=lambda: runtime.delete(record['id'], force=True))
@@ -515,6 +523,20 @@ class Engine(object):
             from .selinux_labels import LevelAllocator  # pylint: disable=import-outside-toplevel
             LevelAllocator(self.store.root).release(record['id'])  # its MCS level is free for another container
         self.store.forget(record)  # the record last: a task killed before this repeats the removal
+        if record['config'].get('restart_policy') in ('always', 'unless-stopped'):
+            self._drop_boot_unit_when_unused()
+
+    def _drop_boot_unit_when_unused(self) -> None:
+        """The store's boot unit goes with the last container that needed it (restart_policy always/unless-stopped)."""
+        from . import payload  # pylint: disable=import-outside-toplevel
+        if not os.path.exists(os.path.join(payload.UNIT_DIR, payload.boot_unit_name(self.store.root))):
+            return
+        for name in self.store.names():
+            with contextlib.suppress(RuncibleError):
+                other = self.store.load(name)
+                if other is not None and other['config'].get('restart_policy') in ('always', 'unless-stopped'):
+                    return
+        payload.remove_boot_unit(self.store.root)
 
     def update_record(self, record: Record, config: dict[str, Any]) -> None:
         record['config'] = config

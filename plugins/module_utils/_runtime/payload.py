@@ -31,6 +31,8 @@ LAUNCHER = 'exit.py'
 _LAUNCHER_SOURCE = '''# runcible.oci: conmon's exit command (installed by the collection; see _runtime/payload.py)
 import os
 import sys
+if sys.argv[1:2] != ['--boot'] and os.fork() > 0:
+    os._exit(0)  # conmon waits for its exit command: it goes at once, the work goes on in the child
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import restart
 sys.exit(restart.main(sys.argv[1:]))
@@ -110,6 +112,12 @@ def install(root: str) -> str:
             for name, data in files.items():
                 _write(os.path.join(package_dir, name), data)
             _write(os.path.join(staging, LAUNCHER), _LAUNCHER_SOURCE.encode())
+            # Compiled now, by the Python that will run it (the exit command runs with -B: it never writes here,
+            # so a store removed meanwhile is never made again by a late __pycache__).
+            import py_compile  # pylint: disable=import-outside-toplevel
+            for name in files:
+                with contextlib.suppress(py_compile.PyCompileError):
+                    py_compile.compile(os.path.join(package_dir, name), doraise=True)
             try:
                 os.rename(staging, target)
             except OSError:
@@ -118,8 +126,89 @@ def install(root: str) -> str:
         finally:
             if os.path.isdir(staging):
                 shutil.rmtree(staging, ignore_errors=True)
+    _link_current(lib, target)
     _cache[root] = target
     return target
+
+
+def _link_current(lib: str, target: str) -> None:
+    """``lib/current`` -> the newest version: what the boot unit runs (replaced atomically: a new link, renamed)."""
+    current = os.path.join(lib, 'current')
+    name = os.path.basename(target)
+    with contextlib.suppress(OSError):
+        if os.readlink(current) == name:
+            return
+    staging = os.path.join(lib, '.current-%d' % os.getpid())
+    with contextlib.suppress(OSError):
+        os.unlink(staging)
+    os.symlink(name, staging)
+    os.rename(staging, current)
+
+
+UNIT_DIR = '/etc/systemd/system'
+_UNIT = '''# runcible.oci: starts the containers of one store whose restart policy says so, once at boot.
+# Installed by the collection (see its container module's restart_policy); removing it is safe.
+[Unit]
+Description=runcible.oci containers of %(root)s (restart policies after boot)
+Wants=network-online.target
+After=network-online.target local-fs.target
+
+[Service]
+Type=oneshot
+# The containers' conmons it starts leave for scopes of their own; never kill them with this unit.
+KillMode=process
+ExecStart=%(python)s -I -B %(root)s/lib/current/%(launcher)s --boot %(root)s %(run_root)s
+
+[Install]
+WantedBy=multi-user.target
+'''
+
+
+def boot_unit_name(root: str) -> str:
+    return 'runcible-boot-%s.service' % hashlib.sha256(os.path.normpath(root).encode()).hexdigest()[:12]
+
+
+def remove_boot_unit(root: str, unit_dir: str = UNIT_DIR) -> bool:
+    """Remove the store's boot unit and its link (no container of it needs it any more); -> whether there was one."""
+    name = boot_unit_name(root)
+    found = False
+    for path in (os.path.join(unit_dir, 'multi-user.target.wants', name), os.path.join(unit_dir, name)):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            found = True
+    if found and unit_dir == UNIT_DIR and os.path.isdir('/run/systemd/system'):
+        import subprocess  # pylint: disable=import-outside-toplevel
+        with contextlib.suppress(OSError, subprocess.SubprocessError):  # systemd forgets it (best effort)
+            subprocess.run(['systemctl', 'daemon-reload'], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60, check=False)
+    return found
+
+
+def ensure_boot_unit(root: str, run_root: str, unit_dir: str = UNIT_DIR) -> str | None:
+    """On a systemd host, the store's boot unit, enabled (its link in multi-user.target.wants; read at the next
+    boot, no reload needed); -> its path, or None without systemd. Written only when it differs."""
+    if not os.path.isdir('/run/systemd/system') and unit_dir == UNIT_DIR:
+        return None
+    from .files import atomic_write  # pylint: disable=import-outside-toplevel
+    name = boot_unit_name(root)
+    path = os.path.join(unit_dir, name)
+    text = _UNIT % {'root': os.path.normpath(root), 'run_root': os.path.normpath(run_root), 'python': sys.executable,
+                    'launcher': LAUNCHER}
+    try:
+        with open(path) as handle:
+            same = handle.read() == text
+    except OSError:
+        same = False
+    if not same:
+        os.makedirs(unit_dir, mode=0o755, exist_ok=True)
+        atomic_write(path, text, mode=0o644)
+    wants = os.path.join(unit_dir, 'multi-user.target.wants')
+    link = os.path.join(wants, name)
+    if not os.path.islink(link):
+        os.makedirs(wants, mode=0o755, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.symlink(path, link)
+    return path
 
 
 def _write(path: str, data: bytes) -> None:
@@ -136,7 +225,7 @@ def collect(root: str, in_use: Iterable[str], keep: str | None = None) -> list[s
     with contextlib.suppress(OSError):
         for name in os.listdir(lib):
             path = os.path.join(lib, name)
-            if path in used or path == keep or name.startswith('.install-') or not os.path.isdir(path):
+            if path in used or path == keep or name.startswith('.') or name == 'current' or not os.path.isdir(path):
                 continue
             shutil.rmtree(path, ignore_errors=True)
             removed.append(name)

@@ -59,7 +59,7 @@ def backoff(streak: int) -> float:
 def exit_command(lib: str, root: str, run_root: str, name: str, container_id: str) -> tuple[str, list[str]]:
     """-> (program, arguments) of the exit command conmon runs for this container."""
     from .payload import LAUNCHER  # pylint: disable=import-outside-toplevel
-    return sys.executable, ['-I', os.path.join(lib, LAUNCHER), root, run_root, name, container_id]
+    return sys.executable, ['-I', '-B', os.path.join(lib, LAUNCHER), root, run_root, name, container_id]
 
 
 def _ran_seconds(record: Any, live: dict[str, Any]) -> float | None:
@@ -135,19 +135,58 @@ def handle_exit(root: str, run_root: str, name: str, container_id: str, sleep: A
                 os.close(fd)
 
 
+def boot(root: str, run_root: str) -> list[str]:
+    """After a boot: start the store's containers whose policy says so (``always``; ``unless-stopped`` unless a task
+    stopped it), each under its lock, from the spec kept on disk; -> what was done, one line per container."""
+    import json  # pylint: disable=import-outside-toplevel
+    from .engine import Engine  # pylint: disable=import-outside-toplevel
+    from .store import Store, derive_status  # pylint: disable=import-outside-toplevel
+    store = Store(root, run_root)
+    engine = Engine(root, run_root)
+    # The boot unit is ours and ends: the conmons it starts go to scopes of their own (as a task's do), never stay
+    # in its cgroup (the placement leaves them in the cgroup of a unit that runs a task, by INVOCATION_ID).
+    os.environ.pop('INVOCATION_ID', None)
+    done = []
+    for name in store.names():
+        record = store.load(name)
+        policy = (record['config'].get('restart_policy') or 'no') if record is not None else 'no'
+        if record is None or policy not in ('always', 'unless-stopped'):
+            continue
+        fd, record = _locked_record(root, name, record['id'])
+        if record is None:
+            continue
+        try:
+            if record.get('stopping') and policy == 'unless-stopped':
+                done.append('%s: stopped by a task, not started (unless-stopped)' % name)
+                continue
+            live = derive_status(record, store.paths(name, record['id']))
+            if live['status'] != 'stopped':
+                continue
+            with open(store.paths(name, record['id']).saved_spec) as handle:
+                spec = json.load(handle)
+            engine.start(record, live, spec)
+            done.append('%s: started (%s)' % (name, policy))
+        except Exception as exc:  # pylint: disable=broad-except
+            done.append('%s: not started: %s' % (name, exc))  # the others still start
+        finally:
+            os.close(fd)
+    return done
+
+
 LOG = 'restart.log'  # in the container's run dir: what its exit commands did (tmpfs, gone with the container)
 
 
 def main(argv: list[str]) -> int:
     """conmon's exit command: ``ROOT RUN_ROOT NAME ID``. Its stdio is conmon's /dev/null: what it did goes to
     ``RUN_ROOT/containers/ID/restart.log``."""
+    if len(argv) == 3 and argv[0] == '--boot':
+        sys.stdout.write(''.join(line + '\n' for line in boot(argv[1], argv[2])))  # to the boot unit's journal
+        return 0
     if len(argv) != 4:
         return 2
     root, run_root, name, container_id = argv
-    # conmon waits for its exit command before it exits, and a restart must not wait for that conmon (it reaps
-    # a container's old conmon first): go on in a child of our own, in a session of its own.
-    if os.fork() > 0:
-        os._exit(0)  # pylint: disable=protected-access
+    # conmon waits for its exit command before it exits, and a restart must not wait for that conmon (it reaps a
+    # container's old conmon first): the launcher forked already (before any import); a session of our own.
     os.setsid()
     try:
         outcome, code = handle_exit(root, run_root, name, container_id), 0

@@ -60,6 +60,9 @@ class ContainerPaths(object):
         self.upper = os.path.join(self.dir, 'upper')
         self.work = os.path.join(self.dir, 'work')
         self.log = os.path.join(self.dir, 'ctr.log')
+        # Its spec as the option layer made it (no secret value: those are put in on the tmpfs only), kept on
+        # disk for what runs without a task, after a reboot emptied the tmpfs (restart.boot()).
+        self.saved_spec = os.path.join(self.dir, 'spec.json')
         self.lock = os.path.join(root, 'locks', name + '.lock')
         self.run_root = run_root
         if container_id:
