@@ -324,6 +324,7 @@ class _Service(object):
         if not networks:
             self.on_default = True
             self.entry_['network'] = self.networks.get('default') or _default_network(self.compose.project)
+            self.entry_['aliases'] = [self.service]  # services find each other by service name (the network's DNS)
             return
         if isinstance(networks, list):
             networks = dict((str(name), None) for name in networks)
@@ -338,9 +339,11 @@ class _Service(object):
         _check_keys('%s networks %s' % (self.where, key), settings, ('ipv4_address', 'aliases'))
         if settings.get('ipv4_address'):
             self.entry_['ip_address'] = str(settings['ipv4_address'])
-        if settings.get('aliases'):
-            self.compose.warnings.append('%s: network aliases are not served: DNS names between containers arrive '
-                                         'with another issue; use the addresses' % self.where)
+        aliases = settings.get('aliases') or []
+        if not isinstance(aliases, list):
+            self._fail('networks', '%s: aliases must be a list of names' % key)
+        # The service name and the given aliases, on the network's DNS (aardvark-dns), as Compose serves them.
+        self.entry_['aliases'] = list(dict.fromkeys([self.service] + [str(alias) for alias in aliases]))
 
     def _ports(self):
         ports = self.body.get('ports')

@@ -32,8 +32,8 @@ description:
     C(<project>-<service>), networks and volumes C(<project>_<key>), the project being the file's
     C(name) or O(name).
   - Networks are bridges (M(runcible.oci.network)); containers on one network reach each other by
-    address. DNS names between containers are not served yet; pin addresses
-    (an entry's C(ip_address), Compose C(ipv4_address)) or read them from the result.
+    name (the network's aardvark-dns; a Compose service also by its service name and aliases) and by
+    address (an entry's C(ip_address), Compose C(ipv4_address), or the result's).
 author:
   - runcible.oci contributors (@runcible)
 extends_documentation_fragment:

@@ -257,9 +257,11 @@ volumes:
     assert wait_for(lambda: _get('127.0.0.1', port), timeout=10) and b'web-page' in _get('127.0.0.1', port)
     marker = os.path.join(env.root, 'volumes', '%s_data' % project, '_data', 'marker')
     assert wait_for(lambda: os.path.exists(marker)) and open(marker).read() == 'db-data\n'
-    # Services reach each other on their network, by address (DNS names arrive with another issue).
+    # Services reach each other on their network, by address and by service name (the network's aardvark-dns).
     assert b'web-page' in _wget(env, names[2], address[names[1]], 80)
     assert b'db-data' in _wget(env, names[1], address[names[0]], 8000)
+    assert b'web-page' in _wget(env, names[2], 'web', 80)
+    assert b'db-data' in _wget(env, names[1], 'db', 8000)
     assert env.inspect(names[2])['config']['env'] == {'ROLE': 'client'}
     [again] = env.playbook([{'runcible.oci.deployment': dict(args)}])
     assert not again['changed'], [(name, item['actions']) for name, item in again['containers'].items()]

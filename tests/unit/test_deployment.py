@@ -373,3 +373,13 @@ def test_compose_restart_becomes_the_restart_policy(restart, expected):
     compose = from_compose({'services': {'s': {'image': 'a', 'restart': restart}}}, 'p', '/srv/p')
     entry = compose.containers[0]
     assert dict((key, entry[key]) for key in ('restart_policy', 'restart_retries') if key in entry) == expected
+
+
+def test_compose_services_are_known_by_their_service_name_and_aliases():
+    compose = from_compose({'services': {
+        'db': {'image': 'a', 'networks': {'back': {'aliases': ['database', 'db']}}},
+        'web': {'image': 'a'}, 'solo': {'image': 'a', 'network_mode': 'none'}},
+        'networks': {'back': {}}}, 'p', '/srv/p')
+    entries = dict((entry['name'], entry) for entry in compose.containers)
+    assert entries['p-db']['aliases'] == ['db', 'database'] and entries['p-web']['aliases'] == ['web']
+    assert 'aliases' not in entries['p-solo']
