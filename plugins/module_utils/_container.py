@@ -25,11 +25,11 @@ from ._runtime.errors import RuncibleError, ValidationError
 from ._runtime.parsers import validate_name
 from ._task import common_argument_spec, with_defaults
 
-STATES = ('created', 'started', 'stopped', 'paused', 'restarted', 'absent')
+STATES = ('created', 'started', 'stopped', 'paused', 'restarted', 'healthy', 'absent')
 MAX_WAIT = 86400
 LOG_LINES = 20  # of a container that exited while the task waited, in the failure's message
-WANTED_STATUS = {'started': 'running', 'restarted': 'running', 'paused': 'paused', 'stopped': 'stopped',
-                 'created': 'created'}
+WANTED_STATUS = {'started': 'running', 'restarted': 'running', 'healthy': 'running', 'paused': 'paused',
+                 'stopped': 'stopped', 'created': 'created'}
 
 
 def argument_spec():
@@ -43,6 +43,7 @@ def argument_spec():
         force_restart=dict(type='bool', default=False),
         keep_volumes=dict(type='bool', default=True),
         wait=dict(type='float', default=0),
+        wait_timeout=dict(type='float', default=60),
         pull=dict(type='str', default='missing', choices=list(PULL_POLICIES)),
         tls_verify=dict(type='bool', default=True),
         auth_file=dict(type='path'),
@@ -123,7 +124,36 @@ class Task(object):
                 record, live = self._converge(record, live, given, modes)
             if self.wait and not self.check_mode and set(self.actions) & {'started', 'restarted'}:
                 record, live = self._watch(record)
+            if self.state == 'healthy':
+                record, live = self._healthy(record, live)
         return self.result(record, live)
+
+    def _healthy(self, record, live):
+        """state healthy: run the container's health check until it passes (``wait_timeout``), as often as its
+        interval allows (at most once a second while waiting); fail with the last check's output."""
+        if not (record['config'].get('healthcheck') or {}).get('test'):
+            raise ValidationError('state: healthy needs a healthcheck (container %s has none)' % self.name)
+        if self.check_mode:
+            return record, live
+        import time  # pylint: disable=import-outside-toplevel
+        from ._runtime import health  # pylint: disable=import-outside-toplevel
+        deadline = time.monotonic() + max(float(self.params.get('wait_timeout') or 0), 0)
+        interval = min(float(record['config']['healthcheck']['interval']), 1.0)
+        while True:
+            record, live = self.store.inspect(self.name)
+            if live['status'] != 'running':
+                raise RuncibleError('container %s is %s (exit %s), not running: not healthy%s'
+                                    % (self.name, live['status'], live.get('exit_code'), self._last_logs(record)))
+            state = health.check(self.engine, record, live)
+            if state['status'] == health.HEALTHY:
+                return self.store.inspect(self.name)
+            last = state['log'][-1]
+            if state['status'] == health.UNHEALTHY or time.monotonic() + interval > deadline:
+                done = health.act_on_failure(self.engine, record, live) if state['status'] == health.UNHEALTHY else None
+                raise RuncibleError('container %s is %s after %d failed checks%s; its last check exited with %s: %s'
+                                    % (self.name, state['status'], state['failing_streak'],
+                                       ' (%s)' % done if done else '', last['exit_code'], last['output'].strip()))
+            time.sleep(interval)
 
     def _watch(self, record):
         """``wait`` after a start: the new process must still run when it is over, else the task fails with its

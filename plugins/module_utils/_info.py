@@ -20,6 +20,7 @@ def argument_spec():
         name=dict(type='raw'),
         logs_tail=dict(type='int', default=0),
         logs_since=dict(type='str'),
+        check_health=dict(type='bool', default=False),
     )
     spec.update(common_argument_spec())
     return spec
@@ -59,6 +60,26 @@ class InfoTask(object):
         self.want_logs = tail != 0 or self.since_ns is not None
         self.tail = None if tail in (0, -1) else tail
         self.store = Store(params['root'], params['run_root'])
+        self.acted = []
+
+    def _check_health(self, name, record, live):
+        """Run the container's health check when one is due (its interval since the last), under its lock; an
+        unhealthy container gets its health_on_failure (a change)."""
+        from ._runtime import health  # pylint: disable=import-outside-toplevel
+        if not health.due(record):
+            return record, live
+        from ._runtime.engine import Engine  # pylint: disable=import-outside-toplevel
+        engine = Engine(self.params['root'], self.params['run_root'])
+        with self.store.lock(name):
+            record, live = self.store.inspect(name)
+            if record is None or live['status'] != 'running' or not health.due(record):
+                return record, live
+            state = health.check(engine, record, live)
+            if state['status'] == health.UNHEALTHY:
+                done = health.act_on_failure(engine, record, live)
+                if done:
+                    self.acted.append('%s %s' % (name, done))
+            return self.store.inspect(name)
 
     def run(self):
         names = self.names if self.names is not None else self.store.names()
@@ -68,6 +89,10 @@ class InfoTask(object):
             record, live = self.store.inspect(name)
             if record is None:
                 continue
+            if self.params.get('check_health') and not self.check_mode and live['status'] == 'running':
+                record, live = self._check_health(name, record, live)
+                if record is None:
+                    continue
             view = self.store.view(record, live)
             if self.want_logs:
                 from ._runtime.logs import container_logs  # pylint: disable=import-outside-toplevel
@@ -78,7 +103,9 @@ class InfoTask(object):
                 view['logs'] = [entry.message for entry in entries]
                 view['log_entries'] = [entry.as_dict() for entry in entries]
             containers.append(view)
-        result = {'changed': False, 'containers': containers}
+        result = {'changed': bool(self.acted), 'containers': containers}
+        if self.acted:
+            result['actions'] = self.acted
         if self.single:
             result['exists'] = bool(containers)
         if warnings:

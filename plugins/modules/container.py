@@ -53,6 +53,10 @@ options:
       - V(created) makes sure it exists; a new one is created with its process ready but not
         started; an existing one is neither started nor stopped.
       - V(paused) freezes it (started first if needed).
+      - V(healthy) is V(started), then runs its O(healthcheck) until it passes, for up to
+        O(wait_timeout) seconds (at most once a second while waiting); the task fails with the last
+        check's exit code and output when it does not pass, or when C(retries) checks of O(healthcheck)
+        in a row fail (then O(health_on_failure) acts). Running a check is not a change.
       - V(restarted) stops and starts it again (stop signal, O(stop_timeout), SIGKILL, then a new
         process) even when nothing changed; the standard handler after a configuration file changes.
         The container keeps its id and its root filesystem changes; only the process is new. Always
@@ -60,12 +64,17 @@ options:
       - V(absent) stops and removes it, with its root filesystem changes, logs and state.
     type: str
     default: started
-    choices: [created, started, stopped, paused, restarted, absent]
+    choices: [created, started, stopped, paused, restarted, healthy, absent]
   recreate:
     description:
       - Remove and create the container again even when nothing changed.
     type: bool
     default: false
+  wait_timeout:
+    description:
+      - With O(state=healthy), seconds to wait for the health check to pass.
+    type: float
+    default: 60
   keep_volumes:
     description:
       - With O(state=absent), V(false) also removes the volumes made for the image's declared
@@ -636,6 +645,29 @@ options:
       - With O(restart_policy=on-failure), restarts in a row after which the container stays stopped;
         V(0) (the default) for no limit. Refused with another policy.
     type: int
+  healthcheck:
+    description:
+      - A command that says whether the container works, run inside it through the same exec path as
+        M(runcible.oci.container_exec) - exit 0 is healthy. No daemon runs it on a schedule. It runs when a task asks - O(state=healthy)
+        waits for it to pass, and M(runcible.oci.container_info) with
+        O(runcible.oci.container_info#module:check_health=true) runs the checks that are due.
+        Results are kept in the container's record (RV(container.health)) until its process restarts.
+      - Failures within C(start_period) of the start keep it V(starting); C(retries) failures in a row
+        make it V(unhealthy).
+      - Keys - C(test), the command (a list of arguments, or a string run by C(/bin/sh -c); docker's
+        C([CMD, ...]) and C([CMD-SHELL, ...]) forms are understood); C(interval), seconds between checks
+        (also V(30s), V(1m30s), V(500ms); default 30); C(timeout), seconds a check may run before it is
+        killed and fails (default 30); C(retries), failures in a row that make it unhealthy (default 3);
+        C(start_period), seconds after a start whose failures do not count (default 0).
+      - A change is a record update (no recreate). V({}) or C(test=[NONE]) for none.
+    type: raw
+  health_on_failure:
+    description:
+      - What happens when a check makes the container unhealthy. V(none) (the default) only reports
+        it, V(kill) kills it with SIGKILL (its O(restart_policy) decides what follows), V(restart)
+        stops and starts it again (a new process, the same container).
+    type: str
+    choices: [none, kill, restart]
   labels:
     description:
       - Labels (key/value metadata) of the container.
@@ -794,6 +826,12 @@ container:
     restart_count:
       description: How many times its O(restart_policy) started it again.
       type: int
+    health:
+      description:
+        - Its health (V(null) without O(healthcheck)) since its process started - C(status) (V(starting),
+          V(healthy) or V(unhealthy)), C(failing_streak), and C(log), the last five checks with their
+          C(start), C(end), C(exit_code) and C(output).
+      type: dict
     exit_code:
       description: Exit code of the last process when stopped (null when unknown, e.g. killed with its conmon).
       type: int

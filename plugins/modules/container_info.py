@@ -23,10 +23,10 @@ extends_documentation_fragment:
 attributes:
   check_mode:
     support: full
-    details: Reads only; check mode returns the same.
+    details: Reads only (O(check_health) runs no check in check mode); check mode returns the same.
   diff_mode:
     support: N/A
-    details: Changes nothing.
+    details: Changes nothing but health results and O(check_health)'s C(health_on_failure).
   platform:
     platforms: posix
 options:
@@ -49,6 +49,16 @@ options:
         (V(2026-12-01T13:00:00Z), V(2026-12-01 13:00:00+02:00); UTC when no offset is given), seconds
         since the epoch (V(1764594000)), or a duration back from now (V(10m), V(1h30m), V(2d), V(45s)).
     type: str
+  check_health:
+    description:
+      - Run the health check of each running container with a
+        O(runcible.oci.container#module:healthcheck) whose interval has passed since its last check
+        (health is evaluated on demand - no daemon runs checks), and report the new
+        RV(containers[].health). An unhealthy container gets its
+        O(runcible.oci.container#module:health_on_failure), which is a change (RV(actions)).
+      - Not in check mode.
+    type: bool
+    default: false
   runtime:
     description:
       - Not used by this module (reading needs no runtime). Accepted so that the same
@@ -105,6 +115,11 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+actions:
+  description: What O(check_health) did to unhealthy containers (C(NAME killed (unhealthy)), C(NAME restarted (unhealthy))).
+  returned: when any
+  type: list
+  elements: str
 exists:
   description: Whether the container exists.
   returned: when O(name) is a single name (a string, or a list of one)
@@ -137,6 +152,9 @@ containers:
     exit_code:
       description: Exit code of the last process when stopped (null when unknown).
       type: int
+    health:
+      description: Its health check results (null without a health check), as M(runcible.oci.container) returns them.
+      type: dict
     restart_count:
       description: How many times its restart policy started it again (M(runcible.oci.container)'s
         O(runcible.oci.container#module:restart_policy)).

@@ -121,9 +121,9 @@ def test_default_hostname_is_a_valid_hostname(name, expected):
         assert hostname == expected
 
 
-def test_only_how_it_is_stopped_and_restarted_are_record_updates():
+def test_only_how_it_is_stopped_restarted_and_checked_are_record_updates():
     record_updates = [o.name for o in options.OPTIONS if o.update == 'record']
-    assert record_updates == ['stop_timeout', 'restart_policy', 'restart_retries']
+    assert record_updates == ['stop_timeout', 'restart_policy', 'restart_retries', 'healthcheck', 'health_on_failure']
 
 
 def test_argument_spec_validates_a_typical_task():

@@ -236,6 +236,60 @@ def group_add(value: list[Any], context: Context) -> list[str]:
     return result
 
 
+def _seconds(value: object, where: str) -> float:
+    """``30``, ``"30s"``, ``"1m30s"``, ``"500ms"``, ``"2h"`` -> seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip()
+        parts = re.findall(r'(\d+(?:\.\d+)?)(ms|s|m|h)', text)
+        if not parts or ''.join(number + unit for number, unit in parts) != text.replace(' ', ''):
+            raise ValidationError('%s: %r is not a duration such as 30, 30s, 1m30s or 500ms' % (where, value))
+        seconds = sum(float(number) * {'ms': 0.001, 's': 1, 'm': 60, 'h': 3600}[unit] for number, unit in parts)
+    if seconds < 0:
+        raise ValidationError('%s: %r must not be negative' % (where, value))
+    return seconds
+
+
+HEALTH_DEFAULTS = {'interval': 30.0, 'timeout': 30.0, 'retries': 3, 'start_period': 0.0}
+
+
+def healthcheck(value: object, context: Context) -> dict[str, Any]:
+    """``{test, interval, timeout, retries, start_period}`` -> normalised; test as argv (a string: run by
+    ``/bin/sh -c``; docker's ``[CMD, ...]``, ``[CMD-SHELL, ...]`` and ``[NONE]`` understood); {} for none."""
+    if value in ({}, None):
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError('healthcheck: give a dictionary with test (and interval, timeout, retries, start_period)')
+    unknown = sorted(set(value) - set(HEALTH_DEFAULTS) - {'test'})
+    if unknown:
+        raise ValidationError('healthcheck: unknown keys %s; known: test, %s' % (', '.join(unknown), ', '.join(HEALTH_DEFAULTS)))
+    test = value.get('test')
+    if isinstance(test, list) and test and test[0] == 'NONE':
+        return {}
+    if isinstance(test, list) and test and test[0] in ('CMD', 'CMD-SHELL'):
+        test = test[1:] if test[0] == 'CMD' else ' '.join(str(part) for part in test[1:])
+    if isinstance(test, str) and test.strip():
+        argv = ['/bin/sh', '-c', test]
+    elif isinstance(test, list) and test and all(isinstance(part, (str, int, float)) for part in test):
+        argv = [str(part) for part in test]
+    else:
+        raise ValidationError('healthcheck: test must be a command (a list of arguments, or a string for /bin/sh -c)')
+    result: dict[str, Any] = {'test': argv}
+    for key, default in HEALTH_DEFAULTS.items():
+        given = value.get(key)
+        if key == 'retries':
+            retries = default if given is None else given
+            if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+                raise ValidationError('healthcheck: retries must be a whole number of 1 or more')
+            result[key] = retries
+        else:
+            result[key] = default if given is None else _seconds(given, 'healthcheck ' + key)
+    if result['interval'] < 0.1 or result['timeout'] < 0.1:
+        raise ValidationError('healthcheck: interval and timeout must be at least 0.1 s')
+    return result
+
+
 # init: a minimal init as PID 1, from the host, bind-mounted read-only (static binaries: they run in any root).
 INIT_BINARIES = ('/usr/bin/catatonit', '/usr/libexec/podman/catatonit', '/usr/bin/tini-static', '/sbin/tini-static')
 INIT_PATH = '/run/runcible-init'

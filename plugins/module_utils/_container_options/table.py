@@ -121,6 +121,9 @@ OPTIONS = [
     Option('restart_policy', 'str', 'record', default='no', choices=('no', 'on-failure', 'always', 'unless-stopped'),
            update='record'),
     Option('restart_retries', 'int', 'record', default=0, normalise='process:restart_retries', update='record'),
+    # Run by tasks that ask for health (runtime health.py): a change is a record write.
+    Option('healthcheck', 'raw', 'record', default={}, normalise='process:healthcheck', update='record'),
+    Option('health_on_failure', 'str', 'record', default='none', choices=('none', 'kill', 'restart'), update='record'),
     Option('labels', 'dict', 'spec', default={}, normalise='process:labels', spec='process:map_labels'),
     Option('log_driver', 'str', 'runtime', default='k8s-file', choices=('k8s-file', 'journald', 'none')),
     Option('log_size_max', 'raw', 'runtime', default=0, normalise='process:log_size_max'),

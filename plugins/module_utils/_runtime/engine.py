@@ -384,7 +384,7 @@ class Engine(object):
             pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
         record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,
                       conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
-                      exit_code=None, finished_at=None, started_at=None, stopping=None)
+                      exit_code=None, finished_at=None, started_at=None, stopping=None, health=None)
         self.store.save(record)
         if restore:
             record.update(state='running', started_at=utc_iso())

@@ -41,6 +41,7 @@ FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     'restart_count': (int, 'how many times its restart policy restarted it'),
     'restart_streak': (int, 'restarts in a row without a process that ran long enough (the back-off)'),
     'lib': (str, 'the runtime library its conmon\'s exit command runs (payload.py; older ones are collected)'),
+    'health': (dict, 'the results of its health check since its process started (health.py)'),
 }
 
 
@@ -73,6 +74,7 @@ class Record(object):
     restart_count: int | None
     restart_streak: int | None
     lib: str | None
+    health: dict[str, Any] | None
 
     def __init__(self, **fields: Any) -> None:
         for field in FIELDS:

@@ -91,6 +91,13 @@ def utc_iso(epoch: float | None = None) -> str:
     return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
+def _health_of(record: Record) -> dict[str, Any] | None:
+    """What ``container.health`` says: None without a health check (health.current() without its import)."""
+    if not (record['config'].get('healthcheck') or {}).get('test'):
+        return None
+    return record.get('health') or {'status': 'starting', 'failing_streak': 0, 'log': []}
+
+
 def parse_iso(value: object) -> float | None:
     """utc_iso()'s text (or an epoch) -> epoch seconds; None when it is neither."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -177,6 +184,7 @@ class Store(object):
             'conmon_pid': live['conmon_pid'],
             'exit_code': live['exit_code'] if live['status'] == 'stopped' else None,
             'restart_count': record.get('restart_count') or 0,
+            'health': _health_of(record),
             'created_at': record.get('created_at'),
             'started_at': record.get('started_at'),
             'finished_at': utc_iso(finished) if isinstance(finished, (int, float)) else finished,
