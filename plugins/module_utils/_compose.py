@@ -38,7 +38,7 @@ HINTS = {
 
 
 class Compose(object):
-    __slots__ = ('project', 'containers', 'networks', 'volumes', 'warnings')
+    __slots__ = ('project', 'containers', 'networks', 'volumes', 'warnings', 'healthy_needed')
 
     def __init__(self, project):
         self.project = project
@@ -46,6 +46,7 @@ class Compose(object):
         self.networks = []
         self.volumes = []
         self.warnings = []
+        self.healthy_needed = {}  # container name -> service, of the services others wait for as service_healthy
 
 
 def from_compose(definition, project, project_dir=None):
@@ -76,6 +77,13 @@ def from_compose(definition, project, project_dir=None):
         entry = mapper.entry()
         used_default = used_default or mapper.on_default
         compose.containers.append(entry)
+    # A service others wait for as service_healthy is brought to state healthy (its check passes) before them.
+    for entry in compose.containers:
+        if entry['name'] in compose.healthy_needed:
+            if not entry.get('healthcheck'):
+                raise ValidationError('compose service %s: others depend on it with condition service_healthy, but it '
+                                      'has no healthcheck' % compose.healthy_needed[entry['name']])
+            entry.setdefault('state', 'healthy')
     if used_default and 'default' not in networks:
         compose.networks.append({'name': _default_network(project)})
     return compose
@@ -466,11 +474,10 @@ class _Service(object):
                 self._fail('depends_on', '%s is not a service of this compose file' % service)
             condition = settings.get('condition') or 'service_started'
             if condition == 'service_healthy':
-                self.compose.warnings.append('%s: condition service_healthy is waited for as service_started: health '
-                                             'checks are not run yet' % where)
+                self.compose.healthy_needed[self.names[service]] = service
             elif condition != 'service_started':
-                self._fail('depends_on', '%s: condition %s is not supported yet (only service_started, and '
-                                         'service_healthy as service_started)' % (service, condition))
+                self._fail('depends_on', '%s: condition %s is not supported yet (only service_started and '
+                                         'service_healthy)' % (service, condition))
             after.append(self.names[service])
         self.entry_['depends_on'] = after
 
@@ -487,9 +494,13 @@ class _Service(object):
         health = self.body.get('healthcheck')
         if health is not None:
             health = _mapping(health, self.where + ' healthcheck')
+            _check_keys(self.where + ' healthcheck', health,
+                        ('test', 'interval', 'timeout', 'retries', 'start_period', 'start_interval', 'disable'))
             disabled = health.get('disable') or health.get('test') in (['NONE'], 'NONE')
             if not disabled:
-                self.compose.warnings.append('%s: healthcheck is ignored: health checks are not run yet' % self.where)
+                self.entry_['healthcheck'] = dict((key, health[key]) for key in
+                                                  ('test', 'interval', 'timeout', 'retries', 'start_period')
+                                                  if health.get(key) is not None)
 
     def _security_opt(self):
         for item in self.body.get('security_opt') or []:

@@ -170,9 +170,9 @@ seealso:
   - ref: ansible_collections.runcible.oci.docsite.deployments
     description: The guide to deployments and Compose files (docs/deployments.md), with the Compose mapping.
 notes:
-  - Compose C(restart) policies other than V(no) are recorded in the label C(io.runcible.compose.restart) and
-    not enforced yet (a warning says so); C(healthcheck) is ignored with a warning, and
-    a dependency with C(condition=service_healthy) is waited for as C(service_started). Both arrive with other issues.
+  - Compose C(restart) becomes the container's O(runcible.oci.container#module:restart_policy), C(healthcheck)
+    its O(runcible.oci.container#module:healthcheck); a service others depend on with
+    C(condition=service_healthy) is brought to O(runcible.oci.container#module:state=healthy) before them.
 '''
 
 EXAMPLES = r'''

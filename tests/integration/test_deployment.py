@@ -222,6 +222,10 @@ services:
       - data:/data
     networks: [back]
     restart: "no"
+    healthcheck:
+      test: ["CMD-SHELL", "wget -q -O - http://127.0.0.1:8000/ | grep -q db-data"]
+      interval: 200ms
+      retries: 20
   web:
     image: %(image)s
     command: ["sh", "-c", "%(web)s"]
@@ -230,7 +234,7 @@ services:
     networks: [back]
     depends_on:
       db:
-        condition: service_started
+        condition: service_healthy
   client:
     image: %(image)s
     networks: [back]
@@ -251,6 +255,9 @@ volumes:
     assert result['volumes']['%s_data' % project]['actions'] == ['created']
     started = [_moment(result['containers'][name]['container']['started_at']) for name in names]
     assert started[0] < started[1] < started[2]
+    # web waited for db's health check to pass (service_healthy): db was healthy before web started.
+    db_health = result['containers'][names[0]]['container']['health']
+    assert db_health['status'] == 'healthy' and _moment(db_health['log'][-1]['end']) <= started[1]
     address = dict((name, result['containers'][name]['container']['ip_address']) for name in names)
     assert all(address.values()), address
     # The published port, on the host's loopback; the volume's data on the host.

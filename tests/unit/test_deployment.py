@@ -301,8 +301,7 @@ def test_compose_service_mapping(compose):
 def test_compose_warns_for_what_it_does_not_enforce(compose):
     text = ' '.join(compose.warnings)
     assert 'restart' not in text  # restart policies are enforced: no warning
-    assert 'compose service db: healthcheck is ignored' in text
-    assert 'compose service web depends_on db: condition service_healthy is waited for as service_started' in text
+    assert 'healthcheck' not in text and 'service_healthy' not in text  # health checks run: no warning
 
 
 def test_compose_entries_pass_the_container_argument_spec(tmp_path):
@@ -383,3 +382,16 @@ def test_compose_services_are_known_by_their_service_name_and_aliases():
     entries = dict((entry['name'], entry) for entry in compose.containers)
     assert entries['p-db']['aliases'] == ['db', 'database'] and entries['p-web']['aliases'] == ['web']
     assert 'aliases' not in entries['p-solo']
+
+
+def test_compose_service_healthy_waits_for_the_healthcheck_of_the_service():
+    definition = {'services': {
+        'db': {'image': 'a', 'healthcheck': {'test': ['CMD', 'pg_isready'], 'interval': '2s', 'retries': 5}},
+        'web': {'image': 'a', 'depends_on': {'db': {'condition': 'service_healthy'}}}}}
+    entries = dict((entry['name'], entry) for entry in from_compose(definition, 'p', '/srv/p').containers)
+    assert entries['p-db']['state'] == 'healthy' and entries['p-db']['healthcheck'] == {
+        'test': ['CMD', 'pg_isready'], 'interval': '2s', 'retries': 5}
+    assert 'state' not in entries['p-web'] and entries['p-web']['depends_on'] == ['p-db']
+    del definition['services']['db']['healthcheck']
+    with pytest.raises(ValidationError, match='compose service db: others depend on it with condition service_healthy'):
+        from_compose(definition, 'p', '/srv/p')
