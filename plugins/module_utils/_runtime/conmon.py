@@ -13,6 +13,7 @@ stdout stays open in a daemon never returns.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -160,20 +161,32 @@ def launch(spec: ConmonLaunch, timeout: float = DEFAULT_TIMEOUT,
     if spec.extra_fds:
         env['_OCI_EXTRA_FDS'] = str(len(spec.extra_fds))
 
+    count = len(child_fds)
+
     def place_fds() -> None:
-        # Runs in the child between fork and exec, before close_fds: put the pipes at 3, 4, ... which
-        # pass_fds keeps; every other fd is closed, so conmon gets exactly these.
-        temp = [os.dup(fd) for fd in child_fds]
+        # Runs in the child between fork and exec: the pipes and sockets at 3, 4, ... (inheritable), every other
+        # inheritable fd closed (the rest are close-on-exec), so conmon gets exactly these. Each is first copied
+        # above the targets (F_DUPFD), so a source that already sits at a target number is never overwritten or
+        # closed; and no fd number that may be free in the parent is named before it exists here (pass_fds
+        # would: with threads closing fds, 3.. need not be open at the fork).
+        temp = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + count) for fd in child_fds]
         for index, fd in enumerate(temp):
-            os.dup2(fd, 3 + index)
+            os.dup2(fd, 3 + index)  # inheritable
             os.close(fd)
+        for name in os.listdir('/proc/self/fd'):
+            fd = int(name)
+            if fd >= 3 + count:
+                try:
+                    if os.get_inheritable(fd):
+                        os.close(fd)
+                except OSError:
+                    pass  # the listing's own fd, closed by now
         os.setsid()
 
     argv = spec.argv()
     try:
         proc = subprocess.Popen(argv, stdin=devnull, stdout=devnull, stderr=devnull, env=env,
-                                cwd=spec.bundle, preexec_fn=place_fds, close_fds=True,
-                                pass_fds=tuple(range(3, 3 + len(child_fds))))
+                                cwd=spec.bundle, preexec_fn=place_fds, close_fds=False)
     except OSError as exc:
         for fd in (sync_r, sync_w, start_r, start_w, devnull):
             os.close(fd)
