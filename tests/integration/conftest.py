@@ -204,6 +204,16 @@ class Env(object):
         containers = os.path.join(self.root, 'containers')
         if os.path.isdir(containers) and os.listdir(containers):
             found.append('container dirs: %s' % os.listdir(containers))
+        # conmon's attach-socket links, exit files and run dirs; a container's lock file (the store's own
+        # locks, such as .volumes.lock, start with a dot and stay)
+        for where in ('socket', 'exits', 'containers'):
+            path = os.path.join(self.run_root, where)
+            if os.path.isdir(path) and os.listdir(path):
+                found.append('%s in run_root: %s' % (where, sorted(os.listdir(path))))
+        locks = os.path.join(self.root, 'locks')
+        named = sorted(entry for entry in os.listdir(locks) if not entry.startswith('.')) if os.path.isdir(locks) else []
+        if named:
+            found.append('lock files: %s' % named)
         return found + self.links_left(self.ids)
 
     @staticmethod

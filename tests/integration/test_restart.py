@@ -45,7 +45,7 @@ def test_always_four_ways_a_killed_process_is_back_within_a_second_through_the_p
     first = env.inspect(NAME)
     assert results[1]['container']['config']['restart_policy'] == 'always'
     # The exit command runs the library installed from the module's payload (ansible-playbook: AnsiballZ).
-    lib = sorted(os.listdir(os.path.join(env.root, 'lib')))
+    lib = sorted(os.listdir(os.path.join(env.root, 'lib')), key=lambda entry: entry == 'current')  # the version, then 'current'
     assert len(lib) == 2 and lib[1] == 'current' and os.path.exists(os.path.join(env.root, 'lib', lib[0], payload.LAUNCHER))
     killed = time.monotonic()
     os.kill(first['pid'], signal.SIGKILL)

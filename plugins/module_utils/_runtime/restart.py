@@ -91,6 +91,11 @@ def _locked_record(root: str, name: str, container_id: str) -> Any:
         os.close(fd)
         return None, None
     if record is None or record.get('id') != container_id:
+        if record is None:  # removed while we waited: the lock file is ours to drop (store.forget's rule)
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
         os.close(fd)
         return None, None
     return fd, record

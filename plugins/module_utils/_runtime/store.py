@@ -146,6 +146,11 @@ class Store(object):
         try:
             yield
         finally:
+            # No container of that name after the change (refused, failed, removed, never there): its lock file
+            # goes, still held, so nothing is left of a name (a waiter sees the file gone and locks a new one).
+            if not os.path.exists(self.paths(name).record):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             os.close(fd)
 
     # -- reading a container: all an unchanged task needs (the engine is for changes) ---------------
