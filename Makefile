@@ -118,6 +118,8 @@ molecule: setup
 			|| { rc=$$?; echo "make: FAILED: molecule test -s $$scenario in roles/$$role" >&2; break; }; \
 		echo "--> roles/$$role: scenario $$scenario passed in $$(( $$(date +%s) - started )) s"; \
 	done; \
+	if [ $$rc -eq 0 ]; then echo "--> tests/molecule: docs/molecule.md run as written (roles made by ansible-galaxy init)"; \
+		( cd "$(REPO)" && "$(PY)" -m pytest -q -s -p no:cacheprovider tests/molecule ) || rc=$$?; fi; \
 	"$(PY)" -c '$(MOLECULE_CLEAN)' "$$store" || rc=1; \
 	rm -rf --one-file-system "$$store"; exit $$rc
 
