@@ -1,8 +1,13 @@
 # Developer and CI entry points for the runcible.oci collection (run as root).
 #
 #   make setup        host packages, CRIU, build/venv, test rootfs (cached)
-#   make test         setup, then unit, typecheck, integration, molecule, sanity, docs-check, vm-test (quick subset)
+#   make test         setup, then unit, typecheck, integration, molecule, sanity, docs-check, the gates below
+#                     (lint, changelog-lint, docs, ee-check, test-matrix-quick), vm-test (quick subset)
 #   make unit | integration | molecule | sanity | docs-check | typecheck | demo | bench
+#   make lint | changelog-lint | docs | ee-check   the community's gates (docs/release.md)
+#   make test-matrix  sanity + an integration subset under every claimed ansible-core (MATRIX="2.18 2.20": some)
+#   make test-matrix-quick   the integration subset under ansible-core 2.17 (2.18 without its Python; in make test)
+#   make release      changelog, tarball, its checks and galaxy-importer, in build/release (docs/release.md)
 #   make vm           build the Debian 12 VM image (cached) and boot VMS (default vm-a) for tests/vm/inventory.yml
 #   make vm-stop      shut down the VMs `make vm` booted
 #   make vm-test      the VM suite (tests/vm): boots its own VMs; VM_TESTS=quick for the subset make test runs
@@ -53,6 +58,7 @@ define run_pytest
 endef
 
 .PHONY: help setup collections test unit typecheck integration molecule sanity docs-check demo bench clean vm vm-stop vm-test
+.PHONY: tools lint changelog-lint docs ee-check test-matrix test-matrix-quick release
 
 help:
 	@sed -n '1,/^$$/{s/^# \{0,1\}//;p}' $(firstword $(MAKEFILE_LIST))
@@ -79,8 +85,13 @@ test: setup
 	@$(MAKE) --no-print-directory molecule
 	@$(MAKE) --no-print-directory sanity
 	@$(MAKE) --no-print-directory docs-check
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory changelog-lint
+	@$(MAKE) --no-print-directory docs
+	@$(MAKE) --no-print-directory ee-check
+	@$(MAKE) --no-print-directory test-matrix-quick
 	@$(MAKE) --no-print-directory vm-test VM_TESTS=quick
-	@echo "make: all tests passed (unit, typecheck, integration, molecule, sanity, docs-check, vm-test quick)"
+	@echo "make: all tests passed (unit, typecheck, integration, molecule, sanity, docs-check, lint, changelog-lint, docs, ee-check, test-matrix-quick, vm-test quick)"
 
 unit: setup
 	@echo "==> unit tests"
@@ -133,6 +144,46 @@ sanity: setup
 docs-check: setup
 	@echo "==> ansible-doc rendering"
 	@bash "$(REPO)/scripts/docs-check.sh" "$(VENV)/bin/ansible-doc"
+
+# The community's gates (issue 20, docs/release.md). Their tools live in build/venv-tools, pinned in
+# tests/requirements-tools.txt and made by scripts/tool-venv.sh (cached: rebuilt when the pins change).
+TOOLS_VENV := $(BUILD)/venv-tools
+MATRIX ?=
+
+tools: setup
+	@bash "$(REPO)/scripts/tool-venv.sh" "$(TOOLS_VENV)" "$(REPO)/tests/requirements-tools.txt" default
+
+# ansible-lint, profile production (.ansible-lint), with a HOME of its own: it installs the collection
+# into ~/.ansible for its checks, which must not be root's.
+lint: tools
+	@echo "==> ansible-lint (profile production: roles with their Molecule scenarios, playbooks)"
+	@mkdir -p "$(BUILD)/lint-home"
+	@cd "$(REPO)" && HOME="$(BUILD)/lint-home" PATH="$(TOOLS_VENV)/bin:$$PATH" "$(TOOLS_VENV)/bin/ansible-lint" --nocolor roles playbooks
+
+changelog-lint: setup
+	@echo "==> antsibull-changelog lint"
+	@cd "$(REPO)" && "$(VENV)/bin/antsibull-changelog" lint
+
+docs: tools
+	@echo "==> docs site (antsibull-docs): build/docs/html"
+	@PATH="$(TOOLS_VENV)/bin:$$PATH" bash "$(REPO)/scripts/docs-site.sh"
+
+ee-check: tools
+	@echo "==> execution environment (ansible-builder create, requirements resolved)"
+	@PATH="$(TOOLS_VENV)/bin:$$PATH" bash "$(REPO)/scripts/ee-check.sh"
+
+test-matrix: setup
+	@echo "==> ansible-core version matrix (sanity + integration subset)"
+	@bash "$(REPO)/scripts/matrix.sh" $(MATRIX)
+
+# 2.17, the oldest claimed; 2.18 where no Python for 2.17 is installed (Debian 13 without pyenv)
+test-matrix-quick: setup
+	@echo "==> ansible-core 2.17 (or 2.18): the integration subset"
+	@bash "$(REPO)/scripts/matrix.sh" --quick 2.17 2.18
+
+release: tools
+	@echo "==> release (build/release)"
+	@PATH="$(TOOLS_VENV)/bin:$$PATH" bash "$(REPO)/scripts/release.sh"
 
 # Debian 12 VMs with systemd and cgroup v2 under qemu (software emulation), reached over SSH; see
 # docs/vm-tests.md. VM_TESTS: a pytest marker expression (quick: the subset `make test` runs).

@@ -130,6 +130,7 @@ EXAMPLES = r'''
       ansible.builtin.command: id
       become: true
       become_user: app
+      changed_when: false
 
 - name: A container with another name than the host, under another store
   hosts: app1
@@ -141,6 +142,7 @@ EXAMPLES = r'''
   tasks:
     - name: Read its OS release
       ansible.builtin.command: cat /etc/os-release
+      changed_when: false
 '''
 
 import os
