@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 name: oci
 short_description: Run tasks inside OCI containers managed by runcible.oci, through the runtime's exec
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs Ansible's commands inside a running container that M(runcible.oci.container) created, with
     the OCI runtime's C(exec) (C(runc exec) or C(crun exec)) driven directly on the controller; no

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 name: containers
 short_description: The containers of runcible.oci on this host, as inventory hosts
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - One inventory host per container that M(runcible.oci.container) manages under O(root), named
     after the container, connected to with the P(runcible.oci.oci#connection) connection plugin.

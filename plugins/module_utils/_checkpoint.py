@@ -9,7 +9,7 @@ import contextlib
 import os
 import shutil
 
-from . import _container_options as options
+from ._container_options import api as options
 from ._runtime.checkpoint import COMPRESSIONS, Checkpoints, check_dump_capabilities
 from ._runtime.engine import Engine
 from ._runtime.errors import ValidationError

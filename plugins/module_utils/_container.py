@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import os
 
-from . import _container_options as options
-from ._container_options import PULL_POLICIES
+from ._container_options import api as options
+from ._container_options.api import PULL_POLICIES
 from ._runtime.store import Store
 from ._runtime.record import Record
 from ._runtime.errors import RuncibleError, ValidationError

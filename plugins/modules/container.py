@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: container
 short_description: Create, start, stop and remove OCI containers with conmon and runc, no daemon
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Manages one OCI container on the managed host by driving C(conmon) and an OCI runtime
     (C(runc) or C(crun)) directly, the way podman's libpod does, with no container daemon.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: container_checkpoint
 short_description: Checkpoint and restore running containers with CRIU, export and import them
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Freezes a running container to disk with CRIU (C(runc checkpoint)) and brings it back with its
     memory intact, on the same host or, from an exported archive, on another one.

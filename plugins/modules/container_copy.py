@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: container_copy
 short_description: Copy a file into an OCI container or out of it, with no daemon
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Writes a file of the managed node (O(src)) or a string (O(content)) to a path inside a container
     managed by M(runcible.oci.container), with an owner, a group and a mode; or, with

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: container_exec
 short_description: Run a command inside a running OCI container, with no daemon
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Runs a command in a running container managed by M(runcible.oci.container), through the OCI
     runtime's C(exec) (C(runc exec) or C(crun exec)), like M(ansible.builtin.command) runs one on

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: container_info
 short_description: Read the state and logs of OCI containers, with no daemon
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Returns the containers managed by M(runcible.oci.container) under O(root), each as the same
     dictionary M(runcible.oci.container) returns, and optionally the last lines of their logs.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: deployment
 short_description: Many OCI containers in one task, in dependency order and in parallel, or from a Compose file
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Brings a named set of containers, with the networks and volumes they need, to its state in one task,
     with no container daemon. One task for a whole host avoids Ansible's cost per task, which is most of

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: image
 short_description: Pull, import and remove OCI images in the local image store, with no daemon
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Keeps an OCI image in the local image store under O(root) (C(root/images)), from an OCI image
     layout directory, an OCI archive, or a registry (through C(skopeo)), for

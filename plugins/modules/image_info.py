@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: image_info
 short_description: List the OCI images of the local image store
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Returns the images M(runcible.oci.image) and M(runcible.oci.container) keep under O(root)
     (C(root/images)), each as the dictionary M(runcible.oci.image) returns, with the containers

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: network
 short_description: Bridge networks for runcible.oci containers, with outbound NAT and published ports
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Manages one named bridge network on the managed host for M(runcible.oci.container), that is a Linux
     bridge with the network's gateway address and nftables rules for outbound NAT (masquerade)

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: volume
 short_description: Named volumes for runcible.oci containers, whose data outlives the containers
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Creates or removes one named volume under O(root), a directory of the store that containers mount and that
     stays when they are removed, as the C(local) driver of Docker and Podman does.

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r'''
 module: volume_info
 short_description: Read the named volumes of runcible.oci containers
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Returns the volumes managed by M(runcible.oci.volume) under O(root), one or all, optionally only those with
     some labels, each as the dictionary M(runcible.oci.volume) returns.

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 

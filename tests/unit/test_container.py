@@ -14,7 +14,7 @@ import os
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _container
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import engine, oci_cli
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.store import Record, Store

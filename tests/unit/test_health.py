@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import process
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import health
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from oci_build import LayoutBuilder, dir_member, file_member  # noqa: E402
 
 from ansible_collections.runcible.oci.plugins.module_utils import _image  # noqa: E402
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options  # noqa: E402
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import images as image_options  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import image_refs, image_sources, image_store  # noqa: E402
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError  # noqa: E402

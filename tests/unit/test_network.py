@@ -13,7 +13,7 @@ import socket
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils import _network
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import network as network_options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges

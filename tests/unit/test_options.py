@@ -14,7 +14,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.common.parameters import DEFAULT_TYPE_VALIDATORS
 
 from ansible_collections.runcible.oci.plugins.module_utils import _container
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import base
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError

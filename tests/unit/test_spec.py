@@ -10,7 +10,7 @@ import resource
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import process
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import spec as oci_spec
 

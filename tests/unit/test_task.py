@@ -25,7 +25,7 @@ from ansible.module_utils import basic
 from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.runcible.oci.plugins.module_utils import _checkpoint, _exec, _task
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import MissingLibraryError
 

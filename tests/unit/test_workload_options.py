@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from ansible_collections.runcible.oci.plugins.module_utils import _container_options as options
+from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import process, resources, storage
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import parsers
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError

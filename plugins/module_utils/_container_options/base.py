@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 
     from .images import ContainerImages
 
+
+PULL_POLICIES = ('missing', 'always', 'never')  # the image stage's ``pull`` (a task option, not a container's)
+
+
 COMPARISONS = ('strict', 'ignore', 'allow_more_present')
 UPDATES = ('recreate', 'live', 'record')
 # Who applies an option's value: the OCI spec, the network attachment before conmon starts the container,

@@ -20,7 +20,7 @@ import os
 from typing import TYPE_CHECKING
 
 from .._runtime.errors import RuncibleError, ValidationError
-from . import PULL_POLICIES
+from .base import PULL_POLICIES
 from .table import OPTIONS_BY_NAME
 from .._runtime.parsers import is_number, resolve_user
 

@@ -172,6 +172,8 @@ class ExecLoop(object):
     # -- set-up ----------------------------------------------------------------------------------
     def _start(self) -> None:
         try:
+            # stdlib-only runtime library (docs/architecture.md): a process of our own, not run_command
+            # pylint: disable-next=ansible-bad-function
             self.runtime = subprocess.Popen(self.argv, stdin=subprocess.PIPE if self.want_stdin else subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                                             umask=getattr(self.files, 'umask', -1))

@@ -178,7 +178,7 @@ def select_entries(entries: list[LogEntry], tail: int | None = None, since_ns: i
     if since_ns is not None:
         entries = [entry for entry in entries if entry.time_ns >= since_ns]
     if tail is not None and tail >= 0:
-        entries = entries[-tail:] if tail else []
+        entries = entries[len(entries) - tail:] if tail else []
     return entries
 
 
