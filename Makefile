@@ -185,16 +185,18 @@ release: tools
 	@echo "==> release (build/release)"
 	@PATH="$(TOOLS_VENV)/bin:$$PATH" bash "$(REPO)/scripts/release.sh"
 
-# Debian 12 VMs with systemd and cgroup v2 under qemu (software emulation), reached over SSH; see
+# Debian VMs with systemd and cgroup v2 under qemu (software emulation), reached over SSH; see
 # docs/vm-tests.md. VM_TESTS: a pytest marker expression (quick: the subset `make test` runs).
+# VM_SUITE=trixie: Debian 13 VMs instead of Debian 12 (bookworm), from an image of their own.
 VMS ?= vm-a
 VM_TESTS ?=
 
 vm: setup
 	@"$(PY)" "$(REPO)/scripts/vm/vm.py" boot $(VMS)
 
+# make vm-stop: every VM of build/vm/run; make vm-stop VMS="vm-b": those only
 vm-stop:
-	@if [ -d "$(BUILD)/vm/run" ]; then python3 "$(REPO)/scripts/vm/vm.py" stop; fi
+	@if [ -d "$(BUILD)/vm/run" ]; then python3 "$(REPO)/scripts/vm/vm.py" stop $(if $(filter command line,$(origin VMS)),$(VMS)); fi
 
 vm-test: setup
 	@echo "==> VM tests$(if $(VM_TESTS), ($(VM_TESTS)))"
