@@ -1,0 +1,1 @@
+"""Molecule driver for the runcible.oci collection (see driver.py)."""
