@@ -68,7 +68,7 @@ def _confinement(params: dict[str, Any], trusted: bool) -> None:
 def _check_types(params: dict[str, Any], what: str) -> dict[str, Any]:
     """Types and choices of ``params`` exactly as Ansible checks a task's own options."""
     from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # pylint: disable=import-outside-toplevel
-    from . import argument_spec  # pylint: disable=import-outside-toplevel
+    from .api import argument_spec  # pylint: disable=import-outside-toplevel
     result = ArgumentSpecValidator(argument_spec()).validate(params)
     if result.error_messages:
         raise ValidationError('%s: %s; refusing it' % (what, '; '.join(result.error_messages)))
@@ -133,7 +133,7 @@ def imported_config(name: str, raw: object, overrides: dict[str, Any], runtime: 
     params['runtime'] = runtime
     params = _check_types(params, what)
     _confinement(params, trusted)  # on the typed values ("yes" is True by now)
-    from . import complete, normalise  # pylint: disable=import-outside-toplevel
+    from .api import complete, normalise  # pylint: disable=import-outside-toplevel
     images = ContainerImages(store_root, 'never')
     context = Context(name, store_root, images=images)
     given = normalise(params, context)
