@@ -74,6 +74,7 @@ class Task(object):
         if params['pull'] not in PULL_POLICIES:
             raise ValidationError('pull: %r is not one of %s' % (params['pull'], ', '.join(PULL_POLICIES)))
         self.images = None  # the image stage, only for a container that has or gets an image
+        self.unit = None  # a unit-managed container's unit (_container_unit.UnitControl)
         self.removed_volumes = []
         self.warnings = []
         self.actions = []
@@ -98,6 +99,9 @@ class Task(object):
                                           tls_verify=self.params['tls_verify'] is not False,
                                           auth_file=self.params['auth_file'])
         validated = self._validated(record)
+        if validated[1].get('systemd_unit') or record is not None and record['config'].get('systemd_unit'):
+            from ._container_unit import unit_for  # pylint: disable=import-outside-toplevel
+            self.unit = unit_for(self, record, validated[1])
         if record is None and self.state == 'absent':
             if self.params.get('keep_volumes') is False:
                 self._remove_image_volumes(None)  # of a container removed before with its volumes kept
@@ -214,6 +218,9 @@ class Task(object):
         self.actions.append('removed')
         self.before = {'status': live['status']}
         self.after = {'status': 'absent'}
+        if self.unit is not None and record['config'].get('systemd_unit'):
+            self.actions.append('unit removed')
+            self.unit.remove(record)  # stops it (its ExecStop), disables it, removes its files
         if not self.check_mode:
             self.engine.remove(record)
         if self.params.get('keep_volumes') is False:
@@ -259,14 +266,36 @@ class Task(object):
             self.actions.append('paused')
         self.before = {'status': 'absent'}
         self.after = dict(config, status=WANTED_STATUS[self.state])
+        if config.get('systemd_unit'):
+            self.actions.insert(1, 'unit written')
         if self.check_mode:
             return Record(id=None, name=self.name, config=config), _planned_live(WANTED_STATUS[self.state])
         container_id = self.engine.new_id()
         config = options.reserve(config, self.store.root, container_id, self.store.configs)
+        if config.get('systemd_unit'):
+            return self._create_unit_managed(config, container_id, start)
         record = self.engine.create(self.name, config, options.build_spec(config, container_id), container_id,
                                     start=start, launch=self.state != 'stopped')
         if self.state == 'paused':
             self.engine.pause(record)
+        return self.store.inspect(self.name)
+
+    def _create_unit_managed(self, config, container_id, start):
+        """A new unit-managed container: recorded with its bundle (not launched), its unit written, enabled and
+        started when it should run. A failure removes both: no unit is left behind."""
+        record = self.engine.create(self.name, config, options.build_spec(config, container_id), container_id,
+                                    start=False, launch=False)
+        try:
+            self.unit.write(record)
+            self.unit.set_enabled(record, start)
+            if start:
+                self.unit.start(record)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.unit.remove(record)
+            with contextlib.suppress(Exception):
+                self.engine.remove(self.store.load(self.name) or record, stop_timeout=0)
+            raise
         return self.store.inspect(self.name)
 
     def _converge(self, record, live, given, modes):
@@ -295,6 +324,8 @@ class Task(object):
                                              options.update_resources(config))
             else:
                 self.engine.update_record(record, config)
+        if self.unit is not None and self.unit.write(record):
+            self.actions.append('unit written')
         return self._reach_status(record, live)
 
     @staticmethod
@@ -320,19 +351,55 @@ class Task(object):
         if wanted == 'paused':
             self.actions.append('paused')
         self.after['status'] = wanted
+        if config.get('systemd_unit') or record['config'].get('systemd_unit'):
+            self.actions.append('unit written' if config.get('systemd_unit') else 'unit removed')
         if self.check_mode:
             return record.replace(config=config), _planned_live(wanted)
         container_id = self.engine.new_id()
         config = options.reserve(config, self.store.root, container_id, self.store.configs)
         spec = options.build_spec(config, container_id)  # before the old one goes: a spec that fails keeps it
+        if self.unit is not None and record['config'].get('systemd_unit'):
+            if config.get('systemd_unit'):
+                self.unit.stop(record)
+            else:
+                self.unit.remove(record)
+            record = self.store.load(self.name) or record
         self.engine.remove(record)
+        if config.get('systemd_unit'):
+            return self._create_unit_managed(config, container_id, wanted in ('running', 'paused'))
         new = self.engine.create(self.name, config, spec, container_id,
                                  start=wanted in ('running', 'paused'), launch=wanted != 'stopped')
         if wanted == 'paused':
             self.engine.pause(new)
         return self.store.inspect(self.name)
 
+    def _reach_unit_status(self, record, live):
+        """A unit-managed container: its unit starts and stops it (the socket unit, when it has one, starts it at the
+        first connection); the unit is enabled while the container should run."""
+        status = live['status']
+        run = WANTED_STATUS[self.state] == 'running'
+        socket = bool(record['config'].get('systemd_socket'))
+        steps = []
+        if run:
+            if status == 'running' and self.restart:
+                steps = ['restarted']
+            elif not self.unit.active(record) or not socket and status != 'running':
+                steps = ['started']
+        elif status != 'stopped' or self.unit.active(record):
+            steps = ['stopped']
+        if self.unit.enabled(record) != run:
+            self.actions.append('unit enabled' if run else 'unit disabled')
+            self.unit.set_enabled(record, run)
+        self.actions.extend(steps)
+        self.after['status'] = _final_status(status, steps) if not socket or not steps or not run else status
+        if self.check_mode or not steps:
+            return record, dict(live, status=self.after['status']) if steps else live
+        getattr(self.unit, {'started': 'start', 'restarted': 'restart', 'stopped': 'stop'}[steps[0]])(record)
+        return self.store.inspect(self.name)
+
     def _reach_status(self, record, live):
+        if self.unit is not None and record['config'].get('systemd_unit'):
+            return self._reach_unit_status(record, live)
         status = live['status']
         wanted = WANTED_STATUS[self.state]
         steps = []

@@ -645,6 +645,47 @@ options:
       - With O(restart_policy=on-failure), restarts in a row after which the container stays stopped;
         V(0) (the default) for no limit. Refused with another policy.
     type: int
+  systemd_unit:
+    description:
+      - Run the container by a systemd unit of its own instead of by tasks (the quadlet idea). The
+        collection writes C(/etc/systemd/system/runcible-NAME.service) (NAME escaped as systemd escapes
+        unit names; a unit of that name that is not this store's is refused), whose C(ExecStart) and
+        C(ExecStop) run the collection's runtime library installed under O(root) (C(lib/current)) with
+        the module's Python, enables it while the container should run and starts, stops and restarts
+        the container with C(systemctl). After a reboot the enabled unit starts it.
+      - O(restart_policy) becomes the unit's C(Restart=) (V(unless-stopped) is C(always)); no exit
+        command of conmon is used. O(restart_retries) is refused (systemd counts no retries).
+      - O(state) may be V(started), V(stopped), V(restarted), V(healthy) or V(absent).
+        V(stopped) stops and disables the unit. V(absent) stops it, disables it and removes its files.
+        A change that recreates the container rewrites the unit and restarts it; a change of
+        O(restart_policy) or O(stop_timeout) rewrites the unit only.
+      - Needs systemd as PID 1 and python-systemd (Debian package python3-systemd) for the unit's
+        Python; without them the task fails before it changes anything. Secret values are kept on the
+        tmpfs only, so a unit cannot start a container with O(secrets) after a reboot.
+      - A change recreates the container. Check mode writes nothing.
+    type: bool
+  sdnotify:
+    description:
+      - With O(systemd_unit=true), when the unit counts as started (it is C(Type=notify)).
+      - V(conmon) (the default) - once conmon has started the container.
+      - V(container) - once the container itself sends C(READY=1). The container gets
+        C(NOTIFY_SOCKET=/run/notify/notify.sock), a socket bind-mounted from its run directory and
+        owned by its user; the unit's start command relays C(READY=1) (and C(STATUS=) lines until then)
+        to systemd with python-systemd's C(daemon.notify). A container that exits first fails the start.
+      - V(ignore) - nothing is notified; the unit is C(Type=forking) with conmon's pid file, started
+        when its start command returns.
+      - Refused without O(systemd_unit). A change recreates the container.
+    type: str
+    choices: [conmon, container, ignore]
+  systemd_socket:
+    description:
+      - With O(systemd_unit=true), socket activation - a C(runcible-NAME.socket) unit listens on these
+        TCP ports (C(PORT), C(ADDRESS:PORT) or C([IPV6]:PORT), as C(ListenStream=)) and starts the
+        container's unit on the first connection. The socket unit is what is enabled and started; the
+        container starts with the first connection.
+      - Refused without O(systemd_unit). A change recreates the container.
+    type: list
+    elements: str
   healthcheck:
     description:
       - A command that says whether the container works, run inside it through the same exec path as
@@ -784,6 +825,25 @@ EXAMPLES = r'''
     command: /usr/sbin/dbd --foreground
     network: backend
     ip_address: 10.89.5.10
+
+- name: Run a service by a systemd unit of its own, active once the service says READY=1 (systemd hosts)
+  runcible.oci.container:
+    name: api
+    rootfs: /srv/rootfs/busybox
+    command: /usr/local/bin/api --notify
+    systemd_unit: true
+    sdnotify: container
+    restart_policy: always
+  when: ansible_facts['service_mgr'] | default('') == 'systemd'
+
+- name: Start it on the first connection to 127.0.0.1:8081 (socket activation; systemd hosts)
+  runcible.oci.container:
+    name: api-on-demand
+    rootfs: /srv/rootfs/busybox
+    command: /usr/local/bin/api --listen-fds
+    systemd_unit: true
+    systemd_socket: ['127.0.0.1:8081']
+  when: ansible_facts['service_mgr'] | default('') == 'systemd'
 '''
 
 RETURN = r'''

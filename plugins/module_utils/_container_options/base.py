@@ -77,6 +77,9 @@ def load_module(name: str) -> ModuleType:
     if name == 'security':
         from . import security
         return security
+    if name == 'units':
+        from . import units
+        return units
     raise ValueError('no option binding module %r' % name)
 
 

@@ -84,6 +84,15 @@ def restart(values: dict[str, Any], context: Context, complete: bool) -> None:
                               'give restart_policy: on-failure, or leave restart_retries out')
 
 
+def unit(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """The settings of a unit-managed container (``units.check``); loaded only when one is given or recorded."""
+    names = ('systemd_unit', 'sdnotify', 'systemd_socket', 'restart_retries')
+    if not any(name in values for name in names) and not context.record_config.get('systemd_unit'):
+        return
+    from . import units  # pylint: disable=import-outside-toplevel
+    units.check(values, context, complete)
+
+
 def mount_targets(values: dict[str, Any], context: Context, complete: bool) -> None:
     """One mount per target across ``mounts``, ``tmpfs`` and file ``secrets``."""
     if not complete and not any(name in values for name in ('mounts', 'tmpfs', 'secrets')):
@@ -138,4 +147,5 @@ def confinement(values: dict[str, Any], context: Context, complete: bool) -> Non
 CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile', 'label')
 # In this order: the image and the root filesystem first (the user is resolved in them).
 GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, cpu, placement, network,
-                                                                       sysctls, restart, mount_targets, confinement)
+                                                                       sysctls, restart, unit, mount_targets,
+                                                                       confinement)

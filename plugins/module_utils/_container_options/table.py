@@ -86,6 +86,12 @@ OPTIONS = [
     Option('tmpfs', 'dict', 'spec', default={}, normalise='storage:tmpfs', spec='storage:map_tmpfs'),
     Option('shm_size', 'raw', 'spec', default=64 * 1024 * 1024, normalise='storage:shm_size', spec='storage:map_shm_size'),
     Option('secrets', 'dict', 'spec', default={}, normalise='storage:secrets', spec='storage:map_secrets', no_log=True),
+    # Run by a systemd unit of its own (runtime units.py; task layer _container_unit.py): a change recreates.
+    # sdnotify container mounts the notify socket's directory: after every other mount but the init.
+    Option('systemd_unit', 'bool', 'runtime', default=False, normalise='units:systemd_unit'),
+    Option('sdnotify', 'str', 'spec', default='conmon', choices=('conmon', 'container', 'ignore'),
+           spec='units:map_sdnotify'),
+    Option('systemd_socket', 'list', 'runtime', elements='str', default=[], normalise='units:systemd_socket'),
     # After the command and every mount: the init is mounted last and put before the command.
     Option('init', 'bool', 'spec', default=False, normalise='process:init', spec='process:map_init'),
     # Where it runs, and its limits (updated live, read back from its cgroup).

@@ -57,7 +57,7 @@ class ConmonLaunch(object):
                  log_driver: str = 'k8s-file', log_size_max: int | None = None, runtime_log: str | None = None,
                  restore_path: str | None = None, restore_args: Iterable[str] | None = None, extra_fds: Iterable[int] = (),
                  systemd_cgroup: bool = False, terminal: bool = False,
-                 exit_command: tuple[str, list[str]] | None = None) -> None:
+                 exit_command: tuple[str, list[str]] | None = None, listen_fds: int = 0) -> None:
         self.conmon_path = conmon_path
         self.runtime = runtime
         self.container_id = container_id
@@ -81,6 +81,9 @@ class ConmonLaunch(object):
         self.terminal = terminal
         # (program, arguments) conmon runs when the process ends (restart.py applies the restart policy).
         self.exit_command = exit_command
+        # Socket activation (units.py): this process's fds 3.. are systemd's sockets; they go to conmon at 3..,
+        # with LISTEN_FDS and --replace-listen-pid, and the runtime hands them to the container (LISTEN_PID=1).
+        self.listen_fds = listen_fds
 
     def argv(self) -> list[str]:
         args = [self.conmon_path, '--api-version', '1',
@@ -102,6 +105,8 @@ class ConmonLaunch(object):
             args += ['--systemd-cgroup']
         if self.terminal:
             args.append('--terminal')
+        if self.listen_fds:
+            args.append('--replace-listen-pid')
         if self.exit_command is not None:
             program, arguments = self.exit_command
             args += ['--exit-command', program]
@@ -156,10 +161,14 @@ def launch(spec: ConmonLaunch, timeout: float = DEFAULT_TIMEOUT,
     sync_r, sync_w = os.pipe()
     start_r, start_w = os.pipe()
     devnull = os.open(os.devnull, os.O_RDWR)
-    # fd 3 = sync pipe, fd 4 = start pipe, then the extra fds (reserved ports) from 5 on.
-    child_fds = [sync_w, start_r] + list(spec.extra_fds)
+    # fd 3 = sync pipe, fd 4 = start pipe, then the extra fds (reserved ports) from 5 on; with socket activation
+    # systemd's sockets (our fds 3..) come first and the rest after them.
+    listen = list(range(3, 3 + spec.listen_fds))
+    child_fds = listen + [sync_w, start_r] + list(spec.extra_fds)
     env = {'PATH': os.environ.get('PATH', '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
-           '_OCI_SYNCPIPE': '3', '_OCI_STARTPIPE': '4'}
+           '_OCI_SYNCPIPE': str(3 + len(listen)), '_OCI_STARTPIPE': str(4 + len(listen))}
+    if listen:
+        env.update(LISTEN_FDS=str(len(listen)), LISTEN_PID='1')  # conmon puts the runtime's pid in
     if spec.extra_fds:
         env['_OCI_EXTRA_FDS'] = str(len(spec.extra_fds))
 

@@ -91,6 +91,8 @@ class Engine(object):
         self.notes: list[str] = []
         # Secret values a task gives ({name: value}); written to the tmpfs store when a container is launched.
         self.pending_secrets: dict[str, str] = {}
+        # Sockets systemd passed to a unit's start command (fds 3..; units.py), for the container's process.
+        self.listen_fds = 0
 
     # -- reading ------------------------------------------------------------------------------
     def paths(self, record: Record) -> ContainerPaths:
@@ -173,7 +175,7 @@ class Engine(object):
         spec = json.loads(json.dumps(spec))
         os.makedirs(paths.bundle, mode=0o700, exist_ok=True)
         os.makedirs(paths.run_dir, mode=0o700, exist_ok=True)
-        if (config.get('restart_policy') or 'no') != 'no':
+        if (config.get('restart_policy') or 'no') != 'no' or config.get('systemd_unit'):
             atomic_write(paths.saved_spec, json.dumps(spec), mode=0o600)  # before any secret value goes in
         if config.get('secrets'):
             self._put_secrets(record)
@@ -353,7 +355,9 @@ class Engine(object):
         self._prepare_rootfs(record)
         # conmon's exit command, for a container with a restart policy (a container without one has none: its
         # conmon exits with its process, as it always did).
-        exit_command = self._exit_command(record) if (record['config'].get('restart_policy') or 'no') != 'no' else None
+        # A unit-managed container has none: its unit's Restart= is its policy (units.py).
+        exit_command = self._exit_command(record) if (record['config'].get('restart_policy') or 'no') != 'no' \
+            and not record['config'].get('systemd_unit') else None
         if exit_command is None:
             record['lib'] = None
         # Namespace, veth, address and reserved host ports (their sockets go to conmon as fds 5+).
@@ -371,7 +375,7 @@ class Engine(object):
             log_size_max=record['config'].get('log_size_max') or None,
             restore_path=restore[0] if restore else None, restore_args=restore[1] if restore else None,
             systemd_cgroup=runtime.systemd_cgroup, extra_fds=attachment.fds, terminal=bool(record['config'].get('tty')),
-            exit_command=exit_command)
+            exit_command=exit_command, listen_fds=self.listen_fds)
         if not os.path.exists(launch.conmon_path):
             launch.conmon_path = self.conmon_path()
         placement = self.placement(record)
@@ -534,7 +538,8 @@ class Engine(object):
         for name in self.store.names():
             with contextlib.suppress(RuncibleError):
                 other = self.store.load(name)
-                if other is not None and other['config'].get('restart_policy') in ('always', 'unless-stopped'):
+                if other is not None and other['config'].get('restart_policy') in ('always', 'unless-stopped') \
+                        and not other['config'].get('systemd_unit'):
                     return
         payload.remove_boot_unit(self.store.root)
 

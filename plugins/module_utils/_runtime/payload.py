@@ -31,8 +31,9 @@ LAUNCHER = 'exit.py'
 _LAUNCHER_SOURCE = '''# runcible.oci: conmon's exit command (installed by the collection; see _runtime/payload.py)
 import os
 import sys
-if sys.argv[1:2] != ['--boot'] and os.fork() > 0:
-    os._exit(0)  # conmon waits for its exit command: it goes at once, the work goes on in the child
+if not sys.argv[1:2] or not sys.argv[1].startswith('--'):
+    if os.fork() > 0:  # conmon waits for its exit command: it goes at once, the work goes on in the child
+        os._exit(0)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import restart
 sys.exit(restart.main(sys.argv[1:]))

@@ -155,8 +155,8 @@ def boot(root: str, run_root: str) -> list[str]:
     for name in store.names():
         record = store.load(name)
         policy = (record['config'].get('restart_policy') or 'no') if record is not None else 'no'
-        if record is None or policy not in ('always', 'unless-stopped'):
-            continue
+        if record is None or policy not in ('always', 'unless-stopped') or record['config'].get('systemd_unit'):
+            continue  # a unit-managed container's own unit starts it (enabled), not this one
         fd, record = _locked_record(root, name, record['id'])
         if record is None:
             continue
@@ -184,6 +184,13 @@ LOG = 'restart.log'  # in the container's run dir: what its exit commands did (t
 def main(argv: list[str]) -> int:
     """conmon's exit command: ``ROOT RUN_ROOT NAME ID``. Its stdio is conmon's /dev/null: what it did goes to
     ``RUN_ROOT/containers/ID/restart.log``."""
+    if len(argv) == 4 and argv[0] in ('--unit-start', '--unit-stop'):  # a unit-managed container's unit (units.py)
+        from . import units  # pylint: disable=import-outside-toplevel
+        try:
+            return (units.unit_start if argv[0] == '--unit-start' else units.unit_stop)(argv[1], argv[2], argv[3])
+        except Exception as exc:  # pylint: disable=broad-except
+            sys.stdout.write('%s failed: %s: %s\n' % (argv[0], type(exc).__name__, exc))  # to the unit's journal
+            return 1
     if len(argv) == 3 and argv[0] == '--boot':
         sys.stdout.write(''.join(line + '\n' for line in boot(argv[1], argv[2])))  # to the boot unit's journal
         return 0

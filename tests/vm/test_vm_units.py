@@ -1,0 +1,122 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Unit-managed containers on a systemd host: runcible-NAME.service four ways, active only after the container's
+own READY=1 (sdnotify: container), stopped, disabled and removed with the container; socket activation: the
+first connection to the socket unit's port starts the container, which answers on the socket systemd passed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from vmhosts import GUEST_ROOTFS, REPO, wait_for
+
+HELPER_SOURCE = os.path.join(REPO, 'tests', 'vm', 'helpers', 'sdhelper.c')
+READY_AFTER = 8  # seconds the container sleeps before it says READY=1
+
+
+@pytest.fixture
+def helper(vm_a, play, tmp_path):
+    """The static helper (tests/vm/helpers/sdhelper.c) on the VM, in a directory the containers bind."""
+    gcc = shutil.which('gcc')
+    if not gcc:
+        pytest.skip('gcc is not installed on the controller: the container helper cannot be built')
+    binary = str(tmp_path / 'sdhelper')
+    subprocess.run([gcc, '-static', '-O2', '-o', binary, HELPER_SOURCE], check=True)
+    directory = play.base + '/helper'
+    with open(binary, 'rb') as handle:
+        vm_a.sh('mkdir -p %s && cat > %s/sdhelper && chmod 0755 %s/sdhelper' % (directory, directory, directory),
+                input_data=handle.read())
+    return directory
+
+
+def container(helper, **args):
+    args.update(rootfs=GUEST_ROOTFS, runtime='runc', stop_timeout=3,
+                mounts=[{'type': 'bind', 'source': helper, 'target': '/opt/helper', 'options': ['ro']}])
+    return args
+
+
+def unit_files(vm_a, name):
+    return vm_a.sh('ls /etc/systemd/system/ | grep -F runcible-%s. || true' % name).split()
+
+
+def test_a_unit_managed_container_is_active_only_after_its_ready(vm_a, play, helper):
+    name = 'unit-ready'
+    service = 'runcible-%s.service' % name
+    args = container(helper, name=name, command=['/opt/helper/sdhelper', 'ready', str(READY_AFTER)],
+                     systemd_unit=True, sdnotify='container', restart_policy='always')
+    results = play.four_ways(args)
+    assert results[0]['actions'] == ['created', 'unit written', 'started'], results[0]
+    assert unit_files(vm_a, name) == [service]
+    assert vm_a.sh('stat -c %a /etc/systemd/system/' + service).strip() == '644'
+    state = vm_a.unit(service, 'ActiveState', 'UnitFileState', 'Type', 'Restart', 'StatusText', 'MainPID')
+    assert state['ActiveState'] == 'active' and state['UnitFileState'] == 'enabled', state
+    assert state['Type'] == 'notify' and state['Restart'] == 'always', state
+    assert state['StatusText'] == 'ready after the sleep', state
+    running = results[1]['container']
+    assert running['status'] == 'running' and int(state['MainPID']) == running['conmon_pid'], (state, running)
+    # Active only after READY=1: the start command logged the container's start, then waited for its READY=1.
+    journal = vm_a.sh('journalctl -u %s --no-pager -o short-unix' % service)
+    waiting = [float(line.split()[0]) for line in journal.splitlines() if 'waiting for its READY=1' in line]
+    ready = [float(line.split()[0]) for line in journal.splitlines() if 'is running (pid' in line]
+    assert waiting and ready and ready[-1] - waiting[-1] >= READY_AFTER - 1, journal
+    # A restart through systemd: activating (not active) while the container sleeps, then active.
+    vm_a.sh('systemctl restart --no-block %s' % service)
+    seen = set()
+
+    def settled():
+        seen.add(vm_a.unit(service, 'ActiveState')['ActiveState'])
+        return 'activating' in seen and vm_a.unit(service, 'ActiveState')['ActiveState'] == 'active'
+    assert wait_for(settled, timeout=180, interval=1), seen
+    # Stopped: unit inactive and disabled; started again: active and enabled.
+    stopped = play.run([{'runcible.oci.container': {'name': name, 'state': 'stopped'}},
+                        {'runcible.oci.container': {'name': name, 'state': 'stopped'}}])
+    assert [r['changed'] for r in stopped] == [True, False], stopped
+    assert stopped[0]['actions'] == ['unit disabled', 'stopped'] and stopped[0]['container']['status'] == 'stopped'
+    state = vm_a.unit(service, 'ActiveState', 'UnitFileState')
+    assert state == {'ActiveState': 'inactive', 'UnitFileState': 'disabled'}, state
+    started = play.run([{'runcible.oci.container': dict(args, state='started')}])
+    assert started[0]['actions'] == ['unit enabled', 'started'] and started[0]['container']['status'] == 'running'
+    # A change that recreates rewrites the unit and restarts it.
+    recreated = play.run([{'runcible.oci.container': dict(args, sdnotify='conmon')}])
+    assert recreated[0]['actions'] == ['recreated', 'started', 'unit written'], recreated[0]
+    assert recreated[0]['container']['id'] != running['id']
+    state = vm_a.unit(service, 'ActiveState', 'MainPID')
+    assert state['ActiveState'] == 'active' and int(state['MainPID']) == recreated[0]['container']['conmon_pid']
+    # Removed: stopped, disabled, its file gone, systemd forgot it.
+    removed = play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}, 'check_mode': True},
+                        {'runcible.oci.container': {'name': name, 'state': 'absent'}},
+                        {'runcible.oci.container': {'name': name, 'state': 'absent'}}])
+    assert [r['changed'] for r in removed] == [True, True, False]
+    assert removed[1]['actions'] == ['removed', 'unit removed']
+    assert unit_files(vm_a, name) == []
+    assert vm_a.unit(service, 'LoadState')['LoadState'] == 'not-found'
+
+
+def test_a_socket_activated_container_starts_on_its_first_connection(vm_a, play, helper):
+    name = 'unit-socket'
+    port = 18080
+    args = container(helper, name=name, command=['/opt/helper/sdhelper', 'serve', 'hello'], systemd_unit=True,
+                     systemd_socket=['127.0.0.1:%d' % port])
+    play.four_ways(args)
+    sock, service = 'runcible-%s.socket' % name, 'runcible-%s.service' % name
+    assert sorted(unit_files(vm_a, name)) == [service, sock]
+    assert vm_a.unit(sock, 'ActiveState', 'UnitFileState') == {'ActiveState': 'active', 'UnitFileState': 'enabled'}
+    assert vm_a.unit(service, 'ActiveState')['ActiveState'] == 'inactive'  # nothing runs before a connection
+    answer = vm_a.sh("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', %d), timeout=240); "
+                     "print(s.recv(200).decode())\"" % port, timeout=300)
+    assert answer.strip() == 'hello pid=1 fds=1', answer  # the container's pid 1 got the socket as fd 3
+    assert vm_a.unit(service, 'ActiveState')['ActiveState'] == 'active'
+    again = vm_a.sh("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', %d), timeout=60); "
+                    "print(s.recv(200).decode())\"" % port)
+    assert again.strip() == 'hello pid=1 fds=1'
+    results = play.run([{'runcible.oci.container': dict(args)}, {'runcible.oci.container': {'name': name,
+                                                                                          'state': 'absent'}}])
+    assert [r['changed'] for r in results] == [False, True], results
+    assert unit_files(vm_a, name) == []
+    assert vm_a.unit(sock, 'LoadState')['LoadState'] == 'not-found'
+    assert vm_a.unit(service, 'LoadState')['LoadState'] == 'not-found'
