@@ -20,8 +20,8 @@ from ._runtime.errors import ValidationError
 from ._task import with_defaults
 
 STATES = ('present', 'absent')
-FIELDS = ('bridge', 'subnet', 'gateway', 'internal', 'dns')
-DEFAULTS = {'dns': False}  # what a definition written before the field says
+FIELDS = ('bridge', 'subnet', 'gateway', 'internal', 'dns', 'ipv6', 'ipv6_subnet', 'ipv6_gateway')
+DEFAULTS = {'dns': False, 'ipv6': False}  # what a definition written before the field says
 
 
 def argument_spec():
@@ -34,6 +34,8 @@ def argument_spec():
         internal=dict(type='bool'),
         bridge=dict(type='str'),
         dns=dict(type='bool'),
+        ipv6=dict(type='bool'),
+        ipv6_subnet=dict(type='str'),
     )
 
 
@@ -70,14 +72,18 @@ class Task(object):
         if existing is None:
             return netreg.define(data, self.name, subnet=params.get('subnet'), gateway=params.get('gateway'),
                                  internal=bool(params.get('internal')), bridge=params.get('bridge'),
-                                 dns=params.get('dns') is not False)
+                                 dns=params.get('dns') is not False, ipv6=_ipv6_wanted(params, False),
+                                 ipv6_subnet=params.get('ipv6_subnet'))
         subnet = params.get('subnet') or existing['subnet']
         same_subnet = netreg.same_subnet(subnet, existing['subnet'])
         gateway = params.get('gateway') or (existing['gateway'] if same_subnet else None)
         internal = existing['internal'] if params.get('internal') is None else params['internal']
         dns = _field(existing, 'dns') if params.get('dns') is None else params['dns']
+        ipv6 = _ipv6_wanted(params, _field(existing, 'ipv6'))
+        ipv6_subnet = params.get('ipv6_subnet') or (_field(existing, 'ipv6_subnet') if ipv6 else None)
         return netreg.define(data, self.name, subnet=subnet, gateway=gateway, internal=internal,
-                             bridge=params.get('bridge') or existing['bridge'], dns=dns)
+                             bridge=params.get('bridge') or existing['bridge'], dns=dns, ipv6=ipv6,
+                             ipv6_subnet=ipv6_subnet)
 
     def _present(self, data, existing):
         wanted = self._wanted(data, existing)
@@ -91,7 +97,7 @@ class Task(object):
                 self._bring_up(data, wanted, previous=None)
             self._warn(wanted)
             return wanted
-        changed = [field for field in FIELDS if wanted[field] != _field(existing, field)]
+        changed = [field for field in FIELDS if _field(wanted, field) != _field(existing, field)]
         if changed:
             users = netreg.containers_on(data, self.name)
             if users:
@@ -99,7 +105,7 @@ class Task(object):
                                       'remove them first' % (self.name, ', '.join(changed), _names(users)))
             self.actions.append('updated')
             self.before = dict((field, _field(existing, field)) for field in changed)
-            self.after = dict((field, wanted[field]) for field in changed)
+            self.after = dict((field, _field(wanted, field)) for field in changed)
             if not self.check_mode:
                 data['networks'][self.name] = wanted
                 self.registry.save(data)
@@ -191,12 +197,51 @@ class Task(object):
         return result
 
 
+def _ipv6_wanted(params, current):
+    """``ipv6`` as given; not given: what the network has, or true when an ``ipv6_subnet`` is given."""
+    if params.get('ipv6') is not None:
+        return bool(params['ipv6'])
+    return bool(current or params.get('ipv6_subnet'))
+
+
 def _field(network, field):
     return network.get(field, DEFAULTS.get(field))
 
 
 def _names(users):
     return ', '.join('%s (root %s)' % (user['name'], user['root']) for user in users)
+
+
+def info_argument_spec():
+    """Networks are the host's: no root, run_root or runtime."""
+    return dict(name=dict(type='str'))
+
+
+class InfoTask(object):
+    """``runcible.oci.network_info``: the networks of the host (one or all) with their containers. Reads only."""
+
+    def __init__(self, params, check_mode=False, registry=None):
+        self.params = params
+        self.check_mode = check_mode
+        self.name = None if params.get('name') is None else netreg.validate_network_name(params['name'])
+        self.registry = registry or netreg.NetworkRegistry()
+
+    def run(self):
+        data = self.registry.load()
+        netreg.collect_garbage(data)  # (in memory only: a container removed with its store is not listed)
+        names = sorted(data['networks']) if self.name is None else [self.name] if self.name in data['networks'] else []
+        found = [dict(data['networks'][name], dns=_field(data['networks'][name], 'dns'),
+                      ipv6=_field(data['networks'][name], 'ipv6'), containers=netreg.containers_on(data, name))
+                 for name in names]
+        result = {'changed': False, 'networks': found}
+        if self.name is not None:
+            result['exists'] = bool(found)
+        return result
+
+
+def info(params, registry=None):
+    """Read networks; -> the module result."""
+    return InfoTask(with_defaults(info_argument_spec(), params), registry=registry).run()
 
 
 def run(params, check_mode=False, registry=None):

@@ -258,6 +258,21 @@ options:
         C(catatonit) (or C(tini)) package on the host; the runtime role installs it.
       - A change recreates the container.
     type: bool
+  systemd:
+    description:
+      - Run systemd as the container's PID 1, as podman's C(--systemd=always), for roles and images
+        whose services are managed by systemd. Without O(command) the container runs C(/sbin/init);
+        without O(stop_signal) it is stopped with C(SIGRTMIN+3) (systemd's orderly shutdown). Every
+        container has C(container) in its environment, which systemd reads.
+      - The container gets tmpfs on C(/run), C(/run/lock), C(/tmp) and C(/var/log/journal) (where no
+        mount of O(mounts) or O(tmpfs) is), and a cgroup tree it may write. On a cgroup v2 host that is
+        its own cgroup, in its cgroup namespace (O(cgroupns=private)); the host's cgroup2 must be
+        mounted with C(nsdelegate), as systemd mounts it, so the container cannot raise its own
+        limits. On a cgroup v1 host it is the host's C(name=systemd) hierarchy, with its
+        C(release_agent) masked. Otherwise the task fails and says what to do.
+      - The root filesystem or image must have systemd (Debian package C(systemd-sysv)).
+      - A change recreates the container.
+    type: bool
   read_only:
     description:
       - Mount the root filesystem read-only. Defaults to V(false).
@@ -412,8 +427,32 @@ options:
         (Debian C(python3-pyroute2)) to make its links.
       - V(none) gives it a network namespace of its own with no interface but loopback;
         V(host) shares the host's. Neither needs nftables.
+      - The one-network shorthand of O(networks), with O(ip_address) and O(aliases); a task gives
+        one form or the other, never both.
       - A change recreates the container.
     type: str
+  networks:
+    description:
+      - The bridge networks of the container, in interface order (C(eth0), C(eth1)... up to 8), each
+        a dict with C(name) (a network M(runcible.oci.network) created, or V(bridge) for the default
+        network), and optionally C(ip_address) (its pinned IPv4 address there), C(ipv6_address) (its
+        pinned IPv6 address, on a network with C(ipv6)) and C(aliases) (more names of it on that
+        network's DNS). A plain string is a name alone.
+      - Each network gives the container a veth pair of its own, its addresses (IPv4, and IPv6 on a
+        network with C(ipv6)), its DNS records on that network's C(aardvark-dns) (name and that
+        entry's aliases, seen only by containers on that network), and a C(nameserver) line in
+        C(/etc/resolv.conf) (its gateway, for each network with C(dns); at most 3). The default
+        routes (IPv4, IPv6) go through the first network that is not internal (and has IPv6).
+      - Published ports (O(published_ports)) forward to the container's addresses on its first network.
+      - Excludes O(network), O(ip_address) and O(aliases), which are the one-network shorthand of
+        the same thing; the container records both forms (O(network) as the first entry's name, and
+        V([]) for O(networks) when the shorthand was given), so moving from one form to the other is
+        compared as it should be.
+      - A change (a network added, removed or reordered, an address or alias changed) recreates the
+        container; the new one comes up on the new networks and the old one's DNS records are removed.
+        Networks are not attached to or detached from a running container.
+    type: list
+    elements: raw
   ip_address:
     description:
       - Pin the container's IPv4 address on its bridge network; it must be a free host address
@@ -425,7 +464,12 @@ options:
     description:
       - Host ports forwarded to the container, each V([hostIP:]hostPort:containerPort[/tcp|udp])
         (TCP by default); both ports may be ranges of the same length, V(8000-8005:80-85). V(hostIP)
-        restricts the port to one host address, e.g. V(127.0.0.1) (IPv4 only).
+        restricts the port to one host address, e.g. V(127.0.0.1).
+      - An IPv6 host address goes in brackets, V([::]:8080:80) (every IPv6 address of the host;
+        V(8080:80) alone is IPv4's) or V([fd00::1]:8080:80), and needs the container's first network to
+        have C(ipv6) (the port is forwarded to its IPv6 address there). IPv6 loopback, V([::1]), is
+        refused, because the kernel cannot forward IPv6 loopback traffic to another interface (it has no
+        C(route_localnet) for IPv6); publish on V(127.0.0.1) for a port of the host alone.
       - Compared in a canonical form (expanded, sorted, consecutive ports merged into ranges),
         so V(["8000:80", "8001:81"]) equals V(["8000-8001:80-81"]).
       - Every host port is bound by the module before the container is created and the socket
@@ -918,9 +962,18 @@ container:
       type: str
     ip_address:
       description: Its IPv4 address on its bridge network, allocated when it first started and kept until it is
-        removed; V(null) with O(network=none), O(network=host), or before it first started.
+        removed; V(null) with O(network=none), O(network=host), or before it first started. On several
+        networks, its address on the first.
       type: str
       sample: 10.89.0.2
+    networks:
+      description: Its bridge networks as its last start attached them, in interface order, each with C(name),
+        C(interface) (V(eth0), V(eth1)...), C(ip_address) and C(ipv6_address) (V(null) on a network without IPv6);
+        empty with O(network=none), O(network=host), or before it first started.
+      type: list
+      elements: dict
+      sample:
+        - {name: backend, interface: eth0, ip_address: 10.89.5.2, ipv6_address: null}
     config:
       description: The normalised configuration it was created with (sizes in bytes, signals as numbers, user as uid:gid).
       type: dict

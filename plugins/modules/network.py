@@ -101,6 +101,33 @@ options:
         on first use and for networks defined by earlier versions. Changing it needs the network to
         have no containers.
     type: bool
+  ipv6:
+    description:
+      - Whether the network is dual-stack. The bridge gets the first address of O(ipv6_subnet) as
+        the containers' IPv6 gateway, and every container on it an IPv6 address of that subnet
+        besides its IPv4 one (allocated, or pinned with the C(ipv6_address) of its
+        O(runcible.oci.container#module:networks) entry), an IPv6 default route (unless the network is
+        internal), and its AAAA record on the network's DNS.
+      - Outbound IPv6 traffic is masqueraded (NAT66) to the host's address on the way out, as IPv4's;
+        the ULA subnet is not routed to other hosts. Published IPv6 ports
+        (O(runcible.oci.container#module:published_ports) V([::]:8080:80)) are forwarded with DNAT in
+        the nftables table C(ip6 runcible).
+      - Containers and neighbours on the bridge cannot reconfigure the host or each other through
+        IPv6 router advertisements or redirects (C(accept_ra) and C(accept_redirects) are 0 on the
+        bridge and in the containers).
+      - Defaults to V(false) for a new network (and to true when O(ipv6_subnet) is given). Changing
+        it needs the network to have no containers.
+    type: bool
+  ipv6_subnet:
+    description:
+      - The network's IPv6 subnet in CIDR form without host bits, a V(/48) to V(/120), e.g.
+        V(fd12:3456:789a::/64).
+      - Defaults to a unique local (ULA, RFC 4193) V(/64) derived from the network's name, so the
+        same name gives the same subnet on every host. C(fd), then the first 40 bits of the SHA-256 of
+        C(runcible.oci network NAME) as the global ID, then subnet ID 0. A clash with another
+        network's subnet fails the task, asking for another O(ipv6_subnet).
+      - Changing it needs the network to have no containers.
+    type: str
 notes:
   - The module must run as root on the managed host, and needs nftables (Debian C(nftables)).
     It makes and repairs the bridge over rtnetlink with the Python library pyroute2 (Debian
@@ -126,7 +153,10 @@ notes:
     every bridge of the collection, packets from or to C(127.0.0.0/8) are dropped as they arrive
     (an nftables chain at raw priority, before conntrack), so C(route_localnet) does not open the
     host's loopback services to the containers and neighbours on the bridge.
-  - IPv6 is not configured in containers.
+  - IPv6 is configured in containers only on networks with O(ipv6). Elsewhere a container's
+    interfaces have their IPv6 link-local addresses only.
+  - Outbound IPv6 traffic of a non-internal network needs C(net.ipv6.conf.all.forwarding=1); the
+    module never changes it, and warns when it is off.
 seealso:
   - module: runcible.oci.container
 '''
@@ -155,6 +185,26 @@ EXAMPLES = r'''
     command: /usr/bin/vault server -config /etc/vault.hcl
     network: secrets
     ip_address: 10.89.1.10
+
+- name: A dual-stack network (without ipv6_subnet, a ULA /64 derived from its name; NAT66 outbound)
+  runcible.oci.network:
+    name: web6
+    ipv6: true
+    ipv6_subnet: fd12:3456:789a::/64
+
+- name: A container on two networks, with an alias on one and a pinned IPv6 address
+  runcible.oci.container:
+    name: api
+    rootfs: /srv/rootfs/api
+    command: /usr/bin/api
+    networks:
+      - name: web6
+        aliases: [api-public]
+        ipv6_address: fd12:3456:789a::10
+      - name: backend
+    published_ports:
+      - 8080:80
+      - '[::]:8080:80'
 
 - name: Remove the network (its containers first)
   runcible.oci.network:
@@ -192,8 +242,21 @@ network:
     dns:
       description: Whether its containers resolve each other's names (aardvark-dns on its gateway).
       type: bool
+    ipv6:
+      description: Whether it is dual-stack (only present when true).
+      type: bool
+      returned: when the network has IPv6
+    ipv6_subnet:
+      description: Its IPv6 subnet.
+      type: str
+      returned: when the network has IPv6
+    ipv6_gateway:
+      description: The bridge's IPv6 address, the containers' IPv6 gateway.
+      type: str
+      returned: when the network has IPv6
     containers:
-      description: The containers that have an address on it, with the C(root) they live in.
+      description: The containers that have an address on it, with the C(root) they live in, their
+        C(ip_address) and C(ipv6_address) there.
       type: list
       elements: dict
   sample:
@@ -207,6 +270,7 @@ network:
       - name: db
         root: /var/lib/runcible
         ip_address: 10.89.5.2
+        ipv6_address: null
 '''
 
 from ansible_collections.runcible.oci.plugins.module_utils._bytecode import enable_cache

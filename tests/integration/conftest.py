@@ -224,8 +224,9 @@ class Env(object):
         for container_id in sorted(ids):
             if os.path.lexists(netns_path(container_id)):
                 found.append('network namespace %s' % netns_path(container_id))
-            if veth_name(container_id) in links:
-                found.append('veth %s' % veth_name(container_id))
+            for index in range(8):  # eth0..eth7: one veth pair per network (network_registry.MAX_NETWORKS)
+                if veth_name(container_id, index) in links:
+                    found.append('veth %s' % veth_name(container_id, index))
         return found
 
     def remove_all(self):

@@ -328,8 +328,8 @@ class NetEnv(object):
             if tagged:
                 found.append('nft rules %s' % tagged)
         data = netreg.NetworkRegistry().load()
-        for container_id, allocation in data['allocations'].items():
-            if container_id in ids or (whole_store and allocation.get('root') == self.env.engine.store.root):
+        for key, allocation in data['allocations'].items():  # ID, or ID:N for its N-th network
+            if netreg.container_of_key(key) in ids or (whole_store and allocation.get('root') == self.env.engine.store.root):
                 found.append('address allocation %s (%s)' % (allocation['ip'], allocation['name']))
         return found
 
@@ -359,6 +359,9 @@ def netenv(env):
             problems.append('network %s: %s' % (name, exc))
     data = netreg.NetworkRegistry().load()
     problems += ['network %s left in the registry' % name for name in helper.networks if name in data['networks']]
+    # Their rules too, in both tables (ip runcible, and ip6 runcible of IPv6 networks).
+    problems += ['nft rules of network %s left: %s' % (name, ports.listed_rules('net=%s ' % name))
+                 for name in helper.networks if name not in data['networks'] and ports.listed_rules('net=%s ' % name)]
     links = interfaces()
     problems += ['client link %s left' % client.host_if for client in helper.clients if client.host_if in links]
     assert not left, 'the test left network state behind: %s' % '; '.join(left)

@@ -6,6 +6,7 @@ module_utils file from source on every task, so each one costs every task on eve
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import pytest
 
 from conftest import COLLECTIONS
+from netfixtures import free_port, netenv  # pylint: disable=unused-import  # the fixture
 
 PREFIX = 'ansible_collections.runcible.oci.plugins.module_utils.'
 # Run a task in a new Python, as a module runs; print the collection's modules it imported.
@@ -58,6 +60,25 @@ def test_an_idempotent_container_task_imports_no_stage_it_does_not_use(env, netw
     # What it may import: the store and status, the option table and the bindings of the options given
     # (cgroups for the live read-back of memory).
     assert '_runtime.cgroups' in found['modules'] and '_container_options.resources' in found['modules']
+
+
+def test_an_idempotent_task_on_several_networks_with_ipv6_imports_no_stage_nor_pyroute2(netenv):
+    """``networks`` (two networks, one dual-stack, pinned IPv6 address, an IPv6 published port) read back idempotent
+    in a fresh process: the option layer reads the registry only; no network stage, no pyroute2."""
+    env = netenv.env
+    first = netenv.network(name='test-icost6', dns=False, ipv6=True)['network']
+    second = netenv.network(name='test-icost', dns=False)['network']
+    address6 = str(ipaddress.ip_network(first['ipv6_subnet']).network_address + 7)
+    params = dict(name='test-imports-networks', rootfs=env.rootfs, command=['sh', '-c', LOOP], stop_timeout=0,
+                  networks=[{'name': first['name'], 'ipv6_address': address6}, {'name': second['name']}],
+                  published_ports=['[::]:%d:80' % free_port()], root=env.root, run_root=env.run_root)
+    created = env.run(**params)
+    assert created['changed'] and created['container']['networks'][0]['ipv6_address'] == address6
+    found = imported('_container', 'run', params)
+    assert found['changed'] is False
+    heavy = sorted(set(found['modules']) & set(HEAVY) - {'_runtime.ports'})  # (ports: the published_ports parser)
+    assert not heavy, 'the idempotent path imported %s' % ', '.join(heavy)
+    assert not found['pyroute2'], 'the idempotent path imported pyroute2'
 
 
 @pytest.mark.parametrize('network', ['none', 'host'])

@@ -321,7 +321,7 @@ def test_view_of_an_existing_container(existing, dirs):
         'id': CID, 'name': 'web', 'status': 'stopped', 'pid': 0, 'conmon_pid': 0, 'exit_code': 0, 'restart_count': 0, 'health': None,
         'created_at': record['created_at'], 'started_at': record['started_at'], 'finished_at': record['finished_at'],
         'bundle': paths.bundle, 'rootfs': paths.rootfs_mount, 'log_path': paths.log, 'runtime': 'runc',
-        'ip_address': None, 'config': record['config']}
+        'ip_address': None, 'networks': [], 'config': record['config']}
 
 
 def test_existing_container_with_bad_option(existing, dirs):

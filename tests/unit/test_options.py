@@ -187,8 +187,8 @@ def test_module_argument_spec_extras():
     ({'hostname': 'box.example.com'}, {'hostname': 'box.example.com'}),
     ({'env': {'A': 1}, 'labels': {'b': True}}, {'env': {'A': '1'}, 'labels': {'b': 'true'}}),
     ({'user': '1000'}, {'user': '1000:0', 'user_groups': []}),
-    ({'read_only': False, 'network': 'host', 'rootfs_mode': 'direct'},
-     {'read_only': False, 'network': 'host', 'rootfs_mode': 'direct'}),
+    ({'read_only': False, 'network': 'host', 'rootfs_mode': 'direct'},  # the shorthand: networks recorded as []
+     {'read_only': False, 'network': 'host', 'rootfs_mode': 'direct', 'networks': []}),
     ({'memory': None, 'env': None}, {}),
     ({'log_driver': 'journald', 'log_size_max': '10m'}, {'log_driver': 'journald', 'log_size_max': 10 << 20}),
 ])

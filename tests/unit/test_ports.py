@@ -35,6 +35,9 @@ CID = 'ab' * 32
     (['8080:80', '8080:80'], ['8080:80/tcp']),
     (['127.0.0.1:8000:80', '127.0.0.2:8000:80'], ['127.0.0.1:8000:80/tcp', '127.0.0.2:8000:80/tcp']),
     (['9000-9000:90-90'], ['9000:90/tcp']),
+    (['[::]:8080:80'], ['[::]:8080:80/tcp']),
+    (['[FD00::1]:8000:80', '[fd00::1]:8001:81/tcp'], ['[fd00::1]:8000-8001:80-81/tcp']),
+    (['[::]:8080:80', '8080:80'], ['8080:80/tcp', '[::]:8080:80/tcp']),  # IPv4's wildcard and IPv6's: both
     ([], []),
     (None, []),
 ])
@@ -53,8 +56,13 @@ def test_normalise(given, canonical):
     (['8005-8000:80-85'], 'ends before it starts'),
     (['8000-8005:80-81'], 'the host range has 6 ports and the container range 2'),
     (['300.1.1.1:8080:80'], 'is not an IP address'),
-    (['[::1]:8080:80'], 'not supported'),
-    (['::1:8080:80'], 'IPv6 host addresses are not supported'),
+    (['[::1]:8080:80'], 'IPv6 loopback .* cannot be forwarded to a container'),
+    (['[::ffff:127.0.0.1]:8080:80'], 'IPv6 loopback \\(and IPv4-mapped\\)'),
+    (['::1:8080:80'], 'an IPv6 host address goes in brackets'),
+    (['[::]8080:80'], 'is not \\[IPv6 address\\]:hostPort:containerPort'),
+    (['[fd00::1:8080:80'], 'is not \\[IPv6 address\\]:hostPort:containerPort'),
+    (['[10.0.0.1]:8080:80', '10.0.0.1:8080:81'], 'host port 10.0.0.1:8080/tcp is published twice'),
+    (['[::]:8080:80', '[fd00::1]:8080:81'], r'host port \[fd00::1\]:8080/tcp is published twice'),
     (['8000-8002-8004:80'], 'not a port or a range'),
     ([True], 'is not a string'),
     ([{'host': 80}], 'is not a string'),
@@ -251,3 +259,25 @@ def test_comment_is_bounded():
     rules = ports.dnat_rules(CID, 'x' * 128, '10.89.0.2', ports.expand(['8080:80']))
     comment = rules[0].split('comment ', 1)[1]
     assert len(comment) <= 130 and comment.startswith('"runcible ctr=')
+
+
+def test_render6_forwards_ipv6_ports_to_the_ipv6_address_and_masquerades_the_ula_subnet():
+    network = {'name': 'web6', 'bridge': 'rcb-web6', 'subnet': '10.89.7.0/24', 'gateway': '10.89.7.1',
+               'internal': False, 'dns': True, 'ipv6': True, 'ipv6_subnet': 'fd12:3456:789a::/64',
+               'ipv6_gateway': 'fd12:3456:789a::1'}
+    mappings = ports.expand(['8080:80', '[::]:8080:80', '[fd00::5]:9090:90/udp'])
+    published = [(CID, 'web', '10.89.7.2', mappings, 'fd12:3456:789a::2')]
+    script6 = ports.render6([network], published)
+    assert 'add rule ip6 runcible published tcp dport 8080 dnat to [fd12:3456:789a::2]:80 ' in script6
+    assert 'add rule ip6 runcible published ip6 daddr fd00::5 udp dport 9090 dnat to [fd12:3456:789a::2]:90 ' in script6
+    assert ('add rule ip6 runcible postrouting ip6 saddr fd12:3456:789a::/64 oifname != "rcb-web6" masquerade'
+            in script6)
+    assert 'dnat to 10.89.7.2' not in script6
+    script4 = ports.render([network], published)
+    assert 'tcp dport 8080 dnat to 10.89.7.2:80' in script4 and 'fd12' not in script4 and '9090' not in script4
+    # No IPv6 network and no IPv6 port: the ip6 table is deleted (created first, so that deleting never fails).
+    assert ports.render6([dict(network, ipv6=False)], [(CID, 'web', '10.89.7.2', ports.expand(['8080:80']), None)]) == (
+        'add table ip6 runcible\ndelete table ip6 runcible\n')
+    internal = ports.render6([dict(network, internal=True)], [])
+    assert 'masquerade' in internal and 'oifname != "rcb-web6" masquerade' not in internal
+    assert 'iifname "rcb-web6" oifname != "rcb-web6" drop' in internal

@@ -35,7 +35,7 @@ MODULE_UTILS_PACKAGE = 'ansible_collections.runcible.oci.plugins.module_utils'
 MODULE_FILES = sorted(glob.glob(os.path.join(REPO, 'plugins', 'modules', '*.py')))
 MODULES = [os.path.basename(path)[:-3] for path in MODULE_FILES]
 # The modules without the common options (and why): networks are the host's, not a store's.
-WITHOUT_COMMON_OPTIONS = {'network'}
+WITHOUT_COMMON_OPTIONS = {'network', 'network_info'}
 
 
 def _parse(path):

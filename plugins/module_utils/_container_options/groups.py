@@ -93,6 +93,13 @@ def unit(values: dict[str, Any], context: Context, complete: bool) -> None:
     units.check(values, context, complete)
 
 
+def systemd(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """systemd as PID 1 (``process.check_systemd``): its command and stop signal, the cgroup tree it needs."""
+    if values.get('systemd'):
+        from . import process  # pylint: disable=import-outside-toplevel
+        process.check_systemd(values, context, complete)
+
+
 def mount_targets(values: dict[str, Any], context: Context, complete: bool) -> None:
     """One mount per target across ``mounts``, ``tmpfs`` and file ``secrets``."""
     if not complete and not any(name in values for name in ('mounts', 'tmpfs', 'secrets')):
@@ -119,9 +126,10 @@ def placement(values: dict[str, Any], context: Context, complete: bool) -> None:
 
 def network(values: dict[str, Any], context: Context, complete: bool) -> None:
     """``ip_address``, ``published_ports`` and the name options (``dns``...) against the network the container
-    will be on."""
-    given = ('published_ports', 'dns', 'dns_search', 'dns_options', 'etc_hosts', 'aliases')
-    if complete or not any(values.get(option) for option in given) and 'ip_address' not in values:
+    will be on; ``networks`` or the one-network shorthand (``network``), the other recorded from it."""
+    given = ('published_ports', 'dns', 'dns_search', 'dns_options', 'etc_hosts', 'aliases', 'networks')
+    if complete or not any(values.get(option) for option in given) and 'ip_address' not in values \
+            and 'network' not in values:
         return
     from . import network as network_options  # pylint: disable=import-outside-toplevel
     network_options.check(values, context)
@@ -147,5 +155,5 @@ def confinement(values: dict[str, Any], context: Context, complete: bool) -> Non
 CONFINEMENT = ('privileged', 'cap_add', 'cap_drop', 'seccomp_profile', 'apparmor_profile', 'label')
 # In this order: the image and the root filesystem first (the user is resolved in them).
 GROUPS: tuple[Callable[[dict[str, Any], Context, bool], None], ...] = (images, user, memory, cpu, placement, network,
-                                                                       sysctls, restart, unit, mount_targets,
+                                                                       sysctls, restart, unit, systemd, mount_targets,
                                                                        confinement)

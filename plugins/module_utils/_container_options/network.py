@@ -1,8 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026 runcible.oci contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Options of the container's network: ``network``, ``ip_address``, ``published_ports``, and its names:
-``dns``, ``dns_search``, ``dns_options``, ``etc_hosts``, ``aliases``.
+"""Options of the container's network: ``network``, ``ip_address``, ``published_ports``, ``networks``, and its
+names: ``dns``, ``dns_search``, ``dns_options``, ``etc_hosts``, ``aliases``.
+
+``networks`` (a list of name, ip_address, ipv6_address, aliases) and the one-network shorthand (``network``,
+``ip_address``, ``aliases``) exclude each other in a task; the group check records the other one's value
+(``network``: the first entry's name; ``networks``: [] for the shorthand), so a container moved from one
+form to the other is compared, and recreated, as it should be.
 
 The values are checked against the host's network registry (does the network exist, is the address
 or the host port free or already this container's) without writing anything, so check mode and bad
@@ -46,6 +51,63 @@ def ip_address(value: str, context: Context) -> str:
         raise ValidationError('ip_address: %r is not an IPv4 address' % (value,))
     if address.version != 4:
         raise ValidationError('ip_address: %r: only IPv4 addresses are supported' % (value,))
+    return str(address)
+
+
+NETWORK_ENTRY_KEYS = ('name', 'ip_address', 'ipv6_address', 'aliases')
+
+
+def networks(value: list[Any], context: Context, registry: netreg.NetworkRegistry | None = None) -> list[dict[str, Any]]:
+    """The container's networks in interface order (eth0, eth1...): [{name, ip_address, ipv6_address, aliases}]."""
+    if not isinstance(value, list):
+        raise ValidationError('networks: a list of networks ({name: NET, ip_address:, ipv6_address:, aliases:}), not %r'
+                              % (value,))
+    if len(value) > netreg.MAX_NETWORKS:
+        raise ValidationError('networks: %d networks given; a container joins at most %d'
+                              % (len(value), netreg.MAX_NETWORKS))
+    found: list[dict[str, Any]] = []
+    defined = None
+    for item in value:
+        if isinstance(item, str):
+            item = {'name': item}
+        if not isinstance(item, dict) or 'name' not in item:
+            raise ValidationError('networks: %r is not a network entry: give at least its name, as {name: backend}'
+                                  % (item,))
+        unknown = sorted(set(item) - set(NETWORK_ENTRY_KEYS))
+        if unknown:
+            raise ValidationError('networks: entry %s has unknown keys %s (known: %s)'
+                                  % (item['name'], ', '.join(map(str, unknown)), ', '.join(NETWORK_ENTRY_KEYS)))
+        name = str(item['name']).strip()
+        if name in netreg.NOT_NETWORKS:
+            raise ValidationError('networks: %s is not a bridge network; for network: none or host use the network '
+                                  'option alone' % name)
+        name = netreg.DEFAULT_NETWORK if name == netreg.BRIDGE_ALIAS else netreg.validate_network_name(name, 'networks')
+        if name != netreg.DEFAULT_NETWORK:
+            if defined is None:
+                defined = (registry or netreg.NetworkRegistry()).load()['networks']
+            if name not in defined:
+                raise ValidationError('network %s does not exist: create it first with runcible.oci.network' % name)
+        if any(entry['name'] == name for entry in found):
+            raise ValidationError('networks: network %s is listed twice' % name)
+        entry: dict[str, Any] = {'name': name, 'ip_address': None, 'ipv6_address': None, 'aliases': []}
+        if item.get('ip_address'):
+            entry['ip_address'] = ip_address(item['ip_address'], context)
+        if item.get('ipv6_address'):
+            entry['ipv6_address'] = ipv6_address(item['ipv6_address'])
+        if item.get('aliases'):
+            entry['aliases'] = [alias for alias in _names(item['aliases'], 'networks: aliases of %s' % name, 'name')
+                                if alias != context.name]
+        found.append(entry)
+    return found
+
+
+def ipv6_address(value: Any) -> str:
+    try:
+        address = ipaddress.ip_address(str(value).strip())
+    except ValueError:
+        raise ValidationError('ipv6_address: %r is not an IPv6 address' % (value,))
+    if address.version != 6:
+        raise ValidationError('ipv6_address: %r is not an IPv6 address' % (value,))
     return str(address)
 
 
@@ -153,12 +215,22 @@ def _is_self(allocation: dict[str, Any], context: Context) -> bool:
 
 def check(given: dict[str, Any], context: Context, registry: netreg.NetworkRegistry | None = None) -> None:
     """``ip_address``, ``published_ports`` and the name options need a bridge network; the address and host ports
-    must be free."""
+    must be free. ``networks`` or the shorthand: one of them, the other recorded from it."""
+    if given.get('networks'):
+        shorthand = [option for option in ('network', 'ip_address', 'aliases') if given.get(option) not in (None, [])]
+        if shorthand:
+            raise ValidationError('networks replaces %s: give each network\'s ip_address and aliases in its entry of '
+                                  'networks (or use network alone for one network)' % ', '.join(shorthand))
+        given['network'] = given['networks'][0]['name']
+    elif 'network' in given:
+        given['networks'] = []
     named = [option for option in NAME_OPTIONS if given.get(option)]
     if named and netreg.network_of({'network': context.effective(given, 'network', netreg.DEFAULT_NETWORK)}) is None:
         raise ValidationError('%s needs a bridge network (network: bridge or a network name): with network: %s the '
                               'container has the files of its root filesystem (or the host\'s)'
                               % (', '.join(named), context.effective(given, 'network', 'none')))
+    if given.get('networks'):
+        _check_entries(given['networks'], context, registry)
     if 'ip_address' not in given and not given.get('published_ports'):
         return
     network_name = netreg.network_of({'network': context.effective(given, 'network', netreg.DEFAULT_NETWORK)})
@@ -180,6 +252,35 @@ def check(given: dict[str, Any], context: Context, registry: netreg.NetworkRegis
         except ports.PortInUse as exc:
             who = netreg.holder_text(holder[1]) if holder else 'another process'
             raise ValidationError('published_ports: %s by %s; nothing was changed' % (exc.msg, who), port=mapping.text())
+
+
+def _check_entries(entries: list[dict[str, Any]], context: Context, registry: netreg.NetworkRegistry | None) -> None:
+    """Each ``networks`` entry's pinned addresses: in its network, not its gateway, not another container's."""
+    data = None
+    for entry in entries:
+        if not entry.get('ip_address') and not entry.get('ipv6_address'):
+            continue
+        data = data or (registry or netreg.NetworkRegistry()).load()
+        if entry.get('ip_address'):
+            _check_address(entry['ip_address'], entry['name'], data, context)
+        if entry.get('ipv6_address'):
+            _check_address6(entry['ipv6_address'], entry['name'], data, context)
+
+
+def _check_address6(address: str, network_name: str, data: dict[str, Any], context: Context) -> None:
+    network_def = data['networks'].get(network_name) or {}
+    if not network_def.get('ipv6'):
+        raise ValidationError('networks: ipv6_address %s needs an IPv6 network: network %s has no ipv6 (create it with '
+                              'runcible.oci.network ipv6: true)' % (address, network_name))
+    subnet = ipaddress.ip_network(network_def['ipv6_subnet'])
+    value = ipaddress.ip_address(address)
+    if value not in subnet or value == subnet.network_address:
+        raise ValidationError('ipv6_address: %s is not a host address of network %s (%s)' % (address, network_name, subnet))
+    if address == network_def['ipv6_gateway']:
+        raise ValidationError('ipv6_address: %s is the gateway of network %s' % (address, network_name))
+    for allocation in data['allocations'].values():
+        if allocation.get('ip6') == address and allocation['network'] == network_name and not _is_self(allocation, context):
+            raise ValidationError('ipv6_address: %s is already the address of %s' % (address, netreg.holder_text(allocation)))
 
 
 def _check_address(address: str, network_name: str, data: dict[str, Any], context: Context) -> None:

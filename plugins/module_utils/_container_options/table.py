@@ -75,6 +75,8 @@ OPTIONS = [
            spec='network:map_network'),
     Option('ip_address', 'str', 'network', normalise='network:ip_address'),
     Option('published_ports', 'list', 'network', elements='str', default=[], normalise='network:published_ports'),
+    # Several networks (eth0, eth1...); [] means the shorthand above (the group check records one from the other).
+    Option('networks', 'list', 'network', elements='raw', default=[], normalise='network:networks'),
     # Names (written by the network stage into the bundle's resolv.conf and hosts, and aardvark-dns's files).
     Option('dns', 'list', 'network', elements='str', default=[], normalise='network:dns'),
     Option('dns_search', 'list', 'network', elements='str', default=[], normalise='network:dns_search'),
@@ -86,6 +88,9 @@ OPTIONS = [
     Option('tmpfs', 'dict', 'spec', default={}, normalise='storage:tmpfs', spec='storage:map_tmpfs'),
     Option('shm_size', 'raw', 'spec', default=64 * 1024 * 1024, normalise='storage:shm_size', spec='storage:map_shm_size'),
     Option('secrets', 'dict', 'spec', default={}, normalise='storage:secrets', spec='storage:map_secrets', no_log=True),
+    # systemd as PID 1 (podman's --systemd=always): after the mounts (its tmpfs go where none is); the group
+    # check finishes command and stop_signal (process.check_systemd).
+    Option('systemd', 'bool', 'spec', default=False, spec='process:map_systemd'),
     # Run by a systemd unit of its own (runtime units.py; task layer _container_unit.py): a change recreates.
     # sdnotify container mounts the notify socket's directory: after every other mount but the init.
     Option('systemd_unit', 'bool', 'runtime', default=False, normalise='units:systemd_unit'),

@@ -17,6 +17,7 @@ import contextlib
 import errno
 import ipaddress
 import os
+import socket
 from typing import TYPE_CHECKING
 
 from .rtnl import Rtnl
@@ -24,7 +25,6 @@ from .errors import RuncibleError, ValidationError
 from .netns import netns_path
 
 if TYPE_CHECKING:
-    import socket
     from typing import Any, Iterable
 
 OWNED_BRIDGE_ALIAS = 'runcible.oci network %s'  # the alias of every bridge the collection makes
@@ -32,8 +32,28 @@ VETH_PREFIX = 'rcv'
 CONTAINER_IFNAME = 'eth0'
 
 
-def veth_name(container_id: str) -> str:
-    return VETH_PREFIX + container_id[:12]
+def veth_name(container_id: str, index: int = 0) -> str:
+    """The host end of the container's veth pair on its ``index``-th network: rcvID12 (eth0), rc1ID12 (eth1)..."""
+    return VETH_PREFIX + container_id[:12] if index == 0 else 'rc%d%s' % (index, container_id[:12])
+
+
+def container_ifname(index: int) -> str:
+    return 'eth%d' % index
+
+
+def host_addresses6(path: str = '/proc/net/if_inet6') -> list[tuple[str, int, str]]:
+    """The host's IPv6 addresses (/proc/net/if_inet6) as (address text, prefixlen, device)."""
+    found: list[tuple[str, int, str]] = []
+    try:
+        with open(path, 'r') as handle:
+            lines = handle.read().splitlines()
+    except (IOError, OSError):
+        return found
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6:
+            found.append((str(ipaddress.IPv6Address(bytes.fromhex(fields[0]))), int(fields[2], 16), fields[5]))
+    return found
 
 
 def host_routes(exclude_devices: Iterable[str] = (),
@@ -77,6 +97,13 @@ def _bridge_sysctls(network: dict[str, Any]) -> None:
     _write_sysctl(conf + 'route_localnet', '1')
     # Forward what comes in from the containers (not for internal networks: no way out at all).
     _write_sysctl(conf + 'forwarding', '0' if network.get('internal') else '1')
+    if network.get('ipv6'):
+        # The bridge is a router's interface of ours: no router advertisement or redirect from a neighbour on it
+        # changes the host's routes, and its gateway address is ours at once (no duplicate address detection).
+        conf6 = '/proc/sys/net/ipv6/conf/%s/' % network['bridge']
+        for name, value in (('disable_ipv6', '0'), ('accept_ra', '0'), ('accept_redirects', '0'),
+                            ('accept_dad', '0')):
+            _write_sysctl(conf6 + name, value)
 
 
 def owned_alias(network: dict[str, Any]) -> str:
@@ -129,10 +156,17 @@ def bridge_ready(network: dict[str, Any]) -> bool:
     except (IOError, OSError, ValueError):
         return False
     gateway = ipaddress.ip_address(network['gateway'])
+    if network.get('ipv6') and not _has_gateway6(network):
+        return False
     for route, device in host_routes():
         if device == network['bridge'] and gateway in route and str(route) == network['subnet']:
             return True
     return False
+
+
+def _has_gateway6(network: dict[str, Any]) -> bool:
+    wanted = (network['ipv6_gateway'], ipaddress.ip_network(network['ipv6_subnet']).prefixlen, network['bridge'])
+    return wanted in host_addresses6()
 
 
 def _link_index(rtnl: Rtnl, name: str, where: str = '') -> int:
@@ -186,6 +220,16 @@ def ensure_bridge(network: dict[str, Any], rtnl: Rtnl | None = None) -> bool:
                     rtnl.delete_address(index, address, other_prefixlen, bridge)
                 rtnl.add_address(index, network['gateway'], prefixlen, bridge)
                 changed = True
+            if network.get('ipv6'):
+                _bridge_sysctls(network)  # before its address: no duplicate address detection on it
+                prefixlen6 = ipaddress.ip_network(network['ipv6_subnet']).prefixlen
+                addresses6 = [item for item in rtnl.addresses(index, bridge, family=socket.AF_INET6)
+                              if not ipaddress.ip_address(item[0]).is_link_local]
+                if (network['ipv6_gateway'], prefixlen6) not in addresses6:
+                    for address, other_prefixlen in addresses6:
+                        rtnl.delete_address(index, address, other_prefixlen, bridge)
+                    rtnl.add_address(index, network['ipv6_gateway'], prefixlen6, bridge)
+                    changed = True
             with open('/sys/class/net/%s/flags' % bridge) as handle:
                 if not int(handle.read().strip(), 16) & 1:
                     rtnl.set_link(index, bridge, up=True)
@@ -214,43 +258,78 @@ def delete_bridge(network: dict[str, Any]) -> bool:
 
 def plumb(network: dict[str, Any], container_id: str, address: str, name: str,
           inside_socket: socket.socket | None = None) -> None:
-    """The veth pair of a container: host end on the bridge, eth0 in its namespace with address and routes.
+    """The veth pair of a container on one network: host end on the bridge, eth0 in its namespace (plumb_all)."""
+    plumb_all([Link(network, 0, address)], container_id, name, inside_socket)
+
+
+class Link(object):
+    """One network of a container: its definition, its interface's index (eth0, eth1...), its addresses and
+    whether its gateways give the container's default routes (the first network that is not internal)."""
+
+    __slots__ = ('network', 'index', 'address', 'address6', 'default4', 'default6')
+
+    def __init__(self, network: dict[str, Any], index: int, address: str, address6: str | None = None,
+                 default4: bool | None = None, default6: bool | None = None) -> None:
+        self.network = network
+        self.index = index
+        self.address = address
+        self.address6 = address6
+        internal = bool(network.get('internal'))
+        self.default4 = (not internal) if default4 is None else default4
+        self.default6 = bool(address6) and not internal if default6 is None else default6
+
+
+def plumb_all(links: list[Link], container_id: str, name: str, inside_socket: socket.socket | None = None) -> None:
+    """The veth pairs of a container: each host end on its network's bridge, ethN in its namespace with its
+    addresses, and the default routes where the links say.
 
     ``inside_socket``: a netlink socket opened in the container's namespace, used and closed here
     (else one is opened in it by a thread that enters the namespace).
     """
     path = netns_path(container_id)
-    host_end = veth_name(container_id)
-    prefixlen = ipaddress.ip_network(network['subnet']).prefixlen
+    link = links[0] if links else None
     try:
         with Rtnl() as rtnl:
-            if not bridge_ready(network):
-                ensure_bridge(network, rtnl)
-            stale = rtnl.link_index(host_end) if interface_exists(host_end) else None
-            if stale is not None:
-                rtnl.delete_link(stale, host_end)
-            netns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                rtnl.add_veth(host_end, CONTAINER_IFNAME, netns_fd)
-            finally:
-                os.close(netns_fd)
-            bridge_index = _link_index(rtnl, network['bridge'])
-            rtnl.set_link(_link_index(rtnl, host_end), host_end, up=True, master=bridge_index,
-                          alias='runcible.oci container %s' % name)
-            # The host may still know the address with the MAC of its previous owner.
-            with contextlib.suppress(OSError):
-                rtnl.delete_neighbour(bridge_index, address, network['bridge'])
+            for link in links:
+                network, host_end = link.network, veth_name(container_id, link.index)
+                if not bridge_ready(network):
+                    ensure_bridge(network, rtnl)
+                stale = rtnl.link_index(host_end) if interface_exists(host_end) else None
+                if stale is not None:
+                    rtnl.delete_link(stale, host_end)
+                netns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+                try:
+                    rtnl.add_veth(host_end, container_ifname(link.index), netns_fd)
+                finally:
+                    os.close(netns_fd)
+                bridge_index = _link_index(rtnl, network['bridge'])
+                rtnl.set_link(_link_index(rtnl, host_end), host_end, up=True, master=bridge_index,
+                              alias='runcible.oci container %s' % name)
+                # The host may still know the address with the MAC of its previous owner.
+                for address in (link.address, link.address6):
+                    if address:
+                        with contextlib.suppress(OSError):
+                            rtnl.delete_neighbour(bridge_index, address, network['bridge'])
+        link = links[0] if links else None
         if inside_socket is not None:
             inside = Rtnl(inside_socket)
         else:
             inside = Rtnl.in_netns(path)
         with inside:
             inside.set_link(1, 'lo', up=True)  # lo: always index 1 in a namespace
-            eth0 = _link_index(inside, CONTAINER_IFNAME, ' in the namespace')
-            inside.add_address(eth0, address, prefixlen, CONTAINER_IFNAME)
-            inside.set_link(eth0, CONTAINER_IFNAME, up=True)
-            if not network.get('internal'):
-                inside.add_default_route(network['gateway'])
+            for link in links:
+                network, ifname = link.network, container_ifname(link.index)
+                index = _link_index(inside, ifname, ' in the namespace')
+                inside.add_address(index, link.address, ipaddress.ip_network(network['subnet']).prefixlen, ifname)
+                if link.address6:
+                    inside.add_address(index, link.address6, ipaddress.ip_network(network['ipv6_subnet']).prefixlen,
+                                       ifname)
+                inside.set_link(index, ifname, up=True)
+                if link.default4:
+                    inside.add_default_route(network['gateway'])
+                if link.default6:
+                    inside.add_default_route(network['ipv6_gateway'])
     except OSError as exc:
+        where = (link.network['name'], veth_name(container_id, link.index)) if link else ('?', '?')
         raise RuncibleError('cannot attach container %s to network %s (veth %s, namespace %s): %s'
-                            % (name, network['name'], host_end, path, exc))
+                            % (name, where[0], where[1], path, exc))

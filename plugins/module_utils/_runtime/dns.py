@@ -77,7 +77,8 @@ def render(network: dict[str, Any], members: list[tuple[str, dict[str, Any]]]) -
     """The aardvark-dns file of ``network`` with the attached containers ``members`` [(id, allocation)]."""
     lines = [network['gateway']]
     for container_id, allocation in sorted(members, key=lambda item: (item[1]['name'], item[0])):
-        line = '%s %s  %s' % (container_id, allocation['ip'], ','.join(container_names(allocation)))
+        line = '%s %s %s %s' % (container_id.split(':', 1)[0], allocation['ip'], allocation.get('ip6') or '',
+                                ','.join(container_names(allocation)))
         if allocation.get('dns_servers'):
             line += ' ' + ','.join(allocation['dns_servers'])
         lines.append(line)

@@ -73,10 +73,12 @@ def resolv_conf(servers: list[str] | None = None, search: list[str] | None = Non
     return '\n'.join(lines) + '\n'
 
 
-def hosts_file(hostname: str, name: str, address: str, extra: dict[str, str] | None = None) -> str:
+def hosts_file(hostname: str, name: str, address: str | list[str], extra: dict[str, str] | None = None) -> str:
+    """``address``: the container's address, or its addresses (one per network, IPv6 ones too)."""
     names = [hostname] + ([name] if name != hostname else [])
-    text = ('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n'
-            % (address, ' '.join(names)))
+    text = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n'
+    for own in [address] if isinstance(address, str) else address:
+        text += '%s\t%s\n' % (own, ' '.join(names))
     for host_name, host_address in sorted((extra or {}).items()):
         text += '%s\t%s\n' % (host_address, host_name)
     return text
@@ -91,9 +93,17 @@ def _replace_file(path: str, text: str) -> None:
     os.rename(temp, path)
 
 
-def write_etc_files(bundle: str, config: dict[str, Any], name: str, address: str, dns_server: str | None = None) -> None:
-    """``dns_server``: the network's name server (aardvark-dns on its gateway), None on a network without DNS."""
-    hosts = hosts_file(config.get('hostname') or name, name, address, config.get('etc_hosts'))
+def write_etc_files(bundle: str, config: dict[str, Any], name: str, address: str | list[tuple[str, str | None]],
+                    dns_server: str | None = None, dns_servers: list[str] | None = None) -> None:
+    """``address``: its address, or (IPv4, IPv6 or None) per network; ``dns_server``/``dns_servers``: the name
+    servers of its networks (aardvark-dns on each DNS-enabled network's gateway, in network order), none on networks
+    without DNS: then its ``dns`` servers, else the host's."""
+    if isinstance(address, str):
+        own = [address]
+    else:
+        own = [item for pair in address for item in pair if item]
+    hosts = hosts_file(config.get('hostname') or name, name, own, config.get('etc_hosts'))
     _replace_file(os.path.join(bundle, HOSTS_FILE), hosts)
-    servers = [dns_server] if dns_server else config.get('dns')
+    networks_dns = list(dns_servers or []) + ([dns_server] if dns_server else [])
+    servers = networks_dns[:3] if networks_dns else config.get('dns')
     _replace_file(os.path.join(bundle, RESOLV_FILE), resolv_conf(servers, config.get('dns_search'), config.get('dns_options')))

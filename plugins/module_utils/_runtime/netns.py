@@ -101,11 +101,17 @@ def create_netns(path: str, netlink: bool = False) -> socket.socket | None:
             return
         # Addresses are reused: a gratuitous ARP when eth0 comes up tells the bridge's neighbours
         # (the host, the other containers) its new MAC at once (sysctls are the opener's namespace's).
-        try:
-            with open('/proc/sys/net/ipv4/conf/default/arp_notify', 'w') as handle:
-                handle.write('1')
-        except (IOError, OSError):
-            pass
+        # IPv6: its interfaces take no router advertisement nor redirect (a neighbour on a bridge would route
+        # the container's traffic through itself), and no duplicate address detection (addresses are ours,
+        # allocated under the registry lock: usable at once).
+        for setting, value in (('ipv4/conf/default/arp_notify', '1'), ('ipv6/conf/default/accept_ra', '0'),
+                               ('ipv6/conf/default/accept_redirects', '0'), ('ipv6/conf/default/accept_dad', '0'),
+                               ('ipv6/conf/all/accept_redirects', '0')):
+            try:
+                with open('/proc/sys/net/' + setting, 'w') as handle:
+                    handle.write(value)
+            except (IOError, OSError):
+                pass  # (no IPv6 in this kernel, say)
         if netlink:
             # A socket belongs to the namespace it was made in, whichever thread uses it later.
             outcome['socket'] = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)

@@ -6,8 +6,9 @@
 Per container (``ID`` = its id)::
 
     /run/netns/rc-ID16        its network namespace (the spec's network namespace path)
-    rcvID12                   the host end of its veth pair, enslaved to the network's bridge
-    eth0                      the other end, in the namespace: address, default route (not internal)
+    rcvID12, rc1ID12...       the host ends of its veth pairs, one per network, enslaved to the network's bridge
+    eth0, eth1...             the other ends, in the namespace: addresses (IPv6 too on an ipv6 network), default
+                              routes through the first network that is not internal
     bundle/hosts, resolv.conf bind-mounted on /etc/hosts and /etc/resolv.conf
     DNS_DIR/NETWORK           on a DNS-enabled network: its name and aliases for aardvark-dns (dns.py)
 
@@ -32,14 +33,14 @@ import os
 import threading
 
 from . import dns, ports
-from .bridges import bridge_ready, ensure_bridge, plumb, require_own_bridge, veth_name
+from .bridges import Link, bridge_ready, container_ifname, ensure_bridge, plumb_all, require_own_bridge, veth_name
 from .errors import RuncibleError, ValidationError
 from .etc_files import write_etc_files
 from .host import process_alive, wait_until
 from .netns import create_netns, netns_path, remove_netns
 from .rtnl import preload as preload_rtnl, require as require_rtnl
-from .network_registry import (DEFAULT_NETWORK, NetworkRegistry, collect_garbage, define, holder_of, holder_text,
-                               ip_forward_warning, network_of)
+from .network_registry import (DEFAULT_NETWORK, NetworkRegistry, allocation_key, attachments_of, collect_garbage,
+                               define, holder_of, holder_text, ip_forward_warning, keys_of, network_of)
 
 if TYPE_CHECKING:
     import socket
@@ -61,8 +62,9 @@ def apply_firewall(data: Data) -> None:
     for cid, allocation in data['allocations'].items():
         if allocation.get('attached') and allocation.get('ports'):
             published.append((cid, allocation['name'], allocation['ip'],
-                              [ports.PortMapping.from_dict(item) for item in allocation['ports']]))
-    ports.apply(ports.render(networks, published))
+                              [ports.PortMapping.from_dict(item) for item in allocation['ports']],
+                              allocation.get('ip6')))
+    ports.apply(ports.render(networks, published) + ports.render6(networks, published))
 
 
 class Attachment(object):
@@ -84,7 +86,7 @@ class Attachment(object):
         self.worker = worker
         self.undo_launch = undo_launch
         self.error: BaseException | None = None
-        self.entry: dict[str, str] | None = None
+        self.entry: dict[str, Any] | None = None
         self.warnings: list[str] = []
 
     @property
@@ -158,8 +160,8 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
     (they only have to be ready before it starts); for a restore, at once (the process runs at once).
     """
     config = record['config']
-    network_name = network_of(config)
-    if network_name is None:
+    wanted = attachments_of(config)
+    if not wanted:
         return Attachment()
     require_rtnl()  # pyroute2 installed? (found, not imported)
     preload_rtnl()  # its import (0.1 s) in a thread, behind the registry, the namespace, nft and conmon
@@ -171,45 +173,60 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
         with registry.lock():
             data = registry.load()
             changed = collect_garbage(data)
-            network = data['networks'].get(network_name)
-            if network is None:
-                if network_name != DEFAULT_NETWORK:
-                    raise ValidationError('network %s does not exist: create it first with runcible.oci.network'
-                                          % network_name)
-                network = define(data, DEFAULT_NETWORK)
-                data['networks'][DEFAULT_NETWORK] = network
-                changed = True
-                warning = ip_forward_warning(network)
-                if warning:
-                    attachment.warnings.append(warning)
-            else:
-                require_own_bridge(network)  # before anything is written: never plumbed into someone else's bridge
-            allocation = data['allocations'].get(container_id) or {}
-            address = _address_for(data, network, container_id, config.get('ip_address'), allocation)
+            networks = []
+            for item in wanted:
+                network, made = _network_for(data, item['name'], attachment)
+                changed = changed or made
+                networks.append(network)
+            if any(mapping.host_ip and ':' in mapping.host_ip for mapping in mappings) and \
+                    not networks[0].get('ipv6'):
+                raise ValidationError('published_ports: IPv6 host addresses need an IPv6 address of the container on '
+                                      'its first network: network %s has no ipv6 (runcible.oci.network ipv6: true)'
+                                      % networks[0]['name'])
+            previous = dict((key, data['allocations'].pop(key)) for key in keys_of(data, container_id))
             attachment.sockets, dropped = _reserve(data, mappings, container_id)
-            stale_rules = bool(allocation.get('attached') and allocation.get('ports'))
-            data['allocations'][container_id] = {
-                'network': network_name, 'ip': address, 'root': root, 'name': record['name'],
-                'attached': True, 'ports': [mapping.as_dict() for mapping in mappings]}
-            if dns.enabled(network):  # what aardvark-dns says of it besides its name and address
-                data['allocations'][container_id].update(aliases=list(config.get('aliases') or []),
-                                                         dns_servers=list(config.get('dns') or []))
+            stale_rules = bool(previous.get(container_id, {}).get('attached') and previous[container_id].get('ports'))
+            links, entries = [], []
+            for index, (item, network) in enumerate(zip(wanted, networks)):
+                key = allocation_key(container_id, index)
+                allocation = previous.get(key) or {}
+                address = _address_for(data, network, key, item.get('ip_address'), allocation)
+                address6 = (_address6_for(data, network, key, item.get('ipv6_address'), allocation)
+                            if network.get('ipv6') else None)
+                entry = {'network': network['name'], 'ip': address, 'root': root, 'name': record['name'],
+                         'attached': True, 'ports': [mapping.as_dict() for mapping in mappings] if index == 0 else []}
+                if address6:
+                    entry['ip6'] = address6
+                if dns.enabled(network):  # what aardvark-dns says of it besides its name and address
+                    entry.update(aliases=list(item.get('aliases') or []), dns_servers=list(config.get('dns') or []))
+                data['allocations'][key] = entry
+                links.append(Link(network, index, address, address6,
+                                  default4=not network.get('internal') and not any(
+                                      not other.get('internal') for other in networks[:index]),
+                                  default6=bool(address6) and not network.get('internal') and not any(
+                                      other.get('ipv6') and not other.get('internal') for other in networks[:index])))
+                entries.append({'name': network['name'], 'ip_address': address, 'ipv6_address': address6,
+                                'interface': container_ifname(index), 'veth': veth_name(container_id, index)})
+            changed = changed or set(previous) != set(keys_of(data, container_id))
             registry.save(data)
-            attachment.entry = {'name': network_name, 'ip_address': address, 'netns': netns_path(container_id),
-                                'veth': veth_name(container_id)}
-            if not bridge_ready(network):
-                ensure_bridge(network)
+            attachment.entry = {'name': entries[0]['name'], 'ip_address': entries[0]['ip_address'],
+                                'netns': netns_path(container_id), 'veth': entries[0]['veth']}
+            if len(entries) > 1 or entries[0]['ipv6_address']:
+                attachment.entry['networks'] = entries
+            for network in networks:
+                if not bridge_ready(network):
+                    ensure_bridge(network)
             dns.sync(data)  # its names served (aardvark-dns started with the first one, restarted if killed)
         firewall = bool(mappings or changed or dropped or stale_rules)
-        write_etc_files(bundle, config, record['name'], address,
-                        dns_server=network['gateway'] if dns.enabled(network) else None)
+        write_etc_files(bundle, config, record['name'], [(link.address, link.address6) for link in links],
+                        dns_servers=[network['gateway'] for network in networks if dns.enabled(network)])
         inside_socket = create_netns(netns_path(container_id), netlink=True)
 
         def plumbing() -> None:
             try:
-                if firewall or not firewall_has(network):
+                if firewall or not all(firewall_has(network) for network in networks):
                     refresh_firewall(registry)
-                plumb(network, container_id, address, record['name'], inside_socket)
+                plumb_all(links, container_id, record['name'], inside_socket)
             except BaseException as exc:  # handed to the caller by Attachment.wait()
                 attachment.error = exc
                 inside_socket.close()
@@ -228,11 +245,52 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
     return attachment
 
 
+def _network_for(data: Data, network_name: str, attachment: Attachment) -> tuple[dict[str, Any], bool]:
+    """The definition of ``network_name`` (the default network made on first use); -> (network, made)."""
+    network = data['networks'].get(network_name)
+    if network is None:
+        if network_name != DEFAULT_NETWORK:
+            raise ValidationError('network %s does not exist: create it first with runcible.oci.network'
+                                  % network_name)
+        network = define(data, DEFAULT_NETWORK)
+        data['networks'][DEFAULT_NETWORK] = network
+        warning = ip_forward_warning(network)
+        if warning:
+            attachment.warnings.append(warning)
+        return network, True
+    require_own_bridge(network)  # before anything is written: never plumbed into someone else's bridge
+    return network, False
+
+
+def _address6_for(data: Data, network: dict[str, Any], key: str, pinned: str | None,
+                  allocation: dict[str, Any]) -> str:
+    """The container's IPv6 address on ``network``: pinned, kept, or the lowest free after the gateway."""
+    subnet = ipaddress.IPv6Network(network['ipv6_subnet'])
+    taken = set(item.get('ip6') for other, item in data['allocations'].items()
+                if other != key and item['network'] == network['name'])
+    if pinned:
+        if pinned in taken:
+            holder = [item for other, item in data['allocations'].items() if item.get('ip6') == pinned
+                      and item['network'] == network['name'] and other != key][0]
+            raise ValidationError('ipv6_address: %s is already the address of %s' % (pinned, holder_text(holder)))
+        return pinned
+    if allocation.get('ip6') and allocation.get('network') == network['name'] and allocation['ip6'] not in taken \
+            and ipaddress.ip_address(allocation['ip6']) in subnet:
+        return str(allocation['ip6'])
+    candidate = subnet.network_address + 2
+    last = subnet.broadcast_address
+    while candidate <= last:
+        if str(candidate) not in taken:
+            return str(candidate)
+        candidate += 1
+    raise RuncibleError('network %s (%s) has no free IPv6 address left' % (network['name'], network['ipv6_subnet']))
+
+
 def _address_for(data: Data, network: dict[str, Any], container_id: str, pinned: str | None,
                  allocation: dict[str, Any]) -> str:
     subnet = ipaddress.ip_network(network['subnet'])
     taken = set(item['ip'] for cid, item in data['allocations'].items()
-                if cid != container_id and item['network'] == network['name'])
+                if cid != container_id and item['network'] == network['name'])  # container_id: its allocation key
     if pinned:
         if pinned in taken:
             holder = [item for cid, item in data['allocations'].items() if item['ip'] == pinned
@@ -308,15 +366,17 @@ def _undo(record: RecordLike, forget: bool) -> None:
         return
     with registry.lock():
         data = registry.load()
-        allocation = data['allocations'].get(container_id)
-        if allocation is None or not (forget or allocation.get('attached')):
+        keys = keys_of(data, container_id)
+        if not any(forget or data['allocations'][key].get('attached') for key in keys):
             return
-        had_ports = bool(allocation.get('attached') and allocation.get('ports'))
-        if forget:
-            del data['allocations'][container_id]
-        else:
-            allocation['attached'] = False
-            allocation['ports'] = []
+        had_ports = any(data['allocations'][key].get('attached') and data['allocations'][key].get('ports')
+                        for key in keys)
+        for key in keys:
+            if forget:
+                del data['allocations'][key]
+            else:
+                data['allocations'][key]['attached'] = False
+                data['allocations'][key]['ports'] = []
         registry.save(data)
         dns.sync(data)  # its names gone; aardvark-dns ends with the last container of DNS-enabled networks
         if had_ports:

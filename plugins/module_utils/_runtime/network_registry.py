@@ -37,6 +37,10 @@ SUBNET_PREFIX = 24
 LOCK_TIMEOUT = 120.0
 REGISTRY_VERSION = 1
 IP_FORWARD = '/proc/sys/net/ipv4/ip_forward'
+IP6_FORWARD = '/proc/sys/net/ipv6/conf/all/forwarding'
+ULA_PREFIX = 'fd'  # RFC 4193 locally assigned: fd + a 40-bit global id (from the network's name) + subnet id 0
+IPV6_PREFIX = 64
+MAX_NETWORKS = 8  # networks of one container (eth0..eth7)
 NETWORK_NAME = r'[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}'  # patterns are compiled on first use (re's cache)
 IFNAME = r'[a-zA-Z0-9_.-]{1,15}'
 
@@ -78,11 +82,52 @@ def validate_bridge_name(name: Any) -> str:
 
 
 def network_of(config: dict[str, Any] | None) -> str | None:
-    """The name of the bridge network of a container config, or None for none/host (or no network)."""
+    """The name of the (first) bridge network of a container config, or None for none/host (or no network)."""
+    listed = (config or {}).get('networks')
+    if listed:
+        return str(listed[0]['name'])
     value = (config or {}).get('network')
     if not value or value in NOT_NETWORKS:
         return None
     return DEFAULT_NETWORK if value == BRIDGE_ALIAS else value
+
+
+def attachments_of(config: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The networks a container config joins, in interface order (eth0, eth1...): dicts of name, ip_address,
+    ipv6_address, aliases. ``networks`` when given, else the one-network shorthand (``network``, ``ip_address``,
+    ``aliases``); [] for none/host."""
+    config = config or {}
+    if config.get('networks'):
+        return [dict(name=item['name'], ip_address=item.get('ip_address'), ipv6_address=item.get('ipv6_address'),
+                     aliases=list(item.get('aliases') or [])) for item in config['networks']]
+    name = network_of(config)
+    if name is None:
+        return []
+    return [dict(name=name, ip_address=config.get('ip_address'), ipv6_address=None,
+                 aliases=list(config.get('aliases') or []))]
+
+
+def allocation_key(container_id: str, index: int) -> str:
+    """The registry key of a container's allocation on its ``index``-th network: its id, then ID:1, ID:2..."""
+    return container_id if index == 0 else '%s:%d' % (container_id, index)
+
+
+def container_of_key(key: str) -> str:
+    return key.split(':', 1)[0]
+
+
+def keys_of(data: Data, container_id: str) -> list[str]:
+    """Every allocation key of the container ``container_id`` (its networks), in interface order."""
+    return sorted((key for key in data['allocations'] if container_of_key(key) == container_id),
+                  key=lambda key: (key != container_id, len(key), key))
+
+
+def ula_subnet(name: str) -> ipaddress.IPv6Network:
+    """The default IPv6 subnet of network ``name``: fdXX:XXXX:XXXX::/64, the 40-bit global id of RFC 4193
+    taken from the SHA-256 of the name (stable: the same name gives the same subnet on every host)."""
+    global_id = hashlib.sha256(('runcible.oci network ' + name).encode()).digest()[:5]
+    prefix = bytes.fromhex(ULA_PREFIX) + global_id + bytes(10)
+    return ipaddress.IPv6Network((prefix, IPV6_PREFIX))
 
 
 class NetworkRegistry(object):
@@ -130,14 +175,15 @@ def _record_of(allocation: dict[str, Any]) -> dict[str, Any] | None:
 def collect_garbage(data: Data) -> bool:
     """Forget allocations whose container no longer exists (its store removed, say); -> True if any."""
     stale = [cid for cid, allocation in data['allocations'].items()
-             if (_record_of(allocation) or {}).get('id') != cid]
+             if (_record_of(allocation) or {}).get('id') != container_of_key(cid)]
     for cid in stale:
         del data['allocations'][cid]
     return bool(stale)
 
 
 def containers_on(data: Data, network_name: str) -> list[dict[str, Any]]:
-    return sorted(({'name': allocation['name'], 'root': allocation['root'], 'ip_address': allocation['ip']}
+    return sorted(({'name': allocation['name'], 'root': allocation['root'], 'ip_address': allocation['ip'],
+                    'ipv6_address': allocation.get('ip6')}
                    for allocation in data['allocations'].values() if allocation['network'] == network_name),
                   key=lambda item: (item['root'], item['name']))
 
@@ -167,8 +213,13 @@ def _overlap(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network, data: Data,
         if name == skip_network:
             own_bridge = network['bridge']
             continue
-        if subnet.overlaps(ipaddress.ip_network(network['subnet'])):
-            return 'network %s (%s)' % (name, network['subnet'])
+        for field in ('subnet', 'ipv6_subnet'):
+            other = network.get(field)
+            if other and subnet.version == ipaddress.ip_network(other).version and subnet.overlaps(
+                    ipaddress.ip_network(other)):
+                return 'network %s (%s)' % (name, other)
+    if subnet.version == 6:
+        return None  # host IPv6 routes: not read (a ULA of our own rarely meets one)
     for route, device in host_routes(exclude_devices=(own_bridge,) if own_bridge else ()):
         if subnet.overlaps(route):
             return 'the host route %s dev %s' % (route, device)
@@ -190,7 +241,8 @@ def pick_subnet(data: Data) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
 
 
 def define(data: Data, name: str, subnet: str | None = None, gateway: str | None = None, internal: bool = False,
-           bridge: str | None = None, dns: bool = False) -> dict[str, Any]:
+           bridge: str | None = None, dns: bool = False, ipv6: bool = False,
+           ipv6_subnet: str | None = None) -> dict[str, Any]:
     """A validated network definition (dict), not yet in ``data``."""
     from .bridges import require_own_bridge  # pylint: disable=import-outside-toplevel
     validate_network_name(name)
@@ -226,14 +278,51 @@ def define(data: Data, name: str, subnet: str | None = None, gateway: str | None
     clash = _overlap(network, data, skip_network=name)
     if clash:
         raise ValidationError('subnet %s of network %s overlaps %s; choose another subnet' % (network, name, clash))
-    return {'name': name, 'bridge': bridge, 'subnet': str(network), 'gateway': str(gateway_address),
-            'internal': bool(internal), 'dns': bool(dns)}
+    definition = {'name': name, 'bridge': bridge, 'subnet': str(network), 'gateway': str(gateway_address),
+                  'internal': bool(internal), 'dns': bool(dns)}
+    if ipv6:
+        subnet6 = _ipv6_subnet(name, ipv6_subnet)
+        clash = _overlap(subnet6, data, skip_network=name)
+        if clash:
+            raise ValidationError('ipv6_subnet %s of network %s overlaps %s; give another ipv6_subnet'
+                                  % (subnet6, name, clash))
+        definition.update(ipv6=True, ipv6_subnet=str(subnet6), ipv6_gateway=str(subnet6.network_address + 1))
+    elif ipv6_subnet:
+        raise ValidationError('ipv6_subnet needs ipv6: true')
+    return definition
+
+
+def _ipv6_subnet(name: str, given: str | None) -> ipaddress.IPv6Network:
+    if not given:
+        return ula_subnet(name)
+    try:
+        subnet6 = ipaddress.ip_network(str(given).strip(), strict=True)
+    except ValueError as exc:
+        raise ValidationError('ipv6_subnet: %r is not an IPv6 network in CIDR form without host bits (e.g. '
+                              'fd12:3456:789a::/64): %s' % (given, exc))
+    if subnet6.version != 6:
+        raise ValidationError('ipv6_subnet: %r is not an IPv6 network' % (given,))
+    if not 48 <= subnet6.prefixlen <= 120:
+        raise ValidationError('ipv6_subnet: %s: give a prefix length from /48 to /120 (a /64 is usual)' % subnet6)
+    if subnet6.is_loopback or subnet6.is_multicast or subnet6.is_link_local or subnet6.is_unspecified:
+        raise ValidationError('ipv6_subnet: %s is not a usable network for containers' % subnet6)
+    return subnet6
 
 
 def ip_forward_warning(network: dict[str, Any]) -> str | None:
     """A warning when outbound traffic of a (non-internal) network cannot leave the host, else None."""
     if network.get('internal'):
         return None
+    if network.get('ipv6'):
+        try:
+            with open(IP6_FORWARD) as handle:
+                enabled6 = handle.read().strip() == '1'
+        except (IOError, OSError):
+            enabled6 = True
+        if not enabled6:
+            return ('net.ipv6.conf.all.forwarding is 0 on this host: IPv6 traffic of containers on network %s reaches '
+                    'the host and each other, but not other hosts. Set it to 1 to let it out (NAT66); runcible.oci '
+                    'does not change it for you' % network['name'])
     try:
         with open(IP_FORWARD) as handle:
             enabled = handle.read().strip() == '1'

@@ -39,6 +39,16 @@ Loopback stays the host's own, by construction of the table rather than by one r
   a container or neighbour on the bridge reach host services bound to 127.0.0.1. Those replies
   carry the gateway's address on the wire, so the guard never sees them as loopback traffic.
 
+IPv6 (``[::]:8080:80``, ``[fd00::1]:8080:80``) has a table of its own, ``ip6 runcible``, rendered by
+``render6()`` from the same registry and applied in the same transaction: DNAT of the published IPv6
+ports to the container's IPv6 address (its first network's), NAT66 (masquerade) of what leaves a
+network's IPv6 subnet for another interface, the hairpin, and the internal networks' drops. ``[::]``
+means every IPv6 address of the host (the socket is IPv6-only; ``8080:80`` stays IPv4's). IPv6 loopback
+(``[::1]``) is refused: the kernel has no ``route_localnet`` for IPv6 and drops a packet from ``::1`` that
+would be DNATed out of ``lo`` (tested: a SYN DNATed from ``::1`` and SNATed on the bridge never arrives),
+so the only way would be a proxy process, which this collection does not run. ``127.0.0.1:8080:80``
+publishes a port for the host alone.
+
 Debian 11+, RHEL 8+ and Ubuntu 20.04+ run iptables on the nftables kernel API anyway
 (``iptables-nft``). Caveat: a host firewall in another table or in iptables-legacy whose forward
 policy is drop still drops forwarded container traffic; nftables evaluates every table's hooks.
@@ -59,7 +69,8 @@ if TYPE_CHECKING:
     import ctypes
     from typing import Any, Iterable
 
-    Published = tuple[str, str, str, list['PortMapping']]  # container id, name, address, its mappings
+    # container id, name, address, its mappings (and its IPv6 address, when it has one)
+    Published = tuple[Any, ...]  # (id, name, address, [PortMapping]) or with the IPv6 address (str or None) after
 
 PROTOCOLS = ('tcp', 'udp')
 TABLE = 'runcible'
@@ -95,8 +106,12 @@ class PortMapping(object):
     def __repr__(self) -> str:
         return 'PortMapping(%r)' % self.text()
 
+    def ipv6(self) -> bool:
+        return ':' in self.host_ip
+
     def text(self) -> str:
-        host = '%s:%d' % (self.host_ip, self.host_port) if self.host_ip else '%d' % self.host_port
+        shown = '[%s]' % self.host_ip if self.ipv6() else self.host_ip
+        host = '%s:%d' % (shown, self.host_port) if self.host_ip else '%d' % self.host_port
         return '%s:%d/%s' % (host, self.container_port, self.protocol)
 
     def as_dict(self) -> dict[str, str | int]:
@@ -114,8 +129,10 @@ class PortMapping(object):
 
     def overlaps(self, other: PortMapping) -> bool:
         """Both want the same host port: same protocol and port, and the same or a wildcard address."""
-        return (self.protocol == other.protocol and self.host_port == other.host_port
-                and (not self.host_ip or not other.host_ip or self.host_ip == other.host_ip))
+        if self.protocol != other.protocol or self.host_port != other.host_port or self.ipv6() != other.ipv6():
+            return False
+        wildcard = '::' if self.ipv6() else ''
+        return self.host_ip == wildcard or other.host_ip == wildcard or self.host_ip == other.host_ip
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -146,25 +163,42 @@ def parse_entry(entry: object) -> list[PortMapping]:
         protocol = protocol.lower()
         if protocol not in PROTOCOLS:
             raise ValidationError('published_ports: %r: protocol %r is not tcp or udp' % (entry, protocol))
-    parts = text.split(':')
+    if text.startswith('['):  # [IPv6]:hostPort:containerPort
+        address_text, bracket, rest = text[1:].partition(']')
+        parts = rest.split(':')
+        if not bracket or len(parts) != 3 or parts[0]:
+            raise ValidationError('published_ports: %r is not [IPv6 address]:hostPort:containerPort[/tcp|udp] (as '
+                                  '"[::]:8080:80")' % (entry,))
+        parts = ['[%s]' % address_text] + parts[1:]
+    else:
+        parts = text.split(':')
     if len(parts) == 2:
         host_ip, host, container = '', parts[0], parts[1]
     elif len(parts) == 3:
         host_ip, host, container = parts
     else:
-        hint = (' (IPv6 host addresses are not supported)' if len(parts) > 3 else
+        hint = (' (an IPv6 host address goes in brackets, as in "[::]:8080:80")' if len(parts) > 3 else
                 ': give the host port too, as in "8080:80"')
         raise ValidationError('published_ports: %r is not [hostIP:]hostPort:containerPort[/tcp|udp]%s'
                               % (entry, hint))
     if host_ip:
+        bracketed = host_ip.startswith('[')
         host_ip = host_ip.strip('[]')
         try:
             address = ipaddress.ip_address(host_ip)
         except ValueError:
             raise ValidationError('published_ports: %r: %r is not an IP address' % (entry, host_ip))
-        if address.version != 4:
-            raise ValidationError('published_ports: %r: IPv6 host addresses are not supported' % (entry,))
-        host_ip = '' if address.is_unspecified else str(address)
+        if address.version == 6 and not bracketed:
+            raise ValidationError('published_ports: %r: put the IPv6 address in brackets, as in "[::]:8080:80"'
+                                  % (entry,))
+        if address.version == 6 and (address.is_loopback or getattr(address, 'ipv4_mapped', None)):
+            raise ValidationError('published_ports: %r: IPv6 loopback (and IPv4-mapped) host addresses cannot be '
+                                  'forwarded to a container (the kernel has no route_localnet for IPv6); publish on '
+                                  '127.0.0.1 for the host alone, or on an IPv6 address of the host' % (entry,))
+        if address.version == 6:
+            host_ip = str(address)  # '::' stays: every IPv6 address (IPv4's wildcard is '')
+        else:
+            host_ip = '' if address.is_unspecified else str(address)
     host_first, host_last = _port_range(host, 'host port', entry)
     ctr_first, ctr_last = _port_range(container, 'container port', entry)
     if host_last - host_first != ctr_last - ctr_first:
@@ -198,7 +232,8 @@ def expand(entries: object) -> list[PortMapping]:
 
 
 def _host_port_text(mapping: PortMapping) -> str:
-    return '%s%d/%s' % (mapping.host_ip + ':' if mapping.host_ip else '', mapping.host_port, mapping.protocol)
+    shown = '[%s]' % mapping.host_ip if mapping.ipv6() else mapping.host_ip
+    return '%s%d/%s' % (shown + ':' if mapping.host_ip else '', mapping.host_port, mapping.protocol)
 
 
 def canonical(mappings: Iterable[PortMapping]) -> list[str]:
@@ -212,7 +247,7 @@ def canonical(mappings: Iterable[PortMapping]) -> list[str]:
         first, last = run[0], run[-1]
         host = ('%d' % first.host_port if first is last else '%d-%d' % (first.host_port, last.host_port))
         ctr = ('%d' % first.container_port if first is last else '%d-%d' % (first.container_port, last.container_port))
-        prefix = first.host_ip + ':' if first.host_ip else ''
+        prefix = ('[%s]:' % first.host_ip if first.ipv6() else first.host_ip + ':') if first.host_ip else ''
         result.append('%s%s:%s/%s' % (prefix, host, ctr, first.protocol))
         del run[:]
 
@@ -248,8 +283,10 @@ class PortInUse(RuncibleError):
 def bind(mapping: PortMapping) -> socket.socket:
     """A socket holding ``mapping``'s host port (TCP: listening, as libpod; UDP: bound). Raises PortInUse."""
     kind = socket.SOCK_STREAM if mapping.protocol == 'tcp' else socket.SOCK_DGRAM
-    sock = socket.socket(socket.AF_INET, kind)
+    sock = socket.socket(socket.AF_INET6 if mapping.ipv6() else socket.AF_INET, kind)
     try:
+        if mapping.ipv6():
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # [::] is IPv6's alone
         if kind == socket.SOCK_STREAM:
             # Never in TIME_WAIT trouble; a listening socket still excludes every other bind of the port.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -303,13 +340,19 @@ def network_tag(network_name: str) -> str:
 
 
 def dnat_rules(container_id: str, name: str, address: str, mappings: Iterable[PortMapping]) -> list[str]:
-    """The DNAT rules of one container's mappings (render() puts loopback ones in their own chain)."""
+    """The DNAT rules of one container's mappings (render() puts loopback ones in their own chain; IPv6 ones, to
+    the container's IPv6 ``address``, are render6()'s)."""
     rules = []
     tag = container_tag(container_id, name)
     for mapping in mappings:
-        match = 'ip daddr %s ' % mapping.host_ip if mapping.host_ip else ''
+        if mapping.ipv6():
+            match = 'ip6 daddr %s ' % mapping.host_ip if mapping.host_ip != '::' else ''
+            target = '[%s]' % address
+        else:
+            match = 'ip daddr %s ' % mapping.host_ip if mapping.host_ip else ''
+            target = address
         rules.append('%s%s dport %d dnat to %s:%d %s' % (
-            match, mapping.protocol, mapping.host_port, address, mapping.container_port,
+            match, mapping.protocol, mapping.host_port, target, mapping.container_port,
             _comment('%s %s' % (tag, mapping.text()))))
     return rules
 
@@ -366,7 +409,8 @@ def chains_of(networks: Iterable[dict[str, Any]], published: Iterable[Published]
         postrouting += post
         forward += fwd
         guard += grd
-    for container_id, name, address, mappings in sorted(published, key=lambda item: (item[1], item[0])):
+    for container_id, name, address, mappings, *_more in sorted(published, key=lambda item: (item[1], item[0])):
+        mappings = [mapping for mapping in mappings if not mapping.ipv6()]
         loopback = [mapping for mapping in mappings if mapping.loopback()]
         dnat += dnat_rules(container_id, name, address, [mapping for mapping in mappings if mapping not in loopback])
         dnat_loopback += dnat_rules(container_id, name, address, loopback)
@@ -402,6 +446,55 @@ def render(networks: list[dict[str, Any]], published: list[Published]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def network_rules6(network: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """-> (postrouting, forward) rules of the ``ip6`` table for an IPv6 network (NAT66 unless internal)."""
+    bridge, subnet, tag = network['bridge'], network['ipv6_subnet'], network_tag(network['name'])
+    postrouting = ['oifname "%s" ip6 saddr %s ct status dnat masquerade %s' % (bridge, subnet, _comment(tag + ' hairpin6'))]
+    forward = []
+    if network.get('internal'):
+        forward += [
+            'iifname "%s" oifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal6')),
+            'oifname "%s" iifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal6')),
+        ]
+    else:
+        postrouting.append('ip6 saddr %s oifname != "%s" masquerade %s' % (subnet, bridge, _comment(tag + ' outbound6')))
+    return postrouting, forward
+
+
+def render6(networks: list[dict[str, Any]], published: list[Published]) -> str:
+    """The ``ip6 runcible`` table (IPv6 networks and IPv6 published ports) as an nft script; deleted when empty."""
+    networks = [network for network in networks if network.get('ipv6')]
+    dnat: list[str] = []
+    for item in sorted(published, key=lambda item: (item[1], item[0])):
+        address6 = item[4] if len(item) > 4 else None
+        mappings6 = [mapping for mapping in item[3] if mapping.ipv6()]
+        if address6 and mappings6:
+            dnat += dnat_rules(item[0], item[1], address6, mappings6)
+    if not networks and not dnat:
+        return 'add table ip6 %s\ndelete table ip6 %s\n' % (TABLE, TABLE)
+    postrouting, forward = [], []
+    for network in sorted(networks, key=lambda item: item['name']):
+        post, fwd = network_rules6(network)
+        postrouting += post
+        forward += fwd
+    chains = [
+        ('prerouting', 'type nat hook prerouting priority -100; policy accept;',
+         ['fib daddr type local jump published %s' % _comment('published ports6')]),
+        ('output', 'type nat hook output priority -100; policy accept;',
+         ['fib daddr type local jump published %s' % _comment('published ports6, from the host')]),
+        ('published', None, dnat),
+        ('postrouting', 'type nat hook postrouting priority 100; policy accept;', postrouting),
+        ('forward', 'type filter hook forward priority 0; policy accept;', forward),
+    ]
+    lines = ['add table ip6 %s' % TABLE]
+    for chain, base, _rules in chains:
+        lines.append('add chain ip6 %s %s%s' % (TABLE, chain, ' { %s }' % base if base else ''))
+    lines.append('flush table ip6 %s' % TABLE)
+    for chain, _base, rules in chains:
+        lines += ['add rule ip6 %s %s %s' % (TABLE, chain, rule) for rule in rules]
+    return '\n'.join(lines) + '\n'
+
+
 def comments_of(rules: Iterable[str]) -> list[str]:
     """The ``comment "..."`` parts of rules, as nft lists them back."""
     return ['comment ' + rule.split(' comment ', 1)[1] for rule in rules if ' comment ' in rule]
@@ -413,6 +506,9 @@ def expected_comments(network: dict[str, Any]) -> list[str]:
     rules = [rule for chain_rules in hook_rules().values() for rule in chain_rules]
     for part in network_rules(network):
         rules += part
+    if network.get('ipv6'):
+        for part in network_rules6(network):
+            rules += part
     return sorted(set(comments_of(rules)))
 
 
@@ -480,9 +576,11 @@ def apply(script: str) -> None:
 
 
 def listed_rules(comment_part: str | None = None) -> list[str]:
-    """The rules of our table as nft prints them (optionally only those whose comment holds ``comment_part``)."""
-    rc, output, _error = run_nft('list table ip %s' % TABLE)
-    if rc != 0:
-        return []
-    rules = [line.strip() for line in output.splitlines() if 'comment "' in line]
+    """The rules of our tables (ip, ip6) as nft prints them (optionally only those whose comment holds
+    ``comment_part``)."""
+    rules = []
+    for family in ('ip', 'ip6'):
+        rc, output, _error = run_nft('list table %s %s' % (family, TABLE))
+        if rc == 0:
+            rules += [line.strip() for line in output.splitlines() if 'comment "' in line]
     return [rule for rule in rules if comment_part is None or comment_part in rule]

@@ -14,8 +14,9 @@ so a launch fails before it has changed anything when it is missing.
 
 * links: look up an index by name, add a bridge, add a veth pair whose peer is created directly
   in another network namespace, set up / master / alias, delete;
-* IPv4 addresses: list, add, delete; neighbours: delete one entry;
-* routes: add an IPv4 default route through a gateway.
+* IPv4 and IPv6 addresses: list, add (IPv6 without duplicate address detection), delete; neighbours:
+  delete one entry;
+* routes: add an IPv4 or IPv6 default route through a gateway.
 
 Every failure is an OSError(errno, text naming the request and the interface: the errno's text,
 and the kernel's extended-ACK message in brackets when it gave one), as
@@ -43,6 +44,7 @@ LIBRARY = 'pyroute2'
 WHY = 'to plug containers into bridge networks and to make their bridges (Debian: python3-pyroute2)'
 RTPROT_BOOT = 3
 RT_TABLE_MAIN = 254
+IFA_F_NODAD = 0x02
 
 _library: Any = None  # (IPRoute, NetlinkError) once imported
 
@@ -194,19 +196,26 @@ class Rtnl(object):
         return found
 
     def add_address(self, index: int, address: str, prefixlen: int, name: str | None = None) -> None:
+        """Add ``address`` (IPv4, or IPv6: flagged nodad, usable at once) to the link ``index``."""
+        extra: dict[str, Any] = {'family': socket.AF_INET6, 'flags': IFA_F_NODAD} if ':' in address else {}
         self._call('cannot add the address %s/%d to %s' % (address, prefixlen, _label(name, index)), self.ipr.addr,
-                   'add', index=index, address=address, prefixlen=prefixlen)
+                   'add', index=index, address=address, prefixlen=prefixlen, **extra)
 
     def delete_address(self, index: int, address: str, prefixlen: int, name: str | None = None) -> None:
+        extra = {'family': socket.AF_INET6} if ':' in address else {}
         self._call('cannot delete the address %s/%d of %s' % (address, prefixlen, _label(name, index)), self.ipr.addr,
-                   'del', index=index, address=address, prefixlen=prefixlen)
+                   'del', index=index, address=address, prefixlen=prefixlen, **extra)
 
     def delete_neighbour(self, index: int, address: str, name: str | None = None) -> None:
         """Forget the neighbour (ARP) entry of ``address`` on the link ``index``."""
         self._call('cannot delete the neighbour %s of %s' % (address, _label(name, index)), self.ipr.neigh, 'del',
-                   ifindex=index, dst=address, family=socket.AF_INET)
+                   ifindex=index, dst=address, family=socket.AF_INET6 if ':' in address else socket.AF_INET)
 
     def add_default_route(self, gateway: str) -> None:
-        """The IPv4 default route of the main table through ``gateway`` (as ``ip route add default via``)."""
+        """The default route of the main table through ``gateway`` (IPv4 or IPv6; as ``ip route add default via``)."""
+        if ':' in gateway:
+            self._call('cannot add the IPv6 default route via %s' % gateway, self.ipr.route, 'add', dst='::/0',
+                       family=socket.AF_INET6, gateway=gateway, table=RT_TABLE_MAIN, proto=RTPROT_BOOT)
+            return
         self._call('cannot add the default route via %s' % gateway, self.ipr.route, 'add', dst='0.0.0.0/0',
                    gateway=gateway, table=RT_TABLE_MAIN, proto=RTPROT_BOOT)

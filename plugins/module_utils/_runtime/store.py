@@ -91,6 +91,17 @@ def utc_iso(epoch: float | None = None) -> str:
     return moment.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
 
 
+def _networks_of(entry: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The networks a record's attachment says (name, interface, addresses), in interface order; [] when none."""
+    if not entry:
+        return []
+    if entry.get('networks'):
+        return [dict((key, item.get(key)) for key in ('name', 'interface', 'ip_address', 'ipv6_address'))
+                for item in entry['networks']]
+    return [{'name': entry.get('name'), 'interface': 'eth0', 'ip_address': entry.get('ip_address'),
+             'ipv6_address': None}]
+
+
 def _health_of(record: Record) -> dict[str, Any] | None:
     """What ``container.health`` says: None without a health check (health.current() without its import)."""
     if not (record['config'].get('healthcheck') or {}).get('test'):
@@ -198,6 +209,7 @@ class Store(object):
             'log_path': paths.log,
             'runtime': record.get('runtime', {}).get('name'),
             'ip_address': (record.get('network') or {}).get('ip_address'),
+            'networks': _networks_of(record.get('network')),
             'config': record['config'],
         }
 

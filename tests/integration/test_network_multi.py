@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 runcible.oci contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Several networks per container (``networks``), IPv6 networks (dual-stack, NAT66, IPv6 published ports) and
+``network_info``. Everything stays on the test's own bridges and on the host's own addresses."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import socket
+
+import pytest
+
+from ansible_collections.runcible.oci.plugins.module_utils import _exec, _network
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import dns, ports
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
+from conftest import wait_for
+from netfixtures import SERVE_LOOP, free_port, netenv  # pylint: disable=unused-import  # the fixture
+from test_network_dns import aardvark_pids
+
+LOOP = "trap 'exit 0' TERM; while true; do sleep 0.1; done"
+
+needs_aardvark = pytest.mark.skipif(
+    not os.path.exists('/usr/lib/podman/aardvark-dns') and not dns.find_program(dns.PROGRAM),
+    reason='aardvark-dns is not installed (scripts/host-setup.sh installs it)')
+
+
+def sh(netenv, name, script):
+    result = _exec.run({'container': name, 'argv': ['sh', '-c', script], 'root': netenv.env.root,
+                        'run_root': netenv.env.run_root})
+    return result['rc'], result['stdout'] + result['stderr']
+
+
+def soon_resolves(netenv, name, query, address=None):
+    """resolves(), given a moment: aardvark-dns reloads its files on SIGHUP, a moment after the task signalled it."""
+    return wait_for(lambda: resolves(netenv, name, query, address), timeout=8, interval=0.2)
+
+
+def resolves(netenv, name, query, address=None):
+    """Does ``query`` resolve in container ``name`` (to ``address``, when given)? busybox nslookup of the A record (the
+    AAAA one for an IPv6 ``address``), bounded. One type only: a question aardvark-dns cannot answer is forwarded to
+    the host's resolvers, which these test networks may not reach (seen: the AAAA half of a plain nslookup timing
+    out after a recreate)."""
+    kind = 'aaaa' if address and ':' in address else 'a'
+    rc, output = sh(netenv, name, 'busybox timeout 4 busybox nslookup -type=%s %s' % (kind, query))
+    if rc != 0:
+        return False
+    answers = output.split('Name:', 1)[-1] if 'Name:' in output else ''
+    return bool(answers) and (address is None or ('Address: %s' % address) in answers)
+
+
+def loop(netenv, name, **params):
+    params.setdefault('stop_timeout', 0)
+    params.setdefault('command', ['sh', '-c', LOOP])
+    return netenv.run(name=name, rootfs=netenv.env.rootfs, **params)['container']
+
+
+def dns_file(network_name):
+    try:
+        with open(os.path.join(dns.DNS_DIR, network_name)) as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ''
+
+
+@pytest.fixture
+def two_dns_networks(netenv):
+    if aardvark_pids():
+        pytest.skip('an aardvark-dns of runcible.oci already runs (another test or a container on a DNS network)')
+    first = netenv.network(name='test-mna', dns=True)['network']
+    second = netenv.network(name='test-mnb', dns=True)['network']
+    yield first, second
+    for name in sorted(netenv.env.engine.store.names()):
+        netenv.run(name=name, state='absent')
+    assert not dns_file(first['name']) and not dns_file(second['name']), 'DNS records left'
+    # aardvark-dns ends with the last container of a DNS network (other tests' networks may still need it).
+    others = [name for name in os.listdir(dns.DNS_DIR) if name != dns.PID_FILE] if os.path.isdir(dns.DNS_DIR) else []
+    if not others:
+        assert wait_for(lambda: not aardvark_pids(), timeout=5), 'aardvark-dns leaked: %s' % aardvark_pids()
+
+
+@needs_aardvark
+def test_a_container_on_two_networks_reaches_both_and_names_stay_per_network(netenv, two_dns_networks):
+    first, second = two_dns_networks
+    only_a = loop(netenv, 'test-only-a', network=first['name'], aliases=['alpha'], command=['sh', '-c', SERVE_LOOP % 'a'])
+    only_b = loop(netenv, 'test-only-b', network=second['name'], command=['sh', '-c', SERVE_LOOP % 'b'])
+    args = {'name': 'test-both', 'rootfs': netenv.env.rootfs, 'command': ['sh', '-c', LOOP], 'stop_timeout': 0,
+            'networks': [{'name': first['name'], 'aliases': ['front']}, second['name']]}
+    results = netenv.env.four_ways(args)
+    assert results[0]['diff']['before'] == {'status': 'absent'}
+    both = results[1]['container']
+    entries = both['networks']
+    assert [(entry['name'], entry['interface']) for entry in entries] == [(first['name'], 'eth0'),
+                                                                         (second['name'], 'eth1')]
+    assert ipaddress.ip_address(entries[0]['ip_address']) in ipaddress.ip_network(first['subnet'])
+    assert ipaddress.ip_address(entries[1]['ip_address']) in ipaddress.ip_network(second['subnet'])
+    assert both['ip_address'] == entries[0]['ip_address']
+    rc, output = sh(netenv, 'test-both', 'ip -4 -o addr show; cat /etc/resolv.conf; cat /etc/hosts; ip route')
+    assert rc == 0, output
+    assert 'eth0    inet %s/' % entries[0]['ip_address'] in output.replace('eth0  ', 'eth0    ') or \
+        ('eth0' in output and entries[0]['ip_address'] in output), output
+    assert 'eth1' in output and entries[1]['ip_address'] in output, output
+    assert 'nameserver %s\nnameserver %s' % (first['gateway'], second['gateway']) in output, output
+    assert 'default via %s dev eth0' % first['gateway'] in output, output  # one default route: the first network's
+    # It reaches a container of each network, by address and by name (busybox wget of their httpd).
+    for other, target, said in ((only_a, only_a['ip_address'], 'a'), (only_b, only_b['ip_address'], 'b'),
+                                (only_a, 'alpha', 'a'), (only_b, 'test-only-b', 'b')):
+        rc, output = sh(netenv, 'test-both', 'busybox timeout 5 busybox wget -q -O - http://%s/index.html' % target)
+        assert rc == 0 and 'hello from %s' % said in output, (other['name'], target, output)
+    assert soon_resolves(netenv, 'test-both', 'test-only-a', only_a['ip_address'])
+    assert resolves(netenv, 'test-both', 'alpha', only_a['ip_address'])
+    assert resolves(netenv, 'test-both', 'test-only-b', only_b['ip_address'])
+    # Each network's records name the container with that network's address and aliases only.
+    assert resolves(netenv, 'test-only-a', 'test-both', entries[0]['ip_address'])
+    assert resolves(netenv, 'test-only-a', 'front', entries[0]['ip_address'])
+    assert resolves(netenv, 'test-only-b', 'test-both', entries[1]['ip_address'])
+    assert not resolves(netenv, 'test-only-b', 'front')
+    assert not resolves(netenv, 'test-only-b', 'test-only-a')  # a container of another network: no name
+    assert not resolves(netenv, 'test-only-a', 'test-only-b')
+    # network_info lists each network with its containers.
+    listed = _network.info({})['networks']
+    on = dict((item['name'], sorted(ctr['name'] for ctr in item['containers'])) for item in listed)
+    assert on[first['name']] == ['test-both', 'test-only-a'] and on[second['name']] == ['test-both', 'test-only-b']
+    one = _network.info({'name': second['name']})
+    assert one['exists'] and [ctr['ip_address'] for ctr in one['networks'][0]['containers']
+                              if ctr['name'] == 'test-both'] == [entries[1]['ip_address']]
+    assert _network.info({'name': 'test-mn-none'}) == {'changed': False, 'networks': [], 'exists': False}
+
+    # Detached from the second network: a recreate (four ways), and its records there are gone.
+    args['networks'] = [{'name': first['name'], 'aliases': ['front']}]
+    results = netenv.env.four_ways(args)
+    assert 'recreated' in results[1]['actions'], results[1]['actions']
+    assert [entry['name'] for entry in results[0]['diff']['after']['networks']] == [first['name']]
+    assert 'test-both' not in dns_file(second['name']) and 'test-both' in dns_file(first['name'])
+    assert wait_for(lambda: not resolves(netenv, 'test-only-b', 'test-both'), timeout=8, interval=0.2)
+    assert soon_resolves(netenv, 'test-only-a', 'front'), (dns_file(first['name']), sh(netenv, 'test-only-a', 'busybox timeout 4 busybox nslookup -type=a front; busybox timeout 4 busybox nslookup -type=a test-both; busybox timeout 4 busybox nslookup -type=a test-only-a'), os.listdir(dns.DNS_DIR), aardvark_pids())
+    data = netreg.NetworkRegistry().load()
+    assert [item['network'] for item in data['allocations'].values() if item['name'] == 'test-both'] == [first['name']]
+    # Back to the shorthand on the same network: recorded as networks [] (a change: recreated), then idempotent.
+    results = netenv.env.four_ways({'name': 'test-both', 'rootfs': netenv.env.rootfs, 'command': ['sh', '-c', LOOP],
+                                    'stop_timeout': 0, 'network': first['name'], 'aliases': ['front']})
+    assert results[1]['container']['config']['networks'] == []
+
+
+def test_networks_refuses_the_shorthand_beside_it_and_bad_entries(netenv):
+    network = netenv.network(name='test-mnc', dns=False)['network']
+    cases = [
+        ({'network': network['name']}, 'networks replaces network'),
+        ({'ip_address': '10.0.0.5'}, 'networks replaces ip_address'),
+        ({'aliases': ['x']}, 'networks replaces aliases'),
+    ]
+    for extra, message in cases:
+        with pytest.raises(ValidationError, match=message):
+            netenv.run(name='test-bad', rootfs=netenv.env.rootfs, networks=[network['name']], **extra)
+    for networks, message in [
+            ([network['name'], network['name']], 'listed twice'),
+            (['test-mn-missing'], 'network test-mn-missing does not exist'),
+            ([{'name': network['name'], 'port': 1}], 'unknown keys port'),
+            ([{'name': network['name'], 'ipv6_address': 'fd00::5'}], 'has no ipv6'),
+            (['host'], 'is not a bridge network'),
+            ([{'ip_address': '10.0.0.1'}], 'give at least its name')]:
+        with pytest.raises(ValidationError, match=message):
+            netenv.run(name='test-bad', rootfs=netenv.env.rootfs, networks=networks)
+    assert netenv.env.engine.store.names() == []
+
+
+@needs_aardvark
+def test_ipv6_network_gives_dual_stack_containers_names_nat66_and_ipv6_published_ports(netenv, two_dns_networks):
+    name = 'test-mn6'
+    netenv.networks.append(name)
+    results = netenv.four_ways({'name': name, 'ipv6': True})
+    network = results[1]['network']
+    subnet6 = ipaddress.ip_network(network['ipv6_subnet'])
+    assert subnet6 == netreg.ula_subnet(name) and str(subnet6).startswith('fd') and subnet6.prefixlen == 64
+    assert network['ipv6_gateway'] == str(subnet6.network_address + 1)
+    assert ports.listed_rules('net=%s outbound6' % name), 'NAT66 of the subnet'
+    with open('/proc/sys/net/ipv6/conf/%s/accept_ra' % network['bridge']) as handle:
+        assert handle.read().strip() == '0'
+    port = free_port()
+    server = netenv.run(name='test-web6', rootfs=netenv.env.rootfs, command=['sh', '-c', SERVE_LOOP % 'web6'],
+                        stop_timeout=0, networks=[{'name': name, 'aliases': ['www']}],
+                        published_ports=['[::]:%d:80' % port])['container']
+    web6 = server['networks'][0]['ipv6_address']
+    assert ipaddress.ip_address(web6) in subnet6
+    client = loop(netenv, 'test-cli6', networks=[{'name': name, 'ipv6_address': str(subnet6.network_address + 100)}])
+    assert client['networks'][0]['ipv6_address'] == str(subnet6.network_address + 100)
+    rc, output = sh(netenv, 'test-cli6', 'ip -6 addr show dev eth0; ip -6 route; cat /etc/hosts')
+    assert rc == 0 and str(subnet6.network_address + 100) in output, output
+    assert 'default via %s dev eth0' % network['ipv6_gateway'] in output, output
+    # Reachable between containers over IPv6, by address and by name (AAAA record).
+    rc, output = sh(netenv, 'test-cli6', 'busybox timeout 5 busybox wget -q -O - http://[%s]:80/index.html' % web6)
+    assert rc == 0 and 'hello from web6' in output, output
+    assert soon_resolves(netenv, 'test-cli6', 'www', web6)
+    # The published IPv6 port answers from the host (to the host's IPv6 address on the bridge).
+    assert wait_for(lambda: _get6(network['ipv6_gateway'], port), timeout=10) == b'hello from web6\n'
+    # network_info shows the IPv6 addresses.
+    listed = _network.info({'name': name})['networks'][0]
+    assert sorted((ctr['name'], ctr['ipv6_address']) for ctr in listed['containers']) == [
+        ('test-cli6', str(subnet6.network_address + 100)), ('test-web6', web6)]
+    # IPv6 loopback cannot be forwarded: refused, nothing made.
+    with pytest.raises(ValidationError, match='IPv6 loopback'):
+        netenv.run(name='test-lo6', rootfs=netenv.env.rootfs, networks=[name], published_ports=['[::1]:%d:80' % port])
+    assert 'test-lo6' not in netenv.env.engine.store.names()
+    # Removal takes the IPv6 rules of the container with it.
+    netenv.run(name='test-web6', state='absent')
+    assert not ports.listed_rules('ctr=%s ' % server['id'][:12])
+    assert _get6(network['ipv6_gateway'], port) is None
+
+
+def _get6(address, port):
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    with contextlib.closing(sock):
+        sock.settimeout(2)
+        try:
+            sock.connect((address, port))
+            sock.sendall(b'GET /index.html HTTP/1.0\r\nHost: test\r\n\r\n')
+            data = b''
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            return None
+    return data.split(b'\r\n\r\n', 1)[-1]
