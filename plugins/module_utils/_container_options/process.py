@@ -401,3 +401,89 @@ def map_init(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
 def map_tty(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
     """A pseudo-terminal as the process's stdin, stdout and stderr (conmon holds its other side and logs it)."""
     spec['process']['terminal'] = bool(value)
+
+
+# -- systemd as PID 1 ------------------------------------------------------------------------------
+
+# podman's --systemd=always: what systemd as a container's PID 1 needs (besides `container` in its
+# environment, which every container has) and what it is stopped with.
+SYSTEMD_TMPFS = (
+    ('/run', ['rw', 'nosuid', 'nodev', 'mode=755']),
+    ('/run/lock', ['rw', 'nosuid', 'nodev', 'noexec', 'mode=1777']),
+    ('/tmp', ['rw', 'nosuid', 'nodev', 'mode=1777']),
+    ('/var/log/journal', ['rw', 'nosuid', 'nodev', 'noexec', 'mode=755']),
+)
+SYSTEMD_COMMAND = ['/sbin/init']
+SYSTEMD_STOP_SIGNAL = 'SIGRTMIN+3'  # systemd's orderly shutdown
+
+
+def cgroup2_nsdelegate(mountinfo: str = '/proc/self/mountinfo', cgroup_root: str = '/sys/fs/cgroup') -> bool:
+    """Is the host's cgroup2 at ``cgroup_root`` mounted with nsdelegate? Then a process in a cgroup namespace
+    cannot write the control files of its namespace's root cgroup: its own limits stay the host's to set."""
+    with open(mountinfo) as handle:
+        for line in handle:
+            fields = line.split()
+            if len(fields) > 4 and fields[4] == cgroup_root and ' - cgroup2 ' in line:
+                return 'nsdelegate' in line.split(' - ', 1)[1].split()[-1].split(',')
+    return False
+
+
+def check_systemd(values: dict[str, Any], context: Context, complete: bool) -> None:
+    """``systemd: true`` runs /sbin/init and stops it with SIGRTMIN+3 unless ``command``/``stop_signal`` say
+    otherwise (finished here, so they are recorded and compared as given); and it needs a cgroup tree of its
+    own that it may write, which the host must be able to give without handing over the container's limits."""
+    if not values.get('systemd'):
+        return
+    if not complete:
+        values.setdefault('command', list(SYSTEMD_COMMAND))
+        values.setdefault('stop_signal', parse_signal(SYSTEMD_STOP_SIGNAL))
+    if context.effective(values, 'privileged'):
+        return  # the cgroup tree is writable already
+    from .._runtime.host import cgroup_mode  # pylint: disable=import-outside-toplevel
+    mode = cgroup_mode()
+    if mode == 'unified':
+        if context.effective(values, 'cgroupns', 'private') != 'private':
+            raise ValidationError('systemd: true on this cgroup v2 host needs cgroupns: private (its cgroup tree is '
+                                  'then its own); drop cgroupns: host')
+        if not cgroup2_nsdelegate():
+            raise ValidationError('systemd: true needs the host cgroup2 mounted with nsdelegate (as systemd mounts it), '
+                                  'so that the container cannot raise its own limits; remount it with nsdelegate, or '
+                                  'accept that with privileged: true')
+    elif not os.path.isdir('/sys/fs/cgroup/systemd'):
+        raise ValidationError('systemd: true on this cgroup v1 host needs the name=systemd hierarchy at '
+                              '/sys/fs/cgroup/systemd; mount it (mount -t cgroup -o none,name=systemd cgroup '
+                              '/sys/fs/cgroup/systemd), or use privileged: true')
+
+
+def map_systemd(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
+    """After the mounts: systemd's tmpfs where no mount is, and a cgroup tree it can write (cgroup v2: the
+    container's own, in its cgroup namespace; v1: the name=systemd hierarchy, its release_agent masked)."""
+    if not value:
+        return
+    _systemd_tmpfs(spec)
+    if config.get('privileged'):
+        return  # the cgroup tree is writable already
+    from .._runtime.host import cgroup_mode  # pylint: disable=import-outside-toplevel
+    if cgroup_mode() == 'unified':
+        for mount in spec['mounts']:
+            if mount['destination'] == '/sys/fs/cgroup':
+                mount['options'] = [option for option in mount['options'] if option != 'ro'] + ['rw']
+        return
+    targets = set(mount['destination'] for mount in spec['mounts'])
+    if '/sys/fs/cgroup/systemd' not in targets:
+        spec['mounts'].append({'destination': '/sys/fs/cgroup/systemd', 'type': 'bind',
+                               'source': '/sys/fs/cgroup/systemd',
+                               'options': ['rbind', 'nosuid', 'noexec', 'nodev', 'rw']})
+        spec['mounts'].append({'destination': '/sys/fs/cgroup/systemd/release_agent', 'type': 'bind',
+                               'source': '/dev/null', 'options': ['bind', 'ro']})
+
+
+def _systemd_tmpfs(spec: dict[str, Any]) -> None:
+    targets = set(mount['destination'] for mount in spec['mounts'])
+    for target, options in SYSTEMD_TMPFS:
+        if target in targets:
+            continue
+        entry = {'destination': target, 'type': 'tmpfs', 'source': 'tmpfs', 'options': list(options)}
+        below = [index for index, mount in enumerate(spec['mounts'])
+                 if mount['destination'].startswith(target + '/')]
+        spec['mounts'].insert(below[0] if below else len(spec['mounts']), entry)
