@@ -14,6 +14,9 @@
 #   * the integration subset SUBSET below, with that version's ansible-playbook, ansible-inventory
 #     and that Python as the managed node's interpreter.
 #
+# Then (not with --quick) the managed node's Python: the VM suite's quick subset on a Debian 12 and a
+# Debian 13 guest (MATRIX_VM_SUITES, default "bookworm trixie").
+#
 # A version whose Python is not on this machine is skipped with the reason (never run on another
 # Python). Prints a table of results and times; exits non-zero when a version failed.
 set -euo pipefail
@@ -130,6 +133,28 @@ for version in "${VERSIONS[@]}"; do
     results+=("$(printf '%-6s %-6s %-28s %5s' "${core}" "${python_version}" "${status}" "$(($(date +%s) - started))")")
     [[ ${quick} -eq 1 ]] && break
 done
+
+# The managed node's Python: the VM suite's quick subset on Debian 12 (Python 3.11) and Debian 13
+# (Python 3.13) guests, each booted from an image of its suite (scripts/vm/build-image.sh, VM_SUITE),
+# with the default ansible-core (build/venv). Not with --quick (make test runs the Debian 12 one).
+# MATRIX_VM_SUITES="": none.
+guest_python() {
+    local dir
+    for dir in "${build}"/vm/image-*; do
+        [[ -f ${dir}/packages.txt && $(cat "${dir}/suite" 2>/dev/null || echo bookworm) == "$1" ]] || continue
+        awk '$1 == "python3" { split($2, v, "."); print v[1] "." v[2] }' "${dir}/packages.txt"
+    done | tail -n 1
+}
+if [[ ${quick} -eq 0 ]]; then
+    for suite in ${MATRIX_VM_SUITES-bookworm trixie}; do
+        printf '==> managed node Debian %s: the VM suite (quick)\n' "${suite}"
+        started=$(date +%s)
+        status=passed
+        (cd "${repo}" && VM_SUITE="${suite}" PATH="${build}/venv/bin:${PATH}:/usr/sbin:/sbin" \
+            "${build}/venv/bin/python" -m pytest -q -p no:cacheprovider tests/vm -m quick) || { status=FAILED; failed=1; }
+        results+=("$(printf '%-6s %-6s %-28s %5s' "vm:${suite}" "$(guest_python "${suite}")" "${status}" "$(($(date +%s) - started))")")
+    done
+fi
 
 printf '\n==> matrix%s: ansible-core, Python, result, seconds\n' "$([[ ${quick} -eq 1 ]] && printf ' (integration subset only)')"
 printf '    %s\n' "${results[@]}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Debian 12 VM image the VM tests boot (run as root; needs mmdebstrap).
+# Build the Debian VM image the VM tests boot (run as root; needs mmdebstrap): Debian 12 (bookworm)
+# by default, Debian 13 (trixie) with VM_SUITE=trixie (`make test-matrix` runs the VM suite on both).
 #
 #   usage: scripts/vm/build-image.sh          print the image directory (building it if needed)
 #          scripts/vm/build-image.sh --hash   print the recipe hash only
@@ -15,7 +16,7 @@
 # The result goes to build/vm/image-HASH/ where HASH covers this recipe (this script, its
 # hooks initramfs-config.sh and customize-image.sh, and the busybox rootfs script): a
 # changed recipe builds a new image, an unchanged one is reused at once. Older image
-# directories are removed after a successful build. The image is never written to by a
+# directories of the same suite (its file `suite`; none: bookworm) are removed after a successful build. The image is never written to by a
 # VM: scripts/vm/vm.py boots each VM from a copy-on-write qcow2 overlay of its own.
 #
 # Environment knobs:
@@ -96,6 +97,7 @@ build() {
     install -m 0644 "${kernel}" "${work}/vmlinuz"
     install -m 0644 "${initrd}" "${work}/initrd.img"
     basename "${kernel}" | sed 's/^vmlinuz-//' >"${work}/kernel-version"
+    printf '%s\n' "${SUITE}" >"${work}/suite"
     chroot "${work}/rootfs" dpkg-query -W -f="\${Package} \${Version}\n" >"${work}/packages.txt"
     mkfs.ext4 -q -F -L runcible-root -d "${work}/rootfs" "${work}/image.raw" "${IMAGE_SIZE}" ||
         die "mkfs.ext4 -d failed"
@@ -138,9 +140,11 @@ main() {
         info "VM image up to date: ${target#"${REPO_ROOT}/"} ($(cat "${target}/build-info"))"
     else
         build "${target}"
-        # Older recipes' images: gone unless a VM still runs from them (its overlay holds them open).
+        # Older recipes' images of this suite: gone unless a VM still runs from them (its overlay
+        # holds them open). The other suite's image stays.
         for old in "${VM_DIR}"/image-*; do
             [[ ${old} != "${target}" && -d ${old} ]] || continue
+            [[ $(cat "${old}/suite" 2>/dev/null || echo bookworm) == "${SUITE}" ]] || continue
             if ! in_use "${old}/image.raw"; then
                 rm -rf --one-file-system "${old}"
             fi
