@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import json
 import os
@@ -681,3 +682,82 @@ def test_detach_waits_for_conmon_to_let_the_ports_go():
         assert time.monotonic() - started < 0.1
     finally:
         child.wait()
+
+
+# -- several networks, IPv6 -----------------------------------------------------------------------------------
+
+def test_the_default_ipv6_subnet_is_a_ula_64_derived_from_the_name():
+    first, again, other = netreg.ula_subnet('web'), netreg.ula_subnet('web'), netreg.ula_subnet('db')
+    assert first == again != other
+    assert first.prefixlen == 64 and str(first).startswith('fd') and first.is_private
+    digest = hashlib.sha256(b'runcible.oci network web').digest()[:5]
+    assert first.network_address.packed[:6] == b'\xfd' + digest and first.network_address.packed[6:] == bytes(10)
+
+
+def test_define_an_ipv6_network_and_refuse_bad_or_clashing_ipv6_subnets(registry):
+    data = save(registry, [network_def('a', '10.89.1.0/24')])
+    created = netreg.define(data, 'b', subnet='10.89.2.0/24', ipv6=True)
+    assert created['ipv6'] is True and created['ipv6_subnet'] == str(netreg.ula_subnet('b'))
+    assert created['ipv6_gateway'] == str(netreg.ula_subnet('b').network_address + 1)
+    assert 'ipv6' not in netreg.define(data, 'c', subnet='10.89.3.0/24')  # definitions without IPv6 stay as they were
+    data['networks']['b'] = created
+    for given, message in [('fd00::/8', 'prefix length from /48 to /120'), ('fd00::1/64', 'without host bits'),
+                           ('10.0.0.0/24', 'not an IPv6 network'), ('::1/128', 'prefix length'),
+                           (created['ipv6_subnet'], 'overlaps network b')]:
+        with pytest.raises(ValidationError, match=message):
+            netreg.define(data, 'd', subnet='10.89.4.0/24', ipv6=True, ipv6_subnet=given)
+    with pytest.raises(ValidationError, match='ipv6_subnet needs ipv6: true'):
+        netreg.define(data, 'd', subnet='10.89.4.0/24', ipv6_subnet='fd12::/64')
+
+
+def test_attachments_of_a_config_and_allocation_keys():
+    assert netreg.attachments_of({'network': 'none'}) == [] and netreg.attachments_of({'network': 'host'}) == []
+    assert netreg.attachments_of({'network': 'bridge', 'ip_address': '10.89.0.5', 'aliases': ['x']}) == [
+        {'name': netreg.DEFAULT_NETWORK, 'ip_address': '10.89.0.5', 'ipv6_address': None, 'aliases': ['x']}]
+    config = {'network': 'a', 'networks': [{'name': 'a', 'ip_address': None, 'ipv6_address': 'fd00::5', 'aliases': []},
+                                           {'name': 'b', 'ip_address': None, 'ipv6_address': None, 'aliases': ['y']}]}
+    assert [item['name'] for item in netreg.attachments_of(config)] == ['a', 'b'] and netreg.network_of(config) == 'a'
+    assert netreg.allocation_key(CID, 0) == CID and netreg.allocation_key(CID, 2) == CID + ':2'
+    data = {'allocations': {CID + ':1': {}, CID: {}, 'f' * 64: {}, CID + ':2': {}}}
+    assert netreg.keys_of(data, CID) == [CID, CID + ':1', CID + ':2']
+    assert netreg.container_of_key(CID + ':1') == CID
+    assert bridges.veth_name(CID, 0) == 'rcv' + CID[:12] and bridges.veth_name(CID, 3) == 'rc3' + CID[:12]
+    assert len(bridges.veth_name(CID, 7)) == 15
+
+
+def test_collect_garbage_keeps_every_network_of_a_live_container(registry, tmp_path):
+    _record(tmp_path, 'db', CID)
+    root = str(tmp_path / 'root')
+    data = save(registry, [network_def('a', '10.89.1.0/24'), network_def('b', '10.89.2.0/24')],
+                {CID: {'network': 'a', 'ip': '10.89.1.2', 'root': root, 'name': 'db'},
+                 CID + ':1': {'network': 'b', 'ip': '10.89.2.2', 'root': root, 'name': 'db'},
+                 'e' * 64 + ':1': {'network': 'b', 'ip': '10.89.2.3', 'root': root, 'name': 'gone'}})
+    assert netreg.collect_garbage(data) is True
+    assert sorted(data['allocations']) == [CID, CID + ':1']
+    assert [item['name'] for item in netreg.containers_on(data, 'b')] == ['db']
+
+
+def test_etc_files_of_a_container_on_several_networks(tmp_path):
+    config = {'dns': ['192.0.2.53']}
+    etc_files.write_etc_files(str(tmp_path), config, 'web', [('10.89.1.2', 'fd00::2'), ('10.89.2.2', None)],
+                              dns_servers=['10.89.1.1', '10.89.2.1'])
+    hosts = (tmp_path / 'hosts').read_text()
+    assert '10.89.1.2\tweb\nfd00::2\tweb\n10.89.2.2\tweb\n' in hosts
+    resolv = (tmp_path / 'resolv.conf').read_text()
+    assert resolv.startswith('nameserver 10.89.1.1\nnameserver 10.89.2.1\n') and '192.0.2.53' not in resolv
+    etc_files.write_etc_files(str(tmp_path), config, 'web', [('10.89.1.2', None)], dns_servers=[])
+    assert (tmp_path / 'resolv.conf').read_text().startswith('nameserver 192.0.2.53\n')
+
+
+def test_network_info_lists_networks_with_their_containers(registry, tmp_path):
+    _record(tmp_path, 'db', CID)
+    root = str(tmp_path / 'root')
+    save(registry, [network_def('a', '10.89.1.0/24'), network_def('b', '10.89.2.0/24')],
+         {CID: {'network': 'a', 'ip': '10.89.1.2', 'root': root, 'name': 'db'},
+          CID + ':1': {'network': 'b', 'ip': '10.89.2.2', 'ip6': 'fd00::2', 'root': root, 'name': 'db'}})
+    listed = _network.info({}, registry=registry)
+    assert [item['name'] for item in listed['networks']] == ['a', 'b'] and 'exists' not in listed
+    assert listed['networks'][1]['containers'] == [{'name': 'db', 'root': root, 'ip_address': '10.89.2.2',
+                                                    'ipv6_address': 'fd00::2'}]
+    assert _network.info({'name': 'b'}, registry=registry)['exists'] is True
+    assert _network.info({'name': 'zz'}, registry=registry) == {'changed': False, 'networks': [], 'exists': False}
