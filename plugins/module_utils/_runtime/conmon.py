@@ -151,6 +151,30 @@ def _read_pidfile(path: str) -> int:
         return 0
 
 
+def place_child_fds(child_fds: list[int]) -> None:
+    """In a child between fork and exec: ``child_fds`` at 3, 4, ... (inheritable) and every other inheritable
+    fd closed (the rest are close-on-exec), so the program gets exactly these.
+
+    Each is first copied above the targets (F_DUPFD), so a source that already sits at a target number is
+    never overwritten or closed; and no fd number that may be free in the parent is named before it exists
+    here (``pass_fds`` would: with threads closing fds, 3.. need not be open at the fork, and the child
+    failed with EBADF).
+    """
+    count = len(child_fds)
+    temp = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + count) for fd in child_fds]
+    for index, fd in enumerate(temp):
+        os.dup2(fd, 3 + index)  # inheritable
+        os.close(fd)
+    for name in os.listdir('/proc/self/fd'):
+        fd = int(name)
+        if fd >= 3 + count:
+            try:
+                if os.get_inheritable(fd):
+                    os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, closed by now
+
+
 def launch(spec: ConmonLaunch, timeout: float = DEFAULT_TIMEOUT,
            before_start: Callable[[int], None] | None = None) -> tuple[int, int]:
     """Start conmon for ``spec``; -> (container pid, conmon pid). Raises RuntimeCommandError on failure.
@@ -172,26 +196,8 @@ def launch(spec: ConmonLaunch, timeout: float = DEFAULT_TIMEOUT,
     if spec.extra_fds:
         env['_OCI_EXTRA_FDS'] = str(len(spec.extra_fds))
 
-    count = len(child_fds)
-
     def place_fds() -> None:
-        # Runs in the child between fork and exec: the pipes and sockets at 3, 4, ... (inheritable), every other
-        # inheritable fd closed (the rest are close-on-exec), so conmon gets exactly these. Each is first copied
-        # above the targets (F_DUPFD), so a source that already sits at a target number is never overwritten or
-        # closed; and no fd number that may be free in the parent is named before it exists here (pass_fds
-        # would: with threads closing fds, 3.. need not be open at the fork).
-        temp = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3 + count) for fd in child_fds]
-        for index, fd in enumerate(temp):
-            os.dup2(fd, 3 + index)  # inheritable
-            os.close(fd)
-        for name in os.listdir('/proc/self/fd'):
-            fd = int(name)
-            if fd >= 3 + count:
-                try:
-                    if os.get_inheritable(fd):
-                        os.close(fd)
-                except OSError:
-                    pass  # the listing's own fd, closed by now
+        place_child_fds(child_fds)
         os.setsid()
 
     argv = spec.argv()
