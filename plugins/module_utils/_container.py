@@ -324,6 +324,10 @@ class Task(object):
                                              options.update_resources(config))
             else:
                 self.engine.update_record(record, config)
+        if not self.check_mode and live['status'] in ('running', 'paused') \
+                and any(change.name == 'healthcheck' for change in changes):
+            from ._runtime.units import ensure_health_timer  # pylint: disable=import-outside-toplevel
+            ensure_health_timer(self.engine, record, replace=True)  # its timer runs the new check, at its interval
         if self.unit is not None and self.unit.write(record):
             self.actions.append('unit written')
         return self._reach_status(record, live)

@@ -733,7 +733,9 @@ options:
   healthcheck:
     description:
       - A command that says whether the container works, run inside it through the same exec path as
-        M(runcible.oci.container_exec) - exit 0 is healthy. No daemon runs it on a schedule. It runs when a task asks - O(state=healthy)
+        M(runcible.oci.container_exec) - exit 0 is healthy. On systemd hosts a transient timer per container
+        (C(runcible-health-ID.timer), made by C(systemd-run), gone with the container) runs it every C(interval)
+        seconds after the last check ended; without systemd no daemon runs it on a schedule. It also runs when a task asks - O(state=healthy)
         waits for it to pass, and M(runcible.oci.container_info) with
         O(runcible.oci.container_info#module:check_health=true) runs the checks that are due.
         Results are kept in the container's record (RV(container.health)) until its process restarts.

@@ -372,3 +372,87 @@ def test_the_notify_socket_of_a_long_run_dir(tmp_path):
     path = os.path.join(run_dir, 'notify', 'notify.sock')
     assert len(path) > 108 and stat.S_ISSOCK(os.stat(path).st_mode)
     relay.close()
+
+
+# -- health timers ---------------------------------------------------------------------------------------------
+def test_health_units_are_named_by_the_container_id_only():
+    assert units.health_unit('a' * 64) == 'runcible-health-' + 'a' * 32
+    for bad in ('web', 'A' * 64, 'a' * 63, '../' + 'a' * 61):
+        with pytest.raises(ValidationError):
+            units.health_unit(bad)
+
+
+def test_the_health_timer_is_a_transient_systemd_run(monkeypatch):
+    import subprocess
+    seen = []
+
+    class Done(object):
+        returncode = 0
+        stderr = b''
+
+    monkeypatch.setattr(subprocess, 'run', lambda argv, **kwargs: seen.append(argv) or Done())
+    unit = units.start_health_timer('/var/lib/r', '/run/r', 'web', 'b' * 64, 2.5)
+    assert unit == 'runcible-health-' + 'b' * 32
+    argv = seen[0]
+    assert argv[:3] == ['systemd-run', '--unit=' + unit, '--quiet'] and '--collect' in argv
+    assert '--on-active=2500ms' in argv and '--on-unit-inactive=2500ms' in argv
+    command = argv[argv.index('--') + 1:]
+    assert command[1:] == ['-I', '-B', '/var/lib/r/lib/current/exit.py', '--health', '/var/lib/r', '/run/r', 'web',
+                           'b' * 64]
+
+
+def test_no_health_timer_without_systemd(monkeypatch):
+    monkeypatch.setattr(units, 'systemd_booted', lambda: False)
+
+    class Engine(object):
+        warnings = []
+
+        class store(object):
+            @staticmethod
+            def save(record):
+                raise AssertionError('nothing to save without systemd')
+
+    record = {'id': 'c' * 64, 'name': 'web', 'config': {'healthcheck': {'test': ['true'], 'interval': 1.0}}}
+
+    class Record(dict):
+        def get(self, key, default=None):
+            return dict.get(self, key, default)
+    units.ensure_health_timer(Engine(), Record(record))  # health stays on demand
+    units.stop_health_timer('runcible-health-' + 'c' * 32)  # nothing to stop, no systemctl
+
+
+def test_the_health_command_of_a_container_that_is_gone(tmp_path, capsys):
+    assert restart.main(['--health', str(tmp_path / 'root'), str(tmp_path / 'run'), 'web', 'd' * 64]) == 0
+    assert capsys.readouterr().out.strip() == 'gone'
+    assert not os.path.exists(str(tmp_path / 'root'))
+
+
+# -- the runtime role's boot unit ------------------------------------------------------------------------------
+def test_the_roles_boot_unit_is_the_modules_boot_unit(tmp_path, monkeypatch):
+    import hashlib
+    import sys
+    import jinja2
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    environment = jinja2.Environment(keep_trailing_newline=True)
+    environment.filters['hash'] = lambda value, kind: hashlib.new(kind, value.encode()).hexdigest()
+    with open(os.path.join(repo, 'roles', 'runtime', 'templates', 'boot.service.j2')) as handle:
+        text = environment.from_string(handle.read()).render(
+            runcible_runtime_root='/var/lib/runcible', runcible_runtime_run_root='/run/runcible',
+            runcible_runtime_boot_python=sys.executable)
+    path = payload.ensure_boot_unit('/var/lib/runcible', '/run/runcible', unit_dir=str(tmp_path))
+    with open(path) as handle:
+        assert handle.read() == text  # the modules find the role's unit as they would write it: not rewritten
+    assert os.path.basename(path) == 'runcible-boot-%s.service' % hashlib.sha256(b'/var/lib/runcible').hexdigest()[:12]
+    assert 'ConditionPathExists=/var/lib/runcible/lib/current/exit.py' in text
+
+
+def test_the_roles_markers_keep_or_forbid_the_boot_unit(tmp_path):
+    root, unit_dir = str(tmp_path / 'root'), str(tmp_path / 'systemd')
+    os.makedirs(root)
+    path = payload.ensure_boot_unit(root, '/run/r', unit_dir=unit_dir)
+    open(os.path.join(root, payload.KEEP_MARKER), 'w').close()
+    assert payload.remove_boot_unit(root, unit_dir=unit_dir, unused=True) is False and os.path.exists(path)
+    os.unlink(os.path.join(root, payload.KEEP_MARKER))
+    assert payload.remove_boot_unit(root, unit_dir=unit_dir, unused=True) is True and not os.path.exists(path)
+    open(os.path.join(root, payload.DISABLED_MARKER), 'w').close()
+    assert payload.ensure_boot_unit(root, '/run/r', unit_dir=unit_dir) is None and not os.path.exists(path)

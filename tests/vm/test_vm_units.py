@@ -114,9 +114,74 @@ def test_a_socket_activated_container_starts_on_its_first_connection(vm_a, play,
     again = vm_a.sh("python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', %d), timeout=60); "
                     "print(s.recv(200).decode())\"" % port)
     assert again.strip() == 'hello pid=1 fds=1'
-    results = play.run([{'runcible.oci.container': dict(args)}, {'runcible.oci.container': {'name': name,
-                                                                                          'state': 'absent'}}])
+    results = play.run([{'runcible.oci.container': dict(args)},
+                        {'runcible.oci.container': {'name': name, 'state': 'absent'}}])
     assert [r['changed'] for r in results] == [False, True], results
     assert unit_files(vm_a, name) == []
     assert vm_a.unit(sock, 'LoadState')['LoadState'] == 'not-found'
     assert vm_a.unit(service, 'LoadState')['LoadState'] == 'not-found'
+
+
+def test_health_timers_exist_while_the_container_does(vm_a, play):
+    name = 'health-timer'
+    check = {'test': ['test', '-e', '/tmp/sick'], 'interval': 3, 'retries': 2}
+    args = {'name': name, 'rootfs': GUEST_ROOTFS, 'command': ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 1; done"],
+            'runtime': 'runc', 'stop_timeout': 2, 'healthcheck': check}
+    play.four_ways(args)
+    record = play.run([{'runcible.oci.container_info': {'name': name}}])[0]['containers'][0]
+    unit = 'runcible-health-' + record['id'][:32]
+
+    def timers():
+        return vm_a.sh('systemctl list-units --all --plain --no-legend "runcible-health-*" | cut -d" " -f1').split()
+    assert unit + '.timer' in timers()
+    assert vm_a.unit(unit + '.timer', 'ActiveState')['ActiveState'] == 'active'
+    # No task asks: the timer runs the check, which fails (no /tmp/sick) until the file is there.
+    assert wait_for(lambda: 'unhealthy (exit 1)' in vm_a.sh('journalctl -u %s.service --no-pager -o cat' % unit),
+                    timeout=240, interval=3)
+    play.run([{'runcible.oci.container_exec': {'name': name, 'command': 'touch /tmp/sick'}}])
+    assert wait_for(lambda: play.run([{'runcible.oci.container_info': {'name': name}}])[0]['containers'][0]
+                    ['health']['status'] == 'healthy', timeout=240, interval=3)
+    # A restart keeps the one timer; a changed check replaces it; removal takes it away.
+    play.run([{'runcible.oci.container': dict(args, state='restarted')}])
+    assert timers().count(unit + '.timer') == 1
+    changed = play.run([{'runcible.oci.container': dict(args, healthcheck=dict(args['healthcheck'], interval=5))}])
+    assert changed[0]['actions'] == ['updated'], changed[0]
+    assert vm_a.unit(unit + '.timer', 'ActiveState')['ActiveState'] == 'active'
+    assert '5s' in vm_a.unit(unit + '.timer', 'TimersMonotonic')['TimersMonotonic']
+    play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}}])
+    assert [name for name in timers() if name.startswith(unit)] == []
+
+
+def test_the_runtime_roles_boot_unit_setting(vm_a, play):
+    import hashlib
+    unit = 'runcible-boot-%s.service' % hashlib.sha256(play.root.encode()).hexdigest()[:12]
+    path = '/etc/systemd/system/' + unit
+
+    def role(value):
+        return {'ansible.builtin.include_role': {'name': 'runcible.oci.runtime', 'tasks_from': 'boot_unit'},
+                'vars': {'runcible_runtime_root': play.root, 'runcible_runtime_run_root': play.run_root,
+                         'runcible_runtime_boot_unit': value}}
+    vm_a.sh('mkdir -p -m 0700 %s' % play.root)
+    first = play.run([role('true')])
+    again = play.run([role('true')])
+    assert any(result['changed'] for result in first) and not any(result['changed'] for result in again), again
+    assert vm_a.sh('systemctl is-enabled %s' % unit).strip() == 'enabled'
+    # Kept when the last container that needed it goes; its text is the modules' (not rewritten by them).
+    text = vm_a.read(path)
+    loop = ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    play.run([{'runcible.oci.container': {'name': 'boot-kept', 'rootfs': GUEST_ROOTFS, 'command': loop,
+                                          'restart_policy': 'always', 'stop_timeout': 2}},
+              {'runcible.oci.container': {'name': 'boot-kept', 'state': 'absent'}}])
+    assert vm_a.read(path) == text and vm_a.sh('systemctl is-enabled %s' % unit).strip() == 'enabled'
+    # false: removed, and the modules do not install it again.
+    play.run([role('false')])
+    assert not vm_a.exists(path) and vm_a.exists(play.root + '/boot-unit.disabled')
+    play.run([{'runcible.oci.container': {'name': 'boot-none', 'rootfs': GUEST_ROOTFS, 'command': loop,
+                                          'restart_policy': 'always', 'stop_timeout': 2}}])
+    assert not vm_a.exists(path)
+    # auto: the modules decide again (the next launch of an always container installs it).
+    play.run([role('auto'), {'runcible.oci.container': {'name': 'boot-none', 'state': 'restarted', 'rootfs': GUEST_ROOTFS,
+                                                        'command': loop, 'restart_policy': 'always', 'stop_timeout': 2}}])
+    assert not vm_a.exists(play.root + '/boot-unit.disabled') and vm_a.exists(path)
+    play.run([{'runcible.oci.container': {'name': 'boot-none', 'state': 'absent'}}])
+    assert not vm_a.exists(path)

@@ -91,8 +91,7 @@ class Engine(object):
         self.notes: list[str] = []
         # Secret values a task gives ({name: value}); written to the tmpfs store when a container is launched.
         self.pending_secrets: dict[str, str] = {}
-        # Sockets systemd passed to a unit's start command (fds 3..; units.py), for the container's process.
-        self.listen_fds = 0
+        self.listen_fds = 0  # sockets systemd passed to a unit's start command (fds 3..; units.py)
 
     # -- reading ------------------------------------------------------------------------------
     def paths(self, record: Record) -> ContainerPaths:
@@ -355,9 +354,8 @@ class Engine(object):
         self._prepare_rootfs(record)
         # conmon's exit command, for a container with a restart policy (a container without one has none: its
         # conmon exits with its process, as it always did).
-        # A unit-managed container has none: its unit's Restart= is its policy (units.py).
         exit_command = self._exit_command(record) if (record['config'].get('restart_policy') or 'no') != 'no' \
-            and not record['config'].get('systemd_unit') else None
+            and not record['config'].get('systemd_unit') else None  # a unit-managed one: its unit's Restart=
         if exit_command is None:
             record['lib'] = None
         # Namespace, veth, address and reserved host ports (their sockets go to conmon as fds 5+).
@@ -397,6 +395,9 @@ class Engine(object):
             runtime.start(record['id'])
             record.update(state='running', started_at=utc_iso())
             self.store.save(record)
+        if (restore or start) and ((record['config'].get('healthcheck') or {}).get('test') or record.get('health_timer')):
+            from .units import ensure_health_timer  # pylint: disable=import-outside-toplevel
+            ensure_health_timer(self, record)  # systemd hosts: a transient timer runs its check
 
     @staticmethod
     def _reap_stray_conmon(record: Record, paths: ContainerPaths) -> None:
@@ -521,6 +522,9 @@ class Engine(object):
                     runtime.delete(record['id'], force=True)
             _rootfs().unmount(paths.rootfs_mount)
         _network().release(record)
+        if record.get('health_timer'):
+            from .units import stop_health_timer  # pylint: disable=import-outside-toplevel
+            stop_health_timer(record['health_timer'])  # before the record: a killed removal repeats this
         self.placement(record).cleanup()
         label = record['config'].get('label')
         if isinstance(label, dict) and label.get('allocated'):
@@ -541,7 +545,7 @@ class Engine(object):
                 if other is not None and other['config'].get('restart_policy') in ('always', 'unless-stopped') \
                         and not other['config'].get('systemd_unit'):
                     return
-        payload.remove_boot_unit(self.store.root)
+        payload.remove_boot_unit(self.store.root, unused=True)
 
     def update_record(self, record: Record, config: dict[str, Any]) -> None:
         record['config'] = config

@@ -3,8 +3,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Health checks: a container's ``healthcheck`` command run through the exec path, its results in its record.
 
-No daemon runs them on a schedule here: a check runs when a task asks (``state: healthy`` waits for
-health; ``container_info`` with ``check_health`` runs the checks that are due). A result is kept in the
+A check runs when a task asks (``state: healthy`` waits for health; ``container_info`` with ``check_health``
+runs the checks that are due), and on systemd hosts also on a schedule: a transient timer per container
+(``units.start_health_timer``, made when it is launched, gone with it) runs ``exit.py --health``
+(``run_scheduled``). Without systemd, health stays on demand. A result is kept in the
 record's ``health``: ``status`` (``starting``, ``healthy``, ``unhealthy``), ``failing_streak`` and the
 last LOG_KEEP results with their output. Failures within ``start_period`` of the process's start keep it
 ``starting``; ``retries`` failures in a row make it ``unhealthy``, and then ``health_on_failure`` acts:
@@ -101,3 +103,34 @@ def act_on_failure(engine: Engine, record: Record, live: dict[str, Any]) -> str 
         engine.start(record, stopped)
         return 'restarted (unhealthy)'
     return None
+
+
+def run_scheduled(root: str, run_root: str, name: str, container_id: str) -> str:
+    """The health timer's command: one check of a running container under its lock, and ``health_on_failure``;
+    -> what was done (for the journal). Never fails: a failing check is a result, not a failed unit."""
+    import os  # pylint: disable=import-outside-toplevel
+    from .engine import Engine  # pylint: disable=import-outside-toplevel
+    from .restart import _locked_record  # pylint: disable=import-outside-toplevel
+    from .store import Store, derive_status  # pylint: disable=import-outside-toplevel
+    # What it launches (a restart) must not stay in the timer's service, which systemd ends after the check.
+    os.environ.pop('INVOCATION_ID', None)
+    fd, record = _locked_record(root, name, container_id)
+    if record is None:
+        return 'gone'
+    try:
+        live = derive_status(record, Store(root, run_root).paths(name, container_id))
+        if live['status'] != 'running' or not (record['config'].get('healthcheck') or {}).get('test'):
+            return 'not checked: %s' % live['status']
+        engine = Engine(root, run_root)
+        state = check(engine, record, live)
+        done = None
+        if state['status'] == UNHEALTHY:
+            if record['config'].get('systemd_unit') and record['config'].get('health_on_failure') == 'restart':
+                from . import units  # pylint: disable=import-outside-toplevel
+                units.systemctl('restart', '--no-block', '--', units.service_name(name), check=False)
+                done = 'restarted by its unit (unhealthy)'
+            else:
+                done = act_on_failure(engine, record, live)
+        return '%s (exit %s)%s' % (state['status'], state['log'][-1]['exit_code'], ', ' + done if done else '')
+    finally:
+        os.close(fd)

@@ -153,6 +153,8 @@ _UNIT = '''# runcible.oci: starts the containers of one store whose restart poli
 Description=runcible.oci containers of %(root)s (restart policies after boot)
 Wants=network-online.target
 After=network-online.target local-fs.target
+# Nothing to start before a container installed the runtime library (a unit installed by the runtime role).
+ConditionPathExists=%(root)s/lib/current/%(launcher)s
 
 [Service]
 Type=oneshot
@@ -169,8 +171,17 @@ def boot_unit_name(root: str) -> str:
     return 'runcible-boot-%s.service' % hashlib.sha256(os.path.normpath(root).encode()).hexdigest()[:12]
 
 
-def remove_boot_unit(root: str, unit_dir: str = UNIT_DIR) -> bool:
-    """Remove the store's boot unit and its link (no container of it needs it any more); -> whether there was one."""
+# Set by the runtime role (runcible_runtime_boot_unit): true keeps the unit when no container needs it, false means
+# the store has none (the modules never install it; containers come back by a task or the host's own init).
+KEEP_MARKER = 'boot-unit.keep'
+DISABLED_MARKER = 'boot-unit.disabled'
+
+
+def remove_boot_unit(root: str, unit_dir: str = UNIT_DIR, unused: bool = False) -> bool:
+    """Remove the store's boot unit and its link; -> whether there was one. ``unused``: because no container of
+    the store needs it any more (kept when the runtime role installed it for good)."""
+    if unused and os.path.exists(os.path.join(root, KEEP_MARKER)):
+        return False
     name = boot_unit_name(root)
     found = False
     for path in (os.path.join(unit_dir, 'multi-user.target.wants', name), os.path.join(unit_dir, name)):
@@ -191,6 +202,8 @@ def ensure_boot_unit(root: str, run_root: str, unit_dir: str = UNIT_DIR) -> str 
     """On a systemd host, the store's boot unit, enabled (its link in multi-user.target.wants; read at the next
     boot, no reload needed); -> its path, or None without systemd. Written only when it differs."""
     if not os.path.isdir('/run/systemd/system') and unit_dir == UNIT_DIR:
+        return None
+    if os.path.exists(os.path.join(root, DISABLED_MARKER)):
         return None
     from .files import atomic_write  # pylint: disable=import-outside-toplevel
     name = boot_unit_name(root)

@@ -42,6 +42,7 @@ FIELDS: dict[str, tuple[type | tuple[type, ...], str]] = {
     'restart_streak': (int, 'restarts in a row without a process that ran long enough (the back-off)'),
     'lib': (str, 'the runtime library its conmon\'s exit command runs (payload.py; older ones are collected)'),
     'health': (dict, 'the results of its health check since its process started (health.py)'),
+    'health_timer': (str, 'the transient systemd timer that runs its health check on systemd hosts (units.py)'),
 }
 
 
@@ -75,6 +76,7 @@ class Record(object):
     restart_streak: int | None
     lib: str | None
     health: dict[str, Any] | None
+    health_timer: str | None
 
     def __init__(self, **fields: Any) -> None:
         for field in FIELDS:

@@ -184,6 +184,13 @@ LOG = 'restart.log'  # in the container's run dir: what its exit commands did (t
 def main(argv: list[str]) -> int:
     """conmon's exit command: ``ROOT RUN_ROOT NAME ID``. Its stdio is conmon's /dev/null: what it did goes to
     ``RUN_ROOT/containers/ID/restart.log``."""
+    if len(argv) == 5 and argv[0] == '--health':  # a health timer's check (health.py, units.py)
+        from . import health  # pylint: disable=import-outside-toplevel
+        try:
+            sys.stdout.write(health.run_scheduled(argv[1], argv[2], argv[3], argv[4]) + '\n')
+        except Exception as exc:  # pylint: disable=broad-except
+            sys.stdout.write('--health failed: %s: %s\n' % (type(exc).__name__, exc))
+        return 0  # a failing check is a result in the record, never a failed (lingering) unit
     if len(argv) == 4 and argv[0] in ('--unit-start', '--unit-stop'):  # a unit-managed container's unit (units.py)
         from . import units  # pylint: disable=import-outside-toplevel
         try:

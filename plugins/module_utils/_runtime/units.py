@@ -40,6 +40,9 @@ from .errors import MissingLibraryError, RuncibleError, ValidationError
 if TYPE_CHECKING:
     from typing import Any, Iterator
 
+    from .engine import Engine
+    from .record import Record
+
 UNIT_DIR = '/etc/systemd/system'
 SDNOTIFY = ('conmon', 'container', 'ignore')
 NOTIFY_DIR = 'notify'  # in the container's run dir; bind-mounted at CONTAINER_NOTIFY_DIR (sdnotify: container)
@@ -205,8 +208,8 @@ def systemctl(*args: str, check: bool = True) -> subprocess.CompletedProcess[byt
     except (OSError, subprocess.SubprocessError) as exc:
         raise RuncibleError('cannot run %s: %s' % (' '.join(argv), exc))
     if check and proc.returncode != 0:
-        raise RuncibleError('%s failed (exit %d): %s' % (' '.join(argv), proc.returncode,
-                                                        proc.stderr.decode('utf-8', 'replace').strip()))
+        error = proc.stderr.decode('utf-8', 'replace').strip()
+        raise RuncibleError('%s failed (exit %d): %s' % (' '.join(argv), proc.returncode, error))
     return proc
 
 
@@ -223,6 +226,66 @@ def journal_tail(unit: str, lines: int = 15) -> str:
                               timeout=60, check=False)
         return proc.stdout.decode('utf-8', 'replace').strip()
     return ''
+
+
+# -- health checks on a schedule: a transient timer per container ------------------------------------------
+HEALTH_PREFIX = 'runcible-health-'
+
+
+def health_unit(container_id: str) -> str:
+    """The transient units' name (``.timer`` and ``.service``): unique per container (its random id)."""
+    if not re.fullmatch(r'[0-9a-f]{64}', container_id or ''):
+        raise ValidationError('not a container id: %r' % (container_id,))
+    return HEALTH_PREFIX + container_id[:32]
+
+
+def start_health_timer(root: str, run_root: str, name: str, container_id: str, interval: float) -> str:
+    """``systemd-run`` a transient timer that runs ``exit.py --health`` every ``interval`` seconds after the last
+    check ended (the first one ``interval`` after now); -> its unit name. One that runs already is kept."""
+    unit = health_unit(container_id)
+    argv = ['systemd-run', '--unit=' + unit, '--quiet', '--collect',
+            '--on-active=%dms' % int(interval * 1000), '--on-unit-inactive=%dms' % int(interval * 1000),
+            '--timer-property=AccuracySec=100ms', '--description=runcible.oci health check of container ' + name,
+            '--'] + launcher_argv(root, run_root, '--health', name, container_id)
+    try:
+        # stdlib-only runtime library (docs/architecture.md): a process of our own, not run_command
+        # pylint: disable-next=ansible-bad-function
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuncibleError('cannot run systemd-run for the health timer of container %s: %s' % (name, exc))
+    if proc.returncode != 0 and unit_state(unit + '.timer').get('ActiveState') != 'active':
+        raise RuncibleError('systemd-run could not make the health timer of container %s: %s'
+                            % (name, proc.stderr.decode('utf-8', 'replace').strip()))
+    return unit
+
+
+def stop_health_timer(unit: str) -> None:
+    """Stop the timer and its service (transient: then they are gone), and forget a failed one."""
+    if not unit.startswith(HEALTH_PREFIX) or not systemd_booted():
+        return
+    systemctl('stop', '--', unit + '.timer', unit + '.service', check=False)
+    systemctl('reset-failed', '--', unit + '.timer', unit + '.service', check=False)
+
+
+def ensure_health_timer(engine: Engine, record: Record, replace: bool = False) -> None:
+    """On systemd hosts, the transient timer that runs a running container's health check; kept while the
+    container exists (a restart keeps it), ``replace``d when the check changed, stopped when it has none."""
+    settings = record['config'].get('healthcheck') or {}
+    if not systemd_booted() or not (settings.get('test') or record.get('health_timer')):
+        return
+    if record.get('health_timer') and (replace or not settings.get('test')):
+        stop_health_timer(record['health_timer'])
+        record['health_timer'] = None
+    if settings.get('test'):
+        from . import payload  # pylint: disable=import-outside-toplevel
+        payload.install(engine.store.root)  # lib/current, what the timer runs
+        try:
+            record['health_timer'] = start_health_timer(engine.store.root, engine.store.run_root, record['name'],
+                                                        record['id'], float(settings['interval']))
+        except RuncibleError as exc:
+            engine.warnings.append('%s; its health is evaluated on demand only' % exc)
+    engine.store.save(record)
 
 
 # -- the hand-off: a task that holds the container's lock waits for the unit ---------------------------------
