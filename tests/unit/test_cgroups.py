@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils._container_options import api as options
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import cgroups, host
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import RuncibleError, ValidationError
 
 
@@ -199,6 +199,23 @@ def test_read_live_v2(tmp_path, monkeypatch):
     assert live == {'memory': 0, 'memory_reservation': 1 << 20, 'cpus': 0.25, 'cpu_weight': 39, 'cpuset_cpus': '',
                     'pids_limit': 12, 'blkio_weight': 300, 'cpu_quota': 25000, 'cpu_period': 100000}
     assert live_match('cpu_shares', 512, live) is (cgroups.shares_to_weight(512) == 39)
+
+
+def test_read_live_reads_the_containers_cgroup_when_its_init_moved_below_it(tmp_path, monkeypatch):
+    """systemd as PID 1 moves itself into init.scope: the limits are the container's cgroup's, not that one's."""
+    root = str(tmp_path)
+    _write(os.path.join(root, 'cgroup.controllers'), 'cpu memory pids')
+    group = 'machine.slice/runcible-%s.scope' % ('ab' * 32)
+    _write(os.path.join(root, group, 'memory.max'), str(256 << 20))
+    _write(os.path.join(root, group, 'pids.max'), '99')
+    _write(os.path.join(root, group, 'init.scope', 'memory.max'), 'max')
+    _write(os.path.join(root, group, 'init.scope', 'pids.max'), 'max')
+    monkeypatch.setattr(cgroups, 'process_cgroups', lambda pid: {'': '/' + group + '/init.scope'})
+    live = cgroups.read_live(1, root=root)
+    assert live['memory'] == 256 << 20 and live['pids_limit'] == 99
+    # Not a container's cgroup (no runcible-ID leaf): the path as it is.
+    assert host.container_cgroup('/user.slice/session-1.scope') == '/user.slice/session-1.scope'
+    assert host.container_cgroup('/runcible/runcible-%s/x' % ('0' * 64)) == '/runcible/runcible-%s' % ('0' * 64)
 
 
 def live_match(name, wanted, live):

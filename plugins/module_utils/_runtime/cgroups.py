@@ -23,8 +23,7 @@ import subprocess
 import time
 
 from .errors import RuncibleError, ValidationError
-from .host import process_cgroups
-from .host import cgroup_mode, find_program
+from .host import cgroup_mode, container_cgroup, find_program, process_cgroups
 
 if TYPE_CHECKING:
     from typing import Any
@@ -363,7 +362,7 @@ def read_live(pid: int, root: str = CGROUP_ROOT) -> dict[str, Any]:
 
     Keys missing from the result could not be read here (no such controller or file).
     """
-    groups = process_cgroups(pid)
+    groups = dict((name, container_cgroup(path)) for name, path in (process_cgroups(pid) or {}).items())
     if not groups:
         return {}
     live: dict[str, Any] = {}

@@ -197,7 +197,9 @@ class ExecCgroup(object):
     @classmethod
     def from_proc_cgroup(cls, proc_cgroup: str, name: str, cgroup_root: str = '/sys/fs/cgroup') -> ExecCgroup | None:
         """As for_container(), from the text of the container's /proc/PID/cgroup."""
-        groups = host.parse_cgroups(proc_cgroup)
+        # The container's own cgroup, also when its init moved below it (systemd as PID 1: init.scope).
+        groups = dict((controller, host.container_cgroup(path))
+                      for controller, path in host.parse_cgroups(proc_cgroup).items())
         unified = groups.get('')
         v1 = dict((controller, path) for controller, path in groups.items() if controller)
         if 'freezer' in v1:

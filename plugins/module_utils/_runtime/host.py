@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import time
@@ -165,6 +166,20 @@ def capability_set(field: str, status_path: str = '/proc/self/status') -> int | 
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+# The leaf of a container's own cgroup: runcible-ID (cgroupfs) or runcible-ID.scope (systemd).
+CONTAINER_LEAF = re.compile(r'^runcible-[0-9a-f]{64}(?:\.scope)?$')
+
+
+def container_cgroup(path: str) -> str:
+    """The container's own cgroup from its init's ``path``: its init may have moved into a cgroup below it
+    (systemd as PID 1 lives in ``init.scope``), whose limit files are not the container's."""
+    parts = path.split('/')
+    for index in range(len(parts) - 1, -1, -1):
+        if CONTAINER_LEAF.match(parts[index]):
+            return '/'.join(parts[:index + 1]) or '/'
+    return path
 
 
 def cgroup_mode(cgroup_root: str = '/sys/fs/cgroup') -> str:
