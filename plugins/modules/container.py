@@ -346,7 +346,9 @@ options:
         C(golang-github-containers-common), which the C(runcible.oci.runtime) role installs), plus
         our rules on top (without C(CAP_SYS_ADMIN) no new
         namespaces (C(unshare), C(clone) with C(CLONE_NEW*), C(clone3)), no mounts, and for every
-        container no kernel keyring, C(keyctl), C(add_key), C(request_key)).
+        container no kernel keyring, C(keyctl), C(add_key), C(request_key)), and the host's native
+        system call ABI only (on x86_64 no i386 C(int 0x80) or x32; a 32-bit program is killed). For
+        32-bit programs give the containers-common file itself as the profile, which keeps i386.
       - V(unconfined) runs without a filter.
       - A path to a profile file on the managed node, in the OCI C(linux.seccomp) format or the
         containers-common format (its C(archMap), C(includes) and C(excludes) of architectures,

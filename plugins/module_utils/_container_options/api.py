@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from .base import Option
 
 
-
 def argument_spec() -> dict[str, dict[str, Any]]:
     """The container options' part of the module's argument_spec (no defaults: None = not given)."""
     return dict((option.name, option.argument_spec()) for option in OPTIONS)
