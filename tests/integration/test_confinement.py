@@ -97,6 +97,31 @@ def test_the_kernel_keyring_is_out_of_reach_by_default_and_reachable_unconfined(
     assert 'keyctl' in out and 'Operation not permitted' not in out, out
 
 
+# The i386 ABI from a 64-bit process: getpid (20 in the i386 table) through int 0x80, from code in an
+# executable page; prints the pid it returned. x86_64 only.
+INT80 = ("import ctypes, mmap, os, sys; code = bytes([0xb8, 20, 0, 0, 0, 0xcd, 0x80, 0xc3]); "
+         "page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC); "
+         "page.write(code); fn = ctypes.CFUNCTYPE(ctypes.c_int)(ctypes.addressof(ctypes.c_char.from_buffer(page))); "
+         "print('int80', fn(), os.getpid()); sys.stdout.flush()")
+
+
+@pytest.mark.skipif(os.uname().machine != 'x86_64', reason='the i386 ABI is an x86_64 kernel\'s compat ABI')
+def test_the_32_bit_abi_is_closed_by_default_and_open_with_the_hosts_profile_file(env):
+    """The attack: a process reaches the kernel through its old 32-bit entry (int 0x80), which the i386
+    rules of a filter would have to cover. The default filter has the native ABI only: the process is killed."""
+    box(env, rootfs=DEBIAN_ROOTFS, command=['sleep', '300'])
+    view = env.inspect('test-conf')
+    assert status(view)['Seccomp'] == '2'
+    rc, out = run_in(env, 'test-conf', 'python3 -c "%s"; echo "rc=$?"' % INT80)
+    assert 'int80' not in out and 'rc=159' in out, out  # 128 + SIGSYS
+    # The host's containers-common file as the profile keeps the i386 ABI (as podman's default does).
+    profile = next(path for path in seccomp.DEFAULT_PROFILE_PATHS if os.path.isfile(path))
+    box(env, name='test-open', rootfs=DEBIAN_ROOTFS, command=['sleep', '300'], seccomp_profile=profile)
+    rc, out = run_in(env, 'test-open', 'python3 -c "%s"' % INT80)
+    words = out.split()
+    assert words[0] == 'int80' and words[1] == words[2], out  # the 32-bit getpid returned the pid
+
+
 def test_seccomp_unconfined_four_ways_turns_the_filter_off(env):
     box(env)
     results = env.four_ways({'name': 'test-conf', 'rootfs': env.rootfs, 'command': ['sh', '-c', LOOP],

@@ -105,8 +105,29 @@ def test_the_host_profile_converts_and_keeps_what_a_shell_needs():
     allowed = names(oci, 'SCMP_ACT_ALLOW')
     assert {'read', 'write', 'execve', 'openat', 'wait4', 'chroot'} <= allowed
     assert {'keyctl', 'add_key', 'request_key'}.isdisjoint(allowed)
-    assert oci['architectures'][0].startswith('SCMP_ARCH_') and 'SCMP_ARCH_X32' not in oci['architectures']
+    native = seccomp.ARCHES.get(os.uname().machine, ('', ''))[1]
+    assert oci['architectures'] == [native] if native else 'SCMP_ARCH_X32' not in oci['architectures']
     json.dumps(oci)
+
+
+@pytest.mark.parametrize('machine, expected', [
+    ('x86_64', ['SCMP_ARCH_X86_64']),           # no i386, no x32
+    ('aarch64', ['SCMP_ARCH_AARCH64']),         # no 32-bit ARM
+    ('s390x', ['SCMP_ARCH_S390X']),
+    ('i686', ['SCMP_ARCH_X86']),                # the native ABI of a 32-bit host stays
+    ('sparc64', ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86']),  # unknown here: the profile's list less x32
+])
+def test_the_default_keeps_the_native_abi_only(monkeypatch, machine, expected):
+    profile = {'defaultAction': 'SCMP_ACT_ERRNO', 'architectures': ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
+               'archMap': [
+                   {'architecture': 'SCMP_ARCH_X86_64', 'subArchitectures': ['SCMP_ARCH_X86', 'SCMP_ARCH_X32']},
+                   {'architecture': 'SCMP_ARCH_AARCH64', 'subArchitectures': ['SCMP_ARCH_ARM']},
+                   {'architecture': 'SCMP_ARCH_S390X', 'subArchitectures': ['SCMP_ARCH_S390']},
+                   {'architecture': 'SCMP_ARCH_X86', 'subArchitectures': []}],
+               'syscalls': [{'names': ['read'], 'action': 'SCMP_ACT_ALLOW'}]}
+    monkeypatch.setattr(seccomp, 'read_profile', lambda path, option='seccomp_profile': (profile, 'sha256:x'))
+    monkeypatch.setattr(seccomp, 'default_profile_path', lambda: '/x.json')
+    assert seccomp.default_seccomp(['CAP_CHOWN'], machine=machine)['architectures'] == expected
 
 
 def test_profile_files_are_read_checked_and_digested(tmp_path):

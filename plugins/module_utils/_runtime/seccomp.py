@@ -18,7 +18,9 @@ mount and use the kernel keyring (not namespaced). Without ``CAP_SYS_ADMIN``:
 * ``mount``, ``umount2``, ``pivot_root``, the new mount API (``fsopen``, ``fsmount``, ``move_mount``,
   ``open_tree``...) fail with EPERM;
 * ``keyctl``, ``add_key``, ``request_key`` fail with EPERM for every container;
-* the x32 ABI is left out of the filter's architectures (:data:`DROPPED_ARCHES`).
+* only the host's native system call ABI is in the filter's architectures: the compat ABIs of a 64-bit
+  kernel (i386 and x32 on x86_64, 32-bit ARM on arm64...) fail as a foreign architecture (the process is
+  killed), see :func:`default_seccomp`.
 
 A profile file given by the user is applied as written (OCI ``linux.seccomp`` or containers-common
 format), without our rules. The containers-common format is converted as podman does: the host's
@@ -87,9 +89,8 @@ HARDENING = [
     _rule(['keyctl', 'add_key', 'request_key'], 'SCMP_ACT_ERRNO', EPERM),
 ]
 HARDENED_NAMES = frozenset(name for rule in HARDENING for name in rule['names'])
-# Sub-architectures the default filter leaves out: x32 (32-bit pointers on x86_64), which no distribution
-# ships binaries for and Debian's kernel turns off (syscall.x32); libseccomp's x32 tables make the
-# runtime take some 15 ms more to build every container's filter. i386 (SCMP_ARCH_X86) stays.
+# Sub-architectures a default filter never keeps, also where the native one is unknown here: x32 (32-bit
+# pointers on x86_64), which no distribution ships binaries for and Debian's kernel turns off.
 DROPPED_ARCHES = frozenset(('SCMP_ARCH_X32',))
 
 
@@ -206,14 +207,22 @@ def to_oci(profile: dict[str, Any], capabilities: Iterable[str], machine: str | 
     return seccomp
 
 
-def default_seccomp(capabilities: Iterable[str]) -> dict[str, Any]:
+def default_seccomp(capabilities: Iterable[str], machine: str | None = None) -> dict[str, Any]:
     """The default: the host's containers-common profile with :data:`HARDENING`, for this bounding set.
 
-    Without the x32 ABI (:data:`DROPPED_ARCHES`): x32 system calls then fail as a foreign architecture.
+    Only the native ABI: the compat ABIs of a 64-bit kernel (i386 and x32 on x86_64, 32-bit ARM on arm64)
+    are left out, so their system calls fail as a foreign architecture. Images are pulled for the host's
+    own architecture only, so a container runs 64-bit programs; the 32-bit entry points are old kernel
+    code with a history of exploits; and their tables are most of the filter the runtime builds at every
+    start (i386's socketcall and ipc multiplexers alone double it: some 15 ms per container here). A
+    container that runs 32-bit programs takes containers-common's file as its ``seccomp_profile``.
     """
     profile, _digest = read_profile(default_profile_path())
-    seccomp = to_oci(profile, capabilities, hardening=HARDENING)
-    if seccomp.get('architectures'):
+    seccomp = to_oci(profile, capabilities, machine=machine, hardening=HARDENING)
+    native = ARCHES.get(machine or platform.machine(), ('', ''))[1]
+    if native and native in (seccomp.get('architectures') or []):
+        seccomp['architectures'] = [native]
+    elif seccomp.get('architectures'):
         seccomp['architectures'] = [arch for arch in seccomp['architectures'] if arch not in DROPPED_ARCHES]
     return seccomp
 
