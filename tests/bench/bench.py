@@ -552,6 +552,27 @@ def restart_costs(base):
     return {'latency': statistics.median(latencies), 'install': statistics.median(installs)}
 
 
+def api_rows(floor, api):
+    """The rows of the module's own work (api_costs), the last one the cost of the default confinement."""
+    return [
+        ('runc run (echo), the floor', ms(floor), ''),
+        ('module work: create+start', ms(api['create+start']), 'target <= 3x floor = %.0f ms (%.1fx)'
+         % (3 * ms(floor), api['create+start'] / floor)),
+        ('module work: idempotent re-run', ms(api['idempotent re-run']), 'target <= 15 ms'),
+        ('module work: idempotent, 40 options', ms(api['idempotent, 40 options']), 'target <= 15 ms'),
+        ('module work: recreate (40 options)', ms(api['recreate (40 options)']), ''),
+        ('module work: live update (memory, cpus, pids)', ms(api['live update (memory, cpus, pids)']),
+         'same pid; vs recreate above'),
+        ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
+        ('module work: start again', ms(api['start again']), ''),
+        ('module work: remove', ms(api['remove']), ''),
+        ('module work: create+start, unconfined', ms(api['create+start, unconfined']),
+         'the default confinement (seccomp%s) costs %+.1f ms (%+.0f%%; target <= +15%%)'
+         % (', AppArmor' if apparmor_enabled() else '', ms(api['create+start']) - ms(api['create+start, unconfined']),
+            100.0 * (api['create+start'] / api['create+start, unconfined'] - 1))),
+    ]
+
+
 def main():
     if not os.path.isdir(ROOTFS):
         raise SystemExit('no root filesystem at %s: run make setup' % ROOTFS)
@@ -561,6 +582,14 @@ def main():
             print_rows(deployment_rows(deployment_costs(base)))
         finally:
             shutil.rmtree(base, ignore_errors=True)
+        return
+    if sys.argv[1:] == ['confinement']:  # the floor and the cost of the default confinement only
+        base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
+        try:
+            floor, api = runc_floor(base), api_costs(base)
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        print_rows([row for row in api_rows(floor, api) if 'create+start' in row[0] or 'floor' in row[0]])
         return
     base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
     try:
@@ -577,26 +606,12 @@ def main():
         dep = deployment_costs(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    rows = [
-        ('runc run (echo), the floor', ms(floor), ''),
-        ('module work: create+start', ms(api['create+start']), 'target <= 3x floor = %.0f ms (%.1fx)'
-         % (3 * ms(floor), api['create+start'] / floor)),
-        ('module work: idempotent re-run', ms(api['idempotent re-run']), 'target <= 15 ms'),
-        ('module work: idempotent, 40 options', ms(api['idempotent, 40 options']), 'target <= 15 ms'),
-        ('module work: recreate (40 options)', ms(api['recreate (40 options)']), ''),
-        ('module work: live update (memory, cpus, pids)', ms(api['live update (memory, cpus, pids)']),
-         'same pid; vs recreate above'),
-        ('module work: stop (SIGTERM honoured)', ms(api['stop']), ''),
-        ('module work: start again', ms(api['start again']), ''),
-        ('module work: remove', ms(api['remove']), ''),
+    rows = api_rows(floor, api)[:-1] + [
         ('restart: SIGKILL -> running again', ms(rst['latency']), 'restart_policy always, no back-off (the first '
          'of a streak); target <= 1000 ms'),
         ('restart: runtime library install', ms(rst['install']), "added once to a store's first launch (and after "
          'an upgrade)'),
-        ('module work: create+start, unconfined', ms(api['create+start, unconfined']),
-         'the default confinement (seccomp%s) costs %+.1f ms (%+.0f%%; target <= +15%%)'
-         % (', AppArmor' if apparmor_enabled() else '', ms(api['create+start']) - ms(api['create+start, unconfined']),
-            100.0 * (api['create+start'] / api['create+start, unconfined'] - 1))),
+        api_rows(floor, api)[-1],
         ('runc checkpoint + runc restore, the floor', ms(ck['raw']), ''),
         ('module work: checkpoint + restore', ms(ck['module']), 'target <= 1.5x floor (%.2fx)'
          % (ck['module'] / ck['raw'])),
