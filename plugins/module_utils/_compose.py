@@ -132,8 +132,6 @@ def _networks(compose, networks):
         names[key] = name
         if body.get('driver') not in (None, 'bridge'):
             raise ValidationError('%s: driver %r is not supported; networks are bridges' % (where, body['driver']))
-        if body.get('enable_ipv6'):
-            raise ValidationError('%s: enable_ipv6 is not supported (IPv4 only)' % where)
         if body.get('driver_opts'):
             raise ValidationError('%s: driver_opts are not supported' % where)
         if body.get('external'):
@@ -141,14 +139,26 @@ def _networks(compose, networks):
         network = {'name': name}
         if body.get('internal') is not None:
             network['internal'] = bool(body['internal'])
+        if body.get('enable_ipv6'):
+            network['ipv6'] = True
         ipam = _mapping(body.get('ipam'), where + ' ipam')
         _check_keys(where + ' ipam', ipam, ('driver', 'config'))
         configs = ipam.get('config') or []
-        if not isinstance(configs, list) or len(configs) > 1:
-            raise ValidationError('%s: ipam config must be a list of one subnet' % where)
+        if not isinstance(configs, list) or len(configs) > 2:
+            raise ValidationError('%s: ipam config must be a list of one IPv4 subnet (and one IPv6 subnet with '
+                                  'enable_ipv6)' % where)
         for config in configs:
             config = _mapping(config, where + ' ipam config')
             _check_keys(where + ' ipam config', config, ('subnet', 'gateway'))
+            if ':' in str(config.get('subnet') or ''):  # the IPv6 subnet: its gateway is always its first address
+                if not body.get('enable_ipv6') or 'ipv6_subnet' in network or config.get('gateway'):
+                    raise ValidationError('%s: an IPv6 ipam subnet needs enable_ipv6, comes once, and takes no gateway '
+                                          '(the first address is the gateway)' % where)
+                network['ipv6_subnet'] = str(config['subnet'])
+                continue
+            if 'subnet' in network:
+                raise ValidationError('%s: ipam config must be a list of one IPv4 subnet (and one IPv6 subnet with '
+                                      'enable_ipv6)' % where)
             network.update((field, str(config[field])) for field in ('subnet', 'gateway') if config.get(field))
         compose.networks.append(network)
     if 'default' in networks:
@@ -337,21 +347,29 @@ class _Service(object):
         if isinstance(networks, list):
             networks = dict((str(name), None) for name in networks)
         networks = _mapping(networks, self.where + ' networks')
-        if len(networks) != 1:
-            self._fail('networks', 'a container joins one network here; %s are given' % _keys(networks))
-        (key, settings), = networks.items()
-        if key not in self.networks:
-            self._fail('networks', '%s is not a network of the top-level networks' % key)
-        self.entry_['network'] = self.networks[key]
-        settings = _mapping(settings, '%s networks %s' % (self.where, key))
-        _check_keys('%s networks %s' % (self.where, key), settings, ('ipv4_address', 'aliases'))
-        if settings.get('ipv4_address'):
-            self.entry_['ip_address'] = str(settings['ipv4_address'])
-        aliases = settings.get('aliases') or []
-        if not isinstance(aliases, list):
-            self._fail('networks', '%s: aliases must be a list of names' % key)
-        # The service name and the given aliases, on the network's DNS (aardvark-dns), as Compose serves them.
-        self.entry_['aliases'] = list(dict.fromkeys([self.service] + [str(alias) for alias in aliases]))
+        entries = []
+        for key, settings in networks.items():
+            if key not in self.networks:
+                self._fail('networks', '%s is not a network of the top-level networks' % key)
+            settings = _mapping(settings, '%s networks %s' % (self.where, key))
+            _check_keys('%s networks %s' % (self.where, key), settings, ('ipv4_address', 'ipv6_address', 'aliases'))
+            aliases = settings.get('aliases') or []
+            if not isinstance(aliases, list):
+                self._fail('networks', '%s: aliases must be a list of names' % key)
+            # The service name and the given aliases, on the network's DNS (aardvark-dns), as Compose serves them.
+            entry = {'name': self.networks[key],
+                     'aliases': list(dict.fromkeys([self.service] + [str(alias) for alias in aliases]))}
+            entry.update((field, str(settings[given])) for field, given in (('ip_address', 'ipv4_address'),
+                                                                            ('ipv6_address', 'ipv6_address'))
+                         if settings.get(given))
+            entries.append(entry)
+        if len(entries) == 1 and 'ipv6_address' not in entries[0]:  # the one-network shorthand, as before
+            self.entry_['network'] = entries[0]['name']
+            if entries[0].get('ip_address'):
+                self.entry_['ip_address'] = entries[0]['ip_address']
+            self.entry_['aliases'] = entries[0]['aliases']
+        else:
+            self.entry_['networks'] = entries  # several networks (in the order given), or an IPv6 address
 
     def _ports(self):
         ports = self.body.get('ports')

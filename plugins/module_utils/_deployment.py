@@ -243,8 +243,9 @@ class Task(object):
         params = entry.params
         if params['state'] == 'absent' and not self.params['keep_volumes']:
             params = dict(params, keep_volumes=False)
-        if self.check_mode and params.get('network') in self.planned_networks and params['state'] not in DOWN:
-            return _planned(entry, params['network'])
+        planned = [name for name in _network_names(params) if name in self.planned_networks]
+        if self.check_mode and planned and params['state'] not in DOWN:
+            return _planned(entry, planned[0])
         return _container.Task(params, check_mode=self.check_mode).run()
 
     def _networks_and_volumes(self, state):
@@ -371,6 +372,14 @@ def _volume_spec():
     for name in ('state',) + SET_OPTIONS + ('runtime',):
         spec.pop(name, None)
     return spec
+
+
+def _network_names(params):
+    """The networks a container's params name: ``network`` and every ``networks`` entry (a name or {name: ...})."""
+    names = [params.get('network')]
+    for item in params.get('networks') or []:
+        names.append(item.get('name') if isinstance(item, dict) else item)
+    return [name for name in names if name]
 
 
 def _planned(entry, network):

@@ -152,7 +152,8 @@ class Task(object):
             from ._runtime import dns  # pylint: disable=import-outside-toplevel
             problems.extend(dns.problems(data))
         if not bridges.bridge_ready(network):
-            problems.append('bridge %s missing, down or without %s' % (network['bridge'], network['gateway']))
+            problems.append('bridge %s missing, down, without %s or without its own MAC address'
+                            % (network['bridge'], network['gateway']))
         if not net.firewall_has(network):
             problems.append('nftables rules of the network missing')
         return problems

@@ -186,25 +186,33 @@ EXAMPLES = r'''
     network: secrets
     ip_address: 10.89.1.10
 
-- name: A dual-stack network (without ipv6_subnet, a ULA /64 derived from its name; NAT66 outbound)
+- name: Make the network backend dual-stack (no containers on it yet; IPv6 subnet a ULA /64 derived from its name)
   runcible.oci.network:
-    name: web6
+    name: backend
+    subnet: 10.89.5.0/24
     ipv6: true
-    ipv6_subnet: fd12:3456:789a::/64
 
-- name: A container on two networks, with an alias on one and a pinned IPv6 address
+- name: A container on two networks (eth0 on backend, eth1 on plain), known as api-public on backend too
   runcible.oci.container:
     name: api
-    rootfs: /srv/rootfs/api
-    command: /usr/bin/api
+    rootfs: /srv/rootfs/busybox
+    command: httpd -f -p 80
     networks:
-      - name: web6
-        aliases: [api-public]
-        ipv6_address: fd12:3456:789a::10
       - name: backend
+        aliases: [api-public]
+      - name: plain
     published_ports:
       - 8080:80
       - '[::]:8080:80'
+
+- name: Which containers are on backend, with their IPv4 and IPv6 addresses
+  runcible.oci.network_info:
+    name: backend
+
+- name: Remove the container api
+  runcible.oci.container:
+    name: api
+    state: absent
 
 - name: Remove the network (its containers first)
   runcible.oci.network:

@@ -243,7 +243,7 @@ def rename_networks(tasks, names):
         for module, args in task.items():
             if not module.startswith('runcible.oci.') or not isinstance(args, dict):
                 continue
-            if module == 'runcible.oci.network' and args.get('name') in names:
+            if module in ('runcible.oci.network', 'runcible.oci.network_info') and args.get('name') in names:
                 args['name'] = names[args['name']]
             for holder in [args, args.get('defaults') or {}] + list(args.get('containers') or []):
                 if isinstance(holder, dict) and holder.get('network') in names:
@@ -317,7 +317,7 @@ def as_tasks(text, values, networks):
 
 
 # runcible.oci modules without a store of their own (host-wide state): no root/run_root for them
-STORELESS = {'runcible.oci.network'}
+STORELESS = {'runcible.oci.network', 'runcible.oci.network_info'}
 
 
 def run_play(env, tasks, ignore_errors=False):

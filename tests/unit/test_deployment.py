@@ -327,8 +327,7 @@ def test_compose_entries_pass_the_container_argument_spec(tmp_path):
     ({'image': 'a', 'volumes': [{'type': 'npipe', 'target': '/x'}]}, "volumes: type 'npipe' is not supported"),
     ({'image': 'a', 'volumes': [{'type': 'bind', 'target': '/x', 'source': '/y', 'bind': {'x': 1}}]},
      "compose service s volumes bind: key 'x' is not supported"),
-    ({'image': 'a', 'networks': ['a', 'b']}, 'compose service s: networks: a container joins one network'),
-    ({'image': 'a', 'networks': ['nosuch']}, 'compose service s: networks: nosuch is not a network'),
+    ({'image': 'a', 'networks': ['n', 'nosuch']}, 'compose service s: networks: nosuch is not a network'),
     ({'image': 'a', 'networks': {'n': {'priority': 1}}}, "compose service s networks n: key 'priority' is not"),
     ({'image': 'a', 'network_mode': 'service:x'}, "compose service s: network_mode: 'service:x' is not supported"),
     ({'image': 'a', 'depends_on': ['nosuch']}, 'compose service s: depends_on: nosuch is not a service'),
@@ -395,3 +394,36 @@ def test_compose_service_healthy_waits_for_the_healthcheck_of_the_service():
     del definition['services']['db']['healthcheck']
     with pytest.raises(ValidationError, match='compose service db: others depend on it with condition service_healthy'):
         from_compose(definition, 'p', '/srv/p')
+
+
+def test_compose_services_on_several_networks_and_ipv6_networks():
+    definition = {
+        'services': {
+            'api': {'image': 'a', 'networks': {'front': {'aliases': ['www']},
+                                               'back': {'ipv4_address': '10.89.31.5'}}},
+            'db': {'image': 'b', 'networks': {'back': {'ipv6_address': 'fd12:3456:789a::5'}}},
+            'one': {'image': 'c', 'networks': ['front']},
+        },
+        'networks': {'front': None,
+                     'back': {'enable_ipv6': True, 'ipam': {'config': [{'subnet': '10.89.31.0/24'},
+                                                                       {'subnet': 'fd12:3456:789a::/64'}]}}},
+    }
+    compose = from_compose(definition, 'app', '/srv/app')
+    entries = dict((entry['name'], entry) for entry in compose.containers)
+    assert entries['app-api']['networks'] == [
+        {'name': 'app_front', 'aliases': ['api', 'www']},
+        {'name': 'app_back', 'aliases': ['api'], 'ip_address': '10.89.31.5'}]
+    assert 'network' not in entries['app-api'] and 'aliases' not in entries['app-api']
+    assert entries['app-db']['networks'] == [{'name': 'app_back', 'aliases': ['db'], 'ipv6_address': 'fd12:3456:789a::5'}]
+    # One network without an IPv6 address: the shorthand, as before (records made by earlier versions stay equal).
+    assert entries['app-one']['network'] == 'app_front' and entries['app-one']['aliases'] == ['one']
+    assert 'networks' not in entries['app-one']
+    back = [network for network in compose.networks if network['name'] == 'app_back'][0]
+    assert back == {'name': 'app_back', 'ipv6': True, 'subnet': '10.89.31.0/24', 'ipv6_subnet': 'fd12:3456:789a::/64'}
+    for body, message in [({'ipam': {'config': [{'subnet': 'fd00::/64'}]}}, 'an IPv6 ipam subnet needs enable_ipv6'),
+                          ({'enable_ipv6': True, 'ipam': {'config': [{'subnet': 'fd00::/64', 'gateway': 'fd00::9'}]}},
+                           'takes no gateway'),
+                          ({'ipam': {'config': [{'subnet': '10.1.0.0/24'}, {'subnet': '10.2.0.0/24'}]}},
+                           'one IPv4 subnet')]:
+        with pytest.raises(ValidationError, match=message):
+            from_compose({'services': {'s': {'image': 'a'}}, 'networks': {'n': body}}, 'app', '/srv/app')

@@ -348,6 +348,14 @@ def test_ip_forward_warning(tmp_path, monkeypatch):
     assert netreg.ip_forward_warning(network_def(internal=True)) is None
     flag.write_text('1\n')
     assert netreg.ip_forward_warning(network_def()) is None
+    flag6 = tmp_path / 'forwarding6'
+    monkeypatch.setattr(netreg, 'IP6_FORWARD', str(flag6))
+    flag6.write_text('0\n')
+    assert netreg.ip_forward_warning(network_def()) is None  # no IPv6 on it
+    assert 'net.ipv6.conf.all.forwarding is 0' in netreg.ip_forward_warning(dict(network_def(), ipv6=True))
+    flag.write_text('0\n')
+    both = netreg.ip_forward_warning(dict(network_def(), ipv6=True))
+    assert 'net.ipv4.ip_forward is 0' in both and 'net.ipv6.conf.all.forwarding is 0' in both
 
 
 # -- the kernel side, through a recording netlink client ------------------------------------------------------
@@ -761,3 +769,10 @@ def test_network_info_lists_networks_with_their_containers(registry, tmp_path):
                                                     'ipv6_address': 'fd00::2'}]
     assert _network.info({'name': 'b'}, registry=registry)['exists'] is True
     assert _network.info({'name': 'zz'}, registry=registry) == {'changed': False, 'networks': [], 'exists': False}
+
+
+def test_a_bridge_has_a_stable_locally_administered_mac_of_its_own():
+    mac = bridges.bridge_mac({'name': 'web'})
+    assert mac == bridges.bridge_mac({'name': 'web'}) != bridges.bridge_mac({'name': 'db'})
+    octets = [int(octet, 16) for octet in mac.split(':')]
+    assert octets[0] == 0x02 and len(octets) == 6  # locally administered (bit 1), unicast (bit 0 clear)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import ipaddress
 import os
 import socket
@@ -106,6 +107,27 @@ def _bridge_sysctls(network: dict[str, Any]) -> None:
             _write_sysctl(conf6 + name, value)
 
 
+def bridge_mac(network: dict[str, Any]) -> str:
+    """The bridge's own MAC address: locally administered, unicast, from the network's name (stable).
+
+    A bridge whose address was never set takes the lowest MAC of its ports, so it changed whenever a container
+    came or went, and the containers' ARP entries of the gateway then pointed at an address nobody had any more:
+    their traffic to the gateway (aardvark-dns, the way out) was lost until the entry expired. A set address
+    stays (the kernel's BR_SET_MAC_ADDR).
+    """
+    digest = hashlib.sha256(('runcible.oci bridge ' + network['name']).encode()).digest()
+    return ':'.join('%02x' % byte for byte in (bytes([0x02]) + digest[:5]))
+
+
+def _mac_is_set(bridge: str) -> bool:
+    """Was the bridge's address set (addr_assign_type 3, NET_ADDR_SET), so that its ports do not change it?"""
+    try:
+        with open(os.path.join('/sys/class/net', bridge, 'addr_assign_type')) as handle:
+            return handle.read().strip() == '3'
+    except (IOError, OSError):
+        return False
+
+
 def owned_alias(network: dict[str, Any]) -> str:
     return OWNED_BRIDGE_ALIAS % network['name']
 
@@ -148,6 +170,8 @@ def bridge_ready(network: dict[str, Any]) -> bool:
     """True when the bridge exists, is ours, is up and has the gateway address (by /sys and /proc: no netlink)."""
     base = os.path.join('/sys/class/net', network['bridge'])
     if not os.path.isdir(os.path.join(base, 'bridge')) or bridge_owner(network) != 'ours':
+        return False
+    if not _mac_is_set(network['bridge']):
         return False
     try:
         with open(os.path.join(base, 'flags')) as handle:
@@ -230,6 +254,9 @@ def ensure_bridge(network: dict[str, Any], rtnl: Rtnl | None = None) -> bool:
                         rtnl.delete_address(index, address, other_prefixlen, bridge)
                     rtnl.add_address(index, network['ipv6_gateway'], prefixlen6, bridge)
                     changed = True
+            if not _mac_is_set(bridge):  # (bridges made by earlier versions, too)
+                rtnl.set_link(index, bridge, mac=bridge_mac(network))
+                changed = True
             with open('/sys/class/net/%s/flags' % bridge) as handle:
                 if not int(handle.read().strip(), 16) & 1:
                     rtnl.set_link(index, bridge, up=True)

@@ -313,23 +313,22 @@ def ip_forward_warning(network: dict[str, Any]) -> str | None:
     """A warning when outbound traffic of a (non-internal) network cannot leave the host, else None."""
     if network.get('internal'):
         return None
-    if network.get('ipv6'):
-        try:
-            with open(IP6_FORWARD) as handle:
-                enabled6 = handle.read().strip() == '1'
-        except (IOError, OSError):
-            enabled6 = True
-        if not enabled6:
-            return ('net.ipv6.conf.all.forwarding is 0 on this host: IPv6 traffic of containers on network %s reaches '
-                    'the host and each other, but not other hosts. Set it to 1 to let it out (NAT66); runcible.oci '
-                    'does not change it for you' % network['name'])
+    warnings = []
+    if not _sysctl_on(IP_FORWARD):
+        warnings.append('net.ipv4.ip_forward is 0 on this host: containers on network %s reach the host, each other and '
+                        'their published ports, but not other hosts. Set it to 1 (e.g. with ansible.posix.sysctl) to let '
+                        'their traffic out; runcible.oci does not change it for you' % network['name'])
+    if network.get('ipv6') and not _sysctl_on(IP6_FORWARD):
+        warnings.append('net.ipv6.conf.all.forwarding is 0 on this host: the IPv6 traffic of containers on network %s '
+                        'reaches the host and each other, but not other hosts. Set it to 1 to let it out (NAT66); '
+                        'runcible.oci does not change it for you' % network['name'])
+    return ' '.join(warnings) or None
+
+
+def _sysctl_on(path: str) -> bool:
+    """Is the sysctl file ``path`` 1? (True when it cannot be read: nothing to warn about then.)"""
     try:
-        with open(IP_FORWARD) as handle:
-            enabled = handle.read().strip() == '1'
+        with open(path) as handle:
+            return handle.read().strip() == '1'
     except (IOError, OSError):
-        return None
-    if enabled:
-        return None
-    return ('net.ipv4.ip_forward is 0 on this host: containers on network %s reach the host, each other and their '
-            'published ports, but not other hosts. Set it to 1 (e.g. with ansible.posix.sysctl) to let their traffic '
-            'out; runcible.oci does not change it for you' % network['name'])
+        return True

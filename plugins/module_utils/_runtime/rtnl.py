@@ -166,9 +166,11 @@ class Rtnl(object):
                    ifname=name, kind='veth', peer={'ifname': peer, 'net_ns_fd': peer_netns_fd})
 
     def set_link(self, index: int, name: str | None = None, up: bool | None = None, master: int | None = None,
-                 alias: str | None = None) -> None:
-        """Change the link ``index`` (``name`` only for messages): up/down, bridge master, alias."""
+                 alias: str | None = None, mac: str | None = None) -> None:
+        """Change the link ``index`` (``name`` only for messages): up/down, bridge master, alias, MAC address."""
         changes: dict[str, Any] = {}
+        if mac is not None:
+            changes['address'] = mac
         if up is not None:
             changes['state'] = 'up' if up else 'down'
         if master is not None:
@@ -176,7 +178,7 @@ class Rtnl(object):
         if alias is not None:
             changes['ifalias'] = alias
         said = [item for item, given in (('up' if up else 'down', up is not None), ('master', master is not None),
-                                         ('alias', alias is not None)) if given]
+                                         ('alias', alias is not None), ('MAC address', mac is not None)) if given]
         self._call('cannot set %s of the interface %s' % (', '.join(said) or 'nothing', _label(name, index)),
                    self.ipr.link, 'set', index=index, **changes)
 
