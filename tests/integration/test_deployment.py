@@ -278,6 +278,54 @@ volumes:
     assert env.engine.store.names() == []
 
 
+def test_compose_services_on_two_networks_one_dual_stack_four_ways(netenv, image):
+    """A service on two networks reaches a service of each (by name, and over IPv6 on the dual-stack one); a service
+    on one network does not resolve the other's services. Check mode plans the containers of networks it would make."""
+    env = netenv.env
+    project = 'test-n%s' % secrets.token_hex(3)
+    compose = os.path.join(env.base, 'compose.yaml')
+    with open(compose, 'w') as handle:
+        handle.write('''
+name: %(project)s
+services:
+  web:
+    image: %(image)s
+    command: ["sh", "-c", "%(web)s"]
+    networks: [back]
+  gateway:
+    image: %(image)s
+    networks:
+      front:
+        aliases: [gw]
+      back: {}
+  outsider:
+    image: %(image)s
+    networks: [front]
+networks:
+  front: {}
+  back:
+    enable_ipv6: true
+''' % {'project': project, 'image': image, 'web': WEB})
+    netenv.networks.extend(['%s_front' % project, '%s_back' % project])
+    args = {'name': project, 'compose_file': compose}
+    results = env.four_ways(args, module='runcible.oci.deployment')
+    applied = results[1]['containers']
+    gateway = applied['%s-gateway' % project]['container']
+    assert [(item['name'], item['interface']) for item in gateway['networks']] == [
+        ('%s_front' % project, 'eth0'), ('%s_back' % project, 'eth1')]
+    web6 = applied['%s-web' % project]['container']['networks'][0]['ipv6_address']
+    assert web6 and gateway['networks'][1]['ipv6_address'] and gateway['networks'][0]['ipv6_address'] is None
+    assert b'web-page' in _wget(env, '%s-gateway' % project, 'web', 80)
+    assert b'web-page' in _wget(env, '%s-gateway' % project, '[%s]' % web6, 80)
+    outsider = _exec.run(dict(container='%s-outsider' % project, root=env.root, run_root=env.run_root, timeout=20,
+                              argv=['sh', '-c', 'busybox timeout 4 busybox nslookup -type=a web; '
+                                                'busybox timeout 4 busybox nslookup -type=a gw']))
+    assert 'Name:\tgw' in outsider['stdout'] and 'Name:\tweb' not in outsider['stdout'], outsider
+    [gone] = env.playbook([{'runcible.oci.deployment': dict(args, state='absent')}])
+    assert sorted(item['actions'][0] for item in gone['networks'].values()) == ['removed', 'removed']
+    assert env.engine.store.names() == []
+
+
 def _get(address, port):
     try:
         return http_get(address, port, timeout=1.0)
