@@ -10,11 +10,12 @@ import contextlib
 import ipaddress
 import os
 import socket
+import subprocess
 
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils import _exec, _network
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import dns, ports
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridges, dns, ports
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
 from conftest import wait_for
@@ -195,6 +196,10 @@ def test_ipv6_network_gives_dual_stack_containers_names_nat66_and_ipv6_published
     assert client['networks'][0]['ipv6_address'] == str(subnet6.network_address + 100)
     rc, output = sh(netenv, 'test-cli6', 'ip -6 addr show dev eth0; ip -6 route; cat /etc/hosts')
     assert rc == 0 and str(subnet6.network_address + 100) in output, output
+    # No router advertisement or redirect of a neighbour reconfigures it.
+    rc, said = sh(netenv, 'test-cli6', 'cat /proc/sys/net/ipv6/conf/eth0/accept_ra '
+                                       '/proc/sys/net/ipv6/conf/eth0/accept_redirects')
+    assert rc == 0 and said.split() == ['0', '0'], said
     assert 'default via %s dev eth0' % network['ipv6_gateway'] in output, output
     # Reachable between containers over IPv6, by address and by name (AAAA record).
     rc, output = sh(netenv, 'test-cli6', 'busybox timeout 5 busybox wget -q -O - http://[%s]:80/index.html' % web6)
@@ -241,3 +246,18 @@ def _get6(address, port):
         except OSError:
             return None
     return data.split(b'\r\n\r\n', 1)[-1]
+
+
+def test_a_bridge_made_without_its_own_mac_is_repaired(netenv):
+    """A bridge of an earlier version (its MAC its lowest port's) is given its own: the network task says repaired."""
+    network = netenv.network(name='test-mnm', dns=False)['network']
+    bridge = network['bridge']
+    subprocess.run(['ip', 'link', 'del', bridge], check=True)
+    for argv in (['link', 'add', bridge, 'type', 'bridge'], ['link', 'set', bridge, 'alias', 'runcible.oci network test-mnm'],
+                 ['addr', 'add', '%s/24' % network['gateway'], 'dev', bridge], ['link', 'set', bridge, 'up']):
+        subprocess.run(['ip'] + argv, check=True)
+    assert _read('/sys/class/net/%s/addr_assign_type' % bridge) != '3'
+    results = netenv.four_ways({'name': 'test-mnm'})
+    assert results[1]['actions'] == ['repaired'] and 'without its own MAC address' in str(results[1]['diff']['before'])
+    assert _read('/sys/class/net/%s/addr_assign_type' % bridge) == '3'
+    assert _mac(bridge) == bridges.bridge_mac(network)
