@@ -191,6 +191,9 @@ def parse_entry(entry: object) -> list[PortMapping]:
         if address.version == 6 and not bracketed:
             raise ValidationError('published_ports: %r: put the IPv6 address in brackets, as in "[::]:8080:80"'
                                   % (entry,))
+        if address.version == 6 and (address.is_link_local or address.is_multicast or '%' in host_ip):
+            raise ValidationError('published_ports: %r: a link-local, scoped or multicast IPv6 address is not a host '
+                                  'address a port can be published on; use [::] or a global or ULA address' % (entry,))
         if address.version == 6 and (address.is_loopback or getattr(address, 'ipv4_mapped', None)):
             raise ValidationError('published_ports: %r: IPv6 loopback (and IPv4-mapped) host addresses cannot be '
                                   'forwarded to a container (the kernel has no route_localnet for IPv6); publish on '
