@@ -219,6 +219,12 @@ def test_ipv6_network_gives_dual_stack_containers_names_nat66_and_ipv6_published
     netenv.run(name='test-web6', state='absent')
     assert not ports.listed_rules('ctr=%s ' % server['id'][:12])
     assert _get6(network['ipv6_gateway'], port) is None
+    # With the network gone, so are its IPv6 rules; the ip6 table goes with the last IPv6 network of the host.
+    netenv.run(name='test-cli6', state='absent')
+    assert _network.run({'name': name, 'state': 'absent'})['actions'] == ['removed']
+    assert not ports.listed_rules('net=%s ' % name)
+    if not any(item.get('ipv6') for item in netreg.NetworkRegistry().load()['networks'].values()):
+        assert ports.run_nft('list table ip6 runcible')[0] != 0, 'the ip6 table outlived the IPv6 networks'
 
 
 def _read(path):
