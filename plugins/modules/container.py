@@ -683,7 +683,9 @@ options:
         launched with V(no) has no exit command (its conmon exits with its process, as before), so a policy
         given to it while it runs applies from its next start (the task warns; O(state=restarted) does
         it now).
-      - Coming back after a reboot is not done yet; a task with O(state=started) starts it again.
+      - After a reboot, on systemd hosts the store's boot unit starts V(always) and V(unless-stopped)
+        containers (see the runtime role's C(runcible_runtime_boot_unit)); elsewhere a task with
+        O(state=started) starts it again.
     type: str
     choices: ['no', on-failure, always, unless-stopped]
   restart_retries:

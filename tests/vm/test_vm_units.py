@@ -179,9 +179,32 @@ def test_the_runtime_roles_boot_unit_setting(vm_a, play):
     play.run([{'runcible.oci.container': {'name': 'boot-none', 'rootfs': GUEST_ROOTFS, 'command': loop,
                                           'restart_policy': 'always', 'stop_timeout': 2}}])
     assert not vm_a.exists(path)
-    # auto: the modules decide again (the next launch of an always container installs it).
-    play.run([role('auto'), {'runcible.oci.container': {'name': 'boot-none', 'state': 'restarted', 'rootfs': GUEST_ROOTFS,
-                                                        'command': loop, 'restart_policy': 'always', 'stop_timeout': 2}}])
+    # auto: the modules decide again (the next launch of an always container installs it, the last removal
+    # takes it away).
+    play.run([role('auto'), {'runcible.oci.container': {'name': 'boot-auto', 'rootfs': GUEST_ROOTFS, 'command': loop,
+                                                        'restart_policy': 'always', 'stop_timeout': 2}}])
     assert not vm_a.exists(play.root + '/boot-unit.disabled') and vm_a.exists(path)
-    play.run([{'runcible.oci.container': {'name': 'boot-none', 'state': 'absent'}}])
+    play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}} for name in ('boot-none', 'boot-auto')])
     assert not vm_a.exists(path)
+
+
+def test_a_failed_start_leaves_no_unit_and_a_unit_can_be_given_up(vm_a, play):
+    name = 'unit-fails'
+    loop = ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    base = {'name': name, 'rootfs': GUEST_ROOTFS, 'runtime': 'runc', 'stop_timeout': 2, 'systemd_unit': True}
+    # The container exits before it says READY=1: the task fails with the unit's journal, nothing is left.
+    failed = play.run([{'runcible.oci.container': dict(base, command=['sh', '-c', 'echo bye; exit 3'],
+                                                       sdnotify='container'), 'ignore_errors': True}])
+    assert failed[0]['_status'] == 'failed', failed[0]
+    assert 'container %s exited before it sent READY=1' % name in failed[0]['msg'], failed[0]['msg']
+    assert unit_files(vm_a, name) == [] and not vm_a.exists(play.root + '/containers/' + name)
+    assert vm_a.unit('runcible-%s.service' % name, 'LoadState')['LoadState'] == 'not-found'
+    # Unit-managed, then run by tasks again (systemd_unit false recreates it without a unit).
+    made = play.run([{'runcible.oci.container': dict(base, command=loop)}])
+    assert made[0]['container']['status'] == 'running' and unit_files(vm_a, name) == ['runcible-%s.service' % name]
+    given_up = play.run([{'runcible.oci.container': dict(base, command=loop, systemd_unit=False)},
+                         {'runcible.oci.container': dict(base, command=loop, systemd_unit=False)}])
+    assert given_up[0]['actions'] == ['recreated', 'started', 'unit removed'], given_up[0]
+    assert given_up[0]['container']['status'] == 'running' and not given_up[1]['changed']
+    assert unit_files(vm_a, name) == []
+    play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}}])

@@ -220,7 +220,7 @@ def unit_state(unit: str) -> dict[str, str]:
 
 
 def journal_tail(unit: str, lines: int = 15) -> str:
-    with contextlib.suppress(RuncibleError):
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
         proc = subprocess.run(['journalctl', '--no-pager', '-q', '-o', 'cat', '-n', str(lines), '-u', unit],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                               timeout=60, check=False)
@@ -462,7 +462,8 @@ def unit_start(root: str, run_root: str, name: str) -> int:
             _out('warning: ' + warning)
         record, live = store.inspect(name)
     if record is None or live is None or live['status'] != 'running':
-        _out('container %s is %s after its start' % (name, live['status'] if live else 'gone'))
+        _out('container %s exited before it sent READY=1' % name if relay is not None else
+             'container %s is %s after its start' % (name, live['status'] if live else 'gone'))
         return 1
     conmon_pid = int(record.get('conmon_pid') or 0)
     if relay is not None:
