@@ -160,6 +160,8 @@ def test_networks_refuses_the_shorthand_beside_it_and_bad_entries(netenv):
     for extra, message in cases:
         with pytest.raises(ValidationError, match=message):
             netenv.run(name='test-bad', rootfs=netenv.env.rootfs, networks=[network['name']], **extra)
+    with pytest.raises(ValidationError, match='IPv6 host addresses need the container.s first network to have IPv6'):
+        netenv.run(name='test-bad', rootfs=netenv.env.rootfs, networks=[network['name']], published_ports=['[::]:8080:80'])
     for networks, message in [
             ([network['name'], network['name']], 'listed twice'),
             (['test-mn-missing'], 'network test-mn-missing does not exist'),

@@ -243,7 +243,11 @@ def check(given: dict[str, Any], context: Context, registry: netreg.NetworkRegis
     if 'ip_address' in given:
         _check_address(given['ip_address'], network_name, data, context)
     from .._runtime import ports  # pylint: disable=import-outside-toplevel
-    for mapping in ports.expand(given.get('published_ports')):
+    mappings = ports.expand(given.get('published_ports'))
+    if any(mapping.ipv6() for mapping in mappings) and not (data['networks'].get(network_name) or {}).get('ipv6'):
+        raise ValidationError('published_ports: IPv6 host addresses need the container\'s first network to have IPv6; '
+                              'network %s has none (runcible.oci.network ipv6: true); nothing was changed' % network_name)
+    for mapping in mappings:
         holder = netreg.holder_of(data, mapping)
         if holder and _is_self(holder[1], context):
             continue
