@@ -208,3 +208,40 @@ def test_a_failed_start_leaves_no_unit_and_a_unit_can_be_given_up(vm_a, play):
     assert given_up[0]['container']['status'] == 'running' and not given_up[1]['changed']
     assert unit_files(vm_a, name) == []
     play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}}])
+
+
+def test_an_enabled_unit_brings_its_container_back_after_a_reboot(vm_a, play):
+    import time
+    name = 'unit-boot'
+    service = 'runcible-%s.service' % name
+    loop = ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 1; done"]
+    args = {'name': name, 'rootfs': GUEST_ROOTFS, 'command': loop, 'runtime': 'runc', 'stop_timeout': 2,
+            'systemd_unit': True}
+    before = play.run([{'runcible.oci.container': args}])[0]['container']
+    boot_id = vm_a.read('/proc/sys/kernel/random/boot_id')
+    vm_a.machine.ssh(['systemctl', 'reboot'], check=False, timeout=60)
+    time.sleep(5)
+    assert wait_for(lambda: vm_a.machine.ssh(['cat', '/proc/sys/kernel/random/boot_id'], check=False,
+                                             timeout=30).stdout.decode().strip() not in ('', boot_id), timeout=600)
+    vm_a.machine.wait_ready()
+    assert vm_a.unit(service, 'ActiveState')['ActiveState'] == 'active'
+    after = play.run([{'runcible.oci.container': args}])[0]
+    assert not after['changed'], after  # the unit started it at boot: nothing for the task to do
+    assert after['container']['status'] == 'running' and after['container']['id'] == before['id']
+    assert after['container']['pid'] != before['pid']
+    play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}}])
+    assert unit_files(vm_a, name) == []
+
+
+def test_on_failure_is_the_units_restart(vm_a, play):
+    name = 'unit-on-failure'
+    service = 'runcible-%s.service' % name
+    args = {'name': name, 'rootfs': GUEST_ROOTFS, 'command': ['sh', '-c', 'sleep 3; exit 3'], 'runtime': 'runc',
+            'stop_timeout': 2, 'systemd_unit': True, 'restart_policy': 'on-failure'}
+    play.run([{'runcible.oci.container': args}])
+    assert vm_a.unit(service, 'Restart')['Restart'] == 'on-failure'
+    # The container's failed exit fails the unit (its main process, conmon, or its start), and systemd starts it again.
+    assert wait_for(lambda: int(vm_a.unit(service, 'NRestarts')['NRestarts']) >= 1, timeout=120, interval=2), \
+        vm_a.sh('journalctl -u %s --no-pager -o cat | tail -20' % service)
+    play.run([{'runcible.oci.container': {'name': name, 'state': 'absent'}}])
+    assert unit_files(vm_a, name) == [] and vm_a.unit(service, 'LoadState')['LoadState'] == 'not-found'
