@@ -120,9 +120,9 @@ def api_costs(base):
     # The cost of the default confinement (seccomp filter, AppArmor where enabled): the same containers with and
     # without it, interleaved (one of each in turn), so that both see the same store and the same host load.
     times = {'confined': [], 'unconfined': []}
+    unconfined = {'seccomp_profile': 'unconfined', 'apparmor_profile': 'unconfined'}
     for name in names:
-        for kind, extra in (('confined', {}), ('unconfined', {'seccomp_profile': 'unconfined',
-                                                                 'apparmor_profile': 'unconfined'})):
+        for kind, extra in (('confined', {}), ('unconfined', unconfined)):
             args = dict(name='%s-%s' % (name, kind), root=root, run_root=run_root, network='none', **dict(create, **extra))
             elapsed, _result = timed(_container.run, args)
             times[kind].append(elapsed)
