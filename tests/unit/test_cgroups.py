@@ -93,6 +93,25 @@ def test_place_in_scope_resets_a_failed_scope_of_the_same_name(monkeypatch):
     assert bus.calls == ['StartTransientUnit', 'ResetFailedUnit', 'StartTransientUnit']
 
 
+def test_place_in_scope_joins_an_active_scope_left_by_the_previous_conmon(monkeypatch):
+    """A restart while the old conmon's exit command is still in runcible-conmon-ID.scope (waiting for the lock a
+    task holds, or itself launching this conmon): the new conmon joins that scope instead of failing."""
+    bus = FakeBus(monkeypatch, moves_after=0, start_rc=1, start_error=b'Unit runcible-conmon-x.scope already exists.')
+    real = bus.busctl
+
+    def busctl(argv):
+        result = real(argv)
+        if argv[6] == 'StartTransientUnit':
+            return subprocess.CompletedProcess(argv, 1, b'', b'Call failed: Unit runcible-conmon-x.scope was already '
+                                                             b'loaded or has a fragment file.')
+        if argv[6] == 'AttachProcessesToUnit':
+            assert argv[7:] == ['ssau', 'runcible-conmon-x.scope', '', '1', '4242']
+        return result
+    monkeypatch.setattr(cgroups, '_busctl', busctl)
+    cgroups.place_in_scope(4242, 'runcible-conmon-x.scope', 'machine.slice')
+    assert bus.calls == ['StartTransientUnit', 'ResetFailedUnit', 'StartTransientUnit', 'AttachProcessesToUnit']
+
+
 def test_place_in_scope_fails_at_once_when_the_scope_failed(monkeypatch):
     FakeBus(monkeypatch, moves_after=10 ** 9, state='failed')
     clock = iter(range(10 ** 6))

@@ -52,3 +52,25 @@ def test_always_containers_come_back_after_a_reboot_and_no_ones_do_not(vm_a, pla
               for name in ('boot-always', 'boot-unless', 'boot-no')])
     assert vm_a.sh('test -e /etc/systemd/system/%s && echo left || echo gone' % unit).strip() == 'gone'
     assert vm_a.unit(unit, 'LoadState')['LoadState'] == 'not-found'  # systemd forgot it
+
+
+def test_a_task_restarts_a_policy_container_while_its_old_conmons_exit_command_waits(vm_a, play):
+    """state: restarted of a container with a restart policy: the old conmon's exit command still waits in
+    runcible-conmon-ID.scope (for the lock the task holds) when the new conmon needs that scope. The task
+    stops the old scope and goes on; it once failed with 'already exists'."""
+    args = {'name': 'test-rs', 'rootfs': GUEST_ROOTFS, 'command': ['sh', '-c', LOOP], 'runtime': 'runc',
+            'stop_timeout': 2, 'restart_policy': 'always'}
+    first = play.run([{'runcible.oci.container': args}])[0]['container']
+    pids = [first['pid']]
+    for _round in range(3):
+        result = play.run([{'runcible.oci.container': dict(args, state='restarted')}])[0]
+        assert result['changed'] and result['container']['status'] == 'running', result
+        pids.append(result['container']['pid'])
+    assert len(set(pids)) == 4, pids
+    scope = 'runcible-conmon-%s.scope' % first['id']
+    assert vm_a.unit(scope, 'ActiveState')['ActiveState'] == 'active'
+    # The restart policy still works after those restarts: a killed process comes back once.
+    vm_a.sh('kill -9 %d' % pids[-1])
+    assert wait_for(lambda: info(play, ['test-rs'])['test-rs']['pid'] not in pids
+                    and info(play, ['test-rs'])['test-rs']['status'] == 'running', timeout=60)
+    play.run([{'runcible.oci.container': {'name': 'test-rs', 'state': 'absent'}}])

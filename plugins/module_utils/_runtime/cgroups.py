@@ -243,14 +243,26 @@ def place_in_scope(pid: int, unit: str, slice_name: str, timeout: float = SCOPE_
     """Move ``pid`` into a new transient scope ``unit`` in ``slice_name``; returns once it is there."""
     argv = transient_scope_call(unit, slice_name, pid)
     proc = _busctl(argv)
-    if proc.returncode != 0 and b'already exists' in proc.stderr:
+    if _scope_exists(proc):
         # A failed scope of an earlier conmon of this container stays loaded until it is reset.
         _busctl(['busctl', 'call', '--system'] + SYSTEMD_BUS + ['ResetFailedUnit', 's', unit])
         proc = _busctl(argv)
+    if _scope_exists(proc):
+        # An active one holds what is left of the earlier conmon: its exit command (restart.py), which may be
+        # the very process launching this conmon, or one waiting for the container's lock (held by the task
+        # launching this conmon) or sleeping out a back-off. The new conmon joins that scope; the old exit
+        # command then ends on its own (it finds the container running again).
+        proc = _busctl(['busctl', 'call', '--system'] + SYSTEMD_BUS + ['AttachProcessesToUnit', 'ssau', unit, '',
+                                                                       '1', str(pid)])
     if proc.returncode != 0:
         raise RuncibleError('cannot create the systemd scope %s for conmon over D-Bus: %s'
                             % (unit, proc.stderr.decode('utf-8', 'replace').strip()))
     wait_in_unit(pid, unit, timeout)
+
+
+def _scope_exists(proc: subprocess.CompletedProcess[bytes]) -> bool:
+    """Did StartTransientUnit fail because a unit of that name is loaded? (systemd says it in two ways.)"""
+    return proc.returncode != 0 and (b'already exists' in proc.stderr or b'already loaded' in proc.stderr)
 
 
 class Placement(object):
