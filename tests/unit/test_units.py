@@ -428,7 +428,8 @@ def test_the_health_command_of_a_container_that_is_gone(tmp_path, capsys):
 
 
 # -- the runtime role's boot unit ------------------------------------------------------------------------------
-def test_the_roles_boot_unit_is_the_modules_boot_unit(tmp_path, monkeypatch):
+@pytest.mark.parametrize('root', ['/var/lib/runcible', '/srv/my store/100%/$HOME/a"b\\c'])
+def test_the_roles_boot_unit_is_the_modules_boot_unit(tmp_path, monkeypatch, root):
     import hashlib
     import sys
     import jinja2
@@ -437,13 +438,36 @@ def test_the_roles_boot_unit_is_the_modules_boot_unit(tmp_path, monkeypatch):
     environment.filters['hash'] = lambda value, kind: hashlib.new(kind, value.encode()).hexdigest()
     with open(os.path.join(repo, 'roles', 'runtime', 'templates', 'boot.service.j2')) as handle:
         text = environment.from_string(handle.read()).render(
-            runcible_runtime_root='/var/lib/runcible', runcible_runtime_run_root='/run/runcible',
+            runcible_runtime_root=root, runcible_runtime_run_root='/run/runcible',
             runcible_runtime_boot_python=sys.executable)
-    path = payload.ensure_boot_unit('/var/lib/runcible', '/run/runcible', unit_dir=str(tmp_path))
+    path = payload.ensure_boot_unit(root, '/run/runcible', unit_dir=str(tmp_path))
     with open(path) as handle:
         assert handle.read() == text  # the modules find the role's unit as they would write it: not rewritten
-    assert os.path.basename(path) == 'runcible-boot-%s.service' % hashlib.sha256(b'/var/lib/runcible').hexdigest()[:12]
-    assert 'ConditionPathExists=/var/lib/runcible/lib/current/exit.py' in text
+    assert os.path.basename(path) == 'runcible-boot-%s.service' % hashlib.sha256(root.encode()).hexdigest()[:12]
+    assert 'ConditionPathExists=%s/lib/current/exit.py' % root.replace('%', '%%') in text
+    # ExecStart gives systemd exactly these arguments (a space, %, $, " or \ in the root is part of the path).
+    [line] = [line for line in text.splitlines() if line.startswith('ExecStart=')]
+    assert line == 'ExecStart=' + units.exec_line([sys.executable, '-I', '-B', root + '/lib/current/exit.py', '--boot',
+                                                   root, '/run/runcible'])
+    assert unquote_exec(line[len('ExecStart='):]) == [sys.executable, '-I', '-B', root + '/lib/current/exit.py',
+                                                      '--boot', root, '/run/runcible']
+
+
+def unquote_exec(line):
+    """systemd's reading of an Exec line made of double-quoted words (specifiers and variables undoubled)."""
+    words, index = [], 0
+    while index < len(line):
+        assert line[index] == '"', line[index:]
+        index += 1
+        word = ''
+        while line[index] != '"':
+            if line[index] == '\\':
+                index += 1
+            word += line[index]
+            index += 1
+        words.append(word.replace('%%', '%').replace('$$', '$'))
+        index += 2  # the closing quote and the space
+    return words
 
 
 def test_the_roles_markers_keep_or_forbid_the_boot_unit(tmp_path):

@@ -150,17 +150,17 @@ UNIT_DIR = '/etc/systemd/system'
 _UNIT = '''# runcible.oci: starts the containers of one store whose restart policy says so, once at boot.
 # Installed by the collection (see its container module's restart_policy); removing it is safe.
 [Unit]
-Description=runcible.oci containers of %(root)s (restart policies after boot)
+Description=runcible.oci containers of %(root_text)s (restart policies after boot)
 Wants=network-online.target
 After=network-online.target local-fs.target
 # Nothing to start before a container installed the runtime library (a unit installed by the runtime role).
-ConditionPathExists=%(root)s/lib/current/%(launcher)s
+ConditionPathExists=%(condition)s
 
 [Service]
 Type=oneshot
 # The containers' conmons it starts leave for scopes of their own; never kill them with this unit.
 KillMode=process
-ExecStart=%(python)s -I -B %(root)s/lib/current/%(launcher)s --boot %(root)s %(run_root)s
+ExecStart=%(exec)s
 
 [Install]
 WantedBy=multi-user.target
@@ -208,8 +208,12 @@ def ensure_boot_unit(root: str, run_root: str, unit_dir: str = UNIT_DIR) -> str 
     from .files import atomic_write  # pylint: disable=import-outside-toplevel
     name = boot_unit_name(root)
     path = os.path.join(unit_dir, name)
-    text = _UNIT % {'root': os.path.normpath(root), 'run_root': os.path.normpath(run_root), 'python': sys.executable,
-                    'launcher': LAUNCHER}
+    from .units import exec_line, text_value  # pylint: disable=import-outside-toplevel
+    root, run_root = os.path.normpath(root), os.path.normpath(run_root)
+    launcher = os.path.join(root, 'lib', 'current', LAUNCHER)
+    # Every value quoted as systemd reads it (a root with a space, a % or a $ is that path, nothing more).
+    text = _UNIT % {'root_text': text_value(root), 'condition': text_value(launcher),
+                    'exec': exec_line([sys.executable, '-I', '-B', launcher, '--boot', root, run_root])}
     try:
         with open(path) as handle:
             same = handle.read() == text
