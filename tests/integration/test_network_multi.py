@@ -269,3 +269,55 @@ def test_a_bridge_made_without_its_own_mac_is_repaired(netenv):
     assert results[1]['actions'] == ['repaired'] and 'without its own MAC address' in str(results[1]['diff']['before'])
     assert _read('/sys/class/net/%s/addr_assign_type' % bridge) == '3'
     assert _mac(bridge) == bridges.bridge_mac(network)
+
+
+# From a container: UDP to the gateway, from the given source address (IPV6_FREEBIND: any address, no privilege).
+SEND6 = ("import socket, sys; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); "
+         "s.setsockopt(socket.IPPROTO_IPV6, 78, 1); s.bind((sys.argv[1], 0)); "
+         "s.sendto(sys.argv[3].encode(), (sys.argv[2], int(sys.argv[4])))")
+DEBIAN_ROOTFS = os.environ.get('RUNCIBLE_DEBIAN_ROOTFS') or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'build', 'rootfs', 'debian')
+
+
+def test_a_container_cannot_send_ipv6_from_a_forged_source(netenv):
+    """The attack: a process in a container (default capabilities) binds a source address that is not its own,
+    which IPv6 allows any socket with IPV6_FREEBIND, and sends to the host. The guard chain drops what comes in
+    from the bridge with a source outside the network's subnet; the container's own address gets through."""
+    name = 'test-sp6'
+    netenv.networks.append(name)
+    network = _network.run({'name': name, 'ipv6': True})['network']
+    gateway = network['ipv6_gateway']
+    assert ports.listed_rules('net=%s spoof6' % name), 'the guard rule of the network'
+    client = netenv.run(name='test-spoofer', rootfs=DEBIAN_ROOTFS, command=['sleep', '300'], stop_timeout=0,
+                        networks=[name])['container']
+    own = client['networks'][0]['ipv6_address']
+    listener = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    listener.bind((gateway, 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+
+    def received(source, payload):
+        deadline = 20
+        for _attempt in range(deadline):
+            rc, output = sh(netenv, 'test-spoofer', "python3 -c '%s' %s %s %s %d" % (SEND6, source, gateway, payload, port))
+            assert rc == 0, output
+            try:
+                data, sender = listener.recvfrom(100)
+            except socket.timeout:
+                continue
+            return data.decode(), sender[0]
+        return None
+    try:
+        # The control: from its own address the datagram arrives (so the check below can fail).
+        assert received(own, 'honest') == ('honest', own)
+        # Forged: another network's, a global and another subnet's address: dropped.
+        next_subnet = ipaddress.ip_network(network['ipv6_subnet']).network_address + (1 << 64) + 9  # same /48
+        for forged in ('fd00:dead:beef::7', '2001:db8::1', str(next_subnet)):
+            rc, output = sh(netenv, 'test-spoofer', "python3 -c '%s' %s %s forged %d" % (SEND6, forged, gateway, port))
+            assert rc == 0, output  # the kernel let it bind and send: only the guard stands in the way
+        with pytest.raises(socket.timeout):
+            while True:
+                data, sender = listener.recvfrom(100)
+                assert data != b'forged', 'a forged source reached the host: %s' % sender[0]
+    finally:
+        listener.close()

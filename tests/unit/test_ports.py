@@ -276,6 +276,10 @@ def test_render6_forwards_ipv6_ports_to_the_ipv6_address_and_masquerades_the_ula
     assert ('add rule ip6 runcible postrouting ip6 saddr fd12:3456:789a::/64 oifname != "rcb-web6" masquerade'
             in script6)
     assert 'dnat to 10.89.7.2' not in script6
+    # What comes in from the bridge has the subnet's, a link-local or the unspecified source, or it is dropped.
+    assert ('add rule ip6 runcible guard iifname "rcb-web6" ip6 saddr != { fd12:3456:789a::/64, fe80::/10, ::/128 } '
+            'drop ' in script6)
+    assert 'add chain ip6 runcible guard { type filter hook prerouting priority -300; policy accept; }' in script6
     script4 = ports.render([network], published)
     assert 'tcp dport 8080 dnat to 10.89.7.2:80' in script4 and 'fd12' not in script4 and '9090' not in script4
     # No IPv6 network and no IPv6 port: the ip6 table is deleted (created first, so that deleting never fails).

@@ -85,16 +85,16 @@ def test_on_cgroup_v2_without_nsdelegate_or_a_cgroup_namespace_it_is_refused(cgr
     assert 'rw' in mount_at(spec, '/sys/fs/cgroup')['options']
 
 
-def test_on_cgroup_v1_the_name_systemd_hierarchy_is_bound_with_its_release_agent_masked(monkeypatch):
+def test_on_cgroup_v1_only_the_containers_own_name_systemd_cgroup_is_bound(monkeypatch):
+    """Not the host's whole name=systemd tree: root in the container could make and move into any host unit's
+    cgroup there. Its own cgroup of that hierarchy (the runtime makes it before it mounts) has no release_agent."""
     monkeypatch.setattr(host, 'cgroup_mode', lambda *args: 'hybrid')
     monkeypatch.setattr(process.os.path, 'isdir', lambda path: path == '/sys/fs/cgroup/systemd' or path == '/')
-    _given, spec = build({'rootfs': '/', 'systemd': True})
+    _given, spec = build({'rootfs': '/', 'systemd': True, 'cgroup_manager': 'cgroupfs'})
     bound = mount_at(spec, '/sys/fs/cgroup/systemd')
-    assert bound['source'] == '/sys/fs/cgroup/systemd' and 'rw' in bound['options']
-    agent = mount_at(spec, '/sys/fs/cgroup/systemd/release_agent')
-    assert agent['source'] == '/dev/null' and 'ro' in agent['options']
-    targets = [mount['destination'] for mount in spec['mounts']]
-    assert targets.index('/sys/fs/cgroup/systemd') < targets.index('/sys/fs/cgroup/systemd/release_agent')
+    assert bound['source'] == '/sys/fs/cgroup/systemd/runcible/runcible-' + 'c' * 64 and 'rw' in bound['options']
+    assert 'rbind' not in bound['options']
+    assert not [mount for mount in spec['mounts'] if 'release_agent' in mount['destination']]
     assert 'ro' in mount_at(spec, '/sys/fs/cgroup')['options']
 
 

@@ -11,6 +11,7 @@ import re
 import socket
 import stat
 import threading
+import time
 
 import pytest
 
@@ -178,7 +179,7 @@ def test_sdnotify_container_mounts_the_notify_directory():
     spec = {'mounts': [], 'process': {'env': ['PATH=/bin', 'NOTIFY_SOCKET=/x']}}
     unit_options.map_sdnotify(spec, 'container', {'systemd_unit': True})
     assert spec['mounts'] == [{'destination': '/run/notify', 'type': 'bind', 'source': 'notify',
-                               'options': ['rbind', 'nosuid', 'nodev', 'noexec']}]
+                               'options': ['rbind', 'nosuid', 'nodev', 'noexec', 'ro']}]
     assert spec['process']['env'] == ['PATH=/bin', 'NOTIFY_SOCKET=/run/notify/notify.sock']
     for value, config in (('conmon', {'systemd_unit': True}), ('container', {})):
         spec = {'mounts': [], 'process': {'env': []}}
@@ -197,11 +198,32 @@ def test_the_notify_relay_waits_for_ready(tmp_path):
     assert os.readlink(os.path.join(bundle, 'notify')) == os.path.join(run_dir, 'notify')
     sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     statuses = []
-    timer = threading.Timer(0.3, lambda: [sender.sendto(b'STATUS=warming up', path),
-                                          sender.sendto(b'STATUS=almost\nREADY=1', path)])
-    timer.start()
+    threading.Timer(0.1, lambda: sender.sendto(b'STATUS=warming up', path)).start()
+    threading.Timer(0.1 + units.STATUS_INTERVAL + 0.2, lambda: sender.sendto(b'STATUS=almost\nREADY=1', path)).start()
     assert relay.wait_ready(lambda: True, statuses.append, interval=0.05) is True
     assert statuses == ['STATUS=warming up', 'STATUS=almost']
+    relay.close()
+    sender.close()
+
+
+def test_the_notify_relay_passes_a_flood_of_status_lines_on_slowly_and_short(tmp_path):
+    """The attack: the container floods the socket with STATUS= lines (each one a D-Bus signal from systemd)."""
+    run_dir, bundle = str(tmp_path / 'run'), str(tmp_path / 'bundle')
+    os.makedirs(bundle)
+    relay = units.NotifyRelay(run_dir, bundle, '%d:%d' % (os.getuid(), os.getgid()))
+    path = os.path.join(run_dir, 'notify', 'notify.sock')
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def flood():
+        for index in range(300):
+            sender.sendto(('STATUS=%d %s\0x' % (index, 'y' * 5000)).encode(), path)
+        sender.sendto(b'READY=1', path)
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    statuses = []
+    assert relay.wait_ready(lambda: True, statuses.append, interval=0.05) is True
+    flooder.join(10)
+    assert len(statuses) <= 2 and len(statuses[0]) <= units.STATUS_MAX and '\0' not in statuses[0]
     relay.close()
     sender.close()
 
@@ -252,6 +274,54 @@ def test_a_handoff_of_a_dead_task_is_not_trusted(tmp_path):
         with units.container_lock(root, 'web', timeout=0.2):
             pass
     os.close(holder)
+
+
+def test_a_handoff_without_a_start_time_is_not_trusted(tmp_path):
+    """A live pid alone proves nothing (the pid may be another process's now): the file needs its start time."""
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, 'locks'))
+    with open(units.handoff_path(root, 'web'), 'w') as handle:
+        handle.write('%d 0\n' % os.getpid())
+    holder = os.open(os.path.join(root, 'locks', 'web.lock'), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    with pytest.raises(RuncibleError, match='timed out'):
+        with units.container_lock(root, 'web', timeout=0.2):
+            pass
+    os.close(holder)
+
+
+def test_a_lock_file_replaced_while_waiting_is_locked_again(tmp_path, monkeypatch):
+    """The old holder removes the container (and its lock file) and a new task makes and locks a new one, between
+    the command's open and its flock: a lock on the removed file's inode would exclude nobody, so the command
+    must wait for the new one."""
+    root = str(tmp_path)
+    path = os.path.join(root, 'locks', 'web.lock')
+    os.makedirs(os.path.dirname(path))
+    holders = {'old': os.open(path, os.O_RDWR | os.O_CREAT, 0o600)}
+    real_flock = fcntl.flock
+    real_flock(holders['old'], fcntl.LOCK_EX)
+
+    def flock(fd, operation):
+        if 'new' not in holders:  # the first attempt: the file is replaced under the command, then the old lock goes
+            os.unlink(path)
+            holders['new'] = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            real_flock(holders['new'], fcntl.LOCK_EX)
+            os.close(holders['old'])
+        return real_flock(fd, operation)
+    monkeypatch.setattr(units.fcntl, 'flock', flock)
+    entered = []
+
+    def command():
+        with units.container_lock(root, 'web', timeout=5):
+            entered.append(time.monotonic())
+    waiter = threading.Thread(target=command)
+    waiter.start()
+    time.sleep(0.5)
+    assert not entered, 'the command ran under the lock of a removed lock file'
+    released = time.monotonic()
+    os.close(holders['new'])
+    waiter.join(5)
+    assert entered and entered[0] >= released
 
 
 def test_unit_commands_of_a_container_that_is_not_there(tmp_path, capsys):
@@ -434,7 +504,7 @@ def test_the_roles_boot_unit_is_the_modules_boot_unit(tmp_path, monkeypatch, roo
     import sys
     import jinja2
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    environment = jinja2.Environment(keep_trailing_newline=True)
+    environment = jinja2.Environment(keep_trailing_newline=True, trim_blocks=True)  # as the template module
     environment.filters['hash'] = lambda value, kind: hashlib.new(kind, value.encode()).hexdigest()
     with open(os.path.join(repo, 'roles', 'runtime', 'templates', 'boot.service.j2')) as handle:
         text = environment.from_string(handle.read()).render(

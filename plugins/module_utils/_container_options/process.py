@@ -456,8 +456,8 @@ def check_systemd(values: dict[str, Any], context: Context, complete: bool) -> N
 
 
 def map_systemd(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> None:
-    """After the mounts: systemd's tmpfs where no mount is, and a cgroup tree it can write (cgroup v2: the
-    container's own, in its cgroup namespace; v1: the name=systemd hierarchy, its release_agent masked)."""
+    """After the mounts: systemd's tmpfs where no mount is, and a cgroup tree it can write, the container's own:
+    cgroup v2 in its cgroup namespace; v1 its cgroup of the name=systemd hierarchy."""
     if not value:
         return
     _systemd_tmpfs(spec)
@@ -471,11 +471,15 @@ def map_systemd(spec: dict[str, Any], value: bool, config: dict[str, Any]) -> No
         return
     targets = set(mount['destination'] for mount in spec['mounts'])
     if '/sys/fs/cgroup/systemd' not in targets:
+        # The container's own cgroup of the name=systemd hierarchy (the runtime makes it in every hierarchy before
+        # it mounts anything), never the host's whole tree: no other unit's cgroup, no release_agent (the root's).
+        from .._runtime.cgroups import DEFAULT_CGROUPFS_PARENT, Placement  # pylint: disable=import-outside-toplevel
+        placement = Placement(config.get('cgroup_manager') or 'cgroupfs',
+                              config.get('cgroup_parent') or DEFAULT_CGROUPFS_PARENT,
+                              spec['annotations']['io.runcible.container.id'])
         spec['mounts'].append({'destination': '/sys/fs/cgroup/systemd', 'type': 'bind',
-                               'source': '/sys/fs/cgroup/systemd',
-                               'options': ['rbind', 'nosuid', 'noexec', 'nodev', 'rw']})
-        spec['mounts'].append({'destination': '/sys/fs/cgroup/systemd/release_agent', 'type': 'bind',
-                               'source': '/dev/null', 'options': ['bind', 'ro']})
+                               'source': '/sys/fs/cgroup/systemd' + placement.cgroup_path,
+                               'options': ['bind', 'nosuid', 'noexec', 'nodev', 'rw']})
 
 
 def _systemd_tmpfs(spec: dict[str, Any]) -> None:

@@ -77,7 +77,9 @@ def map_sdnotify(spec: dict[str, Any], value: str | None, config: dict[str, Any]
     if value != 'container' or not config.get('systemd_unit'):
         return
     from .._runtime import units  # pylint: disable=import-outside-toplevel
+    # Read-only: the container sends to the socket (a socket's inode ignores the mount's ro), and can put no file
+    # on the host's /run through it.
     spec['mounts'].append({'destination': units.CONTAINER_NOTIFY_DIR, 'type': 'bind', 'source': units.NOTIFY_DIR,
-                           'options': ['rbind', 'nosuid', 'nodev', 'noexec']})
+                           'options': ['rbind', 'nosuid', 'nodev', 'noexec', 'ro']})
     env = [item for item in spec['process'].get('env') or [] if not item.startswith('NOTIFY_SOCKET=')]
     spec['process']['env'] = env + ['NOTIFY_SOCKET=' + units.CONTAINER_NOTIFY_SOCKET]

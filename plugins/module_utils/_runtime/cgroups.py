@@ -254,6 +254,8 @@ def place_in_scope(pid: int, unit: str, slice_name: str, timeout: float = SCOPE_
         # command then ends on its own (it finds the container running again).
         proc = _busctl(['busctl', 'call', '--system'] + SYSTEMD_BUS + ['AttachProcessesToUnit', 'ssau', unit, '',
                                                                        '1', str(pid)])
+        if proc.returncode != 0:
+            proc = _busctl(argv)  # it emptied and went meanwhile: a new one of that name, then
     if proc.returncode != 0:
         raise RuncibleError('cannot create the systemd scope %s for conmon over D-Bus: %s'
                             % (unit, proc.stderr.decode('utf-8', 'replace').strip()))

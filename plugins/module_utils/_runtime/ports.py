@@ -475,12 +475,18 @@ def render6(networks: list[dict[str, Any]], published: list[Published]) -> str:
             dnat += dnat_rules(item[0], item[1], address6, mappings6)
     if not networks and not dnat:
         return 'add table ip6 %s\ndelete table ip6 %s\n' % (TABLE, TABLE)
-    postrouting, forward = [], []
+    postrouting, forward, guard = [], [], []
     for network in sorted(networks, key=lambda item: item['name']):
         post, fwd = network_rules6(network)
         postrouting += post
         forward += fwd
+        # IPv6 lets an unprivileged socket send from any address (IPV6_FREEBIND) and has no rp_filter: what comes in
+        # from a bridge carries the network's subnet, a link-local or the unspecified address as its source, or is
+        # dropped (no forged source towards the host, a neighbour network or the uplink).
+        guard.append('iifname "%s" ip6 saddr != { %s, fe80::/10, ::/128 } drop %s'
+                     % (network['bridge'], network['ipv6_subnet'], _comment(network_tag(network['name']) + ' spoof6')))
     chains = [
+        ('guard', 'type filter hook prerouting priority -300; policy accept;', guard),
         ('prerouting', 'type nat hook prerouting priority -100; policy accept;',
          ['fib daddr type local jump published %s' % _comment('published ports6')]),
         ('output', 'type nat hook output priority -100; policy accept;',

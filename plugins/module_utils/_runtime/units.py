@@ -301,7 +301,10 @@ def handoff(root: str, name: str) -> Iterator[None]:
     path = handoff_path(root, name)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     stat = read_proc_stat(os.getpid())
-    atomic_write(path, '%d %s\n' % (os.getpid(), stat[1] if stat else 0), mode=0o600)
+    if not stat:  # without its start time a later process of the same pid would pass for this task
+        raise RuncibleError('cannot read the start time of this task (/proc/%d/stat): the unit cannot be driven '
+                            'while the task holds the lock of container %s' % (os.getpid(), name))
+    atomic_write(path, '%d %s\n' % (os.getpid(), stat[1]), mode=0o600)
     try:
         yield
     finally:
@@ -316,7 +319,7 @@ def _handed_off(root: str, name: str) -> bool:
             pid, start = (int(part) for part in handle.read().split())
     except (OSError, ValueError):
         return False
-    return process_alive(pid, start or None)
+    return bool(start) and process_alive(pid, start)
 
 
 @contextlib.contextmanager
@@ -340,6 +343,15 @@ def container_lock(root: str, name: str, timeout: float = 600.0) -> Iterator[Non
             if time.monotonic() > deadline:
                 raise RuncibleError('timed out waiting for the lock of container %s' % name)
             time.sleep(0.1)
+            continue
+        # The file may have been removed (and made again by a new task) while we waited: a lock on the old inode
+        # would exclude nobody. The same check as Store.lock's.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            os.close(fd)
             continue
         try:
             yield
@@ -367,6 +379,10 @@ def _notify(socket_path: str | None, message: str) -> None:
         daemon.notify(message)
     finally:
         os.environ.pop('NOTIFY_SOCKET', None)
+
+
+STATUS_INTERVAL = 0.5  # seconds between two STATUS= lines relayed to systemd
+STATUS_MAX = 200  # characters of one
 
 
 class NotifyRelay(object):
@@ -405,6 +421,7 @@ class NotifyRelay(object):
         """Until the container sends ``READY=1`` (True) or ``alive()`` says it is gone (False); ``STATUS=`` lines
         go to ``status(text)``."""
         import select  # pylint: disable=import-outside-toplevel
+        last_status = 0.0
         while True:
             ready, _w, _x = select.select([self.socket], [], [], interval)
             if ready:
@@ -412,8 +429,12 @@ class NotifyRelay(object):
                 for line in data.decode('utf-8', 'replace').split('\n'):
                     if line == 'READY=1':
                         return True
-                    if line.startswith('STATUS='):
-                        status(line)
+                    # A container may flood: at most one STATUS= every STATUS_INTERVAL seconds reaches systemd
+                    # (each is a D-Bus signal to every listener), cut to STATUS_MAX characters, no NUL.
+                    now = time.monotonic()
+                    if line.startswith('STATUS=') and now - last_status >= STATUS_INTERVAL:
+                        last_status = now
+                        status(line[:STATUS_MAX].replace('\0', ''))
             elif not alive():
                 return False
 
