@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """The ``runcible`` Molecule driver.
 
-A managed variant of Molecule's default (delegated) driver: the create and destroy steps are this
-package's playbooks, which import the collection's ``runcible.oci.molecule_create`` and
-``runcible.oci.molecule_destroy``; those make one container per platform and write Molecule's
+A managed variant of Molecule's default (delegated) driver: the create and destroy steps are one-line
+playbooks, written into the scenario's ephemeral directory, that import the collection's
+``runcible.oci.molecule_create`` and ``runcible.oci.molecule_destroy`` (the package ships no playbook file:
+outside an Ansible run nothing could resolve the import); those make one container per platform and write Molecule's
 instance config, whose ``login_cmd`` is what ``molecule login`` runs. A scenario's own
 ``create.yml``/``destroy.yml`` still win, as with every Molecule driver.
 """
@@ -18,7 +19,11 @@ from pathlib import Path
 from molecule.driver.delegated import Delegated
 from molecule.util import sysexit_with_message
 
-PLAYBOOKS = Path(__file__).resolve().parent / 'playbooks'
+STEP_PLAYBOOK = """---
+# Molecule's %(step)s step of the molecule-runcible driver: the collection's playbook does the work.
+- name: %(title)s
+  ansible.builtin.import_playbook: runcible.oci.molecule_%(step)s
+"""
 CONMON_PATHS = ('/usr/libexec/podman/conmon', '/usr/local/libexec/podman/conmon')
 
 
@@ -44,9 +49,16 @@ class Runcible(Delegated):
         return '{login_cmd}'
 
     def get_playbook(self, step: str) -> str | None:
-        """The create and destroy playbooks of this package (other steps: the scenario's, if any)."""
-        path = PLAYBOOKS / (step + '.yml')
-        return str(path) if path.is_file() else None
+        """The create and destroy steps (other steps: the scenario's, if any), written for this scenario."""
+        if step not in ('create', 'destroy') or self._config is None:
+            return None
+        directory = Path(self._config.scenario.ephemeral_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / ('runcible-%s.yml' % step)
+        text = STEP_PLAYBOOK % {'step': step, 'title': step.capitalize()}
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+        return str(path)
 
     def schema_file(self) -> str:
         """The JSON schema of this driver's part of molecule.yml."""
