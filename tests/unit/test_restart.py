@@ -66,7 +66,8 @@ def test_the_boot_unit_of_a_store(tmp_path):
     path = payload.ensure_boot_unit('/var/lib/x', '/run/x', unit_dir=unit_dir)
     with open(path) as handle:
         text = handle.read()
-    assert '-I -B /var/lib/x/lib/current/exit.py --boot /var/lib/x /run/x' in text and 'WantedBy=multi-user.target' in text
+    assert '"-I" "-B" "/var/lib/x/lib/current/exit.py" "--boot" "/var/lib/x" "/run/x"' in text  # each word quoted
+    assert 'WantedBy=multi-user.target' in text
     link = os.path.join(unit_dir, 'multi-user.target.wants', os.path.basename(path))
     assert os.readlink(link) == path
     assert oct(os.stat(path).st_mode & 0o777) == '0o644'
