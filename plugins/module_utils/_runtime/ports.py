@@ -380,13 +380,8 @@ def network_rules(network: dict[str, Any]) -> tuple[list[str], list[str], list[s
         # A container reaching a published port of its own network through a host address.
         'oifname "%s" ip saddr %s ct status dnat masquerade %s' % (bridge, subnet, _comment(tag + ' hairpin')),
     ]
-    forward = []
-    if network.get('internal'):
-        forward += [
-            'iifname "%s" oifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal')),
-            'oifname "%s" iifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal')),
-        ]
-    else:
+    forward = internal_drops(bridge, tag + ' internal') if network.get('internal') else []
+    if not network.get('internal'):
         postrouting.append('ip saddr %s oifname != "%s" masquerade %s'
                            % (subnet, bridge, _comment(tag + ' outbound')))
     return postrouting, forward, guard_rules(network)
@@ -449,19 +444,23 @@ def render(networks: list[dict[str, Any]], published: list[Published]) -> str:
     return '\n'.join(lines) + '\n'
 
 
-def network_rules6(network: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """-> (postrouting, forward) rules of the ``ip6`` table for an IPv6 network (NAT66 unless internal)."""
+def internal_drops(bridge: str, comment: str) -> list[str]:
+    """An internal network's forward rules: nothing leaves its bridge for another interface, nothing comes in."""
+    return ['iifname "%s" oifname != "%s" drop %s' % (bridge, bridge, _comment(comment)),
+            'oifname "%s" iifname != "%s" drop %s' % (bridge, bridge, _comment(comment))]
+
+
+def network_rules6(network: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """-> (postrouting, forward, guard) rules of the ``ip6`` table for an IPv6 network (NAT66 unless internal)."""
     bridge, subnet, tag = network['bridge'], network['ipv6_subnet'], network_tag(network['name'])
     postrouting = ['oifname "%s" ip6 saddr %s ct status dnat masquerade %s' % (bridge, subnet, _comment(tag + ' hairpin6'))]
-    forward = []
-    if network.get('internal'):
-        forward += [
-            'iifname "%s" oifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal6')),
-            'oifname "%s" iifname != "%s" drop %s' % (bridge, bridge, _comment(tag + ' internal6')),
-        ]
-    else:
+    forward = internal_drops(bridge, tag + ' internal6') if network.get('internal') else []
+    if not network.get('internal'):
         postrouting.append('ip6 saddr %s oifname != "%s" masquerade %s' % (subnet, bridge, _comment(tag + ' outbound6')))
-    return postrouting, forward
+    # IPv6 lets an unprivileged socket send from any address (IPV6_FREEBIND) and has no rp_filter: what comes in from
+    # the bridge carries the network's subnet, a link-local or the unspecified address as its source, or is dropped.
+    guard = ['iifname "%s" ip6 saddr != { %s, fe80::/10, ::/128 } drop %s' % (bridge, subnet, _comment(tag + ' spoof6'))]
+    return postrouting, forward, guard
 
 
 def render6(networks: list[dict[str, Any]], published: list[Published]) -> str:
@@ -477,16 +476,12 @@ def render6(networks: list[dict[str, Any]], published: list[Published]) -> str:
         return 'add table ip6 %s\ndelete table ip6 %s\n' % (TABLE, TABLE)
     postrouting, forward, guard = [], [], []
     for network in sorted(networks, key=lambda item: item['name']):
-        post, fwd = network_rules6(network)
+        post, fwd, grd = network_rules6(network)
         postrouting += post
         forward += fwd
-        # IPv6 lets an unprivileged socket send from any address (IPV6_FREEBIND) and has no rp_filter: what comes in
-        # from a bridge carries the network's subnet, a link-local or the unspecified address as its source, or is
-        # dropped (no forged source towards the host, a neighbour network or the uplink).
-        guard.append('iifname "%s" ip6 saddr != { %s, fe80::/10, ::/128 } drop %s'
-                     % (network['bridge'], network['ipv6_subnet'], _comment(network_tag(network['name']) + ' spoof6')))
+        guard += grd
     chains = [
-        ('guard', 'type filter hook prerouting priority -300; policy accept;', guard),
+        ('guard', 'type filter hook prerouting priority %d; policy accept;' % GUARD_PRIORITY, guard),
         ('prerouting', 'type nat hook prerouting priority -100; policy accept;',
          ['fib daddr type local jump published %s' % _comment('published ports6')]),
         ('output', 'type nat hook output priority -100; policy accept;',
