@@ -394,10 +394,15 @@ class Task(object):
         if self.unit.enabled(record) != run:
             self.actions.append('unit enabled' if run else 'unit disabled')
             self.unit.set_enabled(record, run)
+        if run and not steps and status == 'running' and _proxy_needed(record):
+            steps = ['ports repaired']  # the proxy of its IPv6 loopback ports was killed
         self.actions.extend(steps)
         self.after['status'] = _final_status(status, steps) if not socket or not steps or not run else status
         if self.check_mode or not steps:
             return record, dict(live, status=self.after['status']) if steps else live
+        if steps == ['ports repaired']:
+            self.engine.repair_ports(record)
+            return self.store.inspect(self.name)
         getattr(self.unit, {'started': 'start', 'restarted': 'restart', 'stopped': 'stop'}[steps[0]])(record)
         return self.store.inspect(self.name)
 
@@ -429,6 +434,9 @@ class Task(object):
                 status = live['status']
                 self.before['status'] = status
             steps = ['stopped'] if status != 'stopped' else []
+        if status in ('running', 'paused') and wanted in ('running', 'paused') and 'restarted' not in steps \
+                and _proxy_needed(record):
+            steps.append('ports repaired')  # the proxy of its IPv6 loopback ports was killed
         self.actions.extend(steps)
         self.after['status'] = _final_status(status, steps)
         if self.check_mode:
@@ -443,6 +451,8 @@ class Task(object):
                 self.engine.pause(record)
             elif step == 'stopped':
                 self.engine.stop(record, live)
+            elif step == 'ports repaired':
+                self.engine.repair_ports(record)
             elif step == 'restarted':
                 stopped = self.engine.stop(record, live)
                 self.engine.start(record, stopped, options.build_spec(record['config'], record['id']))
@@ -484,7 +494,17 @@ def _planned_live(status):
     return {'status': status, 'pid': 0, 'conmon_pid': 0, 'exit_code': None, 'finished_at': None, 'reason': None}
 
 
+def _proxy_needed(record):
+    """Was the proxy of the container's IPv6 loopback ports killed? (Only containers with IPv6 ports pay the look.)"""
+    if not record.get('network') or not any(str(item).startswith('[')
+                                            for item in record['config'].get('published_ports') or []):
+        return False
+    from ._runtime.port_proxy import needed  # pylint: disable=import-outside-toplevel
+    return needed(record)
+
+
 def _final_status(status, steps):
+    steps = [step for step in steps if step != 'ports repaired']
     if not steps:
         return status
     return {'started': 'running', 'unpaused': 'running', 'restarted': 'running', 'paused': 'paused',

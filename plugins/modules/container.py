@@ -469,16 +469,22 @@ options:
         restricts the port to one host address, e.g. V(127.0.0.1).
       - An IPv6 host address goes in brackets, V([::]:8080:80) (every IPv6 address of the host;
         V(8080:80) alone is IPv4's) or V([fd00::1]:8080:80), and needs the container's first network to
-        have C(ipv6) (the port is forwarded to its IPv6 address there). IPv6 loopback, V([::1]), is
-        refused, because the kernel cannot forward IPv6 loopback traffic to another interface (it has no
-        C(route_localnet) for IPv6); publish on V(127.0.0.1) for a port of the host alone.
+        have C(ipv6) (the port is forwarded to its IPv6 address there).
+      - V([::1]:8080:80) publishes a port for the host alone, as V(127.0.0.1:8080:80) does. The kernel
+        cannot forward IPv6 loopback traffic to another interface (it has no C(route_localnet) for IPv6),
+        so the host's connections to C(::1) of a port published on V([::1]) or V([::]) go through a small
+        proxy process of the container, which holds those ports, connects to the container's IPv6 address
+        (its IPv4 address on a network without IPv6, allowed for V([::1]) only), ends with the container's
+        conmon, and runs as C(nobody) without capabilities. A proxy killed behind the module's back is
+        started again by the next task on the container (RV(actions) says V(ports repaired)). The
+        container sees those connections come from its network's gateway.
       - Compared in a canonical form (expanded, sorted, consecutive ports merged into ranges),
         so V(["8000:80", "8001:81"]) equals V(["8000-8001:80-81"]).
       - Every host port is bound by the module before the container is created and the socket
         handed to conmon, which keeps it for the container's life, so no other process can take
-        it meanwhile; a port already taken (by another container, named in the message, or any
-        process) fails the task and nothing is changed. Connections are forwarded with nftables
-        DNAT, also those to C(127.0.0.1) from the host itself.
+        it meanwhile (the proxy, for the IPv6 loopback ports above); a port already taken (by another
+        container, named in the message, or any process) fails the task and nothing is changed.
+        Connections are forwarded with nftables DNAT, also those to C(127.0.0.1) from the host itself.
       - Needs a bridge network. A change recreates the container.
     type: list
     elements: str
@@ -899,8 +905,9 @@ EXAMPLES = r'''
 RETURN = r'''
 actions:
   description: What was done, in order (V(created), V(started), V(stopped), V(paused), V(unpaused),
-    V(updated), V(recreated), V(restarted), V(removed), V(volumes removed)); empty when nothing changed. V(updated) with resource
-    limits means they were applied live. A note follows when conmon was left in the cgroup of the
+    V(updated), V(recreated), V(restarted), V(removed), V(volumes removed), V(ports repaired)); empty when nothing
+    changed. V(updated) with resource limits means they were applied live. V(ports repaired) means the proxy of its IPv6
+    loopback ports (O(published_ports)) was gone and is running again. A note follows when conmon was left in the cgroup of the
     systemd unit running the task.
   returned: always
   type: list

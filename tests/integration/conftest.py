@@ -167,6 +167,15 @@ class Env(object):
 
     # -- leftovers -------------------------------------------------------------------------
     def conmon_pids(self):
+        return self._pids(lambda argv: os.path.basename(argv[0]) == b'conmon' and self.run_root.encode() in b' '.join(argv))
+
+    def proxy_pids(self):
+        """Port proxies (port_proxy.py) run by this store's installed library."""
+        return self._pids(lambda argv: b'--port-proxy' in argv and any(
+            arg.startswith(os.path.join(self.root, 'lib').encode() + b'/') for arg in argv))
+
+    @staticmethod
+    def _pids(match):
         pids = []
         for entry in os.listdir('/proc'):
             if not entry.isdigit():
@@ -176,7 +185,7 @@ class Env(object):
                     argv = handle.read().split(b'\0')
             except OSError:
                 continue
-            if argv and os.path.basename(argv[0]) == b'conmon' and self.run_root.encode() in b' '.join(argv):
+            if argv and match(argv):
                 try:
                     with open('/proc/%s/stat' % entry) as handle:
                         if handle.read().rsplit(')', 1)[1].split()[0] == 'Z':
@@ -194,6 +203,8 @@ class Env(object):
         found = []
         if self.conmon_pids():
             found.append('conmon running: %s' % self.conmon_pids())
+        if self.proxy_pids():
+            found.append('port proxy running: %s' % self.proxy_pids())
         if self.mounts():
             found.append('mounts: %s' % self.mounts())
         runtime_dir = os.path.join(self.run_root, 'runtime')

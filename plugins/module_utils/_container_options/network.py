@@ -244,9 +244,11 @@ def check(given: dict[str, Any], context: Context, registry: netreg.NetworkRegis
         _check_address(given['ip_address'], network_name, data, context)
     from .._runtime import ports  # pylint: disable=import-outside-toplevel
     mappings = ports.expand(given.get('published_ports'))
-    if any(mapping.ipv6() for mapping in mappings) and not (data['networks'].get(network_name) or {}).get('ipv6'):
-        raise ValidationError('published_ports: IPv6 host addresses need the container\'s first network to have IPv6; '
-                              'network %s has none (runcible.oci.network ipv6: true); nothing was changed' % network_name)
+    if any(mapping.ipv6() and mapping.host_ip != '::1' for mapping in mappings) \
+            and not (data['networks'].get(network_name) or {}).get('ipv6'):
+        raise ValidationError('published_ports: IPv6 host addresses need the container\'s first network to have IPv6 '
+                              '(only [::1] is proxied to its IPv4 address); network %s has none (runcible.oci.network '
+                              'ipv6: true); nothing was changed' % network_name)
     for mapping in mappings:
         holder = netreg.holder_of(data, mapping)
         if holder and _is_self(holder[1], context):

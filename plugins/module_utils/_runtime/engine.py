@@ -222,7 +222,10 @@ class Engine(object):
         try:
             check_user_db(paths.rootfs_mount if config['rootfs_mode'] == 'overlay' else config['rootfs'],
                           'cannot start container %s' % record['name'])
-            self._prepare_volumes(record, paths.rootfs_mount if config['rootfs_mode'] == 'overlay' else config['rootfs'])
+            if any(mount.get('type') == 'volume' for mount in config.get('mounts') or []) or config.get('image_volumes'):
+                from .volumes import prepare_for  # pylint: disable=import-outside-toplevel
+                prepare_for(self.store.root, record, paths.rootfs_mount if config['rootfs_mode'] == 'overlay'
+                            else config['rootfs'])
             if mount_label:
                 self._relabel_mounts(config, mount_label)  # bind sources and volumes (made just above)
         except BaseException:
@@ -230,49 +233,18 @@ class Engine(object):
                 _rootfs().unmount(paths.rootfs_mount)
             raise
 
-    def _prepare_volumes(self, record: Record, rootfs: str) -> None:
-        """The volumes of its mounts and its image's declared ones: made on first use (an image volume gets what
-        the image has at its path), mounted when they have mount options (a reboot unmounts them), so each
-        data directory is there to bind. Named volumes are the user's; image volumes carry the container's
-        name (``keep_volumes: false`` with ``state: absent`` finds them by it)."""
-        config = record['config']
-        wanted: list[tuple[str, str | None, dict[str, str] | None]] = [
-            (mount['source'], None, None) for mount in config.get('mounts') or [] if mount.get('type') == 'volume']
-        for volume in config.get('image_volumes') or []:
-            wanted.append((volume['source'], volume['target'],
-                           {'io.runcible.container': record['name'], 'io.runcible.path': volume['target']}))
-        if not wanted:
-            return
-        from . import volumes  # pylint: disable=import-outside-toplevel
-        for name, path, volume_labels in wanted:
-            _record, created = volumes.get_or_create(self.store.root, name, labels=volume_labels)
-            data_dir = volumes.ensure_mounted(self.store.root, name)
-            if path is not None:
-                self._fill_volume(name, path, data_dir, rootfs, record['name'], created)
-
-    def _fill_volume(self, name: str, path: str, data_dir: str, rootfs: str, container: str, created: bool) -> None:
-        """A new image volume gets what the image has at ``path``. A marker says the copy is under way: a copy that
-        failed (a full disk, a killed task) is redone from an empty volume at the next start, never used half done."""
-        from . import volumes  # pylint: disable=import-outside-toplevel
-        from .copy_up import copy_up, empty_dir  # pylint: disable=import-outside-toplevel
-        marker = os.path.join(volumes.volumes_dir(self.store.root), name, '.filling')
-        if not created and not os.path.lexists(marker):
-            return
-        try:
-            if created:
-                os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
-            else:
-                empty_dir(data_dir)
-            copy_up(rootfs, path, data_dir)
-            os.unlink(marker)
-        except OSError as exc:
-            raise RuncibleError('cannot copy what the image of container %s has at %s into its volume %s: %s (the next '
-                                'start copies it again)' % (container, path, name, exc.strerror or exc))
-
     def _exit_command(self, record: Record) -> tuple[str, list[str]]:
-        """conmon's exit command (restart.py): the runtime library installed on the host for it (payload.py), once
-        per version; a new version collects the old ones no container refers to."""
+        """conmon's exit command (restart.py), run by the runtime library installed on the host."""
         from . import payload, restart  # pylint: disable=import-outside-toplevel
+        lib = self._installed_lib(record)
+        if record['config'].get('restart_policy') in ('always', 'unless-stopped'):
+            payload.ensure_boot_unit(self.store.root, self.store.run_root)
+        return restart.exit_command(lib, self.store.root, self.store.run_root, record['name'], record['id'])
+
+    def _installed_lib(self, record: Record) -> str:
+        """The runtime library installed on the host (payload.py) for what runs after the task (an exit command, a
+        port proxy), once per version; a new version collects the old ones no container refers to."""
+        from . import payload  # pylint: disable=import-outside-toplevel
         installed = payload.installed(self.store.root)
         lib = payload.install(self.store.root)
         if not installed:
@@ -283,9 +255,12 @@ class Engine(object):
                     in_use.append(other.get('lib') if other is not None else None)
             payload.collect(self.store.root, [path for path in in_use if path], keep=lib)
         record['lib'] = lib
-        if record['config'].get('restart_policy') in ('always', 'unless-stopped'):
-            payload.ensure_boot_unit(self.store.root, self.store.run_root)
-        return restart.exit_command(lib, self.store.root, self.store.run_root, record['name'], record['id'])
+        return lib
+
+    def repair_ports(self, record: Record) -> None:
+        """A running container's port proxy (IPv6 loopback) is gone: bind its ports again and start a new one."""
+        _network().repair_proxy(record, self._installed_lib(record))
+        self.store.save(record)
 
     def hold_stopped(self, record: Record) -> None:
         """Record that a task wants it stopped: its exit command (a restart pending in a back-off) must not start it."""
@@ -383,7 +358,10 @@ class Engine(object):
             if note and note not in self.notes:
                 self.notes.append(note)
         with attachment:
+            if attachment.proxied:
+                attachment.proxy_lib = self._installed_lib(record)  # the port proxy of IPv6 loopback runs it
             pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
+            attachment.conmon = (conmon_pid, _start_time(conmon_pid))
         record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,
                       conmon_start=_start_time(conmon_pid), boot_id=current_boot_id(), state='created',
                       exit_code=None, finished_at=None, started_at=None, stopping=None, health=None)

@@ -32,7 +32,7 @@ import ipaddress
 import os
 import threading
 
-from . import dns, ports
+from . import dns, port_proxy, ports
 from .bridges import Link, bridge_ready, container_ifname, ensure_bridge, plumb_all, require_own_bridge, veth_name
 from .errors import RuncibleError, ValidationError
 from .etc_files import write_etc_files
@@ -68,12 +68,15 @@ def apply_firewall(data: Data) -> None:
 
 
 class Attachment(object):
-    """What attach() made for one launch: the reserved port sockets (their fds go to conmon) and the
-    plumbing of the veth pair, which may still be running in a thread while conmon creates the container.
+    """What attach() made for one launch: the reserved port sockets (their fds go to conmon, those of IPv6
+    loopback to the port proxy) and the plumbing of the veth pair, which may still be running in a thread
+    while conmon creates the container.
 
-    Used as a context manager around conmon's launch: on leaving, our copies of the sockets are closed
-    (conmon holds its own), and the plumbing is waited for; when it or the launch failed, the container
-    is killed (``undo_launch``, the caller's: it was only created, never started) and its network detached.
+    Used as a context manager around conmon's launch: on leaving, the plumbing is waited for and the port
+    proxy started (``proxy_lib`` and ``conmon``, the caller's: the installed library and conmon's (pid, start
+    time)), then our copies of the sockets are closed (conmon and the proxy hold their own); when something
+    failed, the container is killed (``undo_launch``, the caller's: it was only created, never started) and
+    its network detached.
 
     ``entry`` is what the record keeps of the attachment (name, ip_address, netns, veth), ``warnings``
     what the task should say; the caller puts them where they belong.
@@ -82,7 +85,11 @@ class Attachment(object):
     def __init__(self, record: RecordLike | None = None, sockets: Iterable[socket.socket] = (),
                  worker: threading.Thread | None = None, undo_launch: Callable[[], Any] | None = None) -> None:
         self.record = record
-        self.sockets = list(sockets)
+        self.sockets: list[tuple[PortMapping | None, socket.socket]] = [(None, sock) for sock in sockets]
+        self.proxied: list[tuple[PortMapping, socket.socket]] = []
+        self.target: str | None = None  # the container's address the proxy connects to
+        self.proxy_lib: str | None = None
+        self.conmon: tuple[int, int | None] | None = None
         self.worker = worker
         self.undo_launch = undo_launch
         self.error: BaseException | None = None
@@ -91,12 +98,20 @@ class Attachment(object):
 
     @property
     def fds(self) -> list[int]:
-        return [sock.fileno() for sock in self.sockets]
+        return [sock.fileno() for _mapping, sock in self.sockets]
 
     def close(self) -> None:
-        for sock in self.sockets:
+        for _mapping, sock in self.sockets + self.proxied:
             sock.close()
-        self.sockets = []
+        self.sockets, self.proxied = [], []
+
+    def start_proxy(self) -> None:
+        """The port proxy of the IPv6 loopback ports, once conmon runs (its entry goes to the record's network)."""
+        if not self.proxied or self.entry is None:
+            return
+        if self.proxy_lib is None or self.conmon is None or self.target is None:
+            raise RuncibleError('internal error: the port proxy needs the installed library and conmon')
+        self.entry['proxy'] = port_proxy.start(self.proxy_lib, self.proxied, self.target, *self.conmon)
 
     def wait(self) -> None:
         """Wait for the plumbing; raise what it raised."""
@@ -111,14 +126,18 @@ class Attachment(object):
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
-        self.close()
         if exc_type is not None:
+            self.close()
             with contextlib.suppress(Exception):
                 self.wait()
             self._undo(launched=False)
             return False
         try:
-            self.wait()
+            try:
+                self.wait()
+                self.start_proxy()
+            finally:
+                self.close()
         except BaseException:
             self._undo(launched=True)
             raise
@@ -178,13 +197,15 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
                 network, made = _network_for(data, item['name'], attachment)
                 changed = changed or made
                 networks.append(network)
-            if any(mapping.host_ip and ':' in mapping.host_ip for mapping in mappings) and \
+            if any(mapping.ipv6() and mapping.host_ip != '::1' for mapping in mappings) and \
                     not networks[0].get('ipv6'):
                 raise ValidationError('published_ports: IPv6 host addresses need an IPv6 address of the container on '
                                       'its first network: network %s has no ipv6 (runcible.oci.network ipv6: true)'
                                       % networks[0]['name'])
             previous = dict((key, data['allocations'].pop(key)) for key in keys_of(data, container_id))
-            attachment.sockets, dropped = _reserve(data, mappings, container_id)
+            sockets, dropped = _reserve(data, mappings, container_id)
+            for mapping, sock in zip(mappings, sockets):  # IPv6 loopback's go to the proxy, the others to conmon
+                (attachment.proxied if port_proxy.proxied(mapping) else attachment.sockets).append((mapping, sock))
             stale_rules = bool(previous.get(container_id, {}).get('attached') and previous[container_id].get('ports'))
             links, entries = [], []
             for index, (item, network) in enumerate(zip(wanted, networks)):
@@ -211,6 +232,7 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
             registry.save(data)
             attachment.entry = {'name': entries[0]['name'], 'ip_address': entries[0]['ip_address'],
                                 'netns': netns_path(container_id), 'veth': entries[0]['veth']}
+            attachment.target = entries[0]['ipv6_address'] or entries[0]['ip_address']
             if len(entries) > 1 or entries[0]['ipv6_address']:
                 attachment.entry['networks'] = entries
             for network in networks:
@@ -337,6 +359,27 @@ def _reserve(data: Data, mappings: list[PortMapping], container_id: str) -> tupl
     return sockets, dropped
 
 
+def repair_proxy(record: RecordLike, lib: str) -> None:
+    """Bind the IPv6 loopback ports of a running container again and start their proxy (into its network entry)."""
+    mappings = [mapping for mapping in ports.expand(record['config'].get('published_ports'))
+                if port_proxy.proxied(mapping)]
+    entry = record['network']
+    first = (entry.get('networks') or [entry])[0]
+    target = first.get('ipv6_address') or first.get('ip_address')
+    port_proxy.stop(entry.get('proxy'))
+    try:
+        sockets = ports.reserve(mappings)
+    except ports.PortInUse as exc:
+        raise ValidationError('published_ports: %s by another process, since the port proxy of container %s ended; '
+                              'free it, or restart the container' % (exc.msg, record['name']), port=exc.mapping.text())
+    try:
+        entry['proxy'] = port_proxy.start(lib, list(zip(mappings, sockets)), target,
+                                          record['conmon_pid'], record.get('conmon_start'))
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _wait_conmon_gone(record: RecordLike, timeout: float = CONMON_EXIT_WAIT) -> None:
     """conmon holds the reserved ports until it exits, a moment after the container's exit code is written:
     wait for that, so that the next task (another container on the same port, say) finds them free."""
@@ -360,6 +403,7 @@ def _undo(record: RecordLike, forget: bool) -> None:
         return
     if (record.get('config') or {}).get('published_ports'):
         _wait_conmon_gone(record)
+        port_proxy.stop((record.get('network') or {}).get('proxy'))  # it ends with conmon; now, for its ports
     remove_netns(netns_path(container_id))
     registry = NetworkRegistry()
     if not os.path.exists(registry.path):

@@ -43,11 +43,12 @@ IPv6 (``[::]:8080:80``, ``[fd00::1]:8080:80``) has a table of its own, ``ip6 run
 ``render6()`` from the same registry and applied in the same transaction: DNAT of the published IPv6
 ports to the container's IPv6 address (its first network's), NAT66 (masquerade) of what leaves a
 network's IPv6 subnet for another interface, the hairpin, and the internal networks' drops. ``[::]``
-means every IPv6 address of the host (the socket is IPv6-only; ``8080:80`` stays IPv4's). IPv6 loopback
-(``[::1]``) is refused: the kernel has no ``route_localnet`` for IPv6 and drops a packet from ``::1`` that
-would be DNATed out of ``lo`` (tested: a SYN DNATed from ``::1`` and SNATed on the bridge never arrives),
-so the only way would be a proxy process, which this collection does not run. ``127.0.0.1:8080:80``
-publishes a port for the host alone.
+means every IPv6 address of the host (the socket is IPv6-only; ``8080:80`` stays IPv4's). IPv6 loopback is
+the exception: the kernel has no ``route_localnet`` for IPv6 and drops a packet from ``::1`` that would be
+DNATed out of ``lo`` (tested: a SYN DNATed from ``::1`` and SNATed on the bridge never arrives). So the
+``ip6`` hooks never DNAT to ``::1``, and the host's connections to ``::1`` of a port published on ``[::1]``
+(the host's alone, as ``127.0.0.1``) or ``[::]`` reach its socket, which a proxy process holds
+(port_proxy.py). IPv4-mapped host addresses are refused.
 
 Debian 11+, RHEL 8+ and Ubuntu 20.04+ run iptables on the nftables kernel API anyway
 (``iptables-nft``). Caveat: a host firewall in another table or in iptables-legacy whose forward
@@ -194,10 +195,9 @@ def parse_entry(entry: object) -> list[PortMapping]:
         if address.version == 6 and (address.is_link_local or address.is_multicast or '%' in host_ip):
             raise ValidationError('published_ports: %r: a link-local, scoped or multicast IPv6 address is not a host '
                                   'address a port can be published on; use [::] or a global or ULA address' % (entry,))
-        if address.version == 6 and (address.is_loopback or getattr(address, 'ipv4_mapped', None)):
-            raise ValidationError('published_ports: %r: IPv6 loopback (and IPv4-mapped) host addresses cannot be '
-                                  'forwarded to a container (the kernel has no route_localnet for IPv6); publish on '
-                                  '127.0.0.1 for the host alone, or on an IPv6 address of the host' % (entry,))
+        if address.version == 6 and getattr(address, 'ipv4_mapped', None):
+            raise ValidationError('published_ports: %r: an IPv4-mapped IPv6 address is not a host address a port can '
+                                  'be published on; give the IPv4 address (as "127.0.0.1:8080:80")' % (entry,))
         if address.version == 6:
             host_ip = str(address)  # '::' stays: every IPv6 address (IPv4's wildcard is '')
         else:
@@ -463,13 +463,23 @@ def network_rules6(network: dict[str, Any]) -> tuple[list[str], list[str], list[
     return postrouting, forward, guard
 
 
+def hook_rules6() -> dict[str, list[str]]:
+    """The rules of the ``ip6`` NAT hooks: never DNAT to ``::1`` (dropped by the kernel: the proxy serves it)."""
+    return {
+        'prerouting': ['ip6 daddr != ::1 fib daddr type local jump published %s' % _comment('published ports6')],
+        'output': ['ip6 daddr != ::1 fib daddr type local jump published %s'
+                   % _comment('published ports6, from the host, not to ::1')],
+    }
+
+
 def render6(networks: list[dict[str, Any]], published: list[Published]) -> str:
     """The ``ip6 runcible`` table (IPv6 networks and IPv6 published ports) as an nft script; deleted when empty."""
     networks = [network for network in networks if network.get('ipv6')]
     dnat: list[str] = []
     for item in sorted(published, key=lambda item: (item[1], item[0])):
         address6 = item[4] if len(item) > 4 else None
-        mappings6 = [mapping for mapping in item[3] if mapping.ipv6()]
+        # [::1] is the proxy's alone (port_proxy.py): the kernel cannot forward IPv6 loopback.
+        mappings6 = [mapping for mapping in item[3] if mapping.ipv6() and mapping.host_ip != '::1']
         if address6 and mappings6:
             dnat += dnat_rules(item[0], item[1], address6, mappings6)
     if not networks and not dnat:
@@ -480,12 +490,11 @@ def render6(networks: list[dict[str, Any]], published: list[Published]) -> str:
         postrouting += post
         forward += fwd
         guard += grd
+    hooks = hook_rules6()
     chains = [
         ('guard', 'type filter hook prerouting priority %d; policy accept;' % GUARD_PRIORITY, guard),
-        ('prerouting', 'type nat hook prerouting priority -100; policy accept;',
-         ['fib daddr type local jump published %s' % _comment('published ports6')]),
-        ('output', 'type nat hook output priority -100; policy accept;',
-         ['fib daddr type local jump published %s' % _comment('published ports6, from the host')]),
+        ('prerouting', 'type nat hook prerouting priority -100; policy accept;', hooks['prerouting']),
+        ('output', 'type nat hook output priority -100; policy accept;', hooks['output']),
         ('published', None, dnat),
         ('postrouting', 'type nat hook postrouting priority 100; policy accept;', postrouting),
         ('forward', 'type filter hook forward priority 0; policy accept;', forward),
@@ -511,6 +520,7 @@ def expected_comments(network: dict[str, Any]) -> list[str]:
     for part in network_rules(network):
         rules += part
     if network.get('ipv6'):
+        rules += [rule for chain_rules in hook_rules6().values() for rule in chain_rules]
         for part in network_rules6(network):
             rules += part
     return sorted(set(comments_of(rules)))

@@ -198,6 +198,9 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # pylint: disable=broad-except
             sys.stdout.write('%s failed: %s: %s\n' % (argv[0], type(exc).__name__, exc))  # to the unit's journal
             return 1
+    if argv[:1] == ['--port-proxy']:  # a container's proxy of its IPv6 loopback ports (port_proxy.py)
+        from . import port_proxy  # pylint: disable=import-outside-toplevel
+        return port_proxy.main(argv[1:])
     if len(argv) == 3 and argv[0] == '--boot':
         sys.stdout.write(''.join(line + '\n' for line in boot(argv[1], argv[2])))  # to the boot unit's journal
         return 0

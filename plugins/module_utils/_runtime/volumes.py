@@ -492,3 +492,40 @@ def anonymous_name(container: str, path: str) -> str:
     import hashlib  # pylint: disable=import-outside-toplevel
     digest = hashlib.sha256(('%s\0%s' % (container, path)).encode('utf-8', 'surrogateescape')).hexdigest()[:16]
     return '%s-%s' % (container[:NAME_MAX - 17], digest)
+
+
+def prepare_for(root: str, record: Any, rootfs: str) -> None:
+    """The volumes of a container's mounts and its image's declared ones, before its launch: made on first use (an
+    image volume gets what the image has at its path), mounted when they have mount options (a reboot unmounts
+    them), so each data directory is there to bind. Named volumes are the user's; image volumes carry the
+    container's name (``keep_volumes: false`` with ``state: absent`` finds them by it)."""
+    config = record['config']
+    wanted: list[tuple[str, str | None, dict[str, str] | None]] = [
+        (mount['source'], None, None) for mount in config.get('mounts') or [] if mount.get('type') == 'volume']
+    for volume in config.get('image_volumes') or []:
+        wanted.append((volume['source'], volume['target'],
+                       {'io.runcible.container': record['name'], 'io.runcible.path': volume['target']}))
+    for name, path, volume_labels in wanted:
+        _record, created = get_or_create(root, name, labels=volume_labels)
+        data_dir = ensure_mounted(root, name)
+        if path is not None:
+            _fill(root, name, path, data_dir, rootfs, record['name'], created)
+
+
+def _fill(root: str, name: str, path: str, data_dir: str, rootfs: str, container: str, created: bool) -> None:
+    """A new image volume gets what the image has at ``path``. A marker says the copy is under way: a copy that
+    failed (a full disk, a killed task) is redone from an empty volume at the next start, never used half done."""
+    from .copy_up import copy_up, empty_dir  # pylint: disable=import-outside-toplevel
+    marker = os.path.join(volumes_dir(root), name, '.filling')
+    if not created and not os.path.lexists(marker):
+        return
+    try:
+        if created:
+            os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+        else:
+            empty_dir(data_dir)
+        copy_up(rootfs, path, data_dir)
+        os.unlink(marker)
+    except OSError as exc:
+        raise RuncibleError('cannot copy what the image of container %s has at %s into its volume %s: %s (the next '
+                            'start copies it again)' % (container, path, name, exc.strerror or exc))
