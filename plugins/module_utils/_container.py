@@ -303,6 +303,12 @@ class Task(object):
         if live['status'] in ('running', 'paused', 'created') and live.get('pid'):
             changes = self._with_drift(changes, given, modes, live['pid'])
         recreate = self.params.get('recreate') or any(change.update == 'recreate' for change in changes)
+        networks = any(change.update == 'network' for change in changes) and live['status'] != 'stopped'
+        if networks and not recreate:
+            from ._runtime.network_registry import live_change  # pylint: disable=import-outside-toplevel
+            after = dict(record['config'])
+            after.update((change.name, change.after) for change in changes)
+            recreate = live_change(record['config'], after) is not None
         for change in changes:
             self.before[change.name] = change.before
             self.after[change.name] = change.after
@@ -319,11 +325,14 @@ class Task(object):
             config.update((change.name, change.after) for change in changes)
             if self.check_mode:
                 record = record.replace(config=config)
-            elif any(change.update == 'live' for change in changes):
-                self.engine.update_resources(record, config, live, options.build_spec(config, record['id']),
-                                             options.update_resources(config))
             else:
-                self.engine.update_record(record, config)
+                if networks:
+                    self.engine.update_networks(record, config)  # attached and detached live
+                if any(change.update == 'live' for change in changes):
+                    self.engine.update_resources(record, config, live, options.build_spec(config, record['id']),
+                                                 options.update_resources(config))
+                else:
+                    self.engine.update_record(record, config)
         if not self.check_mode and live['status'] in ('running', 'paused') \
                 and any(change.name == 'healthcheck' for change in changes):
             from ._runtime.units import ensure_health_timer  # pylint: disable=import-outside-toplevel

@@ -450,9 +450,13 @@ options:
         the same thing; the container records both forms (O(network) as the first entry's name, and
         V([]) for O(networks) when the shorthand was given), so moving from one form to the other is
         compared as it should be.
-      - A change (a network added, removed or reordered, an address or alias changed) recreates the
-        container; the new one comes up on the new networks and the old one's DNS records are removed.
-        Networks are not attached to or detached from a running container.
+      - A running (or paused, or created) container keeps running when networks are appended to the list
+        (attached, each with a new veth pair, its addresses and DNS records), when the last ones are removed
+        (detached, their DNS records and addresses released), or when aliases change; its C(/etc/hosts) and
+        C(/etc/resolv.conf) are rewritten in place. RV(actions) says V(updated).
+      - Any other change (the first network, the order, a network removed from the middle, a pinned
+        address) recreates it; the new one comes up on the new networks and the old one's DNS records
+        are removed. A stopped container's networks are recorded, and joined at its next start.
     type: list
     elements: raw
   ip_address:
@@ -521,7 +525,8 @@ options:
       - More names of the container on its network's DNS (a network with M(runcible.oci.network)'s
         C(dns) enabled); the containers of that network resolve it by its name and by these.
         Containers of other networks do not.
-      - Ignored on a network without DNS. Needs a bridge network. A change recreates the container.
+      - Ignored on a network without DNS. Needs a bridge network. A change is made live, to the DNS
+        records of the container (RV(actions) says V(updated)).
     type: list
     elements: str
   mounts:

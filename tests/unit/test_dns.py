@@ -128,3 +128,48 @@ def test_name_options_normalise(option, value, expected):
 def test_name_options_refuse(option, value, message):
     with pytest.raises(ValidationError, match=message):
         getattr(network_options, option)(value, CONTEXT)
+
+
+def test_etc_files_are_replaced_at_a_launch_and_rewritten_in_place_for_a_running_container(tmp_path):
+    """A launch writes new files (by rename, created exclusively: a link planted at the temporary name is not
+    followed); a live attachment rewrites the same inodes, which the container's bind mounts hold."""
+    bundle = tmp_path / 'bundle'
+    bundle.mkdir()
+    victim = tmp_path / 'victim'
+    victim.write_text('untouched')
+    os.symlink(str(victim), str(bundle / ('hosts.tmp-%d' % os.getpid())))
+    etc_files.write_etc_files(str(bundle), {}, 'web', '10.89.5.2')
+    assert victim.read_text() == 'untouched' and not (bundle / 'hosts').is_symlink()
+    assert oct((bundle / 'hosts').stat().st_mode & 0o777) == '0o644'
+    inodes = [(bundle / name).stat().st_ino for name in ('hosts', 'resolv.conf')]
+    etc_files.write_etc_files(str(bundle), {}, 'web', [('10.89.5.2', None), ('10.89.6.3', 'fd00::3')],
+                              dns_servers=['10.89.6.1'], in_place=True)
+    assert [(bundle / name).stat().st_ino for name in ('hosts', 'resolv.conf')] == inodes
+    hosts = (bundle / 'hosts').read_text()
+    assert '10.89.6.3' in hosts and 'fd00::3' in hosts and (bundle / 'resolv.conf').read_text().startswith(
+        'nameserver 10.89.6.1\n')
+    # In place never follows a link either.
+    os.unlink(str(bundle / 'hosts'))
+    os.symlink(str(victim), str(bundle / 'hosts'))
+    with pytest.raises(OSError):
+        etc_files.write_etc_files(str(bundle), {}, 'web', '10.89.5.2', in_place=True)
+    assert victim.read_text() == 'untouched'
+
+
+@pytest.mark.parametrize('before, after, live', [
+    ({'networks': [{'name': 'a'}]}, {'networks': [{'name': 'a'}, {'name': 'b'}]}, True),
+    ({'networks': [{'name': 'a'}, {'name': 'b'}, {'name': 'c'}]}, {'networks': [{'name': 'a'}]}, True),
+    ({'network': 'a', 'aliases': ['x']}, {'network': 'a', 'aliases': ['y']}, True),
+    ({'network': 'a'}, {'network': 'a', 'networks': [{'name': 'a'}, {'name': 'b', 'aliases': ['z']}]}, True),
+    ({'networks': [{'name': 'a'}, {'name': 'b', 'aliases': ['x']}]},
+     {'networks': [{'name': 'a'}, {'name': 'b', 'aliases': ['y']}]}, True),
+    ({'networks': [{'name': 'a'}, {'name': 'b'}]}, {'networks': [{'name': 'b'}, {'name': 'a'}]}, False),
+    ({'networks': [{'name': 'a'}, {'name': 'b'}, {'name': 'c'}]}, {'networks': [{'name': 'a'}, {'name': 'c'}]}, False),
+    ({'networks': [{'name': 'a'}, {'name': 'b'}]}, {'networks': [{'name': 'a'}, {'name': 'b', 'ip_address': '10.1.0.5'}]},
+     False),
+    ({'networks': [{'name': 'a'}]}, {'networks': [{'name': 'a', 'ipv6_address': 'fd00::5'}]}, False),
+    ({'network': 'a'}, {'network': 'none'}, False),
+])
+def test_which_network_changes_a_running_container_takes_live(before, after, live):
+    reason = netreg.live_change(before, after)
+    assert (reason is None) is live, reason

@@ -25,7 +25,7 @@ PULL_POLICIES = ('missing', 'always', 'never')  # the image stage's ``pull`` (a 
 
 
 COMPARISONS = ('strict', 'ignore', 'allow_more_present')
-UPDATES = ('recreate', 'live', 'record')
+UPDATES = ('recreate', 'live', 'record', 'network')
 # Who applies an option's value: the OCI spec, the network attachment before conmon starts the container,
 # the image stage (root filesystem layers and the image's defaults), the runtime layer itself (how it
 # launches and supervises: runtime, cgroups, conmon's log), or only the record (how a task manages it).

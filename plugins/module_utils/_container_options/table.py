@@ -76,13 +76,15 @@ OPTIONS = [
     Option('ip_address', 'str', 'network', normalise='network:ip_address'),
     Option('published_ports', 'list', 'network', elements='str', default=[], normalise='network:published_ports'),
     # Several networks (eth0, eth1...); [] means the shorthand above (the group check records one from the other).
-    Option('networks', 'list', 'network', elements='raw', default=[], normalise='network:networks'),
+    # A change is made live to a running container where network.live_change() says it can (networks appended or the
+    # last ones removed, aliases); else it recreates it. A stopped one joins what its config says at its next start.
+    Option('networks', 'list', 'network', elements='raw', default=[], normalise='network:networks', update='network'),
     # Names (written by the network stage into the bundle's resolv.conf and hosts, and aardvark-dns's files).
     Option('dns', 'list', 'network', elements='str', default=[], normalise='network:dns'),
     Option('dns_search', 'list', 'network', elements='str', default=[], normalise='network:dns_search'),
     Option('dns_options', 'list', 'network', elements='str', default=[], normalise='network:dns_options'),
     Option('etc_hosts', 'dict', 'network', default={}, normalise='network:etc_hosts'),
-    Option('aliases', 'list', 'network', elements='str', default=[], normalise='network:aliases'),
+    Option('aliases', 'list', 'network', elements='str', default=[], normalise='network:aliases', update='network'),
     # What it sees on disk.
     Option('mounts', 'list', 'spec', elements='raw', default=[], normalise='storage:mounts', spec='storage:map_mounts'),
     Option('tmpfs', 'dict', 'spec', default={}, normalise='storage:tmpfs', spec='storage:map_tmpfs'),

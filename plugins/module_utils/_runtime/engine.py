@@ -529,6 +529,12 @@ class Engine(object):
         record['config'] = config
         self.store.save(record)
 
+    def update_networks(self, record: Record, config: dict[str, Any]) -> None:
+        """Attach and detach networks of a running container (``network.change_live``) and record ``config``."""
+        record['network'] = _network().change_live(record, config, self.store.root, self.paths(record).bundle)
+        record['config'] = config
+        self.store.save(record)
+
     def update_resources(self, record: Record, config: dict[str, Any], live: Live, spec: Spec,
                          resources: dict[str, Any]) -> None:
         """Apply changed resource limits (``resources``: the runtime's update document) when it runs, and the

@@ -84,26 +84,38 @@ def hosts_file(hostname: str, name: str, address: str | list[str], extra: dict[s
     return text
 
 
-def _replace_file(path: str, text: str) -> None:
-    """Write by rename, without fsync: these files are written again at every start."""
+def _replace_file(path: str, text: str, in_place: bool = False) -> None:
+    """Write by rename (a new file, created exclusively), without fsync: these files are written again at every
+    start. ``in_place``: the file a running container has bind-mounted (its inode) is rewritten instead."""
+    if in_place:
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(fd, 'w') as handle:
+            handle.truncate(0)
+            handle.write(text)
+        return
     temp = '%s.tmp-%d' % (path, os.getpid())
-    with open(temp, 'w') as handle:
+    if os.path.lexists(temp):
+        os.unlink(temp)  # of a task killed with this pid before
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, 'w') as handle:
         handle.write(text)
-    os.chmod(temp, 0o644)
+    os.chmod(temp, 0o644)  # whatever the umask
     os.rename(temp, path)
 
 
 def write_etc_files(bundle: str, config: dict[str, Any], name: str, address: str | list[tuple[str, str | None]],
-                    dns_server: str | None = None, dns_servers: list[str] | None = None) -> None:
+                    dns_server: str | None = None, dns_servers: list[str] | None = None, in_place: bool = False) -> None:
     """``address``: its address, or (IPv4, IPv6 or None) per network; ``dns_server``/``dns_servers``: the name
     servers of its networks (aardvark-dns on each DNS-enabled network's gateway, in network order), none on networks
-    without DNS: then its ``dns`` servers, else the host's."""
+    without DNS: then its ``dns`` servers, else the host's. ``in_place``: a running container's files (a network
+    attached or detached live)."""
     if isinstance(address, str):
         own = [address]
     else:
         own = [item for pair in address for item in pair if item]
     hosts = hosts_file(config.get('hostname') or name, name, own, config.get('etc_hosts'))
-    _replace_file(os.path.join(bundle, HOSTS_FILE), hosts)
+    _replace_file(os.path.join(bundle, HOSTS_FILE), hosts, in_place)
     networks_dns = list(dns_servers or []) + ([dns_server] if dns_server else [])
     servers = networks_dns[:3] if networks_dns else config.get('dns')
-    _replace_file(os.path.join(bundle, RESOLV_FILE), resolv_conf(servers, config.get('dns_search'), config.get('dns_options')))
+    _replace_file(os.path.join(bundle, RESOLV_FILE), resolv_conf(servers, config.get('dns_search'), config.get('dns_options')),
+                  in_place)

@@ -33,7 +33,8 @@ import os
 import threading
 
 from . import dns, port_proxy, ports
-from .bridges import Link, bridge_ready, container_ifname, ensure_bridge, plumb_all, require_own_bridge, veth_name
+from .bridges import (Link, bridge_ready, container_ifname, ensure_bridge, interface_exists, plumb_all,
+                      require_own_bridge, veth_name)
 from .errors import RuncibleError, ValidationError
 from .etc_files import write_etc_files
 from .host import process_alive, wait_until
@@ -209,32 +210,14 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
             stale_rules = bool(previous.get(container_id, {}).get('attached') and previous[container_id].get('ports'))
             links, entries = [], []
             for index, (item, network) in enumerate(zip(wanted, networks)):
-                key = allocation_key(container_id, index)
-                allocation = previous.get(key) or {}
-                address = _address_for(data, network, key, item.get('ip_address'), allocation)
-                address6 = (_address6_for(data, network, key, item.get('ipv6_address'), allocation)
-                            if network.get('ipv6') else None)
-                entry = {'network': network['name'], 'ip': address, 'root': root, 'name': record['name'],
-                         'attached': True, 'ports': [mapping.as_dict() for mapping in mappings] if index == 0 else []}
-                if address6:
-                    entry['ip6'] = address6
-                if dns.enabled(network):  # what aardvark-dns says of it besides its name and address
-                    entry.update(aliases=list(item.get('aliases') or []), dns_servers=list(config.get('dns') or []))
-                data['allocations'][key] = entry
-                links.append(Link(network, index, address, address6,
-                                  default4=not network.get('internal') and not any(
-                                      not other.get('internal') for other in networks[:index]),
-                                  default6=bool(address6) and not network.get('internal') and not any(
-                                      other.get('ipv6') and not other.get('internal') for other in networks[:index])))
-                entries.append({'name': network['name'], 'ip_address': address, 'ipv6_address': address6,
-                                'interface': container_ifname(index), 'veth': veth_name(container_id, index)})
+                link, entry = _allocate(data, record, root, index, item, network, networks, previous.get(
+                    allocation_key(container_id, index)) or {}, [mapping.as_dict() for mapping in mappings])
+                links.append(link)
+                entries.append(entry)
             changed = changed or set(previous) != set(keys_of(data, container_id))
             registry.save(data)
-            attachment.entry = {'name': entries[0]['name'], 'ip_address': entries[0]['ip_address'],
-                                'netns': netns_path(container_id), 'veth': entries[0]['veth']}
+            attachment.entry = _record_entry(container_id, entries)
             attachment.target = entries[0]['ipv6_address'] or entries[0]['ip_address']
-            if len(entries) > 1 or entries[0]['ipv6_address']:
-                attachment.entry['networks'] = entries
             for network in networks:
                 if not bridge_ready(network):
                     ensure_bridge(network)
@@ -265,6 +248,117 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
             detach(record)
         raise
     return attachment
+
+
+def _allocate(data: Data, record: RecordLike, root: str, index: int, item: dict[str, Any], network: dict[str, Any],
+              networks: list[dict[str, Any]], allocation: dict[str, Any],
+              published: list[dict[str, Any]]) -> tuple[Link, dict[str, Any]]:
+    """The container's allocation on its ``index``-th network (``item`` of attachments_of, ``allocation`` its previous
+    one) into the registry ``data``; -> its Link (default routes through the first network that is not internal)
+    and the record's entry of it."""
+    container_id = record['id']
+    key = allocation_key(container_id, index)
+    address = _address_for(data, network, key, item.get('ip_address'), allocation)
+    address6 = _address6_for(data, network, key, item.get('ipv6_address'), allocation) if network.get('ipv6') else None
+    entry = {'network': network['name'], 'ip': address, 'root': root, 'name': record['name'], 'attached': True,
+             'ports': published if index == 0 else []}
+    if address6:
+        entry['ip6'] = address6
+    data['allocations'][key] = entry
+    _dns_entry(entry, network, item, record['config'])
+    earlier = networks[:index]
+    link = Link(network, index, address, address6,
+                default4=not network.get('internal') and not any(not other.get('internal') for other in earlier),
+                default6=bool(address6) and not network.get('internal') and not any(
+                    other.get('ipv6') and not other.get('internal') for other in earlier))
+    return link, {'name': network['name'], 'ip_address': address, 'ipv6_address': address6,
+                  'interface': container_ifname(index), 'veth': veth_name(container_id, index)}
+
+
+def _dns_entry(entry: dict[str, Any], network: dict[str, Any], item: dict[str, Any], config: dict[str, Any]) -> None:
+    """What aardvark-dns says of the container on a DNS-enabled network besides its name and address."""
+    if dns.enabled(network):
+        entry.update(aliases=list(item.get('aliases') or []), dns_servers=list(config.get('dns') or []))
+
+
+def _record_entry(container_id: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the record keeps of the container's networks (its first one flat, every one under ``networks``)."""
+    entry = {'name': entries[0]['name'], 'ip_address': entries[0]['ip_address'], 'netns': netns_path(container_id),
+             'veth': entries[0]['veth']}
+    if len(entries) > 1 or entries[0]['ipv6_address']:
+        entry['networks'] = entries
+    return entry
+
+
+def change_live(record: RecordLike, config: dict[str, Any], root: str, bundle: str) -> dict[str, Any]:
+    """Attach the networks ``config`` appends to a running container's, detach those it leaves out at its end, and
+    give its names their new aliases (live_change() said it can); -> its record's network entry. When an
+    attachment fails, what this call attached is detached again and the registry is as it was."""
+    require_rtnl()
+    container_id, name = record['id'], record['name']
+    old, new = attachments_of(record['config']), attachments_of(config)
+    registry = NetworkRegistry()
+    links: list[Link] = []
+    made = False
+    with registry.lock():
+        previous = registry.load()
+        data = registry.load()
+        networks = []
+        for item in new:
+            network, created = _network_for(data, item['name'], Attachment())
+            made = made or created
+            networks.append(network)
+        for index in range(len(new), len(old)):  # detached: their names leave aardvark-dns with their allocations
+            data['allocations'].pop(allocation_key(container_id, index), None)
+        entries = []
+        for index, (item, network) in enumerate(zip(new, networks)):
+            allocation = data['allocations'].get(allocation_key(container_id, index))
+            if index < len(old) and allocation is not None:
+                _dns_entry(allocation, network, item, config)
+                entries.append({'name': network['name'], 'ip_address': allocation['ip'],
+                                'ipv6_address': allocation.get('ip6'), 'interface': container_ifname(index),
+                                'veth': veth_name(container_id, index)})
+                continue
+            link, entry = _allocate(data, {'id': container_id, 'name': name, 'config': config}, root, index, item,
+                                    network, networks, {}, [])
+            links.append(link)
+            entries.append(entry)
+        registry.save(data)
+        try:
+            for network in networks:
+                if not bridge_ready(network):
+                    ensure_bridge(network)
+            if links:
+                plumb_all(links, container_id, name)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                _unplumb(container_id, [link.index for link in links])
+            registry.save(previous)
+            raise
+        dns.sync(data)  # names of the attached served, of the detached gone, aliases as they are now
+    _unplumb(container_id, range(len(new), len(old)))
+    if made or not all(firewall_has(network) for network in networks):
+        refresh_firewall(registry)
+    write_etc_files(bundle, config, name, [(entry['ip_address'], entry['ipv6_address']) for entry in entries],
+                    dns_servers=[network['gateway'] for network in networks if dns.enabled(network)], in_place=True)
+    entry = _record_entry(container_id, entries)
+    if (record.get('network') or {}).get('proxy'):
+        entry['proxy'] = record['network']['proxy']
+    return entry
+
+
+def _unplumb(container_id: str, indexes: Iterable[int]) -> None:
+    """Delete the host ends of the container's veth pairs ``indexes`` (the pair goes with it)."""
+    names = [veth_name(container_id, index) for index in indexes]
+    names = [veth for veth in names if interface_exists(veth)]
+    if not names:
+        return
+    from .rtnl import Rtnl  # pylint: disable=import-outside-toplevel
+    with Rtnl() as rtnl:
+        for veth in names:
+            index = rtnl.link_index(veth)
+            if index is not None:
+                rtnl.delete_link(index, veth)
 
 
 def _network_for(data: Data, network_name: str, attachment: Attachment) -> tuple[dict[str, Any], bool]:

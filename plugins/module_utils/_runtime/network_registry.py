@@ -107,6 +107,18 @@ def attachments_of(config: dict[str, Any] | None) -> list[dict[str, Any]]:
                  aliases=list(config.get('aliases') or []))]
 
 
+def live_change(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """Can a running container go from the networks of config ``before`` to those of ``after`` without a recreate?
+    None when it can (networks appended, the last ones removed, aliases changed); else why not, in words."""
+    old, new = attachments_of(before), attachments_of(after)
+    if not old or not new:
+        return 'network none or host'
+    for index, (was, now) in enumerate(zip(old, new)):
+        if (was['name'], was['ip_address'], was['ipv6_address']) != (now['name'], now['ip_address'], now['ipv6_address']):
+            return 'eth%d (network %s) or its addresses changed' % (index, was['name'])
+    return None
+
+
 def allocation_key(container_id: str, index: int) -> str:
     """The registry key of a container's allocation on its ``index``-th network: its id, then ID:1, ID:2..."""
     return container_id if index == 0 else '%s:%d' % (container_id, index)
