@@ -292,6 +292,39 @@ def network_costs(base):
     return costs
 
 
+def live_network_costs(base):
+    """A port on [::1] (its proxy process started after conmon) vs the same port on 127.0.0.1 (DNAT only), in-process,
+    interleaved; and a second network attached to / detached from a running container live vs a recreate."""
+    from ansible_collections.runcible.oci.plugins.module_utils import _network  # pylint: disable=import-outside-toplevel
+    root, run_root = base + '/live-root', base + '/live-run'
+    first_port = 42000
+    times = {'127.0.0.1': [], '[::1]': [], 'attach': [], 'detach': [], 'recreate': []}
+    second = 'rcbench%d' % os.getpid()
+    _network.run({'name': second})
+    try:
+        for index in range(N):
+            for host in ('127.0.0.1', '[::1]'):
+                params = dict(name='bench-lo-%d' % index, rootfs=ROOTFS, command=['sh', '-c', LOOP], root=root,
+                              run_root=run_root, stop_timeout=5, published_ports=['%s:%d:80' % (host, first_port + index)])
+                elapsed, result = timed(_container.run, params)
+                assert result['actions'] == ['created', 'started'], result['actions']
+                times[host].append(elapsed)
+                _container.run(dict(name='bench-lo-%d' % index, state='absent', root=root, run_root=run_root))
+        for index in range(N):
+            params = dict(name='bench-live-%d' % index, rootfs=ROOTFS, command=['sh', '-c', LOOP], root=root,
+                          run_root=run_root, stop_timeout=0, networks=['runcible'])
+            _container.run(params)
+            for label, networks in (('attach', ['runcible', second]), ('detach', ['runcible']),
+                                    ('recreate', [second])):
+                elapsed, result = timed(_container.run, dict(params, networks=networks))
+                assert ('recreated' in result['actions']) == (label == 'recreate'), result['actions']
+                times[label].append(elapsed)
+            _container.run(dict(name='bench-live-%d' % index, state='absent', root=root, run_root=run_root))
+    finally:
+        _network.run({'name': second, 'state': 'absent'})
+    return dict((label, statistics.median(values)) for label, values in times.items())
+
+
 # A task in a new Python that says which pyroute2 modules it imported (none on an idempotent run).
 FRESH_TASK_PYROUTE2 = FRESH_TASK + '; print(sorted(m for m in sys.modules if m.split(".")[0] == "pyroute2"))'
 
@@ -524,6 +557,18 @@ def deployment_rows(dep):
     ]
 
 
+def live_network_rows(live):
+    return [
+        ('port on 127.0.0.1: create+start', ms(live['127.0.0.1']), 'module work, DNAT only'),
+        ('port on [::1]: create+start', ms(live['[::1]']), '+%.0f ms: its port proxy (a process, after conmon)'
+         % ms(live['[::1]'] - live['127.0.0.1'])),
+        ('second network: attach live', ms(live['attach']), 'the same process goes on'),
+        ('second network: detach live', ms(live['detach']), ''),
+        ('network changed: recreate', ms(live['recreate']), 'what attach and detach cost before (%.1fx attach)'
+         % (live['recreate'] / live['attach'])),
+    ]
+
+
 def print_rows(rows):
     for label, value, note in rows:
         print('%-42s %10.1f  %s' % (label, value, note))
@@ -602,6 +647,13 @@ def main():
             shutil.rmtree(base, ignore_errors=True)
         print_rows([row for row in api_rows(floor, api) if 'create+start' in row[0] or 'floor' in row[0]])
         return
+    if sys.argv[1:] == ['networks']:  # only the rows of IPv6 loopback ports and live network changes
+        base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
+        try:
+            print_rows(live_network_rows(live_network_costs(base)))
+        finally:
+            shutil.rmtree(base, ignore_errors=True)
+        return
     base = tempfile.mkdtemp(prefix='rcb-', dir='/tmp')
     try:
         floor = runc_floor(base)
@@ -612,6 +664,7 @@ def main():
         img = image_costs(base)
         net = network_costs(base)
         pr2 = pyroute2_costs(base)
+        live = live_network_costs(base)
         node = node_costs(base)
         pb = playbook_costs(base)
         dep = deployment_costs(base)
@@ -649,6 +702,7 @@ def main():
          'target <= +150 ms' % (ms(pr2['fresh bridge'] - pr2['fresh none']), ms(pr2['fresh none']))),
         ('new Python per task: bridged, idempotent', len(pr2['idempotent imports'] or []),
          'pyroute2 modules imported (target 0)'),
+    ] + live_network_rows(live) + [
         ('node: ansible.builtin.ping payload', ms(node['ping']), 'a new Python running the payload, %d KB'
          % (node['sizes']['ping'] // 1024)),
         ('node: idempotent container, above ping', ms(node['idempotent']), 'target <= +30 ms; payload %d KB'
