@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 
@@ -285,3 +286,24 @@ def test_conmon_stays_in_a_systemd_unit(monkeypatch):
     monkeypatch.setenv('INVOCATION_ID', 'abc')
     placement = cgroups.Placement('cgroupfs', '/runcible', 'x')
     assert 'INVOCATION_ID' in placement.place_conmon(1)
+
+
+def test_place_in_cgroupfs_retries_a_cgroup_removed_as_it_writes(tmp_path, monkeypatch):
+    """Another task's cleanup rmdirs an empty /runcible/conmon between our mkdir and our write: the kernel says ENODEV
+    (the directory was open, its cgroup dying); the placement makes it again and writes there."""
+    import builtins  # pylint: disable=import-outside-toplevel
+    root = str(tmp_path)
+    _write(os.path.join(root, 'devices', 'cgroup.procs'), '')
+    real_open, failures = builtins.open, []
+
+    def dying_once(path, *args, **kwargs):
+        if str(path).endswith('runcible/conmon/cgroup.procs') and not failures:
+            failures.append(path)
+            raise OSError(errno.ENODEV, 'No such device')
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, 'open', dying_once)
+    placed = cgroups.place_in_cgroupfs(4242, '/runcible/conmon', root=root)
+    monkeypatch.undo()
+    assert failures and placed == [os.path.join(root, 'devices/runcible/conmon')]
+    assert open(os.path.join(placed[0], 'cgroup.procs')).read() == '4242'

@@ -139,7 +139,8 @@ def place_in_cgroupfs(pid: int, relative: str, root: str = CGROUP_ROOT) -> list[
                     handle.write(str(pid))
                 break
             except OSError as exc:
-                if exc.errno == errno.ENOENT and attempt + 1 < RACE_RETRIES:
+                # ENODEV: the directory was there, but its cgroup was being removed (rmdir) as we wrote.
+                if exc.errno in (errno.ENOENT, errno.ENODEV) and attempt + 1 < RACE_RETRIES:
                     continue
                 raise RuncibleError('cannot move conmon (pid %d) into %s: %s' % (pid, directory, exc))
         placed.append(directory)
