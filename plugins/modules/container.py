@@ -479,7 +479,7 @@ options:
         so the host's connections to C(::1) of a port published on V([::1]) or V([::]) go through a small
         proxy process of the container, which holds those ports, connects to the container's IPv6 address
         (its IPv4 address on a network without IPv6, allowed for V([::1]) only), ends with the container's
-        conmon, and runs as C(nobody) without capabilities. A proxy killed behind the module's back is
+        conmon, and runs as a uid of its own (2147483646, no account) without capabilities. A proxy killed behind the module's back is
         started again by the next task on the container (RV(actions) says V(ports repaired)). The
         container sees those connections come from its network's gateway.
       - Compared in a canonical form (expanded, sorted, consecutive ports merged into ranges),

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
-from ansible_collections.runcible.oci.plugins.module_utils._runtime import ports
+from ansible_collections.runcible.oci.plugins.module_utils._runtime import port_proxy, ports
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import process_alive
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.netns import socket_in_netns
 from conftest import wait_for
@@ -153,10 +153,10 @@ def test_ipv6_loopback_ports_answer_the_host_through_the_proxy_and_no_peer(neten
     gateway6 = network['ipv6_gateway']
     # [::] keeps its DNAT for every other address of the host.
     assert get6(gateway6, wildcard) == hello
-    # The proxy: alive, nobody, no capability, no_new_privs, in conmon's cgroup; its ports are held.
+    # The proxy: alive, its own uid, no capability, no_new_privs, in conmon's cgroup; its ports are held.
     assert process_alive(proxy['pid'], proxy['start'])
     status = status_of(proxy['pid'])
-    assert status['Uid'].split()[:2] == ['65534', '65534'] and status['CapEff'].strip() == '0' * 16, status
+    assert status['Uid'].split() == [str(port_proxy.PROXY_UID)] * 4 and status['CapEff'].strip() == '0' * 16, status
     assert status['NoNewPrivs'].strip() == '1', status
     assert cgroup_of(proxy['pid']) == cgroup_of(record['conmon_pid'])
     assert not port_free('::1', tcp_port) and not port_free('::', wildcard)
@@ -244,3 +244,14 @@ def _quiet(attempt):
 
 def _no():
     raise ConnectionError('nothing came back')
+
+
+def test_a_launch_that_fails_leaves_no_proxy_and_frees_its_port(netenv):
+    """The proxy is spawned before conmon (its Python starts while the runtime creates the container): a launch
+    that fails (the command does not exist) ends it, and the port is free again."""
+    port = free_port()
+    with pytest.raises(Exception, match='no-such-command'):
+        netenv.run(name='test-ppf', rootfs=netenv.env.rootfs, command=['/no-such-command'], stop_timeout=0,
+                   published_ports=['[::1]:%d:80' % port])
+    assert wait_for(lambda: netenv.env.proxy_pids() == [], timeout=5), netenv.env.proxy_pids()
+    assert port_free('::1', port)

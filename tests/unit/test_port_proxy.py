@@ -73,6 +73,19 @@ def running_proxy(listeners, target='127.0.0.1'):
         assert not thread.is_alive(), 'the proxy did not end with what it watches'
 
 
+def assert_reset(port, make=None):
+    """A connection to [::1]:port is reset: at its connect (the proxy's RST can come first on loopback) or at its
+    first read; a plain close fails."""
+    with pytest.raises(ConnectionResetError):
+        sock = (make or socket.socket)(socket.AF_INET6, socket.SOCK_STREAM)
+        with contextlib.closing(sock):
+            sock.settimeout(10)
+            sock.connect(('::1', port))
+            sock.sendall(b'x')
+            if not sock.recv(10):
+                raise AssertionError('closed, not reset')
+
+
 def listener(kind=socket.SOCK_STREAM):
     sock = socket.socket(socket.AF_INET6, kind)
     sock.bind(('::1', 0))
@@ -106,11 +119,7 @@ def test_a_connection_the_container_refuses_is_reset():
     port = closed.getsockname()[1]
     closed.close()  # nothing listens there now
     with contextlib.closing(listener()) as front, running_proxy([(front, 'tcp', port)]) as proxy:
-        client = socket.create_connection(('::1', front.getsockname()[1]), timeout=10)
-        with contextlib.closing(client), pytest.raises(ConnectionResetError):
-            client.sendall(b'hello')
-            if not client.recv(10):
-                raise AssertionError('closed, not reset')
+        assert_reset(front.getsockname()[1])
         assert wait(lambda: not proxy.connections)
 
 
@@ -126,11 +135,43 @@ def test_tcp_connections_beyond_the_limit_are_reset(monkeypatch):
         with running_proxy([(front, 'tcp', port)]) as proxy:
             first = socket.create_connection(('::1', front.getsockname()[1]), timeout=10)
             assert wait(lambda: len(proxy.connections) == 1)
-            second = socket.create_connection(('::1', front.getsockname()[1]), timeout=10)
-            with contextlib.closing(first), contextlib.closing(second), pytest.raises(ConnectionResetError):
-                second.sendall(b'x')
-                second.recv(1)
+            with contextlib.closing(first):
+                assert_reset(front.getsockname()[1])
             held.set()
+
+
+def test_out_of_descriptors_resets_the_client_and_the_listener_waits(monkeypatch):
+    """No descriptor for the connection to the container (EMFILE): that client is reset, the listener is left alone
+    (no busy loop on a readable listener) until descriptors are free again; the proxy goes on."""
+    real = socket.socket
+    failures = []
+
+    def scarce(family=-1, kind=-1, *args, **kwargs):
+        if kind == socket.SOCK_STREAM and family == socket.AF_INET and not failures:
+            failures.append(1)
+            raise OSError(24, 'Too many open files')
+        return real(family, kind, *args, **kwargs)
+
+    with tcp_upstream(read_all_then_answer) as port, contextlib.closing(listener()) as front:
+        with running_proxy([(front, 'tcp', port)]) as proxy:
+            monkeypatch.setattr(port_proxy.socket, 'socket', scarce)
+            assert_reset(front.getsockname()[1], make=real)
+            assert failures
+            monkeypatch.undo()
+            assert wait(lambda: not proxy.paused, timeout=5), 'and is watched again a moment later'
+            second = socket.create_connection(('::1', front.getsockname()[1]), timeout=10)
+            with contextlib.closing(second):
+                second.sendall(b'abc')
+                second.shutdown(socket.SHUT_WR)
+                assert second.recv(100) == b'3:cba'
+
+
+def test_the_limits_follow_the_open_file_limit(monkeypatch):
+    import resource  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(resource, 'getrlimit', lambda which: (1024, 4096))
+    assert port_proxy._limits() == (360, 240)  # pylint: disable=protected-access  # (1024 - 64 - 240) // 2 TCP
+    monkeypatch.setattr(resource, 'getrlimit', lambda which: (1048576, 1048576))
+    assert port_proxy._limits() == (port_proxy.TCP_CONNECTIONS, port_proxy.UDP_SESSIONS)  # pylint: disable=protected-access
 
 
 def test_udp_clients_get_their_own_replies_and_idle_ones_are_forgotten(monkeypatch):
@@ -191,7 +232,9 @@ def test_the_proxy_process_serves_as_nobody_and_ends_with_what_it_watches(tmp_pa
             assert port_proxy.alive(entry)
             with open('/proc/%d/status' % entry['pid']) as handle:
                 status = dict(line.split(':', 1) for line in handle.read().splitlines())
-            assert status['Uid'].split()[:2] == ['65534', '65534'] and status['CapEff'].strip() == '0' * 16
+            uid = str(port_proxy.PROXY_UID)
+            assert status['Uid'].split() == [uid] * 4 and status['Gid'].split() == [uid] * 4, status
+            assert status['CapEff'].strip() == '0' * 16 and status['CapPrm'].strip() == '0' * 16
             assert status['NoNewPrivs'].strip() == '1'
             client = socket.create_connection(('::1', mapping.host_port), timeout=10)
             with contextlib.closing(client):
@@ -226,10 +269,38 @@ def test_stop_ends_a_running_proxy_and_a_proxy_of_a_gone_conmon_does_not_start(t
 
 
 def test_main_refuses_bad_arguments(capsys):
-    assert port_proxy.main(['1', '0', '127.0.0.1', 'tcp:notanfd:80']) == 2
-    assert port_proxy.main(['1', '0', 'not-an-address']) == 2
+    assert port_proxy.main(['127.0.0.1', 'tcp:notanfd:80']) == 2
+    assert port_proxy.main(['not-an-address']) == 2
     assert 'bad arguments' in capsys.readouterr().err
+
+
+@needs_root
+def test_a_proxy_spawned_for_a_launch_that_failed_ends_without_serving(tmp_path):
+    """Spawned before conmon; the launch fails: told nothing, it ends, and the port is free again."""
+    lib = payload.install(str(tmp_path))
+    front = listener()
+    port = front.getsockname()[1]
+    spawned = port_proxy.spawn(lib, [(PortMapping('::1', port, 80), front)], '127.0.0.1')
+    front.close()
+    assert port_proxy.finish(spawned, None, None) == {}
+    assert spawned.proc.returncode == 1
+    with contextlib.closing(socket.socket(socket.AF_INET6, socket.SOCK_STREAM)) as again:
+        again.bind(('::1', port))
 
 
 def _start(pid):
     return read_proc_stat(pid)[1]
+
+
+def test_which_running_containers_need_their_proxy_repaired():
+    own = {'pid': os.getpid(), 'start': read_proc_stat(os.getpid())[1]}
+    ports6 = {'published_ports': ['[::1]:8080:80/tcp']}
+    assert not port_proxy.needed({'config': ports6, 'network': {'ip_address': '10.89.0.2', 'proxy': own}})
+    assert port_proxy.needed({'config': ports6, 'network': {'ip_address': '10.89.0.2', 'proxy': dict(own, start=1)}})
+    # A pid without its start time is never taken for the proxy (a reused pid), nor killed.
+    assert port_proxy.needed({'config': ports6, 'network': {'proxy': {'pid': os.getpid(), 'start': None}}})
+    port_proxy.stop({'pid': os.getpid(), 'start': None})
+    # Launched by an older version (no proxy entry): conmon holds its [::] port, nothing to repair until a restart.
+    assert not port_proxy.needed({'config': {'published_ports': ['[::]:8080:80/tcp']}, 'network': {'ip_address': 'x'}})
+    assert not port_proxy.needed({'config': {'published_ports': ['[fd00::1]:8080:80/tcp']}, 'network': {'proxy': {}}})
+    assert not port_proxy.needed({'config': {'published_ports': ['8080:80/tcp']}, 'network': {'proxy': {}}})

@@ -358,8 +358,8 @@ class Engine(object):
             if note and note not in self.notes:
                 self.notes.append(note)
         with attachment:
-            if attachment.proxied:
-                attachment.proxy_lib = self._installed_lib(record)  # the port proxy of IPv6 loopback runs it
+            if attachment.proxied:  # the port proxy of IPv6 loopback, its Python started while conmon creates
+                attachment.spawn_proxy(self._installed_lib(record))
             pid, conmon_pid = conmon.launch(launch, before_start=place_conmon)
             attachment.conmon = (conmon_pid, _start_time(conmon_pid))
         record.update(pid=pid, pid_start=_start_time(pid), conmon_pid=conmon_pid,

@@ -89,9 +89,10 @@ def _replace_file(path: str, text: str, in_place: bool = False) -> None:
     start. ``in_place``: the file a running container has bind-mounted (its inode) is rewritten instead."""
     if in_place:
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        with os.fdopen(fd, 'w') as handle:
-            handle.truncate(0)
-            handle.write(text)
+        with os.fdopen(fd, 'wb') as handle:  # written over, then cut: a reader never sees it empty
+            data = text.encode('utf-8')
+            handle.write(data)
+            handle.truncate(len(data))
         return
     temp = '%s.tmp-%d' % (path, os.getpid())
     if os.path.lexists(temp):

@@ -74,8 +74,8 @@ class Attachment(object):
     while conmon creates the container.
 
     Used as a context manager around conmon's launch: on leaving, the plumbing is waited for and the port
-    proxy started (``proxy_lib`` and ``conmon``, the caller's: the installed library and conmon's (pid, start
-    time)), then our copies of the sockets are closed (conmon and the proxy hold their own); when something
+    proxy started (spawned by the caller before conmon, told ``conmon``'s (pid, start time) now), then our
+    copies of the sockets are closed (conmon and the proxy hold their own); when something
     failed, the container is killed (``undo_launch``, the caller's: it was only created, never started) and
     its network detached.
 
@@ -89,7 +89,7 @@ class Attachment(object):
         self.sockets: list[tuple[PortMapping | None, socket.socket]] = [(None, sock) for sock in sockets]
         self.proxied: list[tuple[PortMapping, socket.socket]] = []
         self.target: str | None = None  # the container's address the proxy connects to
-        self.proxy_lib: str | None = None
+        self.proxy: port_proxy.Spawned | None = None  # spawned before conmon, told its pid after
         self.conmon: tuple[int, int | None] | None = None
         self.worker = worker
         self.undo_launch = undo_launch
@@ -105,14 +105,24 @@ class Attachment(object):
         for _mapping, sock in self.sockets + self.proxied:
             sock.close()
         self.sockets, self.proxied = [], []
+        if self.proxy is not None:  # the launch failed before the proxy was told its conmon: it ends now
+            spawned, self.proxy = self.proxy, None
+            with contextlib.suppress(Exception):
+                port_proxy.finish(spawned, None, None)
+
+    def spawn_proxy(self, lib: str) -> None:
+        """The port proxy of the IPv6 loopback ports, spawned before conmon runs (``lib``: the installed library)."""
+        if self.proxied and self.target is not None:
+            self.proxy = port_proxy.spawn(lib, self.proxied, self.target)
 
     def start_proxy(self) -> None:
-        """The port proxy of the IPv6 loopback ports, once conmon runs (its entry goes to the record's network)."""
-        if not self.proxied or self.entry is None:
+        """Tell the spawned proxy its conmon, which runs now (its entry goes to the record's network)."""
+        if self.proxy is None or self.entry is None:
             return
-        if self.proxy_lib is None or self.conmon is None or self.target is None:
-            raise RuncibleError('internal error: the port proxy needs the installed library and conmon')
-        self.entry['proxy'] = port_proxy.start(self.proxy_lib, self.proxied, self.target, *self.conmon)
+        if self.conmon is None:
+            raise RuncibleError('internal error: the port proxy needs the pid of conmon')
+        spawned, self.proxy = self.proxy, None
+        self.entry['proxy'] = port_proxy.finish(spawned, *self.conmon)
 
     def wait(self) -> None:
         """Wait for the plumbing; raise what it raised."""
@@ -330,17 +340,21 @@ def change_live(record: RecordLike, config: dict[str, Any], root: str, bundle: s
                     ensure_bridge(network)
             if links:
                 plumb_all(links, container_id, name)
+            # The detached veth pairs go before another task (waiting for this lock) can take their addresses.
+            _unplumb(container_id, range(len(new), len(old)))
+            dns.sync(data)  # names of the attached served, of the detached gone, aliases as they are now
+            if made or not all(firewall_has(network) for network in networks):
+                apply_firewall(data)
+            write_etc_files(bundle, config, name, [(entry['ip_address'], entry['ipv6_address']) for entry in entries],
+                            dns_servers=[network['gateway'] for network in networks if dns.enabled(network)],
+                            in_place=True)
         except BaseException:
             with contextlib.suppress(Exception):
                 _unplumb(container_id, [link.index for link in links])
             registry.save(previous)
+            with contextlib.suppress(Exception):
+                dns.sync(previous)
             raise
-        dns.sync(data)  # names of the attached served, of the detached gone, aliases as they are now
-    _unplumb(container_id, range(len(new), len(old)))
-    if made or not all(firewall_has(network) for network in networks):
-        refresh_firewall(registry)
-    write_etc_files(bundle, config, name, [(entry['ip_address'], entry['ipv6_address']) for entry in entries],
-                    dns_servers=[network['gateway'] for network in networks if dns.enabled(network)], in_place=True)
     entry = _record_entry(container_id, entries)
     if (record.get('network') or {}).get('proxy'):
         entry['proxy'] = record['network']['proxy']

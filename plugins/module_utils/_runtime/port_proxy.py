@@ -15,10 +15,11 @@ of a port published on ``[::1]`` or ``[::]`` are carried by a proxy, docker-prox
   connection the container refuses is reset.
 * UDP: each client address gets a socket connected to the container; the replies go back from the
   published socket; a client silent for ``UDP_IDLE`` seconds is forgotten.
-* One process for all such ports of a container, started once conmon runs. It ends when conmon ends (a
-  pidfd, polled where there is none), so a restart, a stop or a crash takes it along and frees the ports;
+* One process for all such ports of a container, spawned before conmon (its Python starts while the runtime
+  creates the container) and told conmon's pid on its stdin once conmon runs (nothing: the launch failed, it
+  ends). It ends when conmon ends (a pidfd, polled where there is none), so a restart, a stop or a crash takes it along and frees the ports;
   it joins conmon's cgroup (its scope, or the unit of a unit-managed container); once it holds its sockets
-  it runs as ``nobody``, without capability and with ``no_new_privs``. A task stops it with the container
+  it runs as a uid of its own (PROXY_UID), without capability and with ``no_new_privs``. A task stops it with the container
   (network.detach), and a container task restarts one killed behind its back (``ports repaired``).
 
 Only the standard library: it runs from the runtime library installed on the host (payload.py), as
@@ -27,6 +28,7 @@ Only the standard library: it runs from the runtime library installed on the hos
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import selectors
@@ -53,7 +55,10 @@ TCP_CONNECTIONS = 1024
 POLL = 1.0  # seconds between looks at conmon where there is no pidfd; and between sweeps of idle UDP clients
 START_TIMEOUT = 30.0
 STOP_WAIT = 5.0
-NOBODY = 65534
+# The proxy's own uid and gid once it holds its sockets: no account has them (no user's process can signal it, no file
+# is its), as systemd's DynamicUser= ranges are not ours to take.
+PROXY_UID = 2147483646
+FD_RESERVE = 64  # descriptors kept free of connections (the listeners, the selector, a pidfd)
 
 
 def proxied(mapping: PortMapping) -> bool:
@@ -66,36 +71,67 @@ def needed(record: dict[str, Any]) -> bool:
     idempotent path asks it of every running container with IPv6 published ports."""
     from .ports import expand  # pylint: disable=import-outside-toplevel
     wanted = [str(item) for item in (record.get('config') or {}).get('published_ports') or []]
-    if not any(item.startswith('[') for item in wanted) or not record.get('network'):
-        return False
+    network = record.get('network') or {}
+    if not any(item.startswith('[') for item in wanted) or 'proxy' not in network:
+        return False  # (launched by an older version: conmon holds its [::] ports until it is restarted)
     if not any(proxied(mapping) for mapping in expand(wanted)):
         return False
-    return not alive(record['network'].get('proxy'))
+    return not alive(network['proxy'])
 
 
-def start(lib: str, listeners: Iterable[tuple[PortMapping, socket.socket]], target: str, watch_pid: int,
-          watch_start: int | None) -> dict[str, Any]:
-    """Start the proxy of a container's ``listeners`` (mapping, its bound socket) to ``target`` (the container's
-    address), living as long as ``watch_pid`` (its conmon); -> what the record keeps of it (pid, start)."""
+class Spawned(object):
+    """A proxy process waiting for its conmon (spawn(), then finish())."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], ports: str) -> None:
+        self.proc = proc
+        self.ports = ports  # what it serves, in words
+
+
+def spawn(lib: str, listeners: Iterable[tuple[PortMapping, socket.socket]], target: str) -> Spawned:
+    """Start the proxy process of a container's ``listeners`` (mapping, its bound socket) to ``target`` (the
+    container's address) before conmon runs: its Python starts while the runtime creates the container, then waits
+    for finish() to name the conmon it lives with."""
     from .payload import LAUNCHER  # pylint: disable=import-outside-toplevel
     listeners = list(listeners)
-    argv = [sys.executable, '-I', '-B', os.path.join(lib, LAUNCHER), VERB, str(watch_pid), str(watch_start or 0), target]
+    argv = [sys.executable, '-I', '-B', os.path.join(lib, LAUNCHER), VERB, target]
     argv += ['%s:%d:%d' % (mapping.protocol, sock.fileno(), mapping.container_port) for mapping, sock in listeners]
     try:
         # stdlib-only runtime library (docs/architecture.md): a process of our own, not run_command
         # pylint: disable-next=ansible-bad-function
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                pass_fds=[sock.fileno() for _mapping, sock in listeners], start_new_session=True)
-        output, error = proc.communicate(timeout=START_TIMEOUT)
-    except (OSError, subprocess.SubprocessError) as exc:
+        return Spawned(subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        pass_fds=[sock.fileno() for _mapping, sock in listeners],
+                                        start_new_session=True), _texts(listeners))
+    except OSError as exc:
         raise RuncibleError('cannot start the port proxy of %s: %s' % (_texts(listeners), exc))
+
+
+def finish(spawned: Spawned, watch_pid: int | None, watch_start: int | None) -> dict[str, Any]:
+    """Tell a spawned proxy its conmon (``watch_pid`` None: the launch failed, it ends at once); -> what the record
+    keeps of it (pid, start)."""
+    proc = spawned.proc
+    message = b'' if watch_pid is None else b'%d %d\n' % (watch_pid, watch_start or 0)
+    try:
+        output, error = proc.communicate(message, timeout=START_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as exc:
+        with contextlib.suppress(OSError):
+            proc.kill()
+        proc.wait()
+        raise RuncibleError('the port proxy of %s did not start: %s' % (spawned.ports, exc))
     text = output.decode('ascii', 'replace').strip()
+    if watch_pid is None:
+        return {}
     if proc.returncode != 0 or not text.isdigit():
-        raise RuncibleError('the port proxy of %s did not start: %s'
-                            % (_texts(listeners), error.decode('utf-8', 'replace').strip() or 'exit code %s' % proc.returncode))
+        raise RuncibleError('the port proxy of %s did not start: %s' % (spawned.ports, error.decode(
+            'utf-8', 'replace').strip() or 'exit code %s' % proc.returncode))
     pid = int(text)
     stat = read_proc_stat(pid)
     return {'pid': pid, 'start': stat[1] if stat else None}
+
+
+def start(lib: str, listeners: Iterable[tuple[PortMapping, socket.socket]], target: str, watch_pid: int,
+          watch_start: int | None) -> dict[str, Any]:
+    """spawn() and finish() at once (conmon runs already)."""
+    return finish(spawn(lib, listeners, target), watch_pid, watch_start)
 
 
 def _texts(listeners: list[tuple[PortMapping, socket.socket]]) -> str:
@@ -103,7 +139,9 @@ def _texts(listeners: list[tuple[PortMapping, socket.socket]]) -> str:
 
 
 def alive(entry: dict[str, Any] | None) -> bool:
-    return bool(entry) and process_alive(entry.get('pid'), entry.get('start'))  # type: ignore[union-attr]
+    """Is the proxy of a record's entry running? Never without its start time (a reused pid is not it)."""
+    return bool(entry) and entry.get('start') is not None and process_alive(  # type: ignore[union-attr]
+        entry.get('pid'), entry.get('start'))  # type: ignore[union-attr]
 
 
 def stop(entry: dict[str, Any] | None) -> None:
@@ -117,12 +155,13 @@ def stop(entry: dict[str, Any] | None) -> None:
 # -- the proxy process ------------------------------------------------------------------------------------
 
 def main(argv: list[str]) -> int:
-    """``--port-proxy WATCH_PID WATCH_START TARGET PROTO:FD:PORT...``: check, join conmon's cgroup, fork; the
-    parent prints the proxy's pid (the caller waits for it), the child serves until conmon ends."""
+    """``--port-proxy TARGET PROTO:FD:PORT...``, then ``WATCH_PID WATCH_START`` on stdin (conmon, once it runs;
+    nothing: the launch failed): check, join conmon's cgroup, fork; the parent prints the proxy's pid (the caller
+    waits for it), the child serves until conmon ends."""
     try:
-        watch_pid, watch_start, target = int(argv[0]), int(argv[1]), argv[2]
+        target = argv[0]
         listeners = []
-        for spec in argv[3:]:
+        for spec in argv[1:]:
             protocol, fd, port = spec.split(':')
             kind = socket.SOCK_STREAM if protocol == 'tcp' else socket.SOCK_DGRAM
             sock = socket.socket(fileno=int(fd))
@@ -138,23 +177,42 @@ def main(argv: list[str]) -> int:
     if not listeners:
         sys.stderr.write('%s: no port to serve\n' % VERB)
         return 2
+    try:
+        watch_pid, watch_start = (int(word) for word in sys.stdin.readline().split())
+    except ValueError:
+        return 1  # the launch failed: no conmon to live with
     stat = read_proc_stat(watch_pid)
     if stat is None or (watch_start and stat[1] != watch_start):
         sys.stderr.write('%s: conmon (pid %d) is gone\n' % (VERB, watch_pid))
         return 1
     watch = _pidfd(watch_pid)
     _join_cgroup_of(watch_pid)
+    ready_read, ready_write = os.pipe()
     child = os.fork()
     if child:
+        os.close(ready_write)
+        with os.fdopen(ready_read, 'rb') as ready:
+            said = ready.read()
+        if said != b'ready':
+            sys.stderr.write('%s: %s\n' % (VERB, said.decode('utf-8', 'replace') or 'the proxy ended at its start'))
+            return 1
         sys.stdout.write('%d\n' % child)
         sys.stdout.flush()
         return 0
+    os.close(ready_read)
     try:
         _detach_stdio()
         _drop_privileges()
-        Proxy(listeners, address[0], str(address[4][0]), watch, watch_pid, watch_start).serve()
+        proxy = Proxy(listeners, address[0], str(address[4][0]), watch, watch_pid, watch_start)
+    except Exception as exc:  # pylint: disable=broad-except  # said to the task that starts it
+        os.write(ready_write, ('%s: %s' % (type(exc).__name__, exc)).encode('utf-8', 'replace')[:1000])
+        os._exit(1)  # pylint: disable=protected-access  # the forked child never returns into the launcher
+    os.write(ready_write, b'ready')
+    os.close(ready_write)
+    try:
+        proxy.serve()
     finally:
-        os._exit(0)  # pylint: disable=protected-access  # the forked child never returns into the launcher
+        os._exit(0)  # pylint: disable=protected-access
 
 
 def _pidfd(pid: int) -> int | None:
@@ -197,23 +255,28 @@ def _detach_stdio() -> None:
 
 
 def _drop_privileges() -> None:
-    """nobody, no supplementary group, no capability (a uid change from root clears them), no_new_privs."""
+    """Its own uid and gid (PROXY_UID), no supplementary group, no capability (a uid change from root clears them),
+    no_new_privs; first the open-file limit raised to the hard one (connections need two descriptors each)."""
     import ctypes  # pylint: disable=import-outside-toplevel
-    import pwd  # pylint: disable=import-outside-toplevel
-    try:
-        entry = pwd.getpwnam('nobody')
-        uid, gid = entry.pw_uid, entry.pw_gid
-    except KeyError:
-        uid, gid = NOBODY, NOBODY
+    import resource  # pylint: disable=import-outside-toplevel
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     os.setgroups([])
-    os.setgid(gid)
-    os.setuid(uid)
-    if os.getuid() != uid or os.geteuid() != uid:
+    os.setgid(PROXY_UID)
+    os.setuid(PROXY_UID)
+    if os.getuid() != PROXY_UID or os.geteuid() != PROXY_UID or os.getegid() != PROXY_UID:
         raise OSError(errno.EPERM, 'still root after setuid')
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-    except (OSError, AttributeError):
-        pass
+    ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+
+
+def _limits() -> tuple[int, int]:
+    """(TCP connections, UDP clients) this process can hold open at once, from its open-file limit."""
+    import resource  # pylint: disable=import-outside-toplevel
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    spare = max(soft - FD_RESERVE, 8) if soft != resource.RLIM_INFINITY else TCP_CONNECTIONS * 2 + UDP_SESSIONS
+    udp = min(UDP_SESSIONS, spare // 4)
+    return max(min(TCP_CONNECTIONS, (spare - udp) // 2), 1), max(udp, 1)
 
 
 class _End(object):
@@ -247,6 +310,8 @@ class Proxy(object):
         self.watch, self.watch_pid, self.watch_start = watch, watch_pid, watch_start
         self.connections: set[_Connection] = set()
         self.sessions: dict[tuple[Any, ...], list[Any]] = {}  # client address -> [socket, listener, last used]
+        self.paused: list[tuple[socket.socket, int]] = []  # TCP listeners not watched while descriptors run out
+        self.max_connections, self.max_sessions = _limits()
         self.running = True
         for sock, protocol, port in listeners:
             sock.setblocking(False)
@@ -273,7 +338,7 @@ class Proxy(object):
             if now >= next_sweep:
                 next_sweep = now + POLL
                 self._sweep(now)
-                if self.watch is None and not process_alive(self.watch_pid, self.watch_start or None):
+                if self.watch is None and not _exists(self.watch_pid):
                     self.running = False
 
     # -- TCP ------------------------------------------------------------------------------------------------
@@ -281,13 +346,20 @@ class Proxy(object):
         for _attempt in range(64):
             try:
                 client, _address = listener.accept()
-            except OSError:
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._pause(listener, port)  # out of descriptors: the clients wait in the backlog meanwhile
                 return  # EAGAIN: no more; ECONNABORTED and the like: that client is gone
-            if len(self.connections) >= TCP_CONNECTIONS:
+            if len(self.connections) >= self.max_connections:
                 _reset(client)
                 continue
             client.setblocking(False)
-            upstream = socket.socket(self.family, socket.SOCK_STREAM)
+            try:
+                upstream = socket.socket(self.family, socket.SOCK_STREAM)
+            except OSError:
+                self._pause(listener, port)
+                _reset(client)
+                return
             upstream.setblocking(False)
             code = upstream.connect_ex((self.target, port))
             if code not in (0, errno.EINPROGRESS):
@@ -355,8 +427,19 @@ class Proxy(object):
                     self.selector.unregister(this.sock)
                 this.mask = mask
 
+    def _pause(self, listener: socket.socket, port: int) -> None:
+        if all(sock is not listener for sock, _port in self.paused):
+            self.selector.unregister(listener)
+            self.paused.append((listener, port))
+
+    def _resume(self) -> None:
+        while self.paused:  # descriptors may be free again (a connection closed, or a second went by)
+            listener, port = self.paused.pop()
+            self.selector.register(listener, selectors.EVENT_READ, ('accept', port))
+
     def _close(self, connection: _Connection, reset: bool = False) -> None:
         self.connections.discard(connection)
+        self._resume()
         for end in connection.ends:
             if end.mask:
                 self.selector.unregister(end.sock)
@@ -377,9 +460,12 @@ class Proxy(object):
             key = (listener.fileno(),) + tuple(address[:2])
             session = self.sessions.get(key)
             if session is None:
-                if len(self.sessions) >= UDP_SESSIONS:
+                if len(self.sessions) >= self.max_sessions:
                     self._forget(min(self.sessions, key=lambda item: self.sessions[item][2]))
-                upstream = socket.socket(self.family, socket.SOCK_DGRAM)
+                try:
+                    upstream = socket.socket(self.family, socket.SOCK_DGRAM)
+                except OSError:
+                    continue  # out of descriptors: this datagram is lost
                 upstream.setblocking(False)
                 try:
                     upstream.connect((self.target, port))
@@ -418,8 +504,21 @@ class Proxy(object):
         session[0].close()
 
     def _sweep(self, now: float) -> None:
+        self._resume()
         for key in [key for key, session in self.sessions.items() if now - session[2] > UDP_IDLE]:
             self._forget(key)
+
+
+def _exists(pid: int) -> bool:
+    """Does ``pid`` still exist (the watch without a pidfd)? A signal 0, which needs no descriptor (EMFILE) and no
+    view of /proc (hidepid): EPERM says it is there, another user's."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _reset(sock: socket.socket) -> None:
