@@ -166,3 +166,28 @@ def test_boot_starts_always_and_unless_stopped_containers_from_their_kept_spec(e
     assert env.inspect('test-boot-unless-stopped')['status'] == 'stopped'
     # And then a task finds them as it left them: nothing to do.
     assert env.run(**args(env, name='test-boot-always', restart_policy='always'))['changed'] is False
+
+
+def test_a_python_another_user_could_change_is_refused_for_a_restart_policy(env, tmp_path):
+    """Attack: a Python in a directory of uid 1000 (a virtualenv with its own copy of the interpreter) runs the task
+    as root; its owner could swap it before the exit command runs it as root. The task fails and makes nothing;
+    the same task without a restart policy (nothing runs after it) is fine."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    venv = tmp_path / 'uservenv'
+    subprocess.run([sys.executable, '-m', 'venv', '--copies', '--without-pip', str(venv)], check=True)
+    for directory, _dirs, files in os.walk(str(venv)):
+        os.chown(directory, 1000, 1000)
+        for name in files:
+            os.chown(os.path.join(directory, name), 1000, 1000, follow_symlinks=False)
+    python = str(venv / 'bin' / 'python3')
+    task = {'name': 'test-rs-py', 'rootfs': env.rootfs, 'command': ['sleep', '60'], 'stop_timeout': 0, 'network': 'none'}
+    results = env.playbook([{'name': 'policy', 'runcible.oci.container': dict(task, restart_policy='always'),
+                             'ignore_errors': True}], extra_args=['-e', 'ansible_python_interpreter=' + python])
+    assert results[0]['_status'] == 'failed', results
+    assert 'belongs to uid 1000' in results[0]['msg'] and 'ansible_python_interpreter' in results[0]['msg'], results
+    assert 'test-rs-py' not in env.engine.store.names() and not env.conmon_pids()
+    results = env.playbook([{'name': 'no policy', 'runcible.oci.container': dict(task)}],
+                           extra_args=['-e', 'ansible_python_interpreter=' + python])
+    assert results[0]['_status'] == 'ok' and results[0]['actions'] == ['created', 'started'], results
+    env.run(name='test-rs-py', state='absent')

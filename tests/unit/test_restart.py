@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import payload, restart
+from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
 
 
 @pytest.mark.parametrize('policy, retries, code, streak, expected', [
@@ -80,3 +81,26 @@ def test_the_boot_unit_is_removed_with_its_link(tmp_path):
     assert payload.remove_boot_unit('/var/lib/x', unit_dir=unit_dir) is True
     assert not os.path.exists(path) and os.listdir(os.path.join(unit_dir, 'multi-user.target.wants')) == []
     assert payload.remove_boot_unit('/var/lib/x', unit_dir=unit_dir) is False
+
+
+def test_the_python_that_runs_as_root_after_the_task_must_be_roots_alone(tmp_path, monkeypatch):
+    """The exit command, units and port proxy run this Python as root later: a copy its owner (uid 1000) or anyone
+    could change meanwhile is refused before anything is installed; root's own, 0755, passes."""
+    python = tmp_path / 'bin' / 'python3'
+    python.parent.mkdir()
+    python.write_bytes(b'')
+    assert payload.untrusted_path(str(python)) is None
+    os.chmod(str(python), 0o777)
+    assert payload.untrusted_path(str(python)) == '%s is writable by anyone' % python
+    os.chmod(str(python), 0o755)
+    os.chown(str(python.parent), 1000, 0)
+    assert payload.untrusted_path(str(python)) == '%s belongs to uid 1000' % python.parent
+    link = tmp_path / 'python-link'
+    os.symlink(str(python), str(link))
+    assert 'belongs to uid 1000' in payload.untrusted_path(str(link)), 'the link is followed to what runs'
+    monkeypatch.setattr(payload, '_trusted', [])
+    monkeypatch.setattr(payload.sys, 'executable', str(link))
+    root = tmp_path / 'store'
+    with pytest.raises(ValidationError, match='set ansible_python_interpreter to a Python that only root can change'):
+        payload.install(str(root))
+    assert not root.exists(), 'nothing installed'

@@ -39,6 +39,7 @@ from ansible_collections.runcible.oci.plugins.module_utils._runtime import resta
 sys.exit(restart.main(sys.argv[1:]))
 '''
 _cache: dict[str, str] = {}
+_trusted: list[bool] = []  # [True] once check_interpreter() passed in this process
 
 
 def sources() -> dict[str, bytes]:
@@ -94,8 +95,49 @@ def installed(root: str) -> bool:
     return False
 
 
+def untrusted_path(path: str) -> str | None:
+    """Why ``path`` (a program, a directory) is not safe for root to run later, or None: it and every directory
+    above it must be root's and writable by nobody else (a sticky directory excepted: others cannot replace
+    root's entries there)."""
+    import stat  # pylint: disable=import-outside-toplevel
+    current = os.path.realpath(path)
+    while True:
+        try:
+            info = os.stat(current)
+        except OSError as exc:
+            return 'cannot stat %s: %s' % (current, exc.strerror)
+        if info.st_uid != 0:
+            return '%s belongs to uid %d' % (current, info.st_uid)
+        sticky = stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky:
+            return '%s is writable by %s' % (current, 'its group' if not info.st_mode & stat.S_IWOTH else 'anyone')
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def check_interpreter() -> None:
+    """What conmon's exit command, the units and the port proxy run as root long after this task is this Python
+    (``sys.executable``) and its standard library: refuse them when a user other than root could change them
+    meanwhile (a Python built in a user's home, say). (Its site-packages are not checked: a virtualenv made by root
+    inside a user's directory would be refused, and so would this project's own test runs from a user's clone.)"""
+    if _trusted:
+        return
+    for path in (sys.executable, os.path.dirname(os.__file__)):
+        reason = untrusted_path(path)
+        if reason:
+            from .errors import ValidationError  # pylint: disable=import-outside-toplevel
+            raise ValidationError('this task\'s Python (%s) would run as root after the task (restart policy, systemd '
+                                  'unit, health timer or port proxy), but %s; set ansible_python_interpreter to a '
+                                  'Python that only root can change, such as /usr/bin/python3' % (sys.executable, reason))
+    _trusted.append(True)
+
+
 def install(root: str) -> str:
-    """-> the installed library's directory ``ROOT/lib/VERSION`` (made now when missing)."""
+    """-> the installed library's directory ``ROOT/lib/VERSION`` (made now when missing); the interpreter that will
+    run it checked first (check_interpreter)."""
+    check_interpreter()
     if root in _cache and os.path.isdir(_cache[root]):
         return _cache[root]
     files = sources()
