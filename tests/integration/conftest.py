@@ -275,13 +275,22 @@ def wait_for(predicate, timeout=10.0, interval=0.02):
 
 
 def read_log(path):
-    """Message lines of a k8s-file log (the 4th field on)."""
+    """Message lines of a k8s-file log (the 4th field on), a line conmon wrote in parts (tag P, partial, then F)
+    joined again: where conmon's reads split a line depends on timing."""
     try:
         with open(path, 'rb') as handle:
             lines = handle.read().decode('utf-8', 'replace').splitlines()
     except OSError:
         return []
-    return [line.split(' ', 3)[3] if line.count(' ') >= 3 else '' for line in lines]
+    messages, partial = [], ''
+    for line in lines:
+        fields = line.split(' ', 3) if line.count(' ') >= 3 else ['', '', 'F', '']
+        if fields[2] == 'P':
+            partial += fields[3]
+            continue
+        messages.append(partial + fields[3])
+        partial = ''
+    return messages + ([partial] if partial else [])
 
 
 __all__ = ['Env', 'is_mounted', 'wait_for', 'read_log']

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from .store import parse_iso, utc_iso
 
+KILL_WAIT = 10.0  # seconds a killed unhealthy container is given to be seen stopped
+
 if TYPE_CHECKING:
     from typing import Any
 
@@ -97,6 +99,9 @@ def act_on_failure(engine: Engine, record: Record, live: dict[str, Any]) -> str 
     action = record['config'].get('health_on_failure') or 'none'
     if action == 'kill':
         engine.runtime_for(record).kill(record['id'], signal.SIGKILL, all_processes=True)
+        # Said done once it is: the task's result (and the next task) see it stopped, its exit code written.
+        from .host import wait_until  # pylint: disable=import-outside-toplevel
+        wait_until(lambda: (engine.inspect(record['name'])[1] or {}).get('status') == 'stopped', KILL_WAIT)
         return 'killed (unhealthy)'
     if action == 'restart':
         stopped = engine.stop(record, live)
