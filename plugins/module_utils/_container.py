@@ -504,9 +504,8 @@ def _planned_live(status):
 
 
 def _proxy_needed(record):
-    """Was the proxy of the container's IPv6 loopback ports killed? (Only containers with IPv6 ports pay the look.)"""
-    if not record.get('network') or not any(str(item).startswith('[')
-                                            for item in record['config'].get('published_ports') or []):
+    """Was the proxy of the container's IPv6 loopback ports killed? (Only containers launched with one pay the look.)"""
+    if 'proxy' not in (record.get('network') or {}):
         return False
     from ._runtime.port_proxy import needed  # pylint: disable=import-outside-toplevel
     return needed(record)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import socket
@@ -19,7 +18,7 @@ from ansible_collections.runcible.oci.plugins.module_utils._runtime import bridg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime import network_registry as netreg
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.errors import ValidationError
 from conftest import wait_for
-from netfixtures import SERVE_LOOP, free_port, netenv  # pylint: disable=unused-import  # the fixture
+from netfixtures import SERVE_LOOP, free_port, http_get, netenv  # pylint: disable=unused-import  # the fixture
 from test_network_dns import aardvark_pids
 
 LOOP = "trap 'exit 0' TERM; while true; do sleep 0.1; done"
@@ -236,21 +235,10 @@ def _mac(interface):
 
 
 def _get6(address, port):
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    with contextlib.closing(sock):
-        sock.settimeout(2)
-        try:
-            sock.connect((address, port))
-            sock.sendall(b'GET /index.html HTTP/1.0\r\nHost: test\r\n\r\n')
-            data = b''
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            return None
-    return data.split(b'\r\n\r\n', 1)[-1]
+    try:
+        return http_get(address, port, socket.socket(socket.AF_INET6, socket.SOCK_STREAM), timeout=2)
+    except OSError:
+        return None
 
 
 def test_a_bridge_made_without_its_own_mac_is_repaired(netenv):

@@ -23,7 +23,7 @@ from ansible_collections.runcible.oci.plugins.module_utils._runtime import port_
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.host import process_alive
 from ansible_collections.runcible.oci.plugins.module_utils._runtime.netns import socket_in_netns
 from conftest import wait_for
-from netfixtures import free_port, netenv, run_ip, udp_echo  # pylint: disable=unused-import  # fixtures
+from netfixtures import free_port, http_get, netenv, run_ip, udp_ask, udp_echo  # pylint: disable=unused-import  # fixtures
 from test_network_attacks import ATTEMPT_TIMEOUT, reached, serve_tcp_and_udp
 
 pytestmark = pytest.mark.timeout(300)
@@ -31,28 +31,14 @@ pytestmark = pytest.mark.timeout(300)
 
 def get6(address, port, sock=None, timeout=ATTEMPT_TIMEOUT):
     """GET / over IPv6 (or through ``sock``) -> the body; raises OSError when it cannot connect or gets nothing."""
-    sock = sock or socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    with contextlib.closing(sock):
-        sock.settimeout(timeout)
-        sock.connect((address, port))
-        sock.sendall(b'GET /index.html HTTP/1.0\r\nHost: test\r\n\r\n')
-        data = b''
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    if not data:
+    body = http_get(address, port, sock or socket.socket(socket.AF_INET6, socket.SOCK_STREAM), timeout)
+    if not body:
         raise ConnectionError('no answer')
-    return data.split(b'\r\n\r\n', 1)[-1]
+    return body
 
 
 def ask6(address, port, message, timeout=ATTEMPT_TIMEOUT):
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    with contextlib.closing(sock):
-        sock.settimeout(timeout)
-        sock.sendto(message, (address, port))
-        return sock.recvfrom(2048)[0]
+    return udp_ask(address, port, message, socket.socket(socket.AF_INET6, socket.SOCK_DGRAM), timeout)
 
 
 def proxy_of(netenv, name):

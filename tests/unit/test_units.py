@@ -263,25 +263,14 @@ def test_a_units_command_waits_for_the_lock_unless_the_holder_handed_it_over(tmp
     os.close(holder)
 
 
-def test_a_handoff_of_a_dead_task_is_not_trusted(tmp_path):
+@pytest.mark.parametrize('handoff', ['999999999 1\n', '%d 0\n' % os.getpid()], ids=['dead task', 'no start time'])
+def test_a_handoff_of_a_dead_task_or_without_a_start_time_is_not_trusted(tmp_path, handoff):
+    """A dead task's pid, or a live pid alone (the pid may be another process's now: the file needs its start
+    time), proves nothing."""
     root = str(tmp_path)
     os.makedirs(os.path.join(root, 'locks'))
     with open(units.handoff_path(root, 'web'), 'w') as handle:
-        handle.write('999999999 1\n')
-    holder = os.open(os.path.join(root, 'locks', 'web.lock'), os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(holder, fcntl.LOCK_EX)
-    with pytest.raises(RuncibleError, match='timed out'):
-        with units.container_lock(root, 'web', timeout=0.2):
-            pass
-    os.close(holder)
-
-
-def test_a_handoff_without_a_start_time_is_not_trusted(tmp_path):
-    """A live pid alone proves nothing (the pid may be another process's now): the file needs its start time."""
-    root = str(tmp_path)
-    os.makedirs(os.path.join(root, 'locks'))
-    with open(units.handoff_path(root, 'web'), 'w') as handle:
-        handle.write('%d 0\n' % os.getpid())
+        handle.write(handoff)
     holder = os.open(os.path.join(root, 'locks', 'web.lock'), os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(holder, fcntl.LOCK_EX)
     with pytest.raises(RuncibleError, match='timed out'):

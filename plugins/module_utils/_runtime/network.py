@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import contextlib
+import copy
 import ipaddress
 import os
 import threading
@@ -83,15 +84,14 @@ class Attachment(object):
     what the task should say; the caller puts them where they belong.
     """
 
-    def __init__(self, record: RecordLike | None = None, sockets: Iterable[socket.socket] = (),
-                 worker: threading.Thread | None = None, undo_launch: Callable[[], Any] | None = None) -> None:
+    def __init__(self, record: RecordLike | None = None, undo_launch: Callable[[], Any] | None = None) -> None:
         self.record = record
-        self.sockets: list[tuple[PortMapping | None, socket.socket]] = [(None, sock) for sock in sockets]
+        self.sockets: list[tuple[PortMapping, socket.socket]] = []  # conmon's
         self.proxied: list[tuple[PortMapping, socket.socket]] = []
         self.target: str | None = None  # the container's address the proxy connects to
         self.proxy: port_proxy.Spawned | None = None  # spawned before conmon, told its pid after
         self.conmon: tuple[int, int | None] | None = None
-        self.worker = worker
+        self.worker: threading.Thread | None = None
         self.undo_launch = undo_launch
         self.error: BaseException | None = None
         self.entry: dict[str, Any] | None = None
@@ -165,11 +165,18 @@ class Attachment(object):
             detach(self.record)
 
 
-def firewall_has(network: dict[str, Any]) -> bool:
+def firewall_has(network: dict[str, Any], listed: list[str] | None = None) -> bool:
     """Does our nftables table hold every rule this version renders for ``network`` (a dict)? Not when it was
-    flushed, nor when an older version wrote it (without the loopback guard, say): it is rewritten then."""
-    listed = ports.listed_rules()
+    flushed, nor when an older version wrote it (without the loopback guard, say): it is rewritten then.
+    ``listed``: the tables' rules, when the caller listed them once for several networks."""
+    listed = ports.listed_rules() if listed is None else listed
     return all(any(comment in rule for rule in listed) for comment in ports.expected_comments(network))
+
+
+def firewall_has_all(networks: list[dict[str, Any]]) -> bool:
+    """firewall_has() of every network, with one listing of the tables."""
+    listed = ports.listed_rules()
+    return all(firewall_has(network, listed) for network in networks)
 
 
 def refresh_firewall(registry: NetworkRegistry) -> None:
@@ -239,7 +246,7 @@ def attach(record: RecordLike, root: str, bundle: str, restore: bool = False,
 
         def plumbing() -> None:
             try:
-                if firewall or not all(firewall_has(network) for network in networks):
+                if firewall or not firewall_has_all(networks):
                     refresh_firewall(registry)
                 plumb_all(links, container_id, record['name'], inside_socket)
             except BaseException as exc:  # handed to the caller by Attachment.wait()
@@ -312,7 +319,7 @@ def change_live(record: RecordLike, config: dict[str, Any], root: str, bundle: s
     made = False
     with registry.lock():
         previous = registry.load()
-        data = registry.load()
+        data = copy.deepcopy(previous)
         networks = []
         for item in new:
             network, created = _network_for(data, item['name'], Attachment())
@@ -343,7 +350,7 @@ def change_live(record: RecordLike, config: dict[str, Any], root: str, bundle: s
             # The detached veth pairs go before another task (waiting for this lock) can take their addresses.
             _unplumb(container_id, range(len(new), len(old)))
             dns.sync(data)  # names of the attached served, of the detached gone, aliases as they are now
-            if made or not all(firewall_has(network) for network in networks):
+            if made or not firewall_has_all(networks):
                 apply_firewall(data)
             write_etc_files(bundle, config, name, [(entry['ip_address'], entry['ipv6_address']) for entry in entries],
                             dns_servers=[network['gateway'] for network in networks if dns.enabled(network)],
